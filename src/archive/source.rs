@@ -1,0 +1,41 @@
+//! The one interface every archive access goes through: a ranged byte source.
+//!
+//! The zip layer never sees HTTP or files, only `read_at`. Today a source is either a
+//! local file (a blob already in the cache) or ranged HTTP reads of the blob; a block
+//! cache slots in behind the same trait without the archive layer noticing.
+
+use std::io;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+#[async_trait]
+pub trait ByteSource: Send + Sync {
+    /// Total length of the blob in bytes.
+    fn len(&self) -> u64;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reads `len` bytes at `offset`. Returns fewer bytes only when the range runs past the end.
+    /// Errors carry an `io::ErrorKind` that maps to the errno the user sees
+    /// (`NotFound` → ENOENT, `PermissionDenied` → EACCES, anything else → EIO).
+    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes>;
+}
+
+/// An in-memory source, for tests and for blobs small enough to hold whole.
+pub struct MemorySource(pub Bytes);
+
+#[async_trait]
+impl ByteSource for MemorySource {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+        let start = (offset.min(self.0.len() as u64)) as usize;
+        let end = start.saturating_add(len).min(self.0.len());
+        Ok(self.0.slice(start..end))
+    }
+}

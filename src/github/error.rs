@@ -1,0 +1,56 @@
+//! Errors of the GitHub layer (API and blob host) and the errno each one becomes.
+
+use std::io;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// 404, or a repository the token can't see.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// 410: the artifact expired.
+    #[error("gone (expired): {0}")]
+    Gone(String),
+    /// 401 bad credentials.
+    #[error("unauthorized (bad credentials): {0}")]
+    Unauthorized(String),
+    /// 403 that is not a rate limit, or a blob URL that stayed forbidden after a refresh.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Rate limited past the wait budget.
+    #[error("rate limited: {0}")]
+    RateLimited(String),
+    /// 5xx after retries.
+    #[error("server error {status}: {what}")]
+    Server { status: u16, what: String },
+    /// Connection failures, timeouts, truncated bodies after retries.
+    #[error("network: {0}")]
+    Network(String),
+    /// A response we could not understand (bad JSON, missing Location, ...).
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+impl ApiError {
+    /// The errno a user sees for this error (contract's table).
+    pub fn errno(&self) -> i32 {
+        match self {
+            ApiError::NotFound(_) | ApiError::Gone(_) => libc::ENOENT,
+            ApiError::Unauthorized(_) | ApiError::Forbidden(_) => libc::EACCES,
+            ApiError::RateLimited(_)
+            | ApiError::Server { .. }
+            | ApiError::Network(_)
+            | ApiError::Protocol(_) => libc::EIO,
+        }
+    }
+}
+
+impl From<ApiError> for io::Error {
+    fn from(e: ApiError) -> io::Error {
+        let kind = match e.errno() {
+            libc::ENOENT => io::ErrorKind::NotFound,
+            libc::EACCES => io::ErrorKind::PermissionDenied,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
+    }
+}

@@ -1,0 +1,11 @@
+//! artifactfs: GitHub Actions artifacts as a lazy, cached FUSE filesystem.
+//!
+//! Layers, each testable alone (see `docs/design.md`):
+//! - [`github`]: typed GitHub REST client (pagination, auth, redirects, retries) and blob reads.
+//! - [`archive`]: zip central directory and entry readers over any ranged byte source.
+//! - `cache`: the disk cache (blobs, extracted entries, remembered metadata).
+//! - `filesystem`: the contract's tree and semantics as plain async Rust (no FUSE types).
+//! - `fuse`: the thin fuser adapter.
+
+pub mod archive;
+pub mod github;

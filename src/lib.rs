@@ -8,4 +8,10 @@
 //! - `fuse`: the thin fuser adapter.
 
 pub mod archive;
+pub mod cache;
+pub mod demo;
+pub mod filesystem;
+pub mod fuse;
 pub mod github;
+pub mod github_remote;
+pub mod mount;

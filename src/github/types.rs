@@ -33,7 +33,10 @@ impl RepoRef {
 
     /// The key used to compare repositories (GitHub names are case-insensitive).
     pub fn key(&self) -> (String, String) {
-        (self.owner.to_ascii_lowercase(), self.name.to_ascii_lowercase())
+        (
+            self.owner.to_ascii_lowercase(),
+            self.name.to_ascii_lowercase(),
+        )
     }
 }
 
@@ -118,5 +121,7 @@ pub struct ArtifactList {
 pub enum ArtifactKind {
     Zip,
     /// A single unzipped file; `file_name` from `Content-Disposition` when the blob host gave one.
-    Raw { file_name: Option<String> },
+    Raw {
+        file_name: Option<String>,
+    },
 }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what artifactfs needs to mount and to run its tests (Debian/Ubuntu): fuse3
+# (fusermount3), attr (getfattr), unzip and curl for the tests. Idempotent and quiet when
+# everything is already there.
+set -euo pipefail
+need=()
+command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
+command -v getfattr >/dev/null 2>&1 || need+=(attr)
+command -v unzip >/dev/null 2>&1 || need+=(unzip)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${need[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ ! -e /dev/fuse ]; then
+  echo "warning: /dev/fuse is missing (modprobe fuse, or run the container with --device /dev/fuse)" >&2
+fi

@@ -1,0 +1,391 @@
+//! The disk cache: whole blobs, extracted zip entries and remembered metadata, under one
+//! directory (mode 0700, files 0600), bounded by `--cache-size` with least-recently-used
+//! eviction.
+//!
+//! Layout:
+//! ```text
+//! CACHE_DIR/
+//!   tmp/                         partial downloads (renamed into place when complete)
+//!   blobs/a{id}-{version}        a whole artifact blob (zip or raw file), digest-checked
+//!   entries/a{id}-{version}/{n}  zip entry n, inflated and CRC-checked
+//!   meta/kinds.json              artifact id → zip or raw (costs a 302 to learn; paid once)
+//! ```
+//! `version` is the digest's first 32 hex digits, or `s{size}-t{created_at}` when the
+//! artifact has no digest, so a re-uploaded artifact never hits stale bytes. Files are
+//! immutable once renamed into place; readers keep an open descriptor, so eviction (unlink)
+//! never disturbs a read in progress. Nothing secret is written here: no token, no URL.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use lru::LruCache;
+
+use crate::github::{Artifact, ArtifactKind};
+
+/// Identifies one version of one artifact's bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BlobKey {
+    pub id: u64,
+    pub version: String,
+}
+
+impl BlobKey {
+    pub fn for_artifact(a: &Artifact) -> BlobKey {
+        let version = match a.sha256_hex() {
+            Some(hex) => hex[..32].to_ascii_lowercase(),
+            None => {
+                let created: String = a
+                    .created_at
+                    .as_deref()
+                    .unwrap_or("")
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric())
+                    .collect();
+                format!("s{}-t{}", a.size_in_bytes, created)
+            }
+        };
+        BlobKey { id: a.id, version }
+    }
+
+    fn stem(&self) -> String {
+        format!("a{}-{}", self.id, self.version)
+    }
+}
+
+struct LruState {
+    /// Relative path → size in bytes. Most recently used at the front.
+    files: LruCache<PathBuf, u64>,
+    total: u64,
+}
+
+/// The on-disk cache. Cheap to share behind an `Arc`; the internal lock is never held
+/// across I/O other than `unlink` of evicted files.
+pub struct DiskCache {
+    root: PathBuf,
+    limit: u64,
+    state: Mutex<LruState>,
+    kinds: Mutex<HashMap<u64, ArtifactKind>>,
+    tmp_counter: AtomicU64,
+}
+
+fn mkdir_private(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+}
+
+impl DiskCache {
+    /// Opens (creating if needed) the cache at `root`, limited to `limit` bytes.
+    /// Leftover partial downloads are removed; existing files are accounted, oldest first.
+    pub fn open(root: &Path, limit: u64) -> io::Result<DiskCache> {
+        mkdir_private(root)?;
+        for sub in ["tmp", "blobs", "entries", "meta"] {
+            mkdir_private(&root.join(sub))?;
+        }
+        for e in fs::read_dir(root.join("tmp"))? {
+            let _ = fs::remove_file(e?.path());
+        }
+        let mut found = Vec::new();
+        for sub in ["blobs", "entries"] {
+            collect_files(root, &root.join(sub), &mut found)?;
+        }
+        // Oldest access first, so the most recent ends up at the LRU front.
+        found.sort_by_key(|(_, _, t)| *t);
+        let mut state = LruState {
+            files: LruCache::unbounded(),
+            total: 0,
+        };
+        for (rel, size, _) in found {
+            state.total += size;
+            state.files.put(rel, size);
+        }
+        let kinds = fs::read(root.join("meta/kinds.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<HashMap<u64, ArtifactKind>>(&b).ok())
+            .unwrap_or_default();
+        let cache = DiskCache {
+            root: root.to_path_buf(),
+            limit,
+            state: Mutex::new(state),
+            kinds: Mutex::new(kinds),
+            tmp_counter: AtomicU64::new(0),
+        };
+        cache.evict_to_limit();
+        Ok(cache)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Bytes currently held.
+    pub fn used(&self) -> u64 {
+        self.state.lock().unwrap().total
+    }
+
+    fn blob_rel(key: &BlobKey) -> PathBuf {
+        Path::new("blobs").join(key.stem())
+    }
+
+    fn entry_rel(key: &BlobKey, index: usize) -> PathBuf {
+        Path::new("entries")
+            .join(key.stem())
+            .join(index.to_string())
+    }
+
+    /// The cached whole blob, if present (and marks it used).
+    pub fn blob(&self, key: &BlobKey) -> Option<PathBuf> {
+        self.get(&Self::blob_rel(key))
+    }
+
+    /// The cached extracted entry, if present (and marks it used).
+    pub fn entry(&self, key: &BlobKey, index: usize) -> Option<PathBuf> {
+        self.get(&Self::entry_rel(key, index))
+    }
+
+    fn get(&self, rel: &Path) -> Option<PathBuf> {
+        let mut st = self.state.lock().unwrap();
+        if st.files.get(rel).is_some() {
+            let p = self.root.join(rel);
+            if p.exists() {
+                return Some(p);
+            }
+            // Removed behind our back: forget it.
+            if let Some(size) = st.files.pop(rel) {
+                st.total -= size;
+            }
+        }
+        None
+    }
+
+    /// A fresh temporary file (mode 0600) to download into.
+    pub fn temp_file(&self) -> io::Result<(PathBuf, fs::File)> {
+        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
+        let path = self
+            .root
+            .join("tmp")
+            .join(format!("{}-{}.part", std::process::id(), n));
+        let file = fs::OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)?;
+        Ok((path, file))
+    }
+
+    /// Moves a complete, verified temp file into place as the blob for `key`.
+    pub fn commit_blob(&self, key: &BlobKey, tmp: &Path) -> io::Result<PathBuf> {
+        self.commit(&Self::blob_rel(key), tmp)
+    }
+
+    /// Moves a complete, verified temp file into place as entry `index` of `key`.
+    pub fn commit_entry(&self, key: &BlobKey, index: usize, tmp: &Path) -> io::Result<PathBuf> {
+        let rel = Self::entry_rel(key, index);
+        mkdir_private(
+            &self
+                .root
+                .join(rel.parent().expect("entry path has a parent")),
+        )?;
+        self.commit(&rel, tmp)
+    }
+
+    fn commit(&self, rel: &Path, tmp: &Path) -> io::Result<PathBuf> {
+        let dest = self.root.join(rel);
+        let size = fs::metadata(tmp)?.len();
+        fs::rename(tmp, &dest)?;
+        {
+            let mut st = self.state.lock().unwrap();
+            if let Some(old) = st.files.put(rel.to_path_buf(), size) {
+                st.total -= old;
+            }
+            st.total += size;
+        }
+        self.evict_to_limit();
+        Ok(dest)
+    }
+
+    /// Drops everything cached for artifact `id` (all versions).
+    pub fn remove_artifact(&self, id: u64) {
+        let prefix = format!("a{id}-");
+        let victims: Vec<PathBuf> = {
+            let mut st = self.state.lock().unwrap();
+            let keys: Vec<PathBuf> = st
+                .files
+                .iter()
+                .map(|(k, _)| k.clone())
+                .filter(|k| {
+                    k.components()
+                        .nth(1)
+                        .is_some_and(|c| c.as_os_str().to_string_lossy().starts_with(&prefix))
+                })
+                .collect();
+            for k in &keys {
+                if let Some(size) = st.files.pop(k) {
+                    st.total -= size;
+                }
+            }
+            keys
+        };
+        for rel in victims {
+            let _ = fs::remove_file(self.root.join(&rel));
+            if let Some(parent) = rel.parent().filter(|p| p.starts_with("entries/")) {
+                let _ = fs::remove_dir(self.root.join(parent));
+            }
+        }
+        self.kinds.lock().unwrap().remove(&id);
+    }
+
+    fn evict_to_limit(&self) {
+        loop {
+            let victim = {
+                let mut st = self.state.lock().unwrap();
+                if st.total <= self.limit {
+                    return;
+                }
+                match st.files.pop_lru() {
+                    Some((rel, size)) => {
+                        st.total -= size;
+                        rel
+                    }
+                    None => return,
+                }
+            };
+            tracing::debug!(file = %victim.display(), "cache: evicting");
+            let _ = fs::remove_file(self.root.join(victim));
+        }
+    }
+
+    /// The remembered kind of artifact `id`.
+    pub fn kind(&self, id: u64) -> Option<ArtifactKind> {
+        self.kinds.lock().unwrap().get(&id).cloned()
+    }
+
+    /// Remembers (and persists) the kind of artifact `id`.
+    pub fn set_kind(&self, id: u64, kind: ArtifactKind) {
+        let snapshot = {
+            let mut kinds = self.kinds.lock().unwrap();
+            if kinds.get(&id) == Some(&kind) {
+                return;
+            }
+            kinds.insert(id, kind);
+            serde_json::to_vec(&*kinds).unwrap_or_default()
+        };
+        if let Err(e) = self.write_meta("kinds.json", &snapshot) {
+            tracing::warn!("cache: could not persist artifact kinds: {e}");
+        }
+    }
+
+    fn write_meta(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        let (tmp, mut f) = self.temp_file()?;
+        f.write_all(bytes)?;
+        drop(f);
+        fs::rename(tmp, self.root.join("meta").join(name))
+    }
+}
+
+fn collect_files(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<(PathBuf, u64, std::time::SystemTime)>,
+) -> io::Result<()> {
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let md = e.metadata()?;
+        if md.is_dir() {
+            collect_files(root, &e.path(), out)?;
+        } else if md.is_file() {
+            let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
+            let t = md
+                .accessed()
+                .or_else(|_| md.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            out.push((rel, md.len(), t));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn put(cache: &DiskCache, key: &BlobKey, bytes: usize) -> PathBuf {
+        let (tmp, mut f) = cache.temp_file().unwrap();
+        f.write_all(&vec![7u8; bytes]).unwrap();
+        cache.commit_blob(key, &tmp).unwrap()
+    }
+
+    fn key(id: u64) -> BlobKey {
+        BlobKey {
+            id,
+            version: "v".into(),
+        }
+    }
+
+    #[test]
+    fn dirs_are_private_and_files_0600() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("c");
+        let cache = DiskCache::open(&root, 1 << 20).unwrap();
+        let p = put(&cache, &key(1), 10);
+        assert_eq!(
+            fs::metadata(&root).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn evicts_least_recently_used_past_limit() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open(d.path(), 250).unwrap();
+        put(&cache, &key(1), 100);
+        put(&cache, &key(2), 100);
+        assert!(cache.blob(&key(1)).is_some()); // 1 is now most recent
+        put(&cache, &key(3), 100);
+        assert!(cache.blob(&key(2)).is_none(), "2 was least recently used");
+        assert!(cache.blob(&key(1)).is_some());
+        assert!(cache.blob(&key(3)).is_some());
+        assert!(cache.used() <= 250);
+    }
+
+    #[test]
+    fn survives_reopen_and_remove_artifact() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let cache = DiskCache::open(d.path(), 1 << 20).unwrap();
+            put(&cache, &key(5), 10);
+            let (tmp, mut f) = cache.temp_file().unwrap();
+            f.write_all(b"x").unwrap();
+            cache.commit_entry(&key(5), 3, &tmp).unwrap();
+            cache.set_kind(5, ArtifactKind::Zip);
+        }
+        let cache = DiskCache::open(d.path(), 1 << 20).unwrap();
+        assert!(cache.blob(&key(5)).is_some());
+        assert!(cache.entry(&key(5), 3).is_some());
+        assert_eq!(cache.kind(5), Some(ArtifactKind::Zip));
+        assert_eq!(cache.used(), 11);
+        cache.remove_artifact(5);
+        assert!(cache.blob(&key(5)).is_none());
+        assert!(cache.entry(&key(5), 3).is_none());
+        assert_eq!(cache.kind(5), None);
+        assert_eq!(cache.used(), 0);
+    }
+}

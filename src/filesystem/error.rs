@@ -1,0 +1,68 @@
+//! The core's error type: every failure becomes one errno (the contract's table) plus a
+//! message for the log.
+
+use crate::archive::ArchiveError;
+use crate::github::ApiError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("read-only: {0}")]
+    ReadOnly(&'static str),
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("not a directory")]
+    NotDir,
+    #[error("is a directory")]
+    IsDir,
+    #[error("no such attribute")]
+    NoAttr,
+    #[error("bad file handle")]
+    BadHandle,
+    #[error("GitHub: {0}")]
+    Api(#[from] ApiError),
+    #[error("archive: {0}")]
+    Archive(#[from] ArchiveError),
+    #[error("integrity: {0}")]
+    Integrity(String),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl FsError {
+    pub fn errno(&self) -> i32 {
+        match self {
+            FsError::NotFound => libc::ENOENT,
+            FsError::ReadOnly(_) => libc::EROFS,
+            FsError::NotEmpty => libc::ENOTEMPTY,
+            FsError::NotDir => libc::ENOTDIR,
+            FsError::IsDir => libc::EISDIR,
+            FsError::NoAttr => libc::ENODATA,
+            FsError::BadHandle => libc::EBADF,
+            FsError::Api(e) => e.errno(),
+            FsError::Archive(e) => e.errno(),
+            FsError::Integrity(_) => libc::EIO,
+            FsError::Io(e) => match e.kind() {
+                std::io::ErrorKind::NotFound => libc::ENOENT,
+                std::io::ErrorKind::PermissionDenied => libc::EACCES,
+                _ => e.raw_os_error().unwrap_or(libc::EIO),
+            },
+        }
+    }
+
+    /// Errors a user causes in the ordinary course (not worth a warning in the log).
+    pub fn is_ordinary(&self) -> bool {
+        matches!(
+            self,
+            FsError::NotFound
+                | FsError::ReadOnly(_)
+                | FsError::NotEmpty
+                | FsError::NotDir
+                | FsError::IsDir
+                | FsError::NoAttr
+        )
+    }
+}
+
+pub type FsResult<T> = Result<T, FsError>;

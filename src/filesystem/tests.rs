@@ -1,0 +1,495 @@
+//! Core tests against an in-memory remote: the contract's tree, reading and deleting, with
+//! no FUSE and no HTTP.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use fake_github::zipgen::{EntryOptions, Method, ZipBuilder};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::*;
+use crate::archive::ByteSource;
+use crate::github::WorkflowRun;
+
+struct MemArtifact {
+    repo: (String, String),
+    artifact: Artifact,
+    body: Bytes,
+    kind: ArtifactKind,
+}
+
+#[derive(Default)]
+struct MemoryRemote {
+    arts: Mutex<Vec<MemArtifact>>,
+    list_calls: AtomicU64,
+    kind_calls: AtomicU64,
+    deletes: AtomicU64,
+    blob_bytes: Arc<AtomicU64>,
+    delete_error: Mutex<Option<ApiError>>,
+}
+
+struct MemBlob {
+    body: Bytes,
+    served: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl ByteSource for MemBlob {
+    fn len(&self) -> u64 {
+        self.body.len() as u64
+    }
+    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+        let start = (offset as usize).min(self.body.len());
+        let end = (start + len).min(self.body.len());
+        self.served
+            .fetch_add((end - start) as u64, Ordering::SeqCst);
+        Ok(self.body.slice(start..end))
+    }
+}
+
+#[async_trait]
+impl Blob for MemBlob {
+    async fn download_to(&self, out: &mut tokio::fs::File) -> io::Result<(u64, String)> {
+        out.write_all(&self.body).await?;
+        out.flush().await?;
+        self.served
+            .fetch_add(self.body.len() as u64, Ordering::SeqCst);
+        Ok((
+            self.body.len() as u64,
+            hex::encode(Sha256::digest(&self.body)),
+        ))
+    }
+}
+
+#[async_trait]
+impl Remote for MemoryRemote {
+    async fn list_artifacts(&self, repo: &RepoRef) -> Result<Vec<Artifact>, ApiError> {
+        self.list_calls.fetch_add(1, Ordering::SeqCst);
+        let arts = self.arts.lock().unwrap();
+        let key = repo.key();
+        let v: Vec<Artifact> = arts
+            .iter()
+            .filter(|a| a.repo == key)
+            .map(|a| a.artifact.clone())
+            .collect();
+        if v.is_empty() && key.1 != "empty" {
+            return Err(ApiError::NotFound(repo.to_string()));
+        }
+        Ok(v)
+    }
+
+    async fn delete_artifact(&self, _repo: &RepoRef, id: u64) -> Result<(), ApiError> {
+        self.deletes.fetch_add(1, Ordering::SeqCst);
+        if let Some(e) = self.delete_error.lock().unwrap().clone() {
+            return Err(e);
+        }
+        self.arts.lock().unwrap().retain(|a| a.artifact.id != id);
+        Ok(())
+    }
+
+    async fn artifact_kind(&self, _repo: &RepoRef, id: u64) -> Result<ArtifactKind, ApiError> {
+        self.kind_calls.fetch_add(1, Ordering::SeqCst);
+        let arts = self.arts.lock().unwrap();
+        arts.iter()
+            .find(|a| a.artifact.id == id)
+            .map(|a| a.kind.clone())
+            .ok_or_else(|| ApiError::NotFound(id.to_string()))
+    }
+
+    fn blob(&self, _repo: &RepoRef, artifact: &Artifact) -> Arc<dyn Blob> {
+        let arts = self.arts.lock().unwrap();
+        let body = arts
+            .iter()
+            .find(|a| a.artifact.id == artifact.id)
+            .map(|a| a.body.clone())
+            .unwrap_or_default();
+        Arc::new(MemBlob {
+            body,
+            served: self.blob_bytes.clone(),
+        })
+    }
+}
+
+impl MemoryRemote {
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &self,
+        id: u64,
+        name: &str,
+        run: u64,
+        branch: &str,
+        day: u32,
+        body: Vec<u8>,
+        kind: ArtifactKind,
+    ) {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+        self.arts.lock().unwrap().push(MemArtifact {
+            repo: ("octo".into(), "hello".into()),
+            artifact: Artifact {
+                id,
+                node_id: None,
+                name: name.into(),
+                size_in_bytes: body.len() as u64,
+                url: None,
+                archive_download_url: None,
+                expired: false,
+                created_at: Some(format!("2024-01-{day:02}T00:00:00Z")),
+                expires_at: Some("2024-04-01T00:00:00Z".into()),
+                updated_at: None,
+                digest: Some(digest),
+                workflow_run: Some(WorkflowRun {
+                    id: Some(run),
+                    head_branch: Some(branch.into()),
+                    head_sha: Some("abc".into()),
+                    ..Default::default()
+                }),
+            },
+            body: Bytes::from(body),
+            kind,
+        });
+    }
+}
+
+fn sample_zip() -> Vec<u8> {
+    let mut z = ZipBuilder::new();
+    z.add("logs/unit/a.log", b"unit test log\n");
+    z.add_with(
+        "bin/tool.sh",
+        b"#!/bin/sh\necho hi\n",
+        EntryOptions {
+            unix_mode: Some(0o100755),
+            method: Method::Stored,
+            ..Default::default()
+        },
+    );
+    z.add("report.txt", b"all good\n");
+    z.add("empty.txt", b"");
+    z.finish()
+}
+
+fn big_zip() -> Vec<u8> {
+    // > 1 MiB, so the central directory is read by ranged reads, not a whole download.
+    let mut z = ZipBuilder::new();
+    let mut seed = 7u64;
+    let noise: Vec<u8> = (0..3 << 20)
+        .map(|_| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 56) as u8
+        })
+        .collect();
+    z.add_with(
+        "noise.bin",
+        &noise,
+        EntryOptions {
+            method: Method::Stored,
+            ..Default::default()
+        },
+    );
+    z.add("small.txt", b"small file\n");
+    z.finish()
+}
+
+struct Fixture {
+    fs: ArtifactFs,
+    remote: Arc<MemoryRemote>,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture(read_only: bool) -> Fixture {
+    let remote = Arc::new(MemoryRemote::default());
+    remote.add(1, "logs", 100, "main", 1, sample_zip(), ArtifactKind::Zip);
+    remote.add(
+        2,
+        "logs",
+        101,
+        "feature/x",
+        2,
+        sample_zip(),
+        ArtifactKind::Zip,
+    );
+    remote.add(
+        3,
+        "notes",
+        101,
+        "feature/x",
+        3,
+        b"raw notes\n".to_vec(),
+        ArtifactKind::Raw {
+            file_name: Some("notes.txt".into()),
+        },
+    );
+    remote.add(4, "big", 102, "main", 4, big_zip(), ArtifactKind::Zip);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(DiskCache::open(&dir.path().join("cache"), 1 << 30).unwrap());
+    let fs = ArtifactFs::new(
+        remote.clone(),
+        cache,
+        FsConfig {
+            repos: vec![RepoRef::new("octo", "hello")],
+            metadata_ttl: Duration::from_secs(60),
+            read_only,
+        },
+    );
+    Fixture {
+        fs,
+        remote,
+        _dir: dir,
+    }
+}
+
+async fn resolve(fs: &ArtifactFs, path: &str) -> FsResult<Attr> {
+    let mut attr = fs.getattr(ROOT_INO).await?;
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        attr = fs.lookup(attr.ino, part).await?;
+    }
+    Ok(attr)
+}
+
+async fn names(fs: &ArtifactFs, path: &str) -> Vec<String> {
+    let a = resolve(fs, path).await.unwrap();
+    fs.readdir(a.ino)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect()
+}
+
+async fn read_all(fs: &ArtifactFs, path: &str) -> FsResult<Vec<u8>> {
+    let a = resolve(fs, path).await?;
+    let fh = fs.open(a.ino).await?;
+    let mut out = Vec::new();
+    loop {
+        let chunk = fs.read(fh, out.len() as u64, 4096).await?;
+        if chunk.is_empty() {
+            break;
+        }
+        out.extend_from_slice(&chunk);
+    }
+    fs.release(fh);
+    Ok(out)
+}
+
+#[tokio::test]
+async fn tree_has_runs_latest_and_branches() {
+    let f = fixture(false);
+    assert_eq!(names(&f.fs, "").await, vec!["octo"]);
+    assert_eq!(names(&f.fs, "octo").await, vec!["hello"]);
+    assert_eq!(
+        names(&f.fs, "octo/hello").await,
+        vec!["branches", "latest", "runs"]
+    );
+    assert_eq!(
+        names(&f.fs, "octo/hello/runs").await,
+        vec!["100", "101", "102"]
+    );
+    assert_eq!(
+        names(&f.fs, "octo/hello/runs/101").await,
+        vec!["logs", "logs.zip", "notes"]
+    );
+    assert_eq!(
+        names(&f.fs, "octo/hello/runs/100/logs").await,
+        vec!["bin", "empty.txt", "logs", "report.txt"]
+    );
+    assert_eq!(
+        names(&f.fs, "octo/hello/latest").await,
+        vec!["big", "logs", "notes"]
+    );
+    let link = resolve(&f.fs, "octo/hello/latest/logs").await.unwrap();
+    assert_eq!(link.kind, FileKind::Symlink);
+    assert_eq!(f.fs.readlink(link.ino).await.unwrap(), "../runs/101/logs");
+    assert_eq!(
+        names(&f.fs, "octo/hello/branches").await,
+        vec!["feature%2Fx", "main"]
+    );
+    let b = resolve(&f.fs, "octo/hello/branches/main/logs")
+        .await
+        .unwrap();
+    assert_eq!(f.fs.readlink(b.ino).await.unwrap(), "../../runs/100/logs");
+    // Case-insensitive owner/repo, same inode.
+    let a1 = resolve(&f.fs, "octo/hello/runs").await.unwrap();
+    let a2 = resolve(&f.fs, "OCTO/Hello/runs").await.unwrap();
+    assert_eq!(a1.ino, a2.ino);
+    // Listing was fetched once; no blob bytes were needed for any of this except the small
+    // archives' central directories.
+    assert_eq!(f.remote.list_calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn attributes_are_real() {
+    let f = fixture(false);
+    let zip = resolve(&f.fs, "octo/hello/runs/100/logs.zip")
+        .await
+        .unwrap();
+    assert_eq!(zip.size, sample_zip().len() as u64);
+    assert_eq!(zip.perm, 0o444);
+    let tool = resolve(&f.fs, "octo/hello/runs/100/logs/bin/tool.sh")
+        .await
+        .unwrap();
+    assert_eq!(tool.perm, 0o555);
+    assert_eq!(tool.size, 18);
+    let run = resolve(&f.fs, "octo/hello/runs/101").await.unwrap();
+    assert_eq!(
+        run.mtime,
+        listing::parse_time(Some("2024-01-03T00:00:00Z")).unwrap()
+    );
+    let xattrs = f.fs.xattrs(zip.ino).await.unwrap();
+    assert!(xattrs.contains(&("user.artifact.id".into(), "1".into())));
+    assert!(xattrs.contains(&("user.artifact.head_branch".into(), "main".into())));
+}
+
+#[tokio::test]
+async fn reads_return_the_bytes() {
+    let f = fixture(false);
+    assert_eq!(
+        read_all(&f.fs, "octo/hello/runs/100/logs/logs/unit/a.log")
+            .await
+            .unwrap(),
+        b"unit test log\n"
+    );
+    assert_eq!(
+        read_all(&f.fs, "octo/hello/runs/100/logs/empty.txt")
+            .await
+            .unwrap(),
+        b""
+    );
+    assert_eq!(
+        read_all(&f.fs, "octo/hello/runs/100/logs.zip")
+            .await
+            .unwrap(),
+        sample_zip()
+    );
+    assert_eq!(
+        read_all(&f.fs, "octo/hello/runs/101/notes").await.unwrap(),
+        b"raw notes\n"
+    );
+}
+
+#[tokio::test]
+async fn listing_a_big_archive_reads_only_its_central_directory() {
+    let f = fixture(false);
+    assert_eq!(
+        names(&f.fs, "octo/hello/runs/102/big").await,
+        vec!["noise.bin", "small.txt"]
+    );
+    let served = f.remote.blob_bytes.load(Ordering::SeqCst);
+    assert!(served < 128 * 1024, "served {served} bytes for ls");
+    assert_eq!(
+        read_all(&f.fs, "octo/hello/runs/102/big/small.txt")
+            .await
+            .unwrap(),
+        b"small file\n"
+    );
+    let served = f.remote.blob_bytes.load(Ordering::SeqCst);
+    assert!(
+        served < 256 * 1024,
+        "served {served} bytes for one small file"
+    );
+}
+
+#[tokio::test]
+async fn delete_paths() {
+    let f = fixture(false);
+    let run = resolve(&f.fs, "octo/hello/runs/101").await.unwrap();
+    let logs = resolve(&f.fs, "octo/hello/runs/101/logs").await.unwrap();
+    // A file inside an artifact can't be removed alone.
+    assert_eq!(
+        f.fs.unlink(logs.ino, "report.txt")
+            .await
+            .unwrap_err()
+            .errno(),
+        libc::EROFS
+    );
+    assert_eq!(f.remote.deletes.load(Ordering::SeqCst), 0);
+    // rmdir of a run with artifacts.
+    let runs = resolve(&f.fs, "octo/hello/runs").await.unwrap();
+    assert_eq!(
+        f.fs.rmdir(runs.ino, "101").await.unwrap_err().errno(),
+        libc::ENOTEMPTY
+    );
+    // rm NAME.zip deletes the artifact, once.
+    let stale = f.fs.unlink(run.ino, "logs.zip").await.unwrap();
+    assert_eq!(f.remote.deletes.load(Ordering::SeqCst), 1);
+    assert!(stale.iter().any(|i| i.name == "logs"));
+    assert_eq!(names(&f.fs, "octo/hello/runs/101").await, vec!["notes"]);
+    assert_eq!(
+        resolve(&f.fs, "octo/hello/runs/101/logs")
+            .await
+            .unwrap_err()
+            .errno(),
+        libc::ENOENT
+    );
+    // latest/logs now points at the older one.
+    let link = resolve(&f.fs, "octo/hello/latest/logs").await.unwrap();
+    assert_eq!(f.fs.readlink(link.ino).await.unwrap(), "../runs/100/logs");
+    // rmdir NAME deletes too; rm of an unzipped artifact.
+    let run100 = resolve(&f.fs, "octo/hello/runs/100").await.unwrap();
+    f.fs.rmdir(run100.ino, "logs").await.unwrap();
+    f.fs.unlink(run.ino, "notes").await.unwrap();
+    assert_eq!(f.remote.deletes.load(Ordering::SeqCst), 3);
+    assert_eq!(names(&f.fs, "octo/hello/runs").await, vec!["102"]);
+}
+
+#[tokio::test]
+async fn refused_deletes_send_nothing_or_keep_the_artifact() {
+    let f = fixture(true);
+    let run = resolve(&f.fs, "octo/hello/runs/101").await.unwrap();
+    assert_eq!(
+        f.fs.unlink(run.ino, "logs.zip").await.unwrap_err().errno(),
+        libc::EROFS
+    );
+    assert_eq!(
+        f.fs.rmdir(run.ino, "logs").await.unwrap_err().errno(),
+        libc::EROFS
+    );
+    assert_eq!(f.remote.deletes.load(Ordering::SeqCst), 0);
+
+    let f = fixture(false);
+    *f.remote.delete_error.lock().unwrap() = Some(ApiError::Forbidden("no".into()));
+    let run = resolve(&f.fs, "octo/hello/runs/101").await.unwrap();
+    assert_eq!(
+        f.fs.unlink(run.ino, "logs.zip").await.unwrap_err().errno(),
+        libc::EACCES
+    );
+    assert_eq!(
+        names(&f.fs, "octo/hello/runs/101").await,
+        vec!["logs", "logs.zip", "notes"]
+    );
+}
+
+#[tokio::test]
+async fn corrupt_download_is_eio_and_not_cached() {
+    let f = fixture(false);
+    {
+        let mut arts = f.remote.arts.lock().unwrap();
+        let a = arts.iter_mut().find(|a| a.artifact.id == 3).unwrap();
+        a.body = Bytes::from_static(b"tampered!\n");
+    }
+    let err = read_all(&f.fs, "octo/hello/runs/101/notes")
+        .await
+        .unwrap_err();
+    assert_eq!(err.errno(), libc::EIO);
+    assert_eq!(f.fs.cache().used(), 0, "bad bytes are not kept");
+}
+
+#[tokio::test]
+async fn repos_by_path() {
+    let f = fixture(false);
+    let root = f.fs.getattr(ROOT_INO).await.unwrap();
+    let other = f.fs.lookup(root.ino, "someone").await.unwrap();
+    assert_eq!(
+        f.fs.lookup(other.ino, "missing").await.unwrap_err().errno(),
+        libc::ENOENT
+    );
+    assert_eq!(
+        f.fs.lookup(root.ino, ".git").await.unwrap_err().errno(),
+        libc::ENOENT
+    );
+}

@@ -1,0 +1,512 @@
+//! The thin FUSE adapter: each kernel request is handed to the tokio runtime and answered
+//! from the task (fuser's `Reply*` objects are `Send + 'static`), so no FUSE thread ever
+//! waits on the network. Everything else lives in [`crate::filesystem`]. A task that fails
+//! answers with the error's errno and logs it; a task that panics drops its reply, which
+//! fuser turns into EIO, and the mount stays up.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
+
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, KernelConfig, LockOwner, Notifier, OpenAccMode, OpenFlags, ReplyAttr, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+};
+
+use crate::filesystem::{ArtifactFs, Attr, DirEntry, FileKind, FsError, Invalidation};
+
+/// Who owns every file (the mounting user unless `--uid/--gid` say otherwise).
+#[derive(Clone, Copy, Debug)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub struct FuseAdapter {
+    fs: Arc<ArtifactFs>,
+    rt: tokio::runtime::Handle,
+    owner: Owner,
+    dirs: Arc<Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>>,
+    next_dir: AtomicU64,
+    notifier: Arc<OnceLock<Notifier>>,
+}
+
+fn errno(e: &FsError) -> Errno {
+    Errno::from_i32(e.errno())
+}
+
+fn log_error(op: &str, what: &dyn std::fmt::Display, e: &FsError) {
+    if e.is_ordinary() {
+        tracing::debug!("{op} {what}: {e} (errno {})", e.errno());
+    } else {
+        tracing::warn!("{op} {what}: {e} (errno {})", e.errno());
+    }
+}
+
+fn file_attr(owner: Owner, a: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size: a.size,
+        blocks: a.size.div_ceil(512),
+        atime: a.mtime,
+        mtime: a.mtime,
+        ctime: a.mtime,
+        crtime: a.mtime,
+        kind: file_type(a.kind),
+        perm: a.perm,
+        nlink: if a.kind == FileKind::Dir { 2 } else { 1 },
+        uid: owner.uid,
+        gid: owner.gid,
+        rdev: 0,
+        blksize: 4096,
+        flags: 0,
+    }
+}
+
+fn file_type(k: FileKind) -> FileType {
+    match k {
+        FileKind::Dir => FileType::Directory,
+        FileKind::File => FileType::RegularFile,
+        FileKind::Symlink => FileType::Symlink,
+    }
+}
+
+impl FuseAdapter {
+    pub fn new(
+        fs: Arc<ArtifactFs>,
+        rt: tokio::runtime::Handle,
+        owner: Owner,
+        notifier: Arc<OnceLock<Notifier>>,
+    ) -> Self {
+        FuseAdapter {
+            fs,
+            rt,
+            owner,
+            dirs: Arc::new(Mutex::new(HashMap::new())),
+            next_dir: AtomicU64::new(1),
+            notifier,
+        }
+    }
+
+    fn spawn<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.rt.spawn(fut);
+    }
+}
+
+/// After a delete: tell the kernel the names that went with it (after the reply, since
+/// the kernel holds the parent directory's lock until then).
+fn invalidate(notifier: &OnceLock<Notifier>, stale: Vec<Invalidation>) {
+    let Some(n) = notifier.get() else {
+        return;
+    };
+    for inv in stale {
+        if let Err(e) = n.inval_entry(INodeNo(inv.parent), OsStr::new(&inv.name)) {
+            tracing::debug!("inval_entry {}: {e}", inv.name);
+        }
+    }
+}
+
+fn name_str(name: &OsStr) -> Option<String> {
+    name.to_str().map(str::to_string)
+}
+
+impl Filesystem for FuseAdapter {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_readahead(1 << 20);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let Some(name) = name_str(name) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let fs = self.fs.clone();
+        let owner = self.owner;
+        self.spawn(async move {
+            match fs.lookup(parent.0, &name).await {
+                Ok(a) => reply.entry(&a.ttl, &file_attr(owner, &a), Generation(0)),
+                Err(e) => {
+                    log_error("lookup", &name, &e);
+                    reply.error(errno(&e))
+                }
+            }
+        });
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let fs = self.fs.clone();
+        let owner = self.owner;
+        self.spawn(async move {
+            match fs.getattr(ino.0).await {
+                Ok(a) => reply.attr(&a.ttl, &file_attr(owner, &a)),
+                Err(e) => {
+                    log_error("getattr", &ino.0, &e);
+                    reply.error(errno(&e))
+                }
+            }
+        });
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.readlink(ino.0).await {
+                Ok(t) => reply.data(t.as_bytes()),
+                Err(e) => {
+                    log_error("readlink", &ino.0, &e);
+                    reply.error(errno(&e))
+                }
+            }
+        });
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.acc_mode() != OpenAccMode::O_RDONLY {
+            return reply.error(Errno::EROFS);
+        }
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.open(ino.0).await {
+                // Artifact bytes never change under one inode: let the page cache keep them.
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+                Err(e) => {
+                    log_error("open", &ino.0, &e);
+                    reply.error(errno(&e))
+                }
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.read(fh.0, offset, size).await {
+                Ok(data) => reply.data(&data),
+                Err(e) => {
+                    log_error("read", &ino.0, &e);
+                    reply.error(errno(&e))
+                }
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.release(fh.0);
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let fs = self.fs.clone();
+        let dirs = self.dirs.clone();
+        let fh = self.next_dir.fetch_add(1, Ordering::Relaxed);
+        self.spawn(async move {
+            match fs.readdir(ino.0).await {
+                Ok(mut entries) => {
+                    // Snapshot the listing: the kernel repeats offsets, so index into it.
+                    let parent = fs.parent_of(ino.0);
+                    entries.insert(
+                        0,
+                        DirEntry {
+                            ino: parent,
+                            name: "..".into(),
+                            kind: FileKind::Dir,
+                        },
+                    );
+                    entries.insert(
+                        0,
+                        DirEntry {
+                            ino: ino.0,
+                            name: ".".into(),
+                            kind: FileKind::Dir,
+                        },
+                    );
+                    dirs.lock().unwrap().insert(fh, Arc::new(entries));
+                    reply.opened(FileHandle(fh), FopenFlags::empty())
+                }
+                Err(e) => {
+                    log_error("opendir", &ino.0, &e);
+                    reply.error(errno(&e))
+                }
+            }
+        });
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Some(entries) = self.dirs.lock().unwrap().get(&fh.0).cloned() else {
+            return reply.error(Errno::EBADF);
+        };
+        for (i, e) in entries.iter().enumerate().skip(offset as usize) {
+            // The offset given is that of the *next* entry.
+            if reply.add(INodeNo(e.ino), i as u64 + 1, file_type(e.kind), &e.name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.dirs.lock().unwrap().remove(&fh.0);
+        reply.ok();
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove(parent, name, reply, false);
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove(parent, name, reply, true);
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let cache = self.fs.cache();
+        let bsize = 4096u64;
+        let blocks = cache.limit() / bsize;
+        let free = cache.limit().saturating_sub(cache.used()) / bsize;
+        let files = self.fs.inode_count() as u64;
+        reply.statfs(
+            blocks,
+            free,
+            free,
+            files,
+            u32::MAX as u64,
+            bsize as u32,
+            255,
+            bsize as u32,
+        );
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let fs = self.fs.clone();
+        let name = name.to_string_lossy().into_owned();
+        self.spawn(async move {
+            match fs.xattrs(ino.0).await {
+                Ok(attrs) => match attrs.into_iter().find(|(k, _)| *k == name) {
+                    Some((_, v)) => reply_xattr(reply, size, v.as_bytes()),
+                    None => reply.error(Errno::from_i32(libc::ENODATA)),
+                },
+                Err(e) => {
+                    log_error("getxattr", &ino.0, &e);
+                    reply.error(errno(&e))
+                }
+            }
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.xattrs(ino.0).await {
+                Ok(attrs) => {
+                    let mut buf = Vec::new();
+                    for (k, _) in attrs {
+                        buf.extend_from_slice(k.as_bytes());
+                        buf.push(0);
+                    }
+                    reply_xattr(reply, size, &buf)
+                }
+                Err(e) => {
+                    log_error("listxattr", &ino.0, &e);
+                    reply.error(errno(&e))
+                }
+            }
+        });
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        if mask.contains(AccessFlags::W_OK) {
+            reply.error(Errno::EROFS)
+        } else {
+            reply.ok()
+        }
+    }
+
+    // ----- every other write is refused ----------------------------------------------
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<fuser::TimeOrNow>,
+        _mtime: Option<fuser::TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &Path,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        _flags: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: fuser::ReplyCreate,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+}
+
+fn reply_xattr(reply: ReplyXattr, size: u32, value: &[u8]) {
+    if size == 0 {
+        reply.size(value.len() as u32);
+    } else if value.len() > size as usize {
+        reply.error(Errno::from_i32(libc::ERANGE));
+    } else {
+        reply.data(value);
+    }
+}
+
+impl FuseAdapter {
+    fn remove(&self, parent: INodeNo, name: &OsStr, reply: ReplyEmpty, dir: bool) {
+        let Some(name) = name_str(name) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let fs = self.fs.clone();
+        let notifier = self.notifier.clone();
+        self.spawn(async move {
+            let r = if dir {
+                fs.rmdir(parent.0, &name).await
+            } else {
+                fs.unlink(parent.0, &name).await
+            };
+            match r {
+                Ok(stale) => {
+                    reply.ok();
+                    invalidate(&notifier, stale);
+                }
+                Err(e) => {
+                    log_error(if dir { "rmdir" } else { "unlink" }, &name, &e);
+                    reply.error(errno(&e))
+                }
+            }
+        });
+    }
+}

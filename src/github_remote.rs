@@ -1,0 +1,106 @@
+//! Binds the GitHub client to the filesystem core's [`Remote`] trait: listings and deletes
+//! through the API client, blob reads through per-artifact [`BlobHandle`]s (which keep the
+//! short-lived signed URL and refresh it when it expires).
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+
+use crate::archive::ByteSource;
+use crate::filesystem::{Blob, Remote};
+use crate::github::blob::{BlobClient, BlobHandle};
+use crate::github::client::GitHubClient;
+use crate::github::{ApiError, Artifact, ArtifactKind, RepoRef};
+
+pub struct GitHubRemote {
+    api: GitHubClient,
+    blob: BlobClient,
+    handles: Mutex<HashMap<(String, String, u64), Arc<BlobHandle>>>,
+}
+
+impl GitHubRemote {
+    pub fn new(api: GitHubClient, blob: BlobClient) -> Self {
+        GitHubRemote {
+            api,
+            blob,
+            handles: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn handle(&self, repo: &RepoRef, id: u64) -> Arc<BlobHandle> {
+        let (o, r) = repo.key();
+        self.handles
+            .lock()
+            .unwrap()
+            .entry((o, r, id))
+            .or_insert_with(|| {
+                Arc::new(BlobHandle::new(
+                    self.api.clone(),
+                    self.blob.clone(),
+                    repo.clone(),
+                    id,
+                ))
+            })
+            .clone()
+    }
+}
+
+struct GitHubBlob {
+    handle: Arc<BlobHandle>,
+    len: u64,
+}
+
+#[async_trait]
+impl ByteSource for GitHubBlob {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+        let len = (len as u64).min(self.len.saturating_sub(offset));
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        Ok(self.handle.read_range(offset, len).await?)
+    }
+}
+
+#[async_trait]
+impl Blob for GitHubBlob {
+    async fn download_to(&self, out: &mut tokio::fs::File) -> io::Result<(u64, String)> {
+        let r = self.handle.download_to(out).await?;
+        out.flush().await?;
+        Ok(r)
+    }
+}
+
+#[async_trait]
+impl Remote for GitHubRemote {
+    async fn list_artifacts(&self, repo: &RepoRef) -> Result<Vec<Artifact>, ApiError> {
+        self.api.list_artifacts(repo, None).await
+    }
+
+    async fn delete_artifact(&self, repo: &RepoRef, id: u64) -> Result<(), ApiError> {
+        let r = self.api.delete_artifact(repo, id).await;
+        if r.is_ok() {
+            let (o, n) = repo.key();
+            self.handles.lock().unwrap().remove(&(o, n, id));
+        }
+        r
+    }
+
+    async fn artifact_kind(&self, repo: &RepoRef, id: u64) -> Result<ArtifactKind, ApiError> {
+        self.handle(repo, id).kind().await
+    }
+
+    fn blob(&self, repo: &RepoRef, artifact: &Artifact) -> Arc<dyn Blob> {
+        Arc::new(GitHubBlob {
+            handle: self.handle(repo, artifact.id),
+            len: artifact.size_in_bytes,
+        })
+    }
+}

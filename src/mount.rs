@@ -1,0 +1,258 @@
+//! Mounting: preflight checks that fail fast with one clear line, building the layers,
+//! the FUSE session, daemonizing only after the mount answers, and unmounting on
+//! SIGINT/SIGTERM (we don't rely on `auto_unmount`, which needs `allow_other`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+
+use crate::cache::DiskCache;
+use crate::filesystem::{ArtifactFs, FsConfig};
+use crate::fuse::{FuseAdapter, Owner};
+use crate::github::blob::BlobClient;
+use crate::github::client::{ClientConfig, GitHubClient};
+use crate::github::{ApiError, RepoRef};
+use crate::github_remote::GitHubRemote;
+
+/// Set in the environment of the background child that `mount` (without `-f`) starts.
+const DAEMON_ENV: &str = "ARTIFACTFS_DAEMON_CHILD";
+const READY_LINE: &str = "artifactfs-ready";
+
+#[derive(Clone, Debug)]
+pub struct MountOptions {
+    pub mountpoint: PathBuf,
+    pub repos: Vec<RepoRef>,
+    pub api_url: url::Url,
+    pub token: Option<String>,
+    pub cache_dir: PathBuf,
+    pub cache_size: u64,
+    pub metadata_ttl: Duration,
+    pub read_only: bool,
+    pub allow_other: bool,
+    pub foreground: bool,
+    pub owner: Owner,
+}
+
+pub fn is_daemon_child() -> bool {
+    std::env::var_os(DAEMON_ENV).is_some()
+}
+
+pub fn log_file(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("artifactfs.log")
+}
+
+/// Checks what can be checked before anything is mounted.
+pub fn preflight(mountpoint: &Path) -> anyhow::Result<()> {
+    let md = std::fs::metadata(mountpoint)
+        .map_err(|e| anyhow!("mountpoint {}: {e}", mountpoint.display()))?;
+    if !md.is_dir() {
+        bail!("mountpoint {} is not a directory", mountpoint.display());
+    }
+    if std::fs::read_dir(mountpoint)?.next().is_some() {
+        bail!("mountpoint {} is not empty", mountpoint.display());
+    }
+    if !Path::new("/dev/fuse").exists() {
+        bail!("/dev/fuse is missing: FUSE is not available here (load the fuse module)");
+    }
+    if which("fusermount3").is_none() && which("fusermount").is_none() {
+        bail!(
+            "fuse3 is not installed (no fusermount3): install it, e.g. `sudo apt-get install fuse3`"
+        );
+    }
+    Ok(())
+}
+
+pub fn which(prog: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
+}
+
+/// `mount` without `-f`: start ourselves again in the background and wait until that
+/// child says the filesystem answers (exit 0) or fails (its one-line reason, exit 1).
+pub fn daemonize_and_wait(cache_dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    std::fs::create_dir_all(cache_dir)?;
+    let log_path = log_file(cache_dir);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening log file {}", log_path.display()))?;
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.args(std::env::args_os().skip(1))
+        .env(DAEMON_ENV, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log));
+    // SAFETY: setsid is async-signal-safe; it detaches the child from our terminal.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("starting the background process")?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut last = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap_or_default();
+        if line == READY_LINE {
+            eprintln!("artifactfs: log file {}", log_path.display());
+            return Ok(());
+        }
+        last = line;
+    }
+    let status = child.wait()?;
+    if last.is_empty() {
+        last = format!(
+            "background process exited with {status}; see {}",
+            log_path.display()
+        );
+    }
+    bail!("{last}")
+}
+
+fn describe_api_error(repo: &RepoRef, api_url: &url::Url, e: &ApiError) -> String {
+    match e {
+        ApiError::Unauthorized(_) => {
+            "token rejected by GitHub (401 Bad credentials): check GH_TOKEN / GITHUB_TOKEN / `gh auth login`".to_string()
+        }
+        ApiError::NotFound(_) => format!("repository {repo} not found (or not visible to this token)"),
+        ApiError::Forbidden(m) => format!("access to {repo} forbidden (403): {m}"),
+        ApiError::Network(m) => format!("GitHub API at {api_url} unreachable: {m}"),
+        other => format!("listing artifacts of {repo} failed: {other}"),
+    }
+}
+
+/// Mounts and serves until unmounted or signalled. `on_ready` runs once the mount answers.
+pub fn run_mount(opts: MountOptions, on_ready: impl FnOnce()) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("artifactfs-io")
+        .build()?;
+
+    let mut cfg = ClientConfig::new(opts.api_url.clone(), opts.token.clone());
+    cfg.user_agent = format!("artifactfs/{}", env!("CARGO_PKG_VERSION"));
+    let api = GitHubClient::new(cfg).map_err(|e| anyhow!("GitHub client: {e}"))?;
+
+    // Fail fast: every repository named on the command line must be listable.
+    rt.block_on(async {
+        for repo in &opts.repos {
+            api.list_artifacts(repo, None)
+                .await
+                .map_err(|e| anyhow!(describe_api_error(repo, &opts.api_url, &e)))?;
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+
+    let cache = Arc::new(
+        DiskCache::open(&opts.cache_dir, opts.cache_size)
+            .with_context(|| format!("cache dir {}", opts.cache_dir.display()))?,
+    );
+    let remote = Arc::new(GitHubRemote::new(api, BlobClient::new()));
+    let fs = Arc::new(ArtifactFs::new(
+        remote,
+        cache,
+        FsConfig {
+            repos: opts.repos.clone(),
+            metadata_ttl: opts.metadata_ttl,
+            read_only: opts.read_only,
+        },
+    ));
+    let notifier = Arc::new(OnceLock::new());
+    let adapter = FuseAdapter::new(fs, rt.handle().clone(), opts.owner, notifier.clone());
+
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        fuser::MountOption::FSName("artifactfs".into()),
+        fuser::MountOption::Subtype("artifactfs".into()),
+        fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
+        fuser::MountOption::NoAtime,
+    ];
+    if opts.read_only {
+        // The kernel then refuses every write itself: nothing reaches us, nothing is sent.
+        config.mount_options.push(fuser::MountOption::RO);
+    }
+    if opts.allow_other {
+        config.acl = fuser::SessionACL::All;
+        config
+            .mount_options
+            .push(fuser::MountOption::DefaultPermissions);
+    }
+    config.n_threads = Some(2);
+
+    let session = fuser::Session::new(adapter, &opts.mountpoint, &config)
+        .map_err(|e| anyhow!("mounting {}: {e}", opts.mountpoint.display()))?;
+    let _ = notifier.set(session.notifier());
+    let bg = session.spawn()?;
+
+    // The mount answers once a stat of its root comes back through FUSE.
+    std::fs::metadata(&opts.mountpoint).map_err(|e| {
+        anyhow!(
+            "mounted {} but it does not answer: {e}",
+            opts.mountpoint.display()
+        )
+    })?;
+    tracing::info!(mountpoint = %opts.mountpoint.display(), "mounted");
+    if is_daemon_child() {
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "{READY_LINE}");
+        let _ = out.flush();
+        // Detach from the parent's pipe.
+        if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+            use std::os::fd::AsRawFd;
+            // SAFETY: dup2 onto stdout with a valid descriptor.
+            unsafe { libc::dup2(null.as_raw_fd(), 1) };
+        }
+    }
+    on_ready();
+
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut interval = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = interval.tick() => if bg.guard.is_finished() { break },
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    tracing::info!("unmounting {}", opts.mountpoint.display());
+    if !bg.guard.is_finished() {
+        bg.umount_and_join().map_err(|e| anyhow!("unmount: {e}"))?;
+    } else {
+        let _ = bg.join();
+    }
+    rt.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+/// `artifactfs unmount MOUNTPOINT` (works for non-root users via fusermount3).
+pub fn unmount(mountpoint: &Path) -> anyhow::Result<()> {
+    let prog = if which("fusermount3").is_some() {
+        "fusermount3"
+    } else {
+        "fusermount"
+    };
+    let status = Command::new(prog)
+        .arg("-u")
+        .arg(mountpoint)
+        .status()
+        .or_else(|_| Command::new("umount").arg(mountpoint).status())
+        .context("running fusermount3 -u")?;
+    if !status.success() {
+        bail!("could not unmount {}", mountpoint.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! Shared harness for real-mount tests: a fake GitHub in this process, the `artifactfs`
+//! binary mounted in the foreground against it, and an unmount on drop.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fake_github::{FakeConfig, FakeGitHub};
+
+pub const TOKEN: &str = "test-token";
+
+/// Real-mount tests need FUSE. Under CI its absence is a failure, elsewhere a skip.
+pub fn fuse_available() -> bool {
+    let ok = Path::new("/dev/fuse").exists()
+        && std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join("fusermount3").is_file()))
+            .unwrap_or(false);
+    if !ok {
+        if std::env::var_os("CI").is_some() {
+            panic!("CI is set but FUSE is unavailable (/dev/fuse or fusermount3 missing)");
+        }
+        eprintln!("skipping: FUSE unavailable (/dev/fuse or fusermount3 missing)");
+    }
+    ok
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_artifactfs")
+}
+
+pub struct Mount {
+    pub dir: tempfile::TempDir,
+    pub mountpoint: PathBuf,
+    pub cache_dir: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct MountBuilder {
+    api_url: String,
+    repos: Vec<String>,
+    token: Option<String>,
+    extra: Vec<String>,
+    cache_dir: Option<PathBuf>,
+}
+
+impl MountBuilder {
+    pub fn new(gh: &FakeGitHub, repo: &str) -> Self {
+        MountBuilder {
+            api_url: gh.api_url(),
+            repos: vec![repo.to_string()],
+            token: Some(TOKEN.to_string()),
+            extra: Vec::new(),
+            cache_dir: None,
+        }
+    }
+    pub fn token(mut self, t: Option<&str>) -> Self {
+        self.token = t.map(str::to_string);
+        self
+    }
+    pub fn arg(mut self, a: &str) -> Self {
+        self.extra.push(a.to_string());
+        self
+    }
+    pub fn cache_dir(mut self, p: &Path) -> Self {
+        self.cache_dir = Some(p.to_path_buf());
+        self
+    }
+
+    fn command(&self, mountpoint: &Path, cache_dir: &Path) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.arg("mount").arg(mountpoint);
+        for r in &self.repos {
+            cmd.arg("--repo").arg(r);
+        }
+        cmd.arg("--api-url")
+            .arg(&self.api_url)
+            .arg("--cache-dir")
+            .arg(cache_dir)
+            .args(&self.extra)
+            .env_remove("GH_TOKEN")
+            .env_remove("GITHUB_TOKEN")
+            .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin"); // no `gh` token discovery
+        if let Some(t) = &self.token {
+            cmd.env("GH_TOKEN", t);
+        }
+        cmd
+    }
+
+    /// Mounts in the foreground (`-f`) and waits until the mount answers.
+    pub fn mount(self) -> Mount {
+        let dir = tempfile::tempdir().unwrap();
+        let mountpoint = dir.path().join("mnt");
+        std::fs::create_dir(&mountpoint).unwrap();
+        let cache_dir = self
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("cache"));
+        let mut cmd = self.command(&mountpoint, &cache_dir);
+        cmd.arg("-f").stdin(Stdio::null());
+        let mut child = cmd.spawn().expect("start artifactfs");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !is_mounted(&mountpoint) {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("artifactfs exited before mounting: {status}");
+            }
+            assert!(Instant::now() < deadline, "mount did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Mount {
+            dir,
+            mountpoint,
+            cache_dir,
+            child: Some(child),
+        }
+    }
+
+    /// Runs `mount` without `-f` and returns its exit status and stderr.
+    pub fn mount_background(self) -> (tempfile::TempDir, PathBuf, std::process::Output) {
+        let dir = tempfile::tempdir().unwrap();
+        let mountpoint = dir.path().join("mnt");
+        std::fs::create_dir(&mountpoint).unwrap();
+        let cache_dir = dir.path().join("cache");
+        let out = self
+            .command(&mountpoint, &cache_dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run artifactfs mount");
+        (dir, mountpoint, out)
+    }
+}
+
+pub fn is_mounted(mountpoint: &Path) -> bool {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return false;
+    };
+    let mp = mountpoint.to_string_lossy();
+    mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(mp.as_ref()) && l.contains("fuse"))
+}
+
+pub fn unmount(mountpoint: &Path) {
+    let _ = Command::new("fusermount3")
+        .arg("-u")
+        .arg(mountpoint)
+        .stderr(Stdio::null())
+        .status();
+}
+
+impl Mount {
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.mountpoint.join(rel)
+    }
+
+    /// Unmounts and waits for the daemon to exit.
+    pub fn unmount(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGTERM: the daemon unmounts itself.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if is_mounted(&self.mountpoint) {
+                unmount(&self.mountpoint);
+            }
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn start_fake() -> FakeGitHub {
+    FakeGitHub::start(FakeConfig::default())
+}
+
+pub fn sha256(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// Runs a shell command, returns (success, stdout, stderr).
+pub fn sh(cmd: &str) -> (bool, String, String) {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn errno_of<T>(r: std::io::Result<T>) -> i32 {
+    match r {
+        Ok(_) => 0,
+        Err(e) => e.raw_os_error().unwrap_or(-1),
+    }
+}

@@ -145,13 +145,18 @@ impl Content {
             .await
     }
 
-    /// The best source for the artifact's bytes: the cached blob, else (small archives) the
-    /// blob fetched whole now, else ranged reads.
-    async fn source(&self, repo: &RepoRef, a: &Artifact) -> FsResult<Arc<dyn ByteSource>> {
+    /// The best source for the artifact's bytes: the cached blob, else (small archives, when
+    /// `whole_if_small`) the blob fetched whole now, else ranged reads.
+    async fn source(
+        &self,
+        repo: &RepoRef,
+        a: &Artifact,
+        whole_if_small: bool,
+    ) -> FsResult<Arc<dyn ByteSource>> {
         let key = BlobKey::for_artifact(a);
         let local = match self.cache.blob(&key) {
             Some(p) => Some(p),
-            None if a.size_in_bytes <= WHOLE_FETCH_THRESHOLD => {
+            None if whole_if_small && a.size_in_bytes <= WHOLE_FETCH_THRESHOLD => {
                 Some(self.blob_file(repo, a).await?)
             }
             None => None,
@@ -162,12 +167,13 @@ impl Content {
         }
     }
 
-    /// The archive's central directory and tree (one ranged tail read + one CD read).
+    /// The archive's central directory and tree (one ranged tail read + one CD read; never
+    /// a whole download: `ls` must stay cheap).
     pub async fn index(&self, repo: &RepoRef, a: &Artifact) -> FsResult<Arc<ArchiveIndex>> {
         let key = BlobKey::for_artifact(a);
         self.indexes
             .get_or_try_init(&key, || async {
-                let src = self.source(repo, a).await?;
+                let src = self.source(repo, a, false).await?;
                 let cd = read_central_directory(src.as_ref()).await?;
                 let tree = ArchiveTree::build(&cd.entries);
                 tracing::debug!(
@@ -198,7 +204,7 @@ impl Content {
                 if let Some(p) = self.cache.entry(&key, index) {
                     return Ok(p);
                 }
-                let src = self.source(repo, a).await?;
+                let src = self.source(repo, a, true).await?;
                 let (tmp, mut file) = self.cache.temp_file()?;
                 let result = extract_entry(src.as_ref(), &entry, &mut file).await;
                 drop(file);

@@ -1,6 +1,12 @@
-//! The GitHub layer: typed REST client for the five artifact endpoints and the blob host.
+//! The GitHub layer: typed REST client for the five artifact endpoints (API host, with the
+//! token) and the blob host (signed URLs, no token), with pagination, retries and rate limits.
 
+pub mod auth;
+pub mod blob;
+pub mod client;
 pub mod error;
+pub mod link;
+pub mod retry;
 pub mod types;
 
 pub use error::ApiError;

@@ -1,0 +1,593 @@
+//! The blob host (Azure Blob Storage on github.com): ranged reads and whole downloads of one
+//! artifact's blob through its signed, short-lived URL.
+//!
+//! A [`BlobHandle`] owns one artifact's URL: it gets it from the API's download redirect,
+//! reuses it while it is young, and fetches a fresh one when the blob host answers 403 (an
+//! expired or bad signature) — also in the middle of a long read. The blob client never
+//! sends `Authorization` (it has no token to send). Ranges are always `bytes=N-M`, never a
+//! suffix. A host that ignores `Range` (200 with the whole body) still gives right bytes.
+
+use std::io;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{self, HeaderMap};
+use reqwest::{Response, StatusCode};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use url::Url;
+
+use super::client::{GitHubClient, error_chain, redact};
+use super::error::ApiError;
+use super::retry::RetryPolicy;
+use super::types::{ArtifactKind, RepoRef};
+
+/// GitHub documents download URLs as valid for one minute; reuse one for less than that.
+pub const URL_REUSE: Duration = Duration::from_secs(50);
+
+/// HTTP client for the blob host: no token, no default auth, bounded redirects.
+#[derive(Clone)]
+pub struct BlobClient {
+    http: reqwest::Client,
+    retry: RetryPolicy,
+}
+
+impl Default for BlobClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BlobClient {
+    pub fn new() -> BlobClient {
+        Self::with_retry(RetryPolicy::default())
+    }
+
+    pub fn with_retry(retry: RetryPolicy) -> BlobClient {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("artifactfs/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(30))
+            .build()
+            .expect("a default reqwest client builds");
+        BlobClient { http, retry }
+    }
+}
+
+/// One artifact's blob, addressed by repository and id.
+pub struct BlobHandle {
+    api: GitHubClient,
+    blob: BlobClient,
+    repo: RepoRef,
+    id: u64,
+    url: Mutex<Option<(Url, Instant)>>,
+    /// Serializes redirect fetches so concurrent readers share one.
+    refresh: tokio::sync::Mutex<()>,
+    kind: Mutex<Option<ArtifactKind>>,
+    warned_no_range: std::sync::atomic::AtomicBool,
+}
+
+/// Why one attempt failed, and whether trying again can help.
+enum Attempt {
+    /// Get a fresh URL, then retry (403 from the blob host).
+    Refresh(ApiError),
+    /// Back off and retry (network, 5xx, truncated body).
+    Retry(ApiError),
+    Fatal(ApiError),
+}
+
+impl BlobHandle {
+    pub fn new(api: GitHubClient, blob: BlobClient, repo: RepoRef, id: u64) -> BlobHandle {
+        BlobHandle {
+            api,
+            blob,
+            repo,
+            id,
+            url: Mutex::new(None),
+            refresh: tokio::sync::Mutex::new(()),
+            kind: Mutex::new(None),
+            warned_no_range: Default::default(),
+        }
+    }
+
+    /// The current signed URL; a fresh one when `stale` (the one that just failed) is what we
+    /// hold or when ours is too old.
+    async fn url(&self, stale: Option<&Url>) -> Result<Url, ApiError> {
+        let usable = |cur: &Option<(Url, Instant)>| match cur {
+            Some((u, at)) if at.elapsed() < URL_REUSE && Some(u) != stale => Some(u.clone()),
+            _ => None,
+        };
+        if let Some(u) = usable(&self.url.lock().unwrap()) {
+            return Ok(u);
+        }
+        let _guard = self.refresh.lock().await;
+        if let Some(u) = usable(&self.url.lock().unwrap()) {
+            return Ok(u);
+        }
+        let u = self.api.download_url(&self.repo, self.id).await?;
+        if self.api.on_api_origin(&u) {
+            tracing::debug!(
+                artifact = self.id,
+                "download redirects to the API host itself"
+            );
+        }
+        *self.url.lock().unwrap() = Some((u.clone(), Instant::now()));
+        Ok(u)
+    }
+
+    /// Zip archive or a single raw file. Costs the download redirect (and, when the URL path
+    /// doesn't end in `.zip`, one `HEAD` for the file name): no blob bytes.
+    pub async fn kind(&self) -> Result<ArtifactKind, ApiError> {
+        if let Some(k) = self.kind.lock().unwrap().clone() {
+            return Ok(k);
+        }
+        let url = self.url(None).await?;
+        let kind = if url.path().to_ascii_lowercase().ends_with(".zip") {
+            ArtifactKind::Zip
+        } else {
+            let last = url
+                .path_segments()
+                .and_then(|mut s| s.next_back())
+                .map(percent_decode)
+                .filter(|s| !s.is_empty());
+            match self.blob.http.head(url.clone()).send().await {
+                Ok(resp) if resp.status().is_success() => kind_from_headers(resp.headers())
+                    .unwrap_or(ArtifactKind::Raw { file_name: last }),
+                _ => ArtifactKind::Raw { file_name: last },
+            }
+        };
+        *self.kind.lock().unwrap() = Some(kind.clone());
+        Ok(kind)
+    }
+
+    /// Exactly `len` bytes at `offset` (fewer only past the end of the blob).
+    pub async fn read_range(&self, offset: u64, len: u64) -> Result<Bytes, ApiError> {
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let end = offset
+            .checked_add(len - 1)
+            .ok_or_else(|| ApiError::Protocol(format!("range {offset}+{len} overflows")))?;
+        self.with_retries(|url| async move { self.try_range(&url, offset, end).await })
+            .await
+    }
+
+    async fn try_range(&self, url: &Url, offset: u64, end: u64) -> Result<Bytes, Attempt> {
+        let resp = self
+            .blob
+            .http
+            .get(url.clone())
+            .header(header::RANGE, format!("bytes={offset}-{end}"))
+            .send()
+            .await
+            .map_err(|e| Attempt::Retry(network(url, &e)))?;
+        let resp = check_status(resp, url)?;
+        let want = end - offset + 1;
+        match resp.status() {
+            StatusCode::PARTIAL_CONTENT => {
+                let (start, _, total) = content_range(resp.headers()).ok_or_else(|| {
+                    Attempt::Fatal(ApiError::Protocol(format!(
+                        "206 without a usable Content-Range from {}",
+                        redact(url)
+                    )))
+                })?;
+                if start != offset {
+                    return Err(Attempt::Fatal(ApiError::Protocol(format!(
+                        "asked for bytes from {offset}, got from {start}"
+                    ))));
+                }
+                let expect = want.min(total.saturating_sub(offset));
+                let body = read_exact_body(resp, url, expect).await?;
+                Ok(body)
+            }
+            StatusCode::RANGE_NOT_SATISFIABLE => Ok(Bytes::new()),
+            _ => {
+                // 200: the host ignored Range. Stream the body, keep only what was asked.
+                if !self
+                    .warned_no_range
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::warn!(
+                        artifact = self.id,
+                        "blob host ignored Range (200): reading the whole blob for a range"
+                    );
+                }
+                slice_of_stream(resp, url, offset, want).await
+            }
+        }
+    }
+
+    /// Streams the whole blob into `out`; returns (bytes, sha256 hex). A transfer that breaks
+    /// off resumes where it stopped (Range from the bytes already written).
+    pub async fn download_to(&self, out: &mut tokio::fs::File) -> Result<(u64, String), ApiError> {
+        let mut hasher = Sha256::new();
+        let mut written = 0u64;
+        let policy = &self.blob.retry;
+        let mut attempt = 0u32;
+        let mut refreshed = false;
+        let mut stale: Option<Url> = None;
+        loop {
+            attempt += 1;
+            let url = self.url(stale.as_ref()).await?;
+            let r = self
+                .try_download(&url, out, &mut hasher, &mut written)
+                .await;
+            let err = match r {
+                Ok(()) => {
+                    let hex = hex::encode(hasher.finalize());
+                    return Ok((written, hex));
+                }
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Refresh(e)) => {
+                    if refreshed {
+                        return Err(e);
+                    }
+                    refreshed = true;
+                    stale = Some(url);
+                    tracing::info!(
+                        artifact = self.id,
+                        "blob URL rejected (403): getting a fresh one"
+                    );
+                    continue;
+                }
+                Err(Attempt::Retry(e)) => e,
+            };
+            if attempt >= policy.max_attempts {
+                tracing::warn!(artifact = self.id, error = %err, "download failed");
+                return Err(err);
+            }
+            let d = policy.backoff(attempt);
+            tracing::info!(artifact = self.id, error = %err, retry_in = ?d, written, "download interrupted, resuming");
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    async fn try_download(
+        &self,
+        url: &Url,
+        out: &mut tokio::fs::File,
+        hasher: &mut Sha256,
+        written: &mut u64,
+    ) -> Result<(), Attempt> {
+        let mut req = self.blob.http.get(url.clone());
+        if *written > 0 {
+            req = req.header(header::RANGE, format!("bytes={}-", *written));
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Attempt::Retry(network(url, &e)))?;
+        let resp = check_status(resp, url)?;
+        let mut expect = resp.content_length();
+        if *written > 0 {
+            match resp.status() {
+                StatusCode::PARTIAL_CONTENT => match content_range(resp.headers()) {
+                    Some((start, _, _)) if start == *written => {}
+                    _ => {
+                        return Err(Attempt::Fatal(ApiError::Protocol(
+                            "resumed download answered a different range".into(),
+                        )));
+                    }
+                },
+                StatusCode::RANGE_NOT_SATISFIABLE => return Ok(()),
+                _ => {
+                    // No Range support: start over.
+                    out.set_len(0).await.map_err(io_fatal)?;
+                    use tokio::io::AsyncSeekExt;
+                    out.seek(io::SeekFrom::Start(0)).await.map_err(io_fatal)?;
+                    *hasher = Sha256::new();
+                    *written = 0;
+                }
+            }
+        } else if resp.status() == StatusCode::PARTIAL_CONTENT {
+            expect = content_range(resp.headers()).map(|(_, _, t)| t);
+        }
+        let mut resp = resp;
+        let mut got = 0u64;
+        loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => {
+                    out.write_all(&c).await.map_err(io_fatal)?;
+                    hasher.update(&c);
+                    *written += c.len() as u64;
+                    got += c.len() as u64;
+                }
+                Ok(None) => break,
+                Err(e) => return Err(Attempt::Retry(network(url, &e))),
+            }
+        }
+        if let Some(n) = expect {
+            if got < n && *written < n {
+                return Err(Attempt::Retry(ApiError::Network(format!(
+                    "{}: body ended after {got} of {n} bytes",
+                    redact(url)
+                ))));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `op` with the current URL: 403 → one fresh URL; network/5xx/truncation → backoff.
+    async fn with_retries<T, F, Fut>(&self, op: F) -> Result<T, ApiError>
+    where
+        F: Fn(Url) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Attempt>>,
+    {
+        let policy = &self.blob.retry;
+        let mut attempt = 0u32;
+        let mut refreshed = false;
+        let mut stale: Option<Url> = None;
+        loop {
+            attempt += 1;
+            let url = self.url(stale.as_ref()).await?;
+            let err = match op(url.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Refresh(e)) => {
+                    if refreshed {
+                        tracing::warn!(artifact = self.id, error = %e, "blob host still refuses a fresh URL");
+                        return Err(e);
+                    }
+                    refreshed = true;
+                    stale = Some(url);
+                    tracing::info!(
+                        artifact = self.id,
+                        "blob URL rejected (403): getting a fresh one"
+                    );
+                    continue;
+                }
+                Err(Attempt::Retry(e)) => e,
+            };
+            if attempt >= policy.max_attempts {
+                tracing::warn!(artifact = self.id, error = %err, attempts = attempt, "blob read failed");
+                return Err(err);
+            }
+            let d = policy.backoff(attempt);
+            tracing::info!(artifact = self.id, error = %err, retry_in = ?d, "blob read failed, retrying");
+            tokio::time::sleep(d).await;
+        }
+    }
+}
+
+fn io_fatal(e: io::Error) -> Attempt {
+    Attempt::Fatal(ApiError::Protocol(format!("writing the cache: {e}")))
+}
+
+fn network(url: &Url, e: &reqwest::Error) -> ApiError {
+    ApiError::Network(format!("{}: {}", redact(url), error_chain(e)))
+}
+
+/// Sorts a blob-host status into success or what to do next.
+fn check_status(resp: Response, url: &Url) -> Result<Response, Attempt> {
+    let s = resp.status();
+    if s.is_success() || s == StatusCode::RANGE_NOT_SATISFIABLE {
+        return Ok(resp);
+    }
+    let msg = format!("blob host {}: {s}", redact(url));
+    Err(match s.as_u16() {
+        403 => Attempt::Refresh(ApiError::Forbidden(msg)),
+        404 => Attempt::Fatal(ApiError::NotFound(msg)),
+        410 => Attempt::Fatal(ApiError::Gone(msg)),
+        408 | 429 | 500..=599 => Attempt::Retry(ApiError::Server {
+            status: s.as_u16(),
+            what: msg,
+        }),
+        _ => Attempt::Fatal(ApiError::Protocol(msg)),
+    })
+}
+
+/// Reads a body that must be exactly `expect` bytes; shorter is a truncation (retry).
+async fn read_exact_body(mut resp: Response, url: &Url, expect: u64) -> Result<Bytes, Attempt> {
+    let mut buf = BytesMut::with_capacity(expect.min(64 << 20) as usize);
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                buf.extend_from_slice(&c);
+                if buf.len() as u64 > expect {
+                    buf.truncate(expect as usize);
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return Err(Attempt::Retry(network(url, &e))),
+        }
+    }
+    if (buf.len() as u64) < expect {
+        return Err(Attempt::Retry(ApiError::Network(format!(
+            "{}: body ended after {} of {expect} bytes",
+            redact(url),
+            buf.len()
+        ))));
+    }
+    Ok(buf.freeze())
+}
+
+/// From a full (200) body, the `want` bytes at `offset`, streaming past the rest.
+async fn slice_of_stream(
+    mut resp: Response,
+    url: &Url,
+    offset: u64,
+    want: u64,
+) -> Result<Bytes, Attempt> {
+    let total = resp.content_length();
+    let mut pos = 0u64;
+    let mut buf = BytesMut::new();
+    let end = offset.saturating_add(want);
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                let c_start = pos;
+                let c_end = pos + c.len() as u64;
+                pos = c_end;
+                let s = offset.max(c_start);
+                let e = end.min(c_end);
+                if s < e {
+                    buf.extend_from_slice(&c[(s - c_start) as usize..(e - c_start) as usize]);
+                }
+                if pos >= end {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return Err(Attempt::Retry(network(url, &e))),
+        }
+    }
+    let expect = match total {
+        Some(t) => end.min(t).saturating_sub(offset),
+        None => buf.len() as u64,
+    };
+    if (buf.len() as u64) < expect {
+        return Err(Attempt::Retry(ApiError::Network(format!(
+            "{}: body ended early",
+            redact(url)
+        ))));
+    }
+    Ok(buf.freeze())
+}
+
+/// `Content-Range: bytes START-END/TOTAL` → (start, end inclusive, total).
+pub fn content_range(h: &HeaderMap) -> Option<(u64, u64, u64)> {
+    let v = h.get(header::CONTENT_RANGE)?.to_str().ok()?;
+    let rest = v.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (s, e) = range.split_once('-')?;
+    let (s, e) = (s.trim().parse().ok()?, e.trim().parse().ok()?);
+    let total = total.trim().parse().ok()?;
+    (s <= e && e < total).then_some((s, e, total))
+}
+
+/// Zip or raw, from `Content-Type` / `Content-Disposition`.
+fn kind_from_headers(h: &HeaderMap) -> Option<ArtifactKind> {
+    let ct = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let file_name = h
+        .get(header::CONTENT_DISPOSITION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(disposition_file_name);
+    if ct.starts_with("application/zip") || ct.starts_with("application/x-zip") {
+        return Some(ArtifactKind::Zip);
+    }
+    if ct.is_empty() && file_name.is_none() {
+        return None;
+    }
+    Some(ArtifactKind::Raw { file_name })
+}
+
+/// `attachment; filename="a b.txt"` or `filename*=UTF-8''a%20b.txt` → the name.
+pub fn disposition_file_name(v: &str) -> Option<String> {
+    let mut plain = None;
+    for part in v.split(';') {
+        let (k, val) = match part.trim().split_once('=') {
+            Some(kv) => kv,
+            None => continue,
+        };
+        let k = k.trim().to_ascii_lowercase();
+        let val = val.trim();
+        if k == "filename*" {
+            let enc = val.splitn(3, '\'').nth(2).unwrap_or(val);
+            return Some(percent_decode(enc)).filter(|s| !s.is_empty());
+        }
+        if k == "filename" {
+            plain = Some(val.trim_matches('"').to_string()).filter(|s| !s.is_empty());
+        }
+    }
+    plain
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(c: u8) -> Option<u8> {
+        (c as char).to_digit(16).map(|d| d as u8)
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn parses_content_range() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_static("bytes 10-19/100"),
+        );
+        assert_eq!(content_range(&h), Some((10, 19, 100)));
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_static("bytes */100"),
+        );
+        assert_eq!(content_range(&h), None);
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_static("bytes 10-100/100"),
+        );
+        assert_eq!(content_range(&h), None);
+    }
+
+    #[test]
+    fn reads_file_names_from_content_disposition() {
+        assert_eq!(
+            disposition_file_name("attachment; filename=notes.md").as_deref(),
+            Some("notes.md")
+        );
+        assert_eq!(
+            disposition_file_name(r#"attachment; filename="a b.txt""#).as_deref(),
+            Some("a b.txt")
+        );
+        assert_eq!(
+            disposition_file_name("attachment; filename=x; filename*=UTF-8''r%C3%A9sum%C3%A9.txt")
+                .as_deref(),
+            Some("résumé.txt")
+        );
+        assert_eq!(disposition_file_name("inline"), None);
+    }
+
+    #[test]
+    fn tells_zip_from_raw_by_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/zip"),
+        );
+        assert_eq!(kind_from_headers(&h), Some(ArtifactKind::Zip));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        h.insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment; filename=log.txt"),
+        );
+        assert_eq!(
+            kind_from_headers(&h),
+            Some(ArtifactKind::Raw {
+                file_name: Some("log.txt".into())
+            })
+        );
+    }
+
+    #[test]
+    fn percent_decoding_tolerates_bad_escapes() {
+        assert_eq!(percent_decode("a%20b"), "a b");
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%zz%"), "%zz%");
+    }
+}

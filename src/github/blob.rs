@@ -298,13 +298,14 @@ impl BlobHandle {
                 Err(e) => return Err(Attempt::Retry(network(url, &e))),
             }
         }
-        if let Some(n) = expect {
-            if got < n && *written < n {
-                return Err(Attempt::Retry(ApiError::Network(format!(
-                    "{}: body ended after {got} of {n} bytes",
-                    redact(url)
-                ))));
-            }
+        if let Some(n) = expect
+            && got < n
+            && *written < n
+        {
+            return Err(Attempt::Retry(ApiError::Network(format!(
+                "{}: body ended after {got} of {n} bytes",
+                redact(url)
+            ))));
         }
         Ok(())
     }
@@ -507,12 +508,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;

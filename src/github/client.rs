@@ -318,14 +318,12 @@ impl GitHubClient {
                 b
             }
             Body::Fresh(b) => {
-                if conditional {
-                    if let Some(tag) = headers.get(header::ETAG) {
-                        self.inner
-                            .etags
-                            .lock()
-                            .unwrap()
-                            .insert(key, (tag.clone(), b.clone()));
-                    }
+                if conditional && let Some(tag) = headers.get(header::ETAG) {
+                    self.inner
+                        .etags
+                        .lock()
+                        .unwrap()
+                        .insert(key, (tag.clone(), b.clone()));
                 }
                 b
             }

@@ -25,7 +25,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let token = config.tokens.keys().next().cloned();
     let gh = FakeGitHub::start(config);
     let info = fake_github::demo::populate(&gh);
-    let repo = RepoRef::parse(&info.repo).ok_or_else(|| anyhow::anyhow!("demo repo name"))?;
+    let repo = RepoRef::new(info.owner.clone(), info.repo.clone());
 
     let tmp = tempfile::Builder::new()
         .prefix("artifactfs-demo-")
@@ -57,7 +57,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     let m = mountpoint.display().to_string();
     let base = format!("{m}/{}/{}", repo.owner, repo.name);
-    let sample = info.sample_paths.clone();
+    let sample = info.interesting_paths.clone();
     let result = mount::run_mount(opts, move || {
         println!("artifactfs demo: {repo} (served by a built-in fake GitHub) is mounted at {m}");
         println!();

@@ -39,7 +39,10 @@ fn demo_mounts_lists_reads_and_unmounts_on_ctrl_c() {
     let mut printed = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !printed.iter().any(|l: &String| l.contains("Ctrl-C")) {
-        assert!(Instant::now() < deadline, "demo did not come up: {printed:?}");
+        assert!(
+            Instant::now() < deadline,
+            "demo did not come up: {printed:?}"
+        );
         if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
             printed.push(l);
         }

@@ -113,7 +113,13 @@ fn reads_ranges_without_ever_sending_the_token_to_the_blob_host() {
     z.add("x.txt", b"hello");
     let zip = z.finish();
     let raw = add_raw(&gh, "raw", data.clone());
-    let zid = gh.add_artifact(FakeArtifactSpec::zip("octo-org", "hello", "z", 1, zip.clone()));
+    let zid = gh.add_artifact(FakeArtifactSpec::zip(
+        "octo-org",
+        "hello",
+        "z",
+        1,
+        zip.clone(),
+    ));
     let api = client(&gh, Some(TOKEN));
     let rt = rt();
     let h = handle(&gh, &api, raw);
@@ -126,10 +132,7 @@ fn reads_ranges_without_ever_sending_the_token_to_the_blob_host() {
             &data[123_456..193_456]
         );
         // Past the end: what there is.
-        assert_eq!(
-            h.read_range(299_990, 100).await.unwrap(),
-            &data[299_990..]
-        );
+        assert_eq!(h.read_range(299_990, 100).await.unwrap(), &data[299_990..]);
         assert!(h.read_range(400_000, 10).await.unwrap().is_empty());
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("blob");
@@ -192,7 +195,11 @@ fn refreshes_an_expired_url_in_the_middle_of_reading() {
         &data[1000..1100]
     );
     let c = gh.counters();
-    assert_eq!(c.endpoint("download"), 2, "one fresh redirect after the 403");
+    assert_eq!(
+        c.endpoint("download"),
+        2,
+        "one fresh redirect after the 403"
+    );
 }
 
 #[test]
@@ -248,15 +255,29 @@ fn waits_out_rate_limits() {
     let api = client(&gh, Some(TOKEN));
     let rt = rt();
     for _ in 0..3 {
-        assert_eq!(rt.block_on(api.list_artifacts(&repo(), None)).unwrap().len(), 1);
+        assert_eq!(
+            rt.block_on(api.list_artifacts(&repo(), None))
+                .unwrap()
+                .len(),
+            1
+        );
     }
     gh.set_faults(Faults {
         rate_limit_exhausted_for: Some(Duration::from_secs(1)),
         ..Default::default()
     });
     let t = std::time::Instant::now();
-    assert_eq!(rt.block_on(api.list_artifacts(&repo(), None)).unwrap().len(), 1);
-    assert!(t.elapsed() >= Duration::from_millis(500), "{:?}", t.elapsed());
+    assert_eq!(
+        rt.block_on(api.list_artifacts(&repo(), None))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
 
     // Past the budget: an error, not a hang.
     gh.set_faults(Faults {
@@ -313,7 +334,8 @@ fn deletes_once_and_maps_errors() {
             Err(ApiError::Gone(_))
         ));
         assert!(matches!(
-            api.get_artifact(&RepoRef::new("nobody", "nothing"), 1).await,
+            api.get_artifact(&RepoRef::new("nobody", "nothing"), 1)
+                .await,
             Err(ApiError::NotFound(_))
         ));
     });

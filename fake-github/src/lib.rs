@@ -1,1 +1,313 @@
+//! A fake GitHub for artifactfs's tests, benchmarks and demo: the five Actions artifact
+//! endpoints on one listener, the signed blob host they redirect to on another, fault switches
+//! and counters. It follows GitHub's REST reference and the documented behaviour of the blob
+//! host (see `../shared/contract.md`), not artifactfs's habits.
+//!
+//! [`FakeGitHub::start`] runs both listeners on their own runtime thread, so it can be used from
+//! plain `#[test]` functions and from inside another runtime alike.
 
+pub mod api;
+pub mod blob;
+pub mod counters;
+pub mod demo;
+pub mod faults;
+mod state;
+pub mod zipgen;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use serde_json::Value;
+
+pub use counters::Counters;
+pub use faults::Faults;
+
+use state::State;
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenAccess {
+    /// Read and delete.
+    ReadWrite,
+    /// Read only: DELETE answers 403.
+    ReadOnly,
+    /// A valid token without access to anything: every request answers 403.
+    Denied,
+}
+
+#[derive(Clone, Debug)]
+pub struct FakeConfig {
+    /// Accepted tokens. Default: `test-token` with read-write access.
+    pub tokens: HashMap<String, TokenAccess>,
+    /// How long a signed blob URL stays valid (GitHub: about a minute).
+    pub url_ttl: Duration,
+    pub faults: Faults,
+    /// Serve the API under a path prefix, as GitHub Enterprise Server does (`/api/v3`).
+    pub path_prefix: Option<String>,
+}
+
+impl Default for FakeConfig {
+    fn default() -> Self {
+        FakeConfig {
+            tokens: HashMap::from([("test-token".to_string(), TokenAccess::ReadWrite)]),
+            url_ttl: Duration::from_secs(60),
+            faults: Faults::default(),
+            path_prefix: None,
+        }
+    }
+}
+
+/// What an artifact's blob is: a zip archive, or (upload-artifact v7) one unzipped file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlobKind {
+    Zip,
+    Raw {
+        file_name: String,
+        content_type: String,
+    },
+}
+
+/// An artifact to add to the fake.
+#[derive(Clone, Debug)]
+pub struct FakeArtifactSpec {
+    pub owner: String,
+    pub repo: String,
+    pub name: String,
+    pub run_id: u64,
+    pub head_branch: String,
+    pub head_sha: String,
+    pub body: Vec<u8>,
+    pub kind: BlobKind,
+    /// Whether the artifact object carries `digest` (old artifacts and GHES have none).
+    pub digest: bool,
+    /// Default: one second after the previous artifact.
+    pub created_at: Option<time::OffsetDateTime>,
+}
+
+impl FakeArtifactSpec {
+    /// A zip artifact.
+    pub fn zip(owner: &str, repo: &str, name: &str, run_id: u64, zip: Vec<u8>) -> Self {
+        FakeArtifactSpec {
+            owner: owner.into(),
+            repo: repo.into(),
+            name: name.into(),
+            run_id,
+            head_branch: "main".into(),
+            head_sha: format!("{:040x}", run_id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            body: zip,
+            kind: BlobKind::Zip,
+            digest: true,
+            created_at: None,
+        }
+    }
+
+    /// An unzipped (upload-artifact v7 `archive: false`) artifact: one raw file.
+    pub fn raw(
+        owner: &str,
+        repo: &str,
+        name: &str,
+        run_id: u64,
+        file_name: &str,
+        data: Vec<u8>,
+    ) -> Self {
+        let content_type = match file_name.rsplit_once('.').map(|(_, e)| e) {
+            Some("md") => "text/markdown",
+            Some("txt" | "log") => "text/plain",
+            Some("json") => "application/json",
+            Some("html") => "text/html",
+            _ => "application/octet-stream",
+        };
+        FakeArtifactSpec {
+            kind: BlobKind::Raw {
+                file_name: file_name.into(),
+                content_type: content_type.into(),
+            },
+            ..FakeArtifactSpec::zip(owner, repo, name, run_id, data)
+        }
+    }
+
+    pub fn branch(mut self, branch: &str) -> Self {
+        self.head_branch = branch.into();
+        self
+    }
+
+    pub fn created_at(mut self, t: time::OffsetDateTime) -> Self {
+        self.created_at = Some(t);
+        self
+    }
+
+    pub fn no_digest(mut self) -> Self {
+        self.digest = false;
+        self
+    }
+}
+
+/// What both listeners share.
+pub(crate) struct Shared {
+    pub(crate) state: Mutex<State>,
+    /// API base URL including the prefix, no trailing slash.
+    pub(crate) api_url: String,
+    pub(crate) prefix: String,
+    pub(crate) blob_origin: String,
+}
+
+/// A running fake GitHub. Dropping it stops both listeners.
+pub struct FakeGitHub {
+    shared: Arc<Shared>,
+    api_addr: SocketAddr,
+    blob_addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeGitHub {
+    /// Starts on two ephemeral ports of 127.0.0.1.
+    pub fn start(config: FakeConfig) -> FakeGitHub {
+        Self::start_on(
+            "127.0.0.1:0".parse().expect("addr"),
+            "127.0.0.1:0".parse().expect("addr"),
+            config,
+        )
+        .expect("start fake GitHub")
+    }
+
+    /// Starts on the given addresses (port 0: any free port).
+    pub fn start_on(
+        api_addr: SocketAddr,
+        blob_addr: SocketAddr,
+        config: FakeConfig,
+    ) -> std::io::Result<FakeGitHub> {
+        let api_listener = std::net::TcpListener::bind(api_addr)?;
+        let blob_listener = std::net::TcpListener::bind(blob_addr)?;
+        api_listener.set_nonblocking(true)?;
+        blob_listener.set_nonblocking(true)?;
+        let api_addr = api_listener.local_addr()?;
+        let blob_addr = blob_listener.local_addr()?;
+        let prefix = config
+            .path_prefix
+            .as_deref()
+            .map(|p| format!("/{}", p.trim_matches('/')))
+            .filter(|p| p != "/")
+            .unwrap_or_default();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new(config.tokens, config.url_ttl, config.faults)),
+            api_url: format!("http://{api_addr}{prefix}"),
+            prefix,
+            blob_origin: format!("http://{blob_addr}"),
+        });
+        let api_app = Router::new()
+            .fallback(api::handle)
+            .with_state(shared.clone());
+        let blob_app = Router::new()
+            .fallback(blob::handle)
+            .with_state(shared.clone());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("fake-github".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("fake-github runtime");
+                rt.block_on(async move {
+                    let api = tokio::net::TcpListener::from_std(api_listener).expect("listener");
+                    let blob = tokio::net::TcpListener::from_std(blob_listener).expect("listener");
+                    let a = tokio::spawn(async move { axum::serve(api, api_app).await });
+                    let b = tokio::spawn(async move { axum::serve(blob, blob_app).await });
+                    let _ = stop_rx.await;
+                    a.abort();
+                    b.abort();
+                });
+                rt.shutdown_timeout(Duration::from_millis(100));
+            })?;
+        Ok(FakeGitHub {
+            shared,
+            api_addr,
+            blob_addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The API base URL (`--api-url`), with the path prefix if any.
+    pub fn api_url(&self) -> String {
+        self.shared.api_url.clone()
+    }
+
+    pub fn api_origin(&self) -> String {
+        format!("http://{}", self.api_addr)
+    }
+
+    pub fn blob_origin(&self) -> String {
+        format!("http://{}", self.blob_addr)
+    }
+
+    /// Adds a repository (artifacts add theirs on demand, public). Private repositories are
+    /// invisible (404) without a token.
+    pub fn add_repo(&self, owner: &str, name: &str, private: bool) {
+        self.shared
+            .state
+            .lock()
+            .unwrap()
+            .add_repo(owner, name, private);
+    }
+
+    /// Adds an artifact and returns its id (ids count from 1001).
+    pub fn add_artifact(&self, spec: FakeArtifactSpec) -> u64 {
+        self.shared.state.lock().unwrap().add_artifact(spec)
+    }
+
+    /// Marks an artifact expired: still listed (`expired: true`), download 410.
+    pub fn expire_artifact(&self, id: u64) {
+        self.shared.state.lock().unwrap().expire(id);
+    }
+
+    /// Removes an artifact as if deleted elsewhere (not counted as a DELETE).
+    pub fn remove_artifact(&self, id: u64) {
+        self.shared.state.lock().unwrap().artifacts.remove(&id);
+    }
+
+    /// The artifact object as the API would show it.
+    pub fn artifact(&self, id: u64) -> Option<Value> {
+        let st = self.shared.state.lock().unwrap();
+        let a = st.artifacts.get(&id)?;
+        Some(st.artifact_json(a, &self.shared.api_url))
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.shared.state.lock().unwrap().counters.clone()
+    }
+
+    pub fn reset_counters(&self) {
+        self.shared.state.lock().unwrap().counters = Counters::default();
+    }
+
+    /// Replaces the fault switches (their "every N" counts restart).
+    pub fn set_faults(&self, faults: Faults) {
+        self.shared.state.lock().unwrap().set_faults(faults);
+    }
+
+    /// Stops both listeners.
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for FakeGitHub {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}

@@ -1,0 +1,316 @@
+//! The blob listener: a stand-in for Azure Blob Storage behind the signed download URLs.
+//! Checks the signature and its expiry (403 with an XML error, as Azure does), serves
+//! `Range: bytes=N-M` / `bytes=N-` as 206, 416 past the end, 500 for suffix ranges (as Azure's
+//! emulator), the whole blob for multi-range requests; and applies the blob-side faults
+//! (latency, truncated bodies, forced 403s, ignoring Range, throttling one artifact).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State as AxState;
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+
+use crate::faults::fires;
+use crate::state::unix_millis;
+use crate::{BlobKind, Shared};
+
+fn azure_error(status: StatusCode, code: &str, msg: &str) -> Response {
+    let body = format!(
+        "\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{code}</Code><Message>{msg}</Message></Error>"
+    );
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/xml")
+        .header("x-ms-error-code", code)
+        .body(Body::from(body))
+        .expect("valid response")
+}
+
+/// What a `Range` header asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RangeRequest {
+    Whole,
+    /// Inclusive start, optional inclusive end.
+    From(u64, Option<u64>),
+    Suffix,
+    Invalid,
+}
+
+pub(crate) fn parse_range(h: Option<&str>) -> RangeRequest {
+    let Some(v) = h else {
+        return RangeRequest::Whole;
+    };
+    let Some(spec) = v.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Invalid;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Whole; // multi-range: Azure sends the whole blob
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return RangeRequest::Invalid;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        return RangeRequest::Suffix;
+    }
+    let Ok(start) = a.parse::<u64>() else {
+        return RangeRequest::Invalid;
+    };
+    if b.is_empty() {
+        return RangeRequest::From(start, None);
+    }
+    match b.parse::<u64>() {
+        Ok(end) if end >= start => RangeRequest::From(start, Some(end)),
+        _ => RangeRequest::Invalid,
+    }
+}
+
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+struct Plan {
+    body: Bytes,
+    content_type: String,
+    file_name: String,
+    truncate: bool,
+    throttle: Option<u64>,
+    delay: Option<Duration>,
+    no_range: bool,
+}
+
+pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<Body>) -> Response {
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let plan = match plan(&shared, &method, &headers, &path, &query) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Some(d) = plan.delay {
+        tokio::time::sleep(d).await;
+    }
+    let total = plan.body.len() as u64;
+    let range = if plan.no_range {
+        RangeRequest::Whole
+    } else {
+        parse_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()))
+    };
+    let (status, slice, bounds) = match range {
+        RangeRequest::Whole | RangeRequest::Invalid => (StatusCode::OK, plan.body.clone(), None),
+        RangeRequest::Suffix => {
+            return azure_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "suffix ranges are not supported",
+            );
+        }
+        RangeRequest::From(start, end) => {
+            if start >= total {
+                let mut r = azure_error(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "InvalidRange",
+                    "The range specified is invalid for the current size of the resource.",
+                );
+                r.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!("bytes */{total}")).expect("ascii"),
+                );
+                return r;
+            }
+            let end = end.unwrap_or(total - 1).min(total - 1);
+            (
+                StatusCode::PARTIAL_CONTENT,
+                plan.body.slice(start as usize..=end as usize),
+                Some((start, end)),
+            )
+        }
+    };
+    let mut b = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, &plan.content_type)
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!(
+                "attachment; filename=\"{}\"",
+                plan.file_name.replace('"', "")
+            ),
+        )
+        .header(header::CONTENT_LENGTH, slice.len())
+        .header(header::ETAG, "\"0x8DCFAKEBLOB\"")
+        .header("x-ms-blob-type", "BlockBlob");
+    if !plan.no_range {
+        b = b.header(header::ACCEPT_RANGES, "bytes");
+    }
+    if let Some((start, end)) = bounds {
+        b = b.header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{end}/{total}"),
+        );
+    }
+    if method == Method::HEAD {
+        return b.body(Body::empty()).expect("valid response");
+    }
+    let sent = if plan.truncate {
+        slice.len() as u64 / 2
+    } else {
+        slice.len() as u64
+    };
+    {
+        let mut st = shared.state.lock().unwrap();
+        st.counters.blob_bytes_total += sent;
+        let id = blob_id(&path).unwrap_or(0);
+        *st.counters.blob_bytes_by_artifact.entry(id).or_default() += sent;
+        if status == StatusCode::PARTIAL_CONTENT {
+            st.counters.ranges_served += 1;
+        }
+    }
+    let body = if plan.truncate {
+        let half = slice.slice(..slice.len() / 2);
+        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(half),
+            Err(std::io::Error::other("fake-github: truncated body")),
+        ];
+        Body::from_stream(futures_util::stream::iter(chunks))
+    } else if let Some(bps) = plan.throttle {
+        Body::from_stream(throttled(slice, bps))
+    } else {
+        Body::from(slice)
+    };
+    b.body(body).expect("valid response")
+}
+
+/// Sends `data` in 16 KiB chunks at about `bps` bytes per second.
+fn throttled(
+    data: Bytes,
+    bps: u64,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    const CHUNK: usize = 16 * 1024;
+    futures_util::stream::unfold(0usize, move |off| {
+        let data = data.clone();
+        async move {
+            if off >= data.len() {
+                return None;
+            }
+            let end = (off + CHUNK).min(data.len());
+            let secs = (end - off) as f64 / bps.max(1) as f64;
+            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+            Some((Ok(data.slice(off..end)), end))
+        }
+    })
+}
+
+fn blob_id(path: &str) -> Option<u64> {
+    path.strip_prefix("/blob/")?.split('/').next()?.parse().ok()
+}
+
+/// Checks the request under the lock and decides what to send; `Err` is a finished answer.
+fn plan(
+    shared: &Shared,
+    method: &Method,
+    headers: &HeaderMap,
+    path: &str,
+    query: &str,
+) -> Result<Plan, Response> {
+    let mut st = shared.state.lock().unwrap();
+    st.counters.blob_requests += 1;
+    st.counters.hit("blob");
+    if headers.contains_key(header::AUTHORIZATION) {
+        st.counters.blob_auth_headers_seen += 1;
+    }
+    if *method != Method::GET && *method != Method::HEAD {
+        return Err(azure_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "UnsupportedHttpVerb",
+            "The resource doesn't support the specified HTTP verb.",
+        ));
+    }
+    let Some(id) = blob_id(path) else {
+        return Err(azure_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            "The specified resource does not exist.",
+        ));
+    };
+    let expires: u64 = query_param(query, "se")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let sig = query_param(query, "sig").unwrap_or("");
+    if sig != st.sign(id, expires) || expires <= unix_millis() {
+        return Err(azure_error(
+            StatusCode::FORBIDDEN,
+            "AuthenticationFailed",
+            "Server failed to authenticate the request. Signed expiry time has passed or the signature is wrong.",
+        ));
+    }
+    st.fault_counts.blob_403 += 1;
+    if fires(st.faults.blob_force_403_every, st.fault_counts.blob_403) {
+        return Err(azure_error(
+            StatusCode::FORBIDDEN,
+            "AuthorizationFailure",
+            "This request is not authorized to perform this operation.",
+        ));
+    }
+    let Some(a) = st.artifacts.get(&id) else {
+        return Err(azure_error(
+            StatusCode::NOT_FOUND,
+            "BlobNotFound",
+            "The specified blob does not exist.",
+        ));
+    };
+    let (content_type, file_name) = match &a.kind {
+        BlobKind::Zip => ("application/zip".to_string(), format!("{}.zip", a.name)),
+        BlobKind::Raw {
+            file_name,
+            content_type,
+        } => (content_type.clone(), file_name.clone()),
+    };
+    let body = a.body.clone();
+    let is_get = *method == Method::GET;
+    if is_get {
+        st.fault_counts.blob += 1;
+    }
+    let truncate =
+        is_get && fires(st.faults.blob_truncate_every, st.fault_counts.blob) && body.len() > 1;
+    let throttle = st
+        .faults
+        .blob_throttle
+        .and_then(|(tid, bps)| (tid == id).then_some(bps));
+    Ok(Plan {
+        body,
+        content_type,
+        file_name,
+        truncate,
+        throttle,
+        delay: st.faults.blob_delay,
+        no_range: st.faults.no_range,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(None), RangeRequest::Whole);
+        assert_eq!(
+            parse_range(Some("bytes=0-9")),
+            RangeRequest::From(0, Some(9))
+        );
+        assert_eq!(parse_range(Some("bytes=10-")), RangeRequest::From(10, None));
+        assert_eq!(parse_range(Some("bytes=-10")), RangeRequest::Suffix);
+        assert_eq!(parse_range(Some("bytes=0-1,5-6")), RangeRequest::Whole);
+        assert_eq!(parse_range(Some("bytes=9-3")), RangeRequest::Invalid);
+        assert_eq!(parse_range(Some("items=1-2")), RangeRequest::Invalid);
+        assert_eq!(blob_id("/blob/1001/x.zip"), Some(1001));
+    }
+}

@@ -1,0 +1,37 @@
+//! What the fake server saw: requests per endpoint, blob bytes per artifact, Authorization
+//! headers reaching each listener, deletions. Tests and benchmarks assert on these.
+
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Requests by endpoint: `list_repo`, `list_run`, `get`, `delete`, `download`, `blob`.
+    pub by_endpoint: BTreeMap<String, u64>,
+    pub api_requests: u64,
+    pub blob_requests: u64,
+    /// Body bytes the blob host sent (GET only; HEAD sends none).
+    pub blob_bytes_total: u64,
+    pub blob_bytes_by_artifact: BTreeMap<u64, u64>,
+    /// Requests to the blob host that carried an `Authorization` header (must stay 0).
+    pub blob_auth_headers_seen: u64,
+    /// Requests to the API that carried an `Authorization` header.
+    pub api_auth_headers_seen: u64,
+    pub delete_requests: u64,
+    /// Artifacts actually deleted, in order.
+    pub deleted_ids: Vec<u64>,
+    /// Conditional requests answered 304.
+    pub not_modified: u64,
+    /// Blob answers that were 206 Partial Content.
+    pub ranges_served: u64,
+}
+
+impl Counters {
+    /// Requests seen for one endpoint (0 when none).
+    pub fn endpoint(&self, name: &str) -> u64 {
+        self.by_endpoint.get(name).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn hit(&mut self, name: &str) {
+        *self.by_endpoint.entry(name.to_string()).or_default() += 1;
+    }
+}

@@ -1,0 +1,221 @@
+//! The fake server's world: repositories, artifacts and their blobs, tokens, URL signing,
+//! faults and counters. Plain data behind one mutex, never held across an await.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::counters::Counters;
+use crate::faults::Faults;
+use crate::{BlobKind, FakeArtifactSpec, TokenAccess};
+
+pub(crate) struct Repo {
+    pub owner: String,
+    pub name: String,
+    pub id: u64,
+    pub private: bool,
+}
+
+pub(crate) struct StoredArtifact {
+    pub id: u64,
+    /// Lower-cased (owner, repo) key of the repository it belongs to.
+    pub repo: (String, String),
+    pub name: String,
+    pub run_id: u64,
+    pub head_branch: String,
+    pub head_sha: String,
+    pub body: Bytes,
+    pub kind: BlobKind,
+    pub digest: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub expired: bool,
+}
+
+/// Request counters for "every Nth" faults, reset whenever the faults change.
+#[derive(Default)]
+pub(crate) struct FaultCounts {
+    pub api: u64,
+    pub blob: u64,
+    pub blob_403: u64,
+    pub delete: u64,
+}
+
+pub(crate) struct State {
+    pub repos: HashMap<(String, String), Repo>,
+    pub artifacts: BTreeMap<u64, StoredArtifact>,
+    pub next_id: u64,
+    pub next_repo_id: u64,
+    pub clock: OffsetDateTime,
+    pub tokens: HashMap<String, TokenAccess>,
+    pub url_ttl: Duration,
+    pub secret: [u8; 32],
+    pub faults: Faults,
+    pub fault_counts: FaultCounts,
+    pub rate_limited_until: Option<Instant>,
+    pub counters: Counters,
+    /// Remaining primary quota per token ("" = anonymous).
+    pub quota_used: HashMap<String, u64>,
+    pub quota_reset: u64,
+}
+
+pub(crate) fn key(owner: &str, repo: &str) -> (String, String) {
+    (owner.to_ascii_lowercase(), repo.to_ascii_lowercase())
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub(crate) fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+impl State {
+    pub fn new(tokens: HashMap<String, TokenAccess>, url_ttl: Duration, faults: Faults) -> Self {
+        let mut secret = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut secret[..]);
+        let rate_limited_until = faults.rate_limit_exhausted_for.map(|d| Instant::now() + d);
+        State {
+            repos: HashMap::new(),
+            artifacts: BTreeMap::new(),
+            next_id: 1001,
+            next_repo_id: 500_001,
+            // Artifacts are created one second apart, ending about now.
+            clock: OffsetDateTime::now_utc() - time::Duration::days(1),
+            tokens,
+            url_ttl,
+            secret,
+            faults,
+            fault_counts: FaultCounts::default(),
+            rate_limited_until,
+            counters: Counters::default(),
+            quota_used: HashMap::new(),
+            quota_reset: unix_now() + 3600,
+        }
+    }
+
+    pub fn set_faults(&mut self, faults: Faults) {
+        self.rate_limited_until = faults.rate_limit_exhausted_for.map(|d| Instant::now() + d);
+        self.faults = faults;
+        self.fault_counts = FaultCounts::default();
+    }
+
+    pub fn add_repo(&mut self, owner: &str, name: &str, private: bool) {
+        let id = self.next_repo_id;
+        let repo = self.repos.entry(key(owner, name)).or_insert_with(|| Repo {
+            owner: owner.to_string(),
+            name: name.to_string(),
+            id,
+            private,
+        });
+        repo.private = private;
+        if repo.id == id {
+            self.next_repo_id += 1;
+        }
+    }
+
+    pub fn add_artifact(&mut self, spec: FakeArtifactSpec) -> u64 {
+        if !self.repos.contains_key(&key(&spec.owner, &spec.repo)) {
+            self.add_repo(&spec.owner, &spec.repo, false);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let created_at = spec.created_at.unwrap_or_else(|| {
+            self.clock += time::Duration::seconds(1);
+            self.clock
+        });
+        let digest = spec
+            .digest
+            .then(|| format!("sha256:{}", hex::encode(Sha256::digest(&spec.body))));
+        self.artifacts.insert(
+            id,
+            StoredArtifact {
+                id,
+                repo: key(&spec.owner, &spec.repo),
+                name: spec.name,
+                run_id: spec.run_id,
+                head_branch: spec.head_branch,
+                head_sha: spec.head_sha,
+                body: Bytes::from(spec.body),
+                kind: spec.kind,
+                digest,
+                created_at,
+                expires_at: created_at + time::Duration::days(90),
+                expired: false,
+            },
+        );
+        id
+    }
+
+    /// The artifact object, as the API shows it.
+    pub fn artifact_json(&self, a: &StoredArtifact, api_url: &str) -> Value {
+        let repo = &self.repos[&a.repo];
+        let base = format!(
+            "{api_url}/repos/{}/{}/actions/artifacts/{}",
+            repo.owner, repo.name, a.id
+        );
+        json!({
+            "id": a.id,
+            "node_id": format!("MDg6QXJ0aWZhY3Q{}", a.id),
+            "name": a.name,
+            "size_in_bytes": a.body.len(),
+            "url": base,
+            "archive_download_url": format!("{base}/zip"),
+            "expired": a.expired,
+            "created_at": rfc3339(a.created_at),
+            "updated_at": rfc3339(a.created_at),
+            "expires_at": rfc3339(a.expires_at),
+            "digest": a.digest,
+            "workflow_run": {
+                "id": a.run_id,
+                "repository_id": repo.id,
+                "head_repository_id": repo.id,
+                "head_branch": a.head_branch,
+                "head_sha": a.head_sha,
+            }
+        })
+    }
+
+    /// Signature of a blob URL: keyed hash over the artifact id and the expiry.
+    pub fn sign(&self, id: u64, expires_ms: u64) -> String {
+        let mut h = Sha256::new();
+        h.update(self.secret);
+        h.update(id.to_le_bytes());
+        h.update(expires_ms.to_le_bytes());
+        hex::encode(&h.finalize()[..16])
+    }
+
+    pub fn expire(&mut self, id: u64) {
+        if let Some(a) = self.artifacts.get_mut(&id) {
+            a.expired = true;
+            a.expires_at = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+        }
+    }
+}
+
+/// The blob file name the URL path ends with.
+pub(crate) fn blob_file_name(a: &StoredArtifact) -> String {
+    match &a.kind {
+        BlobKind::Zip => format!("{}.zip", a.name),
+        BlobKind::Raw { file_name, .. } => file_name.clone(),
+    }
+}

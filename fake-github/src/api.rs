@@ -307,7 +307,7 @@ fn respond(
                     "Resource not accessible by personal access token",
                 );
             }
-            if !st.artifacts.get(&id).is_some_and(|a| a.repo == repo_key) {
+            if st.artifacts.get(&id).is_none_or(|a| a.repo != repo_key) {
                 return message(StatusCode::NOT_FOUND, "Not Found");
             }
             st.artifacts.remove(&id);

@@ -93,7 +93,7 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
     let query = req.uri().query().unwrap_or("").to_string();
     let plan = match plan(&shared, &method, &headers, &path, &query) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Some(d) = plan.delay {
         tokio::time::sleep(d).await;
@@ -219,7 +219,7 @@ fn plan(
     headers: &HeaderMap,
     path: &str,
     query: &str,
-) -> Result<Plan, Response> {
+) -> Result<Plan, Box<Response>> {
     let mut st = shared.state.lock().unwrap();
     st.counters.blob_requests += 1;
     st.counters.hit("blob");
@@ -227,44 +227,44 @@ fn plan(
         st.counters.blob_auth_headers_seen += 1;
     }
     if *method != Method::GET && *method != Method::HEAD {
-        return Err(azure_error(
+        return Err(Box::new(azure_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "UnsupportedHttpVerb",
             "The resource doesn't support the specified HTTP verb.",
-        ));
+        )));
     }
     let Some(id) = blob_id(path) else {
-        return Err(azure_error(
+        return Err(Box::new(azure_error(
             StatusCode::NOT_FOUND,
             "ResourceNotFound",
             "The specified resource does not exist.",
-        ));
+        )));
     };
     let expires: u64 = query_param(query, "se")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let sig = query_param(query, "sig").unwrap_or("");
     if sig != st.sign(id, expires) || expires <= unix_millis() {
-        return Err(azure_error(
+        return Err(Box::new(azure_error(
             StatusCode::FORBIDDEN,
             "AuthenticationFailed",
             "Server failed to authenticate the request. Signed expiry time has passed or the signature is wrong.",
-        ));
+        )));
     }
     st.fault_counts.blob_403 += 1;
     if fires(st.faults.blob_force_403_every, st.fault_counts.blob_403) {
-        return Err(azure_error(
+        return Err(Box::new(azure_error(
             StatusCode::FORBIDDEN,
             "AuthorizationFailure",
             "This request is not authorized to perform this operation.",
-        ));
+        )));
     }
     let Some(a) = st.artifacts.get(&id) else {
-        return Err(azure_error(
+        return Err(Box::new(azure_error(
             StatusCode::NOT_FOUND,
             "BlobNotFound",
             "The specified blob does not exist.",
-        ));
+        )));
     };
     let (content_type, file_name) = match &a.kind {
         BlobKind::Zip => ("application/zip".to_string(), format!("{}.zip", a.name)),

@@ -260,11 +260,12 @@ impl BlobHandle {
             .await
             .map_err(|e| Attempt::Retry(network(url, &e)))?;
         let resp = check_status(resp, url)?;
-        let mut expect = resp.content_length();
+        // The blob's total length, so that a short body is caught whether or not we resumed.
+        let mut total = resp.content_length();
         if *written > 0 {
             match resp.status() {
                 StatusCode::PARTIAL_CONTENT => match content_range(resp.headers()) {
-                    Some((start, _, _)) if start == *written => {}
+                    Some((start, _, t)) if start == *written => total = Some(t),
                     _ => {
                         return Err(Attempt::Fatal(ApiError::Protocol(
                             "resumed download answered a different range".into(),
@@ -282,7 +283,7 @@ impl BlobHandle {
                 }
             }
         } else if resp.status() == StatusCode::PARTIAL_CONTENT {
-            expect = content_range(resp.headers()).map(|(_, _, t)| t);
+            total = content_range(resp.headers()).map(|(_, _, t)| t);
         }
         let mut resp = resp;
         let mut got = 0u64;
@@ -298,8 +299,7 @@ impl BlobHandle {
                 Err(e) => return Err(Attempt::Retry(network(url, &e))),
             }
         }
-        if let Some(n) = expect
-            && got < n
+        if let Some(n) = total
             && *written < n
         {
             return Err(Attempt::Retry(ApiError::Network(format!(

@@ -144,13 +144,16 @@ pub fn run_mount(opts: MountOptions, on_ready: impl FnOnce()) -> anyhow::Result<
     let api = GitHubClient::new(cfg).map_err(|e| anyhow!("GitHub client: {e}"))?;
 
     // Fail fast: every repository named on the command line must be listable.
-    rt.block_on(async {
+    let listings = rt.block_on(async {
+        let mut listings = Vec::new();
         for repo in &opts.repos {
-            api.list_artifacts(repo, None)
+            let all = api
+                .list_artifacts(repo, None)
                 .await
                 .map_err(|e| anyhow!(describe_api_error(repo, &opts.api_url, &e)))?;
+            listings.push((repo.clone(), all));
         }
-        Ok::<_, anyhow::Error>(())
+        Ok::<_, anyhow::Error>(listings)
     })?;
 
     let cache = Arc::new(
@@ -167,6 +170,9 @@ pub fn run_mount(opts: MountOptions, on_ready: impl FnOnce()) -> anyhow::Result<
             read_only: opts.read_only,
         },
     ));
+    for (repo, all) in listings {
+        fs.prime_listing(&repo, all);
+    }
     let notifier = Arc::new(OnceLock::new());
     let adapter = FuseAdapter::new(fs, rt.handle().clone(), opts.owner, notifier.clone());
 
@@ -229,30 +235,103 @@ pub fn run_mount(opts: MountOptions, on_ready: impl FnOnce()) -> anyhow::Result<
         Ok::<_, anyhow::Error>(())
     })?;
     tracing::info!("unmounting {}", opts.mountpoint.display());
-    if !bg.guard.is_finished() {
-        bg.umount_and_join().map_err(|e| anyhow!("unmount: {e}"))?;
-    } else {
+    if bg.guard.is_finished() {
         let _ = bg.join();
+    } else if let Err(e) = bg.umount_and_join() {
+        // Busy (a file still open, a shell inside): wait a little, then detach lazily. We
+        // don't wait for the session to end: exiting closes /dev/fuse, and whoever is still
+        // inside gets ENOTCONN rather than a hung Ctrl-C.
+        if is_mounted(&opts.mountpoint) {
+            tracing::info!("unmount: {e}; retrying");
+            unmount_patiently(&opts.mountpoint)?;
+        }
     }
     rt.shutdown_timeout(Duration::from_secs(1));
     Ok(())
 }
 
-/// `artifactfs unmount MOUNTPOINT` (works for non-root users via fusermount3).
-pub fn unmount(mountpoint: &Path) -> anyhow::Result<()> {
+/// Unmounts once: `umount2` as root, `fusermount3 -u` otherwise (`lazy`: detach now and let
+/// the kernel finish when the last user lets go).
+fn unmount_once(mountpoint: &Path, lazy: bool) -> std::io::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(mountpoint.as_os_str().as_bytes())
+            .map_err(std::io::Error::other)?;
+        let flags = if lazy { libc::MNT_DETACH } else { 0 };
+        // SAFETY: a valid NUL-terminated path.
+        if unsafe { libc::umount2(c.as_ptr(), flags) } == 0 {
+            return Ok(());
+        }
+        return Err(std::io::Error::last_os_error());
+    }
     let prog = if which("fusermount3").is_some() {
         "fusermount3"
     } else {
         "fusermount"
     };
-    let status = Command::new(prog)
-        .arg("-u")
-        .arg(mountpoint)
-        .status()
-        .or_else(|_| Command::new("umount").arg(mountpoint).status())
-        .context("running fusermount3 -u")?;
-    if !status.success() {
-        bail!("could not unmount {}", mountpoint.display());
+    let mut cmd = Command::new(prog);
+    cmd.arg("-u").arg("-q");
+    if lazy {
+        cmd.arg("-z");
     }
-    Ok(())
+    let out = cmd.arg(mountpoint).stderr(Stdio::piped()).output()?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let msg = String::from_utf8_lossy(&out.stderr);
+    if msg.contains("busy") {
+        return Err(std::io::Error::from_raw_os_error(libc::EBUSY));
+    }
+    Err(std::io::Error::other(format!("{prog}: {}", msg.trim())))
+}
+
+/// Unmounts, waiting up to 3 s while the mount is busy (files still being released, a shell
+/// whose working directory is inside), then detaches it lazily rather than leave it behind.
+fn unmount_patiently(mountpoint: &Path) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        match unmount_once(mountpoint, false) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                if std::time::Instant::now() >= deadline {
+                    tracing::warn!(
+                        "{} is busy: detaching it lazily (it disappears when the last user leaves)",
+                        mountpoint.display()
+                    );
+                    return unmount_once(mountpoint, true)
+                        .map_err(|e| anyhow!("unmount {}: {e}", mountpoint.display()));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(anyhow!("unmount {}: {e}", mountpoint.display())),
+        }
+    }
+}
+
+/// Whether `mountpoint` is a mount point of ours right now (per /proc/self/mounts).
+pub fn is_mounted(mountpoint: &Path) -> bool {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return false;
+    };
+    let want = mountpoint.to_string_lossy();
+    mounts.lines().any(|l| {
+        let mut f = l.split_whitespace();
+        let (Some(_src), Some(dir), Some(fstype)) = (f.next(), f.next(), f.next()) else {
+            return false;
+        };
+        // /proc/self/mounts escapes spaces as \040.
+        dir.replace("\\040", " ") == want && fstype.starts_with("fuse")
+    })
+}
+
+/// `artifactfs unmount MOUNTPOINT` (works for non-root users via fusermount3).
+pub fn unmount(mountpoint: &Path) -> anyhow::Result<()> {
+    unmount_once(mountpoint, false).map_err(|e| match e.raw_os_error() {
+        Some(libc::EBUSY) => anyhow!(
+            "{} is busy (a process has a file open or its working directory inside)",
+            mountpoint.display()
+        ),
+        _ => anyhow!("could not unmount {}: {e}", mountpoint.display()),
+    })
 }

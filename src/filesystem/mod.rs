@@ -32,8 +32,14 @@ pub use remote::{Blob, Remote};
 const KIND_PROBES_IN_FLIGHT: usize = 8;
 /// Kernel cache lifetime for things inside a zip (they never change).
 pub const ENTRY_TTL: Duration = Duration::from_secs(24 * 3600);
-/// Kernel cache lifetime for everything that can come and go.
+/// Kernel cache lifetime for listing directories (owners, repos, runs/, latest/, branches/).
 pub const LISTING_TTL: Duration = Duration::from_secs(1);
+/// Kernel cache lifetime for the names one `rm` removes (a run, an artifact's `NAME/`,
+/// `NAME.zip`, `NAME`, its `latest/` and `branches/` links): none. The kernel asks again on
+/// every path walk, answered from the in-memory listing, so a deleted artifact is gone from
+/// every view at once. (Invalidating these names before replying to the unlink would
+/// deadlock on the parent directory's lock; after the reply it would race the next stat.)
+pub const VOLATILE_TTL: Duration = Duration::ZERO;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileKind {
@@ -173,6 +179,14 @@ impl ArtifactFs {
 
     fn repo(&self, idx: RepoIdx) -> Arc<RepoState> {
         self.repos.lock().unwrap().list[idx].clone()
+    }
+
+    /// Seeds a repository's listing with one just fetched (the mount's preflight), so the
+    /// first `ls` doesn't list it again.
+    pub fn prime_listing(&self, repo: &RepoRef, artifacts: Vec<Artifact>) {
+        let idx = self.repo_idx(repo, true);
+        let st = self.repo(idx);
+        *st.listing.lock().unwrap() = Some(Arc::new(Listing::build(artifacts, Instant::now())));
     }
 
     /// The repository's listing, refreshed when older than `--metadata-ttl`. A failed
@@ -408,7 +422,7 @@ impl ArtifactFs {
             Node::Run(r, run) => {
                 let l = self.listing(*r).await?;
                 let mtime = l.run_mtime(*run).ok_or(FsError::NotFound)?;
-                dir_attr(ino, mtime, LISTING_TTL)
+                dir_attr(ino, mtime, VOLATILE_TTL)
             }
             Node::Branch(r, b) => {
                 let l = self.listing(*r).await?;
@@ -425,7 +439,7 @@ impl ArtifactFs {
                 dir_attr(
                     ino,
                     parse_time(a.created_at.as_deref()).unwrap_or(t0),
-                    LISTING_TTL,
+                    VOLATILE_TTL,
                 )
             }
             Node::ArchiveFile(r, id) | Node::RawFile(r, id) => {
@@ -436,7 +450,7 @@ impl ArtifactFs {
                     size: a.size_in_bytes,
                     perm: 0o444,
                     mtime: parse_time(a.created_at.as_deref()).unwrap_or(t0),
-                    ttl: LISTING_TTL,
+                    ttl: VOLATILE_TTL,
                 }
             }
             Node::Entry(r, id, n) => {
@@ -467,7 +481,7 @@ impl ArtifactFs {
                     size: target.len() as u64,
                     perm: 0o777,
                     mtime: t0,
-                    ttl: LISTING_TTL,
+                    ttl: VOLATILE_TTL,
                 }
             }
         })

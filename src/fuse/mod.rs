@@ -207,6 +207,18 @@ impl Filesystem for FuseAdapter {
         });
     }
 
+    /// Nothing is ever buffered for writing: a close has nothing to flush.
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
     fn release(
         &self,
         _req: &Request,

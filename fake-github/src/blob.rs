@@ -174,12 +174,20 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
         }
     }
     let body = if plan.truncate {
+        // Headers and half the body go out; then the connection drops, as when a proxy or
+        // the storage front end gives up mid-transfer.
         let half = slice.slice(..slice.len() / 2);
-        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
-            Ok(half),
-            Err(std::io::Error::other("fake-github: truncated body")),
-        ];
-        Body::from_stream(futures_util::stream::iter(chunks))
+        let stream = futures_util::stream::unfold(Some(half), |state| async move {
+            match state {
+                Some(half) => Some((Ok(half), None)),
+                None => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let e = std::io::Error::other("fake-github: truncated body");
+                    Some((Err(e), None))
+                }
+            }
+        });
+        Body::from_stream(stream)
     } else if let Some(bps) = plan.throttle {
         Body::from_stream(throttled(slice, bps))
     } else {

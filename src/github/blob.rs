@@ -132,11 +132,26 @@ impl BlobHandle {
                 .and_then(|mut s| s.next_back())
                 .map(percent_decode)
                 .filter(|s| !s.is_empty());
-            match self.blob.http.head(url.clone()).send().await {
-                Ok(resp) if resp.status().is_success() => kind_from_headers(resp.headers())
-                    .unwrap_or(ArtifactKind::Raw { file_name: last }),
-                _ => ArtifactKind::Raw { file_name: last },
-            }
+            // HEAD first; a host that refuses HEAD is asked for the first byte instead.
+            let head = match self.blob.http.head(url.clone()).send().await {
+                Ok(resp) if resp.status().is_success() => kind_from_headers(resp.headers()),
+                _ => None,
+            };
+            let probed = match head {
+                Some(k) => Some(k),
+                None => match self
+                    .blob
+                    .http
+                    .get(url.clone())
+                    .header(header::RANGE, "bytes=0-0")
+                    .send()
+                    .await
+                {
+                    Ok(resp) if resp.status().is_success() => kind_from_headers(resp.headers()),
+                    _ => None,
+                },
+            };
+            probed.unwrap_or(ArtifactKind::Raw { file_name: last })
         };
         *self.kind.lock().unwrap() = Some(kind.clone());
         Ok(kind)

@@ -18,6 +18,8 @@ pub struct DemoArgs {
     pub read_only: bool,
     pub allow_other: bool,
     pub owner: Owner,
+    pub fuse_options: Vec<String>,
+    pub request_timeout: Option<Duration>,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -54,6 +56,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         allow_other: args.allow_other,
         foreground: true,
         owner: args.owner,
+        fuse_options: args.fuse_options,
+        request_timeout: args.request_timeout,
     };
     let m = mountpoint.display().to_string();
     let base = format!("{m}/{}/{}", repo.owner, repo.name);

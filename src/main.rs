@@ -44,9 +44,119 @@ struct CommonArgs {
     /// Let other users see the mount (needs user_allow_other in /etc/fuse.conf for non-root)
     #[arg(long)]
     allow_other: bool,
+    /// Owner of every file and directory [default: the mounting user]
+    #[arg(long, value_name = "UID")]
+    uid: Option<u32>,
+    /// Group of every file and directory [default: the mounting user's group]
+    #[arg(long, value_name = "GID")]
+    gid: Option<u32>,
+    /// Answer EIO to a request still waiting on the network after SECS (0: never)
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    daemon_timeout: u64,
+    /// Mount options, comma-separated, fstab style: artifactfs's own (ro, allow_other,
+    /// uid=, gid=, cache_dir=, cache_size=, metadata_ttl=, dir_cache_time=, api_url=,
+    /// daemon_timeout=, repo=, foreground) or FUSE/kernel ones (default_permissions,
+    /// nosuid, nodev, noexec, noatime, ...), which are passed through
+    #[arg(short = 'o', value_name = "OPT[,OPT...]", value_delimiter = ',')]
+    options: Vec<String>,
     /// More log output (-v info, -vv debug); RUST_LOG overrides
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+}
+
+/// What `-o` options turn into.
+#[derive(Debug, Default, PartialEq)]
+struct OOptions {
+    fuse: Vec<String>,
+    repos: Vec<RepoRef>,
+    api_url: Option<url::Url>,
+    foreground: bool,
+}
+
+/// Applies `-o` options to the flags they stand for; returns what is left for FUSE.
+fn apply_o_options(common: &mut CommonArgs) -> Result<OOptions, String> {
+    let mut out = OOptions::default();
+    for raw in std::mem::take(&mut common.options) {
+        let o = raw.trim();
+        let (key, value) = match o.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (o, None),
+        };
+        let val = || value.ok_or_else(|| format!("-o {key} needs a value ({key}=...)"));
+        let num = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("-o {key}: not a number: {v:?}"))
+        };
+        match key {
+            "" | "rw" | "defaults" | "auto" | "noauto" | "user" | "users" | "nouser" | "owner"
+            | "_netdev" | "nofail" => {}
+            k if k.starts_with("x-") || k == "comment" => {}
+            "ro" | "read_only" => common.read_only = true,
+            "allow_other" => common.allow_other = true,
+            "uid" => common.uid = Some(num(val()?)? as u32),
+            "gid" => common.gid = Some(num(val()?)? as u32),
+            "cache_dir" => common.cache_dir = Some(PathBuf::from(val()?)),
+            "cache_size" => common.cache_size = parse_size(val()?)?,
+            "metadata_ttl" | "dir_cache_time" => common.metadata_ttl = num(val()?)?,
+            "daemon_timeout" => common.daemon_timeout = num(val()?)?,
+            "api_url" => {
+                out.api_url = Some(url::Url::parse(val()?).map_err(|e| format!("-o api_url: {e}"))?)
+            }
+            "repo" => out.repos.push(parse_repo(val()?)?),
+            "foreground" => out.foreground = true,
+            "verbose" => common.verbose += 1,
+            _ => out.fuse.push(o.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+/// `mount -t fuse.artifactfs owner/repo DIR -o ...` runs `mount.fuse3`, which runs
+/// `artifactfs owner/repo DIR -o ...`; a `mount.artifactfs` link is run by mount(8) as
+/// `mount.artifactfs owner/repo DIR [-sfnv] [-o ...]`. Both become
+/// `artifactfs mount DIR --repo owner/repo -o ...`. Anything else is left alone.
+fn fstab_args(argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use std::ffi::OsString;
+    let prog = argv.first().cloned().unwrap_or_else(|| "artifactfs".into());
+    let called_as_helper = std::path::Path::new(&prog)
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("mount."));
+    let first = argv.get(1).map(|a| a.to_string_lossy().into_owned());
+    let looks_like_source = first
+        .as_deref()
+        .is_some_and(|f| !f.starts_with('-') && f.contains('/') && argv.len() >= 3);
+    if !(called_as_helper || looks_like_source) || argv.len() < 3 {
+        return argv;
+    }
+    let source = argv[1].to_string_lossy().into_owned();
+    let source = source
+        .strip_prefix("artifactfs#")
+        .unwrap_or(&source)
+        .to_string();
+    let mut out: Vec<OsString> = vec![prog, "mount".into(), argv[2].clone()];
+    for repo in source.split(':').filter(|r| !r.is_empty()) {
+        out.push("--repo".into());
+        out.push(repo.into());
+    }
+    let mut rest = argv[3..].iter();
+    while let Some(a) = rest.next() {
+        match a.to_string_lossy().as_ref() {
+            "-o" => {
+                if let Some(v) = rest.next() {
+                    out.push("-o".into());
+                    out.push(v.clone());
+                }
+            }
+            // mount(8) helper flags: sloppy, fake, no-mtab; -t/-N take a value.
+            "-s" | "-f" | "-n" => {}
+            "-t" | "-N" => {
+                rest.next();
+            }
+            "-v" => out.push("-v".into()),
+            _ => out.push(a.clone()),
+        }
+    }
+    out
 }
 
 #[derive(Subcommand, Debug)]
@@ -56,7 +166,7 @@ enum Cmd {
         /// Where to mount (an existing empty directory)
         mountpoint: PathBuf,
         /// Repository to show, as OWNER/REPO (repeatable)
-        #[arg(long = "repo", value_name = "OWNER/REPO", required = true, value_parser = parse_repo)]
+        #[arg(long = "repo", value_name = "OWNER/REPO", value_parser = parse_repo)]
         repos: Vec<RepoRef>,
         /// GitHub API URL (GitHub Enterprise Server: https://HOST/api/v3)
         #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
@@ -131,18 +241,21 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
-fn current_owner() -> Owner {
+fn owner(common: &CommonArgs) -> Owner {
     // SAFETY: getuid/getgid cannot fail.
-    unsafe {
-        Owner {
-            uid: libc::getuid(),
-            gid: libc::getgid(),
-        }
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    Owner {
+        uid: common.uid.unwrap_or(uid),
+        gid: common.gid.unwrap_or(gid),
     }
 }
 
+fn request_timeout(common: &CommonArgs) -> Option<Duration> {
+    (common.daemon_timeout > 0).then(|| Duration::from_secs(common.daemon_timeout))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(fstab_args(std::env::args_os().collect()));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -160,11 +273,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Cmd::Mount {
             mountpoint,
-            repos,
-            api_url,
-            foreground,
-            common,
+            mut repos,
+            mut api_url,
+            mut foreground,
+            mut common,
         } => {
+            let o = apply_o_options(&mut common).map_err(anyhow::Error::msg)?;
+            repos.extend(o.repos);
+            if let Some(u) = o.api_url {
+                api_url = u;
+            }
+            foreground |= o.foreground;
+            if repos.is_empty() {
+                anyhow::bail!("name at least one repository with --repo OWNER/REPO");
+            }
             init_logging(common.verbose);
             mount::preflight(&mountpoint)?;
             let cache_dir = common.cache_dir.clone().unwrap_or_else(default_cache_dir);
@@ -184,21 +306,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 read_only: common.read_only,
                 allow_other: common.allow_other,
                 foreground: true,
-                owner: current_owner(),
+                owner: owner(&common),
+                fuse_options: o.fuse,
+                request_timeout: request_timeout(&common),
             };
             mount::run_mount(opts, || {})
         }
         Cmd::Unmount { mountpoint } => mount::unmount(&mountpoint),
-        Cmd::Demo { mountpoint, common } => {
+        Cmd::Demo {
+            mountpoint,
+            mut common,
+        } => {
+            let o = apply_o_options(&mut common).map_err(anyhow::Error::msg)?;
             init_logging(common.verbose);
             demo::run(demo::DemoArgs {
                 mountpoint,
-                cache_dir: common.cache_dir,
+                cache_dir: common.cache_dir.clone(),
                 cache_size: common.cache_size,
                 metadata_ttl: Duration::from_secs(common.metadata_ttl),
                 read_only: common.read_only,
                 allow_other: common.allow_other,
-                owner: current_owner(),
+                owner: owner(&common),
+                fuse_options: o.fuse,
+                request_timeout: request_timeout(&common),
             })
         }
     }
@@ -217,6 +347,86 @@ mod tests {
         assert_eq!(parse_size("2GiB"), Ok(2 << 30));
         assert!(parse_size("x").is_err());
         assert!(parse_size("5Q").is_err());
+    }
+
+    fn args(v: &[&str]) -> Vec<std::ffi::OsString> {
+        v.iter().map(|s| (*s).into()).collect()
+    }
+
+    #[test]
+    fn fstab_invocations_become_mount() {
+        assert_eq!(
+            fstab_args(args(&[
+                "artifactfs",
+                "o/r",
+                "/mnt/a",
+                "-o",
+                "ro,cache_size=1G"
+            ])),
+            args(&[
+                "artifactfs",
+                "mount",
+                "/mnt/a",
+                "--repo",
+                "o/r",
+                "-o",
+                "ro,cache_size=1G"
+            ])
+        );
+        assert_eq!(
+            fstab_args(args(&[
+                "/sbin/mount.artifactfs",
+                "artifactfs#o/r:o/s",
+                "/mnt/a",
+                "-n",
+                "-o",
+                "rw"
+            ])),
+            args(&[
+                "/sbin/mount.artifactfs",
+                "mount",
+                "/mnt/a",
+                "--repo",
+                "o/r",
+                "--repo",
+                "o/s",
+                "-o",
+                "rw"
+            ])
+        );
+        let normal = args(&["artifactfs", "mount", "/mnt/a", "--repo", "o/r"]);
+        assert_eq!(fstab_args(normal.clone()), normal);
+        let unmount = args(&["artifactfs", "unmount", "/mnt/a"]);
+        assert_eq!(fstab_args(unmount.clone()), unmount);
+    }
+
+    #[test]
+    fn o_options_map_to_flags() {
+        let cli = Cli::parse_from(fstab_args(args(&[
+            "artifactfs",
+            "o/r",
+            "/mnt/a",
+            "-o",
+            "rw,noauto,ro,allow_other,uid=1000,gid=100,cache_size=1G,dir_cache_time=5,nosuid,default_permissions,repo=o/s,foreground,x-systemd.automount",
+        ])));
+        let Cmd::Mount {
+            repos, mut common, ..
+        } = cli.command
+        else {
+            panic!("not a mount");
+        };
+        assert_eq!(repos, vec![RepoRef::new("o", "r")]);
+        let o = apply_o_options(&mut common).unwrap();
+        assert!(common.read_only && common.allow_other);
+        assert_eq!((common.uid, common.gid), (Some(1000), Some(100)));
+        assert_eq!(common.cache_size, 1 << 30);
+        assert_eq!(common.metadata_ttl, 5);
+        assert_eq!(o.fuse, vec!["nosuid", "default_permissions"]);
+        assert_eq!(o.repos, vec![RepoRef::new("o", "s")]);
+        assert!(o.foreground);
+        let mut bad = common.clone();
+        bad.options = vec!["uid=x".into()];
+        assert!(apply_o_options(&mut bad).is_err());
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub struct MountOptions {
     pub allow_other: bool,
     pub foreground: bool,
     pub owner: Owner,
+    /// `-o` options not handled by artifactfs itself, passed to FUSE as they are.
+    pub fuse_options: Vec<String>,
+    /// `--daemon-timeout`: answer EIO to a request still running after this long.
+    pub request_timeout: Option<Duration>,
 }
 
 pub fn is_daemon_child() -> bool {
@@ -132,6 +136,28 @@ fn describe_api_error(repo: &RepoRef, api_url: &url::Url, e: &ApiError) -> Strin
     }
 }
 
+/// A `-o` option for FUSE: the kernel's mount flags by name, anything else as given.
+fn fuse_option(o: &str) -> fuser::MountOption {
+    use fuser::MountOption as M;
+    match o {
+        "default_permissions" => M::DefaultPermissions,
+        "dev" => M::Dev,
+        "nodev" => M::NoDev,
+        "suid" => M::Suid,
+        "nosuid" => M::NoSuid,
+        "exec" => M::Exec,
+        "noexec" => M::NoExec,
+        "atime" => M::Atime,
+        "noatime" => M::NoAtime,
+        "dirsync" => M::DirSync,
+        "sync" => M::Sync,
+        "async" => M::Async,
+        x if x.starts_with("fsname=") => M::FSName(x[7..].into()),
+        x if x.starts_with("subtype=") => M::Subtype(x[8..].into()),
+        x => M::CUSTOM(x.into()),
+    }
+}
+
 /// Mounts and serves until unmounted or signalled. `on_ready` runs once the mount answers.
 pub fn run_mount(opts: MountOptions, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -174,7 +200,13 @@ pub fn run_mount(opts: MountOptions, on_ready: impl FnOnce()) -> anyhow::Result<
         fs.prime_listing(&repo, all);
     }
     let notifier = Arc::new(OnceLock::new());
-    let adapter = FuseAdapter::new(fs, rt.handle().clone(), opts.owner, notifier.clone());
+    let adapter = FuseAdapter::new(
+        fs,
+        rt.handle().clone(),
+        opts.owner,
+        notifier.clone(),
+        opts.request_timeout,
+    );
 
     let mut config = fuser::Config::default();
     config.mount_options = vec![
@@ -193,6 +225,9 @@ pub fn run_mount(opts: MountOptions, on_ready: impl FnOnce()) -> anyhow::Result<
         config
             .mount_options
             .push(fuser::MountOption::DefaultPermissions);
+    }
+    for o in &opts.fuse_options {
+        config.mount_options.push(fuse_option(o));
     }
     config.n_threads = Some(2);
 

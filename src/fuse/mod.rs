@@ -33,6 +33,9 @@ pub struct FuseAdapter {
     dirs: Arc<Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>>,
     next_dir: AtomicU64,
     notifier: Arc<OnceLock<Notifier>>,
+    /// `--daemon-timeout`: a request not answered by then is dropped, which fuser answers
+    /// with EIO, so no caller waits on the network forever.
+    request_timeout: Option<std::time::Duration>,
 }
 
 fn errno(e: &FsError) -> Errno {
@@ -81,6 +84,7 @@ impl FuseAdapter {
         rt: tokio::runtime::Handle,
         owner: Owner,
         notifier: Arc<OnceLock<Notifier>>,
+        request_timeout: Option<std::time::Duration>,
     ) -> Self {
         FuseAdapter {
             fs,
@@ -89,6 +93,7 @@ impl FuseAdapter {
             dirs: Arc::new(Mutex::new(HashMap::new())),
             next_dir: AtomicU64::new(1),
             notifier,
+            request_timeout,
         }
     }
 
@@ -96,7 +101,21 @@ impl FuseAdapter {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        self.rt.spawn(fut);
+        match self.request_timeout {
+            None => {
+                self.rt.spawn(fut);
+            }
+            Some(limit) => {
+                self.rt.spawn(async move {
+                    if tokio::time::timeout(limit, fut).await.is_err() {
+                        // The reply went down with the future: fuser answers EIO.
+                        tracing::warn!(
+                            "a request took longer than --daemon-timeout ({limit:?}): EIO"
+                        );
+                    }
+                });
+            }
+        }
     }
 }
 

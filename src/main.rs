@@ -261,8 +261,8 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("artifactfs: {e:#}");
             if mount::is_daemon_child() {
-                // The waiting parent prints our last stdout line.
-                println!("artifactfs: {e:#}");
+                // The waiting parent prints our last stdout line (with its own prefix).
+                println!("{e:#}");
             }
             ExitCode::FAILURE
         }

@@ -453,7 +453,31 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cur = c.source();
     }
-    s
+    scrub_queries(&s)
+}
+
+/// Drops the query string of every URL in `text`: reqwest's messages quote the URL, and a
+/// signed blob URL's query is a credential.
+pub fn scrub_queries(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("http") {
+        let (before, from) = rest.split_at(i);
+        out.push_str(before);
+        if !(from.starts_with("http://") || from.starts_with("https://")) {
+            out.push_str("http");
+            rest = &from[4..];
+            continue;
+        }
+        let end = from
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '>'))
+            .unwrap_or(from.len());
+        let url = &from[..end];
+        out.push_str(url.split('?').next().unwrap_or(url));
+        rest = &from[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn log_quota(resp: &Response) {
@@ -506,6 +530,21 @@ mod tests {
         assert!(!c.on_api_origin(&Url::parse("https://api.github.com:444/x").unwrap()));
         let u = Url::parse("https://blob.example:8443/c/a.zip?sig=SECRET&se=1").unwrap();
         assert_eq!(redact(&u), "https://blob.example:8443/c/a.zip");
+    }
+
+    #[test]
+    fn error_text_never_carries_a_signature() {
+        assert_eq!(
+            scrub_queries(
+                "error sending request for url (https://blob.example/b/1.zip?sig=SECRET&se=1): refused"
+            ),
+            "error sending request for url (https://blob.example/b/1.zip): refused"
+        );
+        assert_eq!(
+            scrub_queries("no urls, http is a word"),
+            "no urls, http is a word"
+        );
+        assert_eq!(scrub_queries("x http://a/b?c"), "x http://a/b");
     }
 
     #[test]

@@ -80,12 +80,19 @@ pub fn which(prog: &str) -> Option<PathBuf> {
 /// `mount` without `-f`: start ourselves again in the background and wait until that
 /// child says the filesystem answers (exit 0) or fails (its one-line reason, exit 1).
 pub fn daemonize_and_wait(cache_dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
     use std::os::unix::process::CommandExt;
-    std::fs::create_dir_all(cache_dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(cache_dir)
+        .with_context(|| format!("cache dir {}", cache_dir.display()))?;
+    std::fs::set_permissions(cache_dir, std::fs::Permissions::from_mode(0o700))?;
     let log_path = log_file(cache_dir);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&log_path)
         .with_context(|| format!("opening log file {}", log_path.display()))?;
     let exe = std::env::current_exe()?;

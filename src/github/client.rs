@@ -484,7 +484,7 @@ fn log_quota(resp: &Response) {
     let h = resp.headers();
     let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("?");
     if h.contains_key("x-ratelimit-remaining") {
-        tracing::debug!(
+        tracing::info!(
             status = resp.status().as_u16(),
             remaining = get("x-ratelimit-remaining"),
             limit = get("x-ratelimit-limit"),

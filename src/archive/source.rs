@@ -22,6 +22,12 @@ pub trait ByteSource: Send + Sync {
     /// Errors carry an `io::ErrorKind` that maps to the errno the user sees
     /// (`NotFound` → ENOENT, `PermissionDenied` → EACCES, anything else → EIO).
     async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes>;
+
+    /// True once the source has learnt that it can only serve the whole blob (a host that
+    /// ignores `Range`): callers then fetch everything once instead of range by range.
+    fn whole_only(&self) -> bool {
+        false
+    }
 }
 
 /// An in-memory source, for tests and for blobs small enough to hold whole.

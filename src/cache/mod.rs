@@ -8,8 +8,12 @@
 //!   tmp/                         partial downloads (renamed into place when complete)
 //!   blobs/a{id}-{version}        a whole artifact blob (zip or raw file), digest-checked
 //!   entries/a{id}-{version}/{n}  zip entry n, inflated and CRC-checked
+//!   blocks/a{id}-{version}.data  the blob's bytes fetched so far (sparse; see `blocks`)
+//!   blocks/a{id}-{version}.map   which 128 KiB blocks of it are present
 //!   meta/kinds.json              artifact id → zip or raw (costs a 302 to learn; paid once)
 //! ```
+//! One least-recently-used list covers files and blocks alike, so `--cache-size` bounds
+//! them together; an evicted block is a hole punched in its data file.
 //! `version` is the digest's first 32 hex digits, or `s{size}-t{created_at}` when the
 //! artifact has no digest, so a re-uploaded artifact never hits stale bytes. Files are
 //! immutable once renamed into place; readers keep an open descriptor, so eviction (unlink)
@@ -26,6 +30,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use lru::LruCache;
 
 use crate::github::{Artifact, ArtifactKind};
+
+pub mod blocks;
+pub mod cached_source;
+
+pub use blocks::{BLOCK_SIZE, BlockFile};
+pub use cached_source::CachedSource;
 
 /// Identifies one version of one artifact's bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -52,7 +62,7 @@ impl BlobKey {
         BlobKey { id: a.id, version }
     }
 
-    fn stem(&self) -> String {
+    pub fn stem(&self) -> String {
         format!("a{}-{}", self.id, self.version)
     }
 }
@@ -71,6 +81,22 @@ pub struct DiskCache {
     state: Mutex<LruState>,
     kinds: Mutex<HashMap<u64, ArtifactKind>>,
     tmp_counter: AtomicU64,
+    /// Open block files by stem.
+    blocks: Mutex<HashMap<String, std::sync::Arc<BlockFile>>>,
+}
+
+fn block_rel(stem: &str, i: u64) -> PathBuf {
+    Path::new("blocks").join(format!("{stem}#{i}"))
+}
+
+/// `blocks/{stem}#{i}` → (stem, i).
+fn parse_block_rel(rel: &Path) -> Option<(String, u64)> {
+    if !rel.starts_with("blocks") {
+        return None;
+    }
+    let name = rel.file_name()?.to_str()?;
+    let (stem, i) = name.rsplit_once('#')?;
+    Some((stem.to_string(), i.parse().ok()?))
 }
 
 fn mkdir_private(path: &Path) -> io::Result<()> {
@@ -86,7 +112,7 @@ impl DiskCache {
     /// Leftover partial downloads are removed; existing files are accounted, oldest first.
     pub fn open(root: &Path, limit: u64) -> io::Result<DiskCache> {
         mkdir_private(root)?;
-        for sub in ["tmp", "blobs", "entries", "meta"] {
+        for sub in ["tmp", "blobs", "entries", "blocks", "meta"] {
             mkdir_private(&root.join(sub))?;
         }
         for e in fs::read_dir(root.join("tmp"))? {
@@ -96,6 +122,7 @@ impl DiskCache {
         for sub in ["blobs", "entries"] {
             collect_files(root, &root.join(sub), &mut found)?;
         }
+        collect_blocks(&root.join("blocks"), &mut found)?;
         // Oldest access first, so the most recent ends up at the LRU front.
         found.sort_by_key(|(_, _, t)| *t);
         let mut state = LruState {
@@ -116,6 +143,7 @@ impl DiskCache {
             state: Mutex::new(state),
             kinds: Mutex::new(kinds),
             tmp_counter: AtomicU64::new(0),
+            blocks: Mutex::new(HashMap::new()),
         };
         cache.evict_to_limit();
         Ok(cache)
@@ -216,6 +244,61 @@ impl DiskCache {
         Ok(dest)
     }
 
+    /// The block file for `key`'s blob of `len` bytes (opened once, shared).
+    pub fn block_file(&self, key: &BlobKey, len: u64) -> io::Result<std::sync::Arc<BlockFile>> {
+        let stem = key.stem();
+        if let Some(f) = self.blocks.lock().unwrap().get(&stem)
+            && f.len() == len
+        {
+            return Ok(f.clone());
+        }
+        let f = std::sync::Arc::new(BlockFile::open(&self.root.join("blocks"), &stem, len)?);
+        Ok(self.blocks.lock().unwrap().entry(stem).or_insert(f).clone())
+    }
+
+    /// Accounts blocks just written (most recently used), then evicts past the limit.
+    pub fn note_blocks(&self, key: &BlobKey, file: &BlockFile, blocks: &[u64]) {
+        let stem = key.stem();
+        {
+            let mut st = self.state.lock().unwrap();
+            for &i in blocks {
+                let size = file.block_len(i);
+                if let Some(old) = st.files.put(block_rel(&stem, i), size) {
+                    st.total -= old;
+                }
+                st.total += size;
+            }
+        }
+        self.evict_to_limit();
+    }
+
+    /// Marks blocks `first..=last` of `key` as just used.
+    pub fn touch_blocks(&self, key: &BlobKey, first: u64, last: u64) {
+        let stem = key.stem();
+        let mut st = self.state.lock().unwrap();
+        for i in first..=last {
+            st.files.get(&block_rel(&stem, i));
+        }
+    }
+
+    fn evict_block(&self, stem: &str, i: u64) {
+        let open = self.blocks.lock().unwrap().get(stem).cloned();
+        let file = match open {
+            Some(f) => f,
+            None => {
+                let map = self.root.join("blocks").join(format!("{stem}.map"));
+                let Some(len) = BlockFile::recorded_len(&map) else {
+                    return;
+                };
+                match BlockFile::open(&self.root.join("blocks"), stem, len) {
+                    Ok(f) => std::sync::Arc::new(f),
+                    Err(_) => return,
+                }
+            }
+        };
+        file.punch(i);
+    }
+
     /// Drops everything cached for artifact `id` (all versions).
     pub fn remove_artifact(&self, id: u64) {
         let prefix = format!("a{id}-");
@@ -238,7 +321,29 @@ impl DiskCache {
             }
             keys
         };
+        let open: Vec<std::sync::Arc<BlockFile>> = {
+            let mut blocks = self.blocks.lock().unwrap();
+            let stems: Vec<String> = blocks
+                .keys()
+                .filter(|s| s.starts_with(&prefix))
+                .cloned()
+                .collect();
+            stems.iter().filter_map(|s| blocks.remove(s)).collect()
+        };
+        for f in open {
+            f.delete_files();
+        }
+        if let Ok(dir) = fs::read_dir(self.root.join("blocks")) {
+            for e in dir.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
         for rel in victims {
+            if parse_block_rel(&rel).is_some() {
+                continue;
+            }
             let _ = fs::remove_file(self.root.join(&rel));
             if let Some(parent) = rel.parent().filter(|p| p.starts_with("entries/")) {
                 let _ = fs::remove_dir(self.root.join(parent));
@@ -263,7 +368,12 @@ impl DiskCache {
                 }
             };
             tracing::debug!(file = %victim.display(), "cache: evicting");
-            let _ = fs::remove_file(self.root.join(victim));
+            match parse_block_rel(&victim) {
+                Some((stem, i)) => self.evict_block(&stem, i),
+                None => {
+                    let _ = fs::remove_file(self.root.join(victim));
+                }
+            }
         }
     }
 
@@ -294,6 +404,32 @@ impl DiskCache {
         drop(f);
         fs::rename(tmp, self.root.join("meta").join(name))
     }
+}
+
+/// Accounts the blocks recorded in `blocks/*.map`, as of each map's last write.
+fn collect_blocks(
+    dir: &Path,
+    out: &mut Vec<(PathBuf, u64, std::time::SystemTime)>,
+) -> io::Result<()> {
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".map") else {
+            continue;
+        };
+        let Some(len) = BlockFile::recorded_len(&e.path()) else {
+            continue;
+        };
+        let t = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .unwrap_or(std::time::UNIX_EPOCH);
+        for i in BlockFile::recorded_blocks(&e.path()) {
+            let size = BLOCK_SIZE.min(len.saturating_sub(i * BLOCK_SIZE));
+            out.push((block_rel(stem, i), size, t));
+        }
+    }
+    Ok(())
 }
 
 fn collect_files(

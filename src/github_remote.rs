@@ -67,6 +67,10 @@ impl ByteSource for GitHubBlob {
         }
         Ok(self.handle.read_range(offset, len).await?)
     }
+
+    fn whole_only(&self) -> bool {
+        self.handle.ranges_ignored()
+    }
 }
 
 #[async_trait]

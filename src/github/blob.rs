@@ -157,6 +157,12 @@ impl BlobHandle {
         Ok(kind)
     }
 
+    /// Whether the blob host has been seen ignoring `Range` (answering 200 with everything).
+    pub fn ranges_ignored(&self) -> bool {
+        self.warned_no_range
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Exactly `len` bytes at `offset` (fewer only past the end of the blob).
     pub async fn read_range(&self, offset: u64, len: u64) -> Result<Bytes, ApiError> {
         if len == 0 {

@@ -139,6 +139,21 @@ impl CachedSource {
         )))
     }
 
+    /// Drops the cached blocks under `offset..offset+len` (bad bytes found by a reader).
+    pub fn drop_range(&self, offset: u64, len: u64) {
+        if let Some((first, last)) = self.block_range(offset, len) {
+            self.drop_blocks(first, last);
+        }
+    }
+
+    fn drop_blocks(&self, first: u64, last: u64) {
+        let present: Vec<u64> = (first..=last).filter(|&b| self.file.has(b)).collect();
+        for &b in &present {
+            self.file.punch(b);
+        }
+        self.cache.forget_blocks(&self.key, &present);
+    }
+
     /// A range that would take more than half the cache is not worth evicting everything
     /// for: it is read straight from the network.
     fn too_big_to_cache(&self, first: u64, last: u64) -> bool {
@@ -216,7 +231,7 @@ impl CachedSource {
             self.verified.store(true, Ordering::Release);
             return Ok(());
         }
-        self.file.punch_all();
+        self.drop_blocks(0, self.file.block_count().saturating_sub(1));
         Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!(

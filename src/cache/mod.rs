@@ -272,6 +272,17 @@ impl DiskCache {
         self.evict_to_limit();
     }
 
+    /// Forgets blocks that were dropped for being bad (their holes already punched).
+    pub fn forget_blocks(&self, key: &BlobKey, blocks: &[u64]) {
+        let stem = key.stem();
+        let mut st = self.state.lock().unwrap();
+        for &i in blocks {
+            if let Some(size) = st.files.pop(&block_rel(&stem, i)) {
+                st.total -= size;
+            }
+        }
+    }
+
     /// Marks blocks `first..=last` of `key` as just used.
     pub fn touch_blocks(&self, key: &BlobKey, first: u64, last: u64) {
         let stem = key.stem();

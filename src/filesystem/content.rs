@@ -1,23 +1,25 @@
-//! Getting bytes: whole blobs into the cache (digest-checked), a zip's central directory and
-//! tree (from the cached blob when there is one, else by ranged reads), and zip entries
-//! inflated once into the cache (CRC-checked). Every archive access goes through
-//! [`ByteSource`], so a block cache can later replace the whole-blob path without the
-//! archive layer noticing.
+//! Getting bytes: every artifact's blob is read through one [`CachedSource`] (the disk block
+//! cache in front of ranged HTTP reads), from which come a zip's central directory and tree
+//! (the tail and the directory: two ranged reads, never the archive), stored entries (served
+//! straight from blob ranges by the reader) and deflated entries (inflated once into the
+//! cache, CRC-checked, so any `pread` offset is cheap afterwards). Archives up to
+//! [`WHOLE_FETCH_THRESHOLD`] are fetched whole in one request on first use.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::archive::ByteSource;
 use crate::archive::central_directory::{CentralDirectory, read_central_directory};
-use crate::archive::entry::extract_entry;
+use crate::archive::entry::{data_offset, extract_entry};
 use crate::archive::tree::ArchiveTree;
-use crate::cache::{BlobKey, DiskCache};
+use crate::cache::{BlobKey, CachedSource, DiskCache};
 use crate::github::{Artifact, RepoRef};
 
 use super::error::{FsError, FsResult};
@@ -79,9 +81,10 @@ impl ByteSource for FileSource {
 pub struct Content {
     remote: Arc<dyn Remote>,
     cache: Arc<DiskCache>,
-    blobs: SingleFlight<BlobKey, PathBuf>,
+    sources: Mutex<HashMap<BlobKey, Arc<CachedSource>>>,
     entries: SingleFlight<(BlobKey, usize), PathBuf>,
     indexes: SingleFlight<BlobKey, Arc<ArchiveIndex>>,
+    offsets: SingleFlight<(BlobKey, usize), u64>,
 }
 
 impl Content {
@@ -89,9 +92,10 @@ impl Content {
         Content {
             remote,
             cache,
-            blobs: SingleFlight::default(),
+            sources: Mutex::new(HashMap::new()),
             entries: SingleFlight::default(),
             indexes: SingleFlight::default(),
+            offsets: SingleFlight::default(),
         }
     }
 
@@ -101,79 +105,46 @@ impl Content {
 
     /// Forgets everything about artifact `id` (memory and disk).
     pub fn drop_artifact(&self, id: u64) {
-        self.blobs.remove_if(|k| k.id == id);
+        self.sources.lock().unwrap().retain(|k, _| k.id != id);
         self.entries.remove_if(|(k, _)| k.id == id);
         self.indexes.remove_if(|k| k.id == id);
+        self.offsets.remove_if(|(k, _)| k.id == id);
         self.cache.remove_artifact(id);
     }
 
-    /// The whole blob in the cache, downloading it once; sha256 checked against `digest`.
-    pub async fn blob_file(&self, repo: &RepoRef, a: &Artifact) -> FsResult<PathBuf> {
+    /// The artifact's blob behind the block cache (one per blob, shared by all readers).
+    pub fn source(&self, repo: &RepoRef, a: &Artifact) -> FsResult<Arc<CachedSource>> {
         let key = BlobKey::for_artifact(a);
-        if let Some(p) = self.cache.blob(&key) {
-            return Ok(p);
+        if let Some(s) = self.sources.lock().unwrap().get(&key) {
+            return Ok(s.clone());
         }
-        self.blobs
-            .get_or_try_init(&key, || async {
-                if let Some(p) = self.cache.blob(&key) {
-                    return Ok(p);
-                }
-                let (tmp, file) = self.cache.temp_file()?;
-                let mut out = tokio::fs::File::from_std(file);
-                let blob = self.remote.blob(repo, a);
-                let result = blob.download_to(&mut out).await;
-                drop(out);
-                let (n, sha) = match result {
-                    Ok(v) => v,
-                    Err(e) => {
-                        let _ = std::fs::remove_file(&tmp);
-                        return Err(FsError::Io(e));
-                    }
-                };
-                if let Some(want) = a.sha256_hex() {
-                    if !want.eq_ignore_ascii_case(&sha) {
-                        let _ = std::fs::remove_file(&tmp);
-                        return Err(FsError::Integrity(format!(
-                            "artifact {} ({}): sha256 {sha} does not match digest {want}",
-                            a.id, a.name
-                        )));
-                    }
-                }
-                tracing::debug!(artifact = a.id, bytes = n, "downloaded whole blob");
-                Ok(self.cache.commit_blob(&key, &tmp)?)
-            })
-            .await
+        let remote: Arc<dyn ByteSource> = self.remote.blob(repo, a);
+        let src = Arc::new(CachedSource::new(
+            self.cache.clone(),
+            key.clone(),
+            a.size_in_bytes,
+            remote,
+            a.sha256_hex().map(str::to_string),
+        )?);
+        Ok(self
+            .sources
+            .lock()
+            .unwrap()
+            .entry(key)
+            .or_insert(src)
+            .clone())
     }
 
-    /// The best source for the artifact's bytes: the cached blob, else (small archives, when
-    /// `whole_if_small`) the blob fetched whole now, else ranged reads.
-    async fn source(
-        &self,
-        repo: &RepoRef,
-        a: &Artifact,
-        whole_if_small: bool,
-    ) -> FsResult<Arc<dyn ByteSource>> {
-        let key = BlobKey::for_artifact(a);
-        let local = match self.cache.blob(&key) {
-            Some(p) => Some(p),
-            None if whole_if_small && a.size_in_bytes <= WHOLE_FETCH_THRESHOLD => {
-                Some(self.blob_file(repo, a).await?)
-            }
-            None => None,
-        };
-        match local {
-            Some(p) => Ok(Arc::new(FileSource::open(&p)?)),
-            None => Ok(self.remote.blob(repo, a) as Arc<dyn ByteSource>),
-        }
-    }
-
-    /// The archive's central directory and tree (one ranged tail read + one CD read; never
-    /// a whole download: `ls` must stay cheap).
+    /// The archive's central directory and tree: the tail and the directory by ranged reads
+    /// (small archives: the whole blob, one request). `ls` never costs more.
     pub async fn index(&self, repo: &RepoRef, a: &Artifact) -> FsResult<Arc<ArchiveIndex>> {
         let key = BlobKey::for_artifact(a);
         self.indexes
             .get_or_try_init(&key, || async {
-                let src = self.source(repo, a, false).await?;
+                let src = self.source(repo, a)?;
+                if a.size_in_bytes <= WHOLE_FETCH_THRESHOLD {
+                    src.ensure(0, a.size_in_bytes).await?;
+                }
                 let cd = read_central_directory(src.as_ref()).await?;
                 let tree = ArchiveTree::build(&cd.entries);
                 tracing::debug!(
@@ -182,6 +153,19 @@ impl Content {
                     "read central directory"
                 );
                 Ok::<_, FsError>(Arc::new(ArchiveIndex { cd, tree }))
+            })
+            .await
+    }
+
+    /// Where entry `index`'s data starts in the blob (reads its local header once).
+    pub async fn data_offset(&self, repo: &RepoRef, a: &Artifact, index: usize) -> FsResult<u64> {
+        let key = BlobKey::for_artifact(a);
+        let idx = self.index(repo, a).await?;
+        let entry = idx.cd.entries.get(index).ok_or(FsError::NotFound)?.clone();
+        self.offsets
+            .get_or_try_init(&(key, index), || async {
+                let src = self.source(repo, a)?;
+                Ok::<_, FsError>(data_offset(src.as_ref(), &entry).await?)
             })
             .await
     }
@@ -204,7 +188,7 @@ impl Content {
                 if let Some(p) = self.cache.entry(&key, index) {
                     return Ok(p);
                 }
-                let src = self.source(repo, a, true).await?;
+                let src = self.source(repo, a)?;
                 let (tmp, mut file) = self.cache.temp_file()?;
                 let result = extract_entry(src.as_ref(), &entry, &mut file).await;
                 drop(file);

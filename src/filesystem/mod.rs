@@ -7,6 +7,7 @@ pub mod error;
 pub mod inode;
 pub mod listing;
 pub mod names;
+mod reader;
 pub mod remote;
 pub mod single_flight;
 
@@ -98,7 +99,7 @@ struct Repos {
 /// An open file: the cached local copy it reads from, opened on first read.
 struct OpenFile {
     node: Node,
-    file: tokio::sync::OnceCell<Arc<std::fs::File>>,
+    reader: tokio::sync::OnceCell<Arc<reader::Reader>>,
 }
 
 pub struct ArtifactFs {
@@ -691,7 +692,7 @@ impl ArtifactFs {
             fh,
             Arc::new(OpenFile {
                 node,
-                file: tokio::sync::OnceCell::new(),
+                reader: tokio::sync::OnceCell::new(),
             }),
         );
         Ok(fh)
@@ -710,24 +711,29 @@ impl ArtifactFs {
             .get(&fh)
             .cloned()
             .ok_or(FsError::BadHandle)?;
-        let file = h
-            .file
-            .get_or_try_init(|| async {
-                let path = self.local_copy(&h.node).await?;
-                Ok::<_, FsError>(Arc::new(std::fs::File::open(path)?))
-            })
+        let reader = h
+            .reader
+            .get_or_try_init(|| async { self.make_reader(&h.node).await.map(Arc::new) })
             .await?
             .clone();
-        Ok(content::pread_full(&file, offset, size as usize)?)
+        reader.read(offset, size).await
     }
 
-    /// The cached local file holding a file node's bytes, fetching it first if needed.
-    async fn local_copy(&self, node: &Node) -> FsResult<std::path::PathBuf> {
+    /// How a file node's bytes are read: blob ranges through the block cache for the archive,
+    /// an unzipped artifact and stored entries; the inflated copy for deflated entries.
+    async fn make_reader(&self, node: &Node) -> FsResult<reader::Reader> {
         match *node {
             Node::ArchiveFile(r, id) | Node::RawFile(r, id) => {
                 let a = self.artifact(r, id).await?;
                 let repo = self.repo(r).repo.clone();
-                self.content.blob_file(&repo, &a).await
+                let src = self.content.source(&repo, &a)?;
+                Ok(reader::Reader::Ranged(reader::RangedReader::new(
+                    src,
+                    0,
+                    a.size_in_bytes,
+                    None,
+                    format!("artifact {} ({})", a.id, a.name),
+                )))
             }
             Node::Entry(r, id, n) => {
                 let (a, index) = self.archive_index(r, id).await?;
@@ -735,8 +741,22 @@ impl ArtifactFs {
                     Some(NodeKind::File { entry }) => *entry,
                     _ => return Err(FsError::IsDir),
                 };
+                let e = &index.cd.entries[entry];
                 let repo = self.repo(r).repo.clone();
-                self.content.entry_file(&repo, &a, entry).await
+                crate::archive::entry::check_readable(e)?;
+                if e.method == 0 {
+                    let base = self.content.data_offset(&repo, &a, entry).await?;
+                    let src = self.content.source(&repo, &a)?;
+                    return Ok(reader::Reader::Ranged(reader::RangedReader::new(
+                        src,
+                        base,
+                        e.uncompressed_size,
+                        Some(e.crc32),
+                        format!("{}: {}", a.name, e.name),
+                    )));
+                }
+                let path = self.content.entry_file(&repo, &a, entry).await?;
+                Ok(reader::Reader::Local(std::fs::File::open(path)?))
             }
             _ => Err(FsError::IsDir),
         }

@@ -379,8 +379,10 @@ async fn listing_a_big_archive_reads_only_its_central_directory() {
         names(&f.fs, "octo/hello/runs/102/big").await,
         vec!["noise.bin", "small.txt"]
     );
+    // The blocks (128 KiB) holding the tail and the central directory: at most two of the
+    // 3 MiB archive.
     let served = f.remote.blob_bytes.load(Ordering::SeqCst);
-    assert!(served < 128 * 1024, "served {served} bytes for ls");
+    assert!(served <= 256 * 1024, "served {served} bytes for ls");
     assert_eq!(
         read_all(&f.fs, "octo/hello/runs/102/big/small.txt")
             .await
@@ -388,8 +390,9 @@ async fn listing_a_big_archive_reads_only_its_central_directory() {
         b"small file\n"
     );
     let served = f.remote.blob_bytes.load(Ordering::SeqCst);
+    // Plus the block holding the small entry's local header and data.
     assert!(
-        served < 256 * 1024,
+        served <= 384 * 1024,
         "served {served} bytes for one small file"
     );
 }

@@ -1,0 +1,159 @@
+//! What an open file reads from: a local file (a deflated entry inflated into the cache), or
+//! a range of the blob through the block cache (`NAME.zip`, an unzipped artifact, a stored
+//! entry), with readahead for sequential reads and a CRC-32 check for stored entries read
+//! through to the end.
+//!
+//! Readahead follows mountpoint-s3's prefetcher: a read that continues where the previous one
+//! ended doubles the window (from 128 KiB up to 8 MiB); the window is fetched with the read
+//! (one request), and the next window is fetched in the background, so a sequential `cat`
+//! keeps one request in flight ahead of the reader. A jump resets the window. Memory stays
+//! bounded by the window: blocks go to the disk cache, not to RAM.
+
+use std::fs::File;
+use std::sync::{Arc, Mutex};
+
+use crate::archive::ByteSource;
+use crate::cache::{BLOCK_SIZE, CachedSource};
+
+use super::content::pread_full;
+use super::error::{FsError, FsResult};
+
+const MIN_WINDOW: u64 = BLOCK_SIZE;
+const MAX_WINDOW: u64 = 8 << 20;
+
+pub enum Reader {
+    Local(File),
+    Ranged(RangedReader),
+}
+
+impl Reader {
+    pub async fn read(&self, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        match self {
+            Reader::Local(f) => Ok(pread_full(f, offset, size as usize)?),
+            Reader::Ranged(r) => r.read(offset, size).await,
+        }
+    }
+}
+
+struct ReadState {
+    /// Where the next sequential read would start.
+    next: u64,
+    window: u64,
+    /// CRC of bytes `0..crc_upto`, while reads have been sequential from the start.
+    crc: Option<crc32fast::Hasher>,
+    crc_upto: u64,
+    /// End of what a background prefetch has asked for.
+    prefetched_to: u64,
+}
+
+/// `len` bytes of the blob from `base`, read through the block cache.
+pub struct RangedReader {
+    src: Arc<CachedSource>,
+    base: u64,
+    len: u64,
+    /// The CRC-32 the bytes must have when read through (stored zip entries).
+    expect_crc: Option<u32>,
+    what: String,
+    state: Mutex<ReadState>,
+}
+
+impl RangedReader {
+    pub fn new(
+        src: Arc<CachedSource>,
+        base: u64,
+        len: u64,
+        expect_crc: Option<u32>,
+        what: String,
+    ) -> RangedReader {
+        RangedReader {
+            src,
+            base,
+            len,
+            expect_crc,
+            what,
+            state: Mutex::new(ReadState {
+                next: 0,
+                window: MIN_WINDOW,
+                crc: Some(crc32fast::Hasher::new()),
+                crc_upto: 0,
+                prefetched_to: 0,
+            }),
+        }
+    }
+
+    pub async fn read(&self, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        if offset >= self.len {
+            return Ok(Vec::new());
+        }
+        let n = (size as u64).min(self.len - offset);
+        let (fetch, prefetch) = {
+            let mut st = self.state.lock().unwrap();
+            let sequential = offset == st.next && offset > 0;
+            st.window = if sequential {
+                (st.window * 2).min(MAX_WINDOW)
+            } else {
+                MIN_WINDOW
+            };
+            st.next = offset + n;
+            let fetch = n.max(st.window).min(self.len - offset);
+            let ahead_start = offset + fetch;
+            let prefetch = (sequential
+                && ahead_start < self.len
+                && st.prefetched_to <= ahead_start)
+                .then(|| {
+                    let l = st.window.min(self.len - ahead_start);
+                    st.prefetched_to = ahead_start + l;
+                    (ahead_start, l)
+                });
+            (fetch, prefetch)
+        };
+        if !self.src.is_cached(self.base + offset, fetch) {
+            self.src.ensure(self.base + offset, fetch).await?;
+        }
+        if let Some((start, l)) = prefetch {
+            let src = self.src.clone();
+            let abs = self.base + start;
+            tokio::spawn(async move {
+                if let Err(e) = src.ensure(abs, l).await {
+                    tracing::debug!("readahead of {l} bytes at {abs}: {e}");
+                }
+            });
+        }
+        let data = self
+            .src
+            .read_at(self.base + offset, n as usize)
+            .await?
+            .to_vec();
+        self.check_crc(offset, &data)?;
+        Ok(data)
+    }
+
+    /// Feeds sequential bytes to the CRC; at the end, compares. A mismatch drops the cached
+    /// bytes and is EIO.
+    fn check_crc(&self, offset: u64, data: &[u8]) -> FsResult<()> {
+        let Some(want) = self.expect_crc else {
+            return Ok(());
+        };
+        let mut st = self.state.lock().unwrap();
+        if offset != st.crc_upto || st.crc.is_none() {
+            return Ok(());
+        }
+        if let Some(h) = st.crc.as_mut() {
+            h.update(data);
+        }
+        st.crc_upto += data.len() as u64;
+        if st.crc_upto < self.len {
+            return Ok(());
+        }
+        let got = st.crc.take().map(|h| h.finalize()).unwrap_or(want);
+        if got != want {
+            drop(st);
+            self.src.drop_range(self.base, self.len);
+            return Err(FsError::Integrity(format!(
+                "{}: CRC-32 {got:08x}, expected {want:08x}; cached bytes dropped",
+                self.what
+            )));
+        }
+        Ok(())
+    }
+}

@@ -85,6 +85,12 @@ pub struct DiskCache {
     blocks: Mutex<HashMap<String, std::sync::Arc<BlockFile>>>,
 }
 
+/// What a file of `len` bytes really takes on disk (4 KiB allocation units), which is what
+/// `--cache-size` bounds.
+fn on_disk(len: u64) -> u64 {
+    len.div_ceil(4096) * 4096
+}
+
 fn block_rel(stem: &str, i: u64) -> PathBuf {
     Path::new("blocks").join(format!("{stem}#{i}"))
 }
@@ -231,7 +237,7 @@ impl DiskCache {
 
     fn commit(&self, rel: &Path, tmp: &Path) -> io::Result<PathBuf> {
         let dest = self.root.join(rel);
-        let size = fs::metadata(tmp)?.len();
+        let size = on_disk(fs::metadata(tmp)?.len());
         fs::rename(tmp, &dest)?;
         {
             let mut st = self.state.lock().unwrap();
@@ -262,7 +268,7 @@ impl DiskCache {
         {
             let mut st = self.state.lock().unwrap();
             for &i in blocks {
-                let size = file.block_len(i);
+                let size = on_disk(file.block_len(i));
                 if let Some(old) = st.files.put(block_rel(&stem, i), size) {
                     st.total -= old;
                 }
@@ -437,7 +443,7 @@ fn collect_blocks(
             .unwrap_or(std::time::UNIX_EPOCH);
         for i in BlockFile::recorded_blocks(&e.path()) {
             let size = BLOCK_SIZE.min(len.saturating_sub(i * BLOCK_SIZE));
-            out.push((block_rel(stem, i), size, t));
+            out.push((block_rel(stem, i), on_disk(size), t));
         }
     }
     Ok(())
@@ -459,7 +465,7 @@ fn collect_files(
                 .accessed()
                 .or_else(|_| md.modified())
                 .unwrap_or(std::time::UNIX_EPOCH);
-            out.push((rel, md.len(), t));
+            out.push((rel, on_disk(md.len()), t));
         }
     }
     Ok(())
@@ -502,15 +508,16 @@ mod tests {
     #[test]
     fn evicts_least_recently_used_past_limit() {
         let d = tempfile::tempdir().unwrap();
-        let cache = DiskCache::open(d.path(), 250).unwrap();
-        put(&cache, &key(1), 100);
-        put(&cache, &key(2), 100);
+        // Three 4 KiB files do not fit in 10 000 bytes.
+        let cache = DiskCache::open(d.path(), 10_000).unwrap();
+        put(&cache, &key(1), 4000);
+        put(&cache, &key(2), 4000);
         assert!(cache.blob(&key(1)).is_some()); // 1 is now most recent
-        put(&cache, &key(3), 100);
+        put(&cache, &key(3), 4000);
         assert!(cache.blob(&key(2)).is_none(), "2 was least recently used");
         assert!(cache.blob(&key(1)).is_some());
         assert!(cache.blob(&key(3)).is_some());
-        assert!(cache.used() <= 250);
+        assert!(cache.used() <= 10_000);
     }
 
     #[test]
@@ -528,7 +535,7 @@ mod tests {
         assert!(cache.blob(&key(5)).is_some());
         assert!(cache.entry(&key(5), 3).is_some());
         assert_eq!(cache.kind(5), Some(ArtifactKind::Zip));
-        assert_eq!(cache.used(), 11);
+        assert_eq!(cache.used(), 2 * 4096, "accounted in disk allocation units");
         cache.remove_artifact(5);
         assert!(cache.blob(&key(5)).is_none());
         assert!(cache.entry(&key(5), 3).is_none());

@@ -194,10 +194,15 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
+    if let Some(r) = control(&shared, &method, &path) {
+        return r;
+    }
     let token = bearer(&headers);
+    let base = base_url(&shared, &headers);
     let mut st = shared.state.lock().unwrap();
     let mut resp = respond(
         &shared,
+        &base,
         &mut st,
         &method,
         &path,
@@ -209,8 +214,43 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
     resp
 }
 
+/// `/_fake/counters` (GET: the counters as JSON) and `/_fake/reset` (POST): for benchmarks
+/// driving the standalone server. Not GitHub endpoints; not counted.
+fn control(shared: &Shared, method: &Method, path: &str) -> Option<Response> {
+    let mut st = shared.state.lock().unwrap();
+    match (method.as_str(), path) {
+        ("GET", "/_fake/counters") => {
+            st.counters.api_requests -= 1;
+            let v = serde_json::to_value(&st.counters).unwrap_or(Value::Null);
+            Some(json_response(StatusCode::OK, &v))
+        }
+        ("POST", "/_fake/reset") => {
+            st.counters = Default::default();
+            Some(json_response(StatusCode::OK, &json!({"reset": true})))
+        }
+        _ => None,
+    }
+}
+
+/// The base URL for links in answers: the API's own address, or the host a client reached
+/// it by (`gh` through `HTTP_PROXY` asks for `api.github.localhost`), as GitHub's answers
+/// always point at the host that was asked.
+fn base_url(shared: &Shared, headers: &HeaderMap) -> String {
+    let own = shared
+        .api_url
+        .strip_prefix("http://")
+        .unwrap_or(&shared.api_url)
+        .trim_end_matches(shared.prefix.as_str());
+    match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+        Some(host) if host != own && !host.is_empty() => format!("http://{host}{}", shared.prefix),
+        _ => shared.api_url.clone(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn respond(
     shared: &Shared,
+    base: &str,
     st: &mut State,
     method: &Method,
     path: &str,
@@ -288,13 +328,13 @@ fn respond(
                 Route::ListRun { run, .. } => Some(run),
                 _ => None,
             };
-            list(shared, st, &repo_key, run, rel, query, headers)
+            list(base, st, &repo_key, run, rel, query, headers)
         }
         Route::Get { id, .. } => {
             let Some(a) = st.artifacts.get(&id).filter(|a| a.repo == repo_key) else {
                 return message(StatusCode::NOT_FOUND, "Not Found");
             };
-            let body = st.artifact_json(a, &shared.api_url);
+            let body = st.artifact_json(a, base);
             conditional(st, headers, &body, None)
         }
         Route::Delete { id, .. } => {
@@ -351,7 +391,7 @@ fn respond(
 }
 
 fn list(
-    shared: &Shared,
+    base: &str,
     st: &mut State,
     repo_key: &(String, String),
     run: Option<u64>,
@@ -381,7 +421,7 @@ fn list(
         .iter()
         .skip((page - 1).saturating_mul(per_page))
         .take(per_page)
-        .map(|a| st.artifact_json(a, &shared.api_url))
+        .map(|a| st.artifact_json(a, base))
         .collect();
     let body = json!({ "total_count": total, "artifacts": items });
 
@@ -394,7 +434,7 @@ fn list(
         }
         format!(
             "<{}{}?{q}>; rel=\"{rel}\"",
-            shared.api_url,
+            base,
             rel_path.trim_end_matches('/')
         )
     };

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counters {
     /// Requests by endpoint: `list_repo`, `list_run`, `get`, `delete`, `download`, `blob`.
     pub by_endpoint: BTreeMap<String, u64>,

@@ -7,6 +7,7 @@
 //! plain `#[test]` functions and from inside another runtime alike.
 
 pub mod api;
+pub mod bench;
 pub mod blob;
 pub mod counters;
 pub mod demo;

@@ -19,6 +19,13 @@ struct Args {
     /// Serve the built-in demo repository octo-demo/hello-artifacts.
     #[arg(long)]
     demo: bool,
+    /// Serve the benchmark data set (owner `bench`, repo `data`); prints its description as
+    /// JSON on the first line of stdout.
+    #[arg(long)]
+    bench: bool,
+    /// Size of the benchmark's unzipped streaming artifact, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    stream_mib: usize,
     /// Accepted read-write tokens (default: test-token).
     #[arg(long = "token")]
     tokens: Vec<String>,
@@ -88,6 +95,13 @@ fn main() -> anyhow::Result<()> {
             info.owner,
             info.repo,
             info.artifact_ids.len()
+        );
+    }
+    if args.bench {
+        let info = fake_github::bench::populate(&gh, args.stream_mib << 20);
+        println!(
+            "{}",
+            serde_json::json!({"api": gh.api_url(), "blob": gh.blob_origin(), "bench": info})
         );
     }
     println!("api: {}", gh.api_url());

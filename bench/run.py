@@ -317,7 +317,7 @@ def write_report(res, info):
         "| measurement | result | target | |",
         "|---|---|---|---|",
         f"| cold `cat` of one 10 KB file: artifactfs | {a['s']:.3f} s, {a['bytes'] / 1024:.0f} KiB "
-        f"fetched in {a["requests"]} blob requests (the archive's tail and central directory included) "
+        f"fetched in {a['requests']} blob requests (the archive's tail and central directory included) "
         f"| < 1 MiB | {met(a['bytes'] < MIB)} |",
     ]
     if g:

@@ -445,3 +445,71 @@ fn mount_fails_fast_with_one_clear_line() {
     check("API unreachable", ok, &err, "unreachable");
     assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
 }
+
+#[test]
+fn daemon_timeout_turns_a_stuck_read_into_eio() {
+    if !fuse_available() {
+        return;
+    }
+    let gh = start_fake();
+    gh.add_artifact(FakeArtifactSpec::zip(
+        "octo-org",
+        "hello",
+        "a",
+        1,
+        zip_of(&[("f", b"slow\n")]),
+    ));
+    let m = MountBuilder::new(&gh, REPO)
+        .arg("--daemon-timeout")
+        .arg("1")
+        .mount();
+    assert!(m.path("octo-org/hello/runs/1/a.zip").exists());
+    gh.set_faults(fake_github::Faults {
+        blob_delay: Some(Duration::from_secs(20)),
+        ..Default::default()
+    });
+    let t = Instant::now();
+    let r = fs::read(m.path("octo-org/hello/runs/1/a/f"));
+    assert_eq!(errno_of(r), libc::EIO);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // The mount is still fine for what needs no network.
+    assert!(m.path("octo-org/hello/runs/1/a.zip").exists());
+}
+
+#[test]
+fn version_and_help_show_every_flag_with_its_default() {
+    let out = Command::new(bin()).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("artifactfs "));
+    let out = Command::new(bin())
+        .args(["mount", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--repo",
+        "--api-url",
+        "--cache-dir",
+        "--cache-size",
+        "--metadata-ttl",
+        "--read-only",
+        "--allow-other",
+        "--uid",
+        "--gid",
+        "--daemon-timeout",
+        "-o ",
+        "--foreground",
+        "--verbose",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+    for default in [
+        "[default: https://api.github.com]",
+        "[default: 10G]",
+        "[default: 60]",
+        "[default: 0]",
+        "~/.cache/artifactfs",
+    ] {
+        assert!(help.contains(default), "--help lacks {default}");
+    }
+}

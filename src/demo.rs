@@ -20,6 +20,7 @@ pub struct DemoArgs {
     pub owner: Owner,
     pub fuse_options: Vec<String>,
     pub request_timeout: Option<Duration>,
+    pub max_rate_limit_wait: Duration,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -58,6 +59,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         owner: args.owner,
         fuse_options: args.fuse_options,
         request_timeout: args.request_timeout,
+        max_rate_limit_wait: args.max_rate_limit_wait,
     };
     let m = mountpoint.display().to_string();
     let base = format!("{m}/{}/{}", repo.owner, repo.name);

@@ -50,12 +50,15 @@ struct CommonArgs {
     /// Group of every file and directory [default: the mounting user's group]
     #[arg(long, value_name = "GID")]
     gid: Option<u32>,
+    /// Longest wait for a GitHub rate limit to reset before a request fails with EIO
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    max_wait: u64,
     /// Answer EIO to a request still waiting on the network after SECS (0: never)
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     daemon_timeout: u64,
     /// Mount options, comma-separated, fstab style: artifactfs's own (ro, allow_other,
     /// uid=, gid=, cache_dir=, cache_size=, metadata_ttl=, dir_cache_time=, api_url=,
-    /// daemon_timeout=, repo=, foreground) or FUSE/kernel ones (default_permissions,
+    /// daemon_timeout=, max_wait=, repo=, foreground) or FUSE/kernel ones (default_permissions,
     /// nosuid, nodev, noexec, noatime, ...), which are passed through
     #[arg(short = 'o', value_name = "OPT[,OPT...]", value_delimiter = ',')]
     options: Vec<String>,
@@ -99,6 +102,7 @@ fn apply_o_options(common: &mut CommonArgs) -> Result<OOptions, String> {
             "cache_size" => common.cache_size = parse_size(val()?)?,
             "metadata_ttl" | "dir_cache_time" => common.metadata_ttl = num(val()?)?,
             "daemon_timeout" => common.daemon_timeout = num(val()?)?,
+            "max_wait" => common.max_wait = num(val()?)?,
             "api_url" => {
                 out.api_url = Some(url::Url::parse(val()?).map_err(|e| format!("-o api_url: {e}"))?)
             }
@@ -309,6 +313,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 owner: owner(&common),
                 fuse_options: o.fuse,
                 request_timeout: request_timeout(&common),
+                max_rate_limit_wait: Duration::from_secs(common.max_wait),
             };
             mount::run_mount(opts, || {})
         }
@@ -329,6 +334,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 owner: owner(&common),
                 fuse_options: o.fuse,
                 request_timeout: request_timeout(&common),
+                max_rate_limit_wait: Duration::from_secs(common.max_wait),
             })
         }
     }

@@ -39,6 +39,8 @@ pub struct MountOptions {
     pub fuse_options: Vec<String>,
     /// `--daemon-timeout`: answer EIO to a request still running after this long.
     pub request_timeout: Option<Duration>,
+    /// `--max-wait`: the longest a request waits for a rate limit to reset before EIO.
+    pub max_rate_limit_wait: Duration,
 }
 
 pub fn is_daemon_child() -> bool {
@@ -174,6 +176,7 @@ pub fn run_mount(opts: MountOptions, on_ready: impl FnOnce()) -> anyhow::Result<
 
     let mut cfg = ClientConfig::new(opts.api_url.clone(), opts.token.clone());
     cfg.user_agent = format!("artifactfs/{}", env!("CARGO_PKG_VERSION"));
+    cfg.retry.max_rate_limit_wait = opts.max_rate_limit_wait;
     let api = GitHubClient::new(cfg).map_err(|e| anyhow!("GitHub client: {e}"))?;
 
     // Fail fast: every repository named on the command line must be listable.

@@ -497,6 +497,7 @@ fn version_and_help_show_every_flag_with_its_default() {
         "--uid",
         "--gid",
         "--daemon-timeout",
+        "--max-wait",
         "-o ",
         "--foreground",
         "--verbose",

@@ -145,6 +145,27 @@ fn describe_api_error(repo: &RepoRef, api_url: &url::Url, e: &ApiError) -> Strin
     }
 }
 
+/// The kernel offers FUSE a 128 KiB readahead at INIT, so page-cache reads reach us 128 KiB
+/// at a time. Where allowed (root), raise the mount's readahead to 1 MiB afterwards through
+/// its BDI, so sequential reads come in 1 MiB requests (the most FUSE takes): fewer round
+/// trips per byte. Best effort; nothing depends on it.
+fn raise_readahead(mountpoint: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(mountpoint) else {
+        return;
+    };
+    let dev = md.dev();
+    let path = format!(
+        "/sys/class/bdi/{}:{}/read_ahead_kb",
+        libc::major(dev),
+        libc::minor(dev)
+    );
+    match std::fs::write(&path, "1024") {
+        Ok(()) => tracing::debug!("readahead raised to 1 MiB ({path})"),
+        Err(e) => tracing::debug!("readahead left at the kernel's default ({path}: {e})"),
+    }
+}
+
 /// A `-o` option for FUSE: the kernel's mount flags by name, anything else as given.
 fn fuse_option(o: &str) -> fuser::MountOption {
     use fuser::MountOption as M;
@@ -254,6 +275,7 @@ pub fn run_mount(opts: MountOptions, on_ready: impl FnOnce()) -> anyhow::Result<
         )
     })?;
     tracing::info!(mountpoint = %opts.mountpoint.display(), "mounted");
+    raise_readahead(&opts.mountpoint);
     if is_daemon_child() {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "{READY_LINE}");

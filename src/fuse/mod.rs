@@ -139,6 +139,9 @@ fn name_str(name: &OsStr) -> Option<String> {
 impl Filesystem for FuseAdapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_readahead(1 << 20);
+        // Background (readahead) requests the kernel keeps in flight: enough that a slow
+        // artifact's readahead cannot hold up everyone else's.
+        let _ = config.set_max_background(64);
         Ok(())
     }
 

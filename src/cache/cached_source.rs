@@ -147,11 +147,7 @@ impl CachedSource {
     }
 
     fn drop_blocks(&self, first: u64, last: u64) {
-        let present: Vec<u64> = (first..=last).filter(|&b| self.file.has(b)).collect();
-        for &b in &present {
-            self.file.punch(b);
-        }
-        self.cache.forget_blocks(&self.key, &present);
+        drop_blocks(&self.file, &self.cache, &self.key, first, last);
     }
 
     /// A range that would take more than half the cache is not worth evicting everything
@@ -180,26 +176,59 @@ impl CachedSource {
                     ),
                 ));
             }
-            self.store(b, &bytes[..want as usize])?;
+            self.store(b, bytes.slice(..want as usize)).await?;
             b = e + 1;
         }
         Ok(())
     }
 
-    /// Writes consecutive blocks starting at `first` from `bytes`.
-    fn store(&self, first: u64, bytes: &[u8]) -> io::Result<()> {
-        let mut done = Vec::new();
-        let mut at = 0usize;
-        let mut i = first;
-        while at < bytes.len() {
-            let n = self.file.block_len(i) as usize;
-            self.file.write_block(i, &bytes[at..at + n])?;
-            done.push(i);
-            at += n;
-            i += 1;
+    /// Writes consecutive blocks starting at `first` from `bytes` (off the async threads),
+    /// and checks the digest if that completed the blob.
+    async fn store(&self, first: u64, bytes: Bytes) -> io::Result<()> {
+        let file = self.file.clone();
+        let cache = self.cache.clone();
+        let key = self.key.clone();
+        let want = self
+            .digest
+            .clone()
+            .filter(|_| !self.verified.load(Ordering::Acquire));
+        let verified = tokio::task::spawn_blocking(move || -> io::Result<bool> {
+            let mut done = Vec::new();
+            let mut at = 0usize;
+            let mut i = first;
+            while at < bytes.len() {
+                let n = file.block_len(i) as usize;
+                file.write_block(i, &bytes[at..at + n])?;
+                done.push(i);
+                at += n;
+                i += 1;
+            }
+            cache.note_blocks(&key, &file, &done);
+            let Some(want) = want else {
+                return Ok(false);
+            };
+            if !file.all_present() {
+                return Ok(false);
+            }
+            let got = sha256_of(&file)?;
+            if got.eq_ignore_ascii_case(&want) {
+                return Ok(true);
+            }
+            drop_blocks(&file, &cache, &key, 0, file.block_count().saturating_sub(1));
+            Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "artifact {}: sha256 {got} does not match digest {want}; cached bytes dropped",
+                    key.id
+                ),
+            ))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        if verified {
+            self.verified.store(true, Ordering::Release);
         }
-        self.cache.note_blocks(&self.key, &self.file, &done);
-        self.verify_if_complete()
+        Ok(())
     }
 
     async fn fetch_whole(&self) -> io::Result<()> {
@@ -215,31 +244,17 @@ impl CachedSource {
                 ),
             ));
         }
-        self.store(0, &bytes[..len as usize])
+        self.store(0, bytes.slice(..len as usize)).await
     }
+}
 
-    /// Once every block is present: the sha256 against the digest, once.
-    fn verify_if_complete(&self) -> io::Result<()> {
-        let Some(want) = self.digest.as_deref() else {
-            return Ok(());
-        };
-        if self.verified.load(Ordering::Acquire) || !self.file.all_present() {
-            return Ok(());
-        }
-        let got = sha256_of(&self.file)?;
-        if got.eq_ignore_ascii_case(want) {
-            self.verified.store(true, Ordering::Release);
-            return Ok(());
-        }
-        self.drop_blocks(0, self.file.block_count().saturating_sub(1));
-        Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "artifact {}: sha256 {got} does not match digest {want}; cached bytes dropped",
-                self.key.id
-            ),
-        ))
+/// Punches blocks `first..=last` and forgets them in the cache's accounting.
+fn drop_blocks(file: &BlockFile, cache: &DiskCache, key: &BlobKey, first: u64, last: u64) {
+    let present: Vec<u64> = (first..=last).filter(|&b| file.has(b)).collect();
+    for &b in &present {
+        file.punch(b);
     }
+    cache.forget_blocks(key, &present);
 }
 
 fn sha256_of(file: &BlockFile) -> io::Result<String> {

@@ -44,6 +44,9 @@ struct ReadState {
     crc_upto: u64,
     /// End of what a background prefetch has asked for.
     prefetched_to: u64,
+    /// The CRC did not match: every later read of this handle is EIO too (the kernel may
+    /// retry a failed readahead with a plain read, which must not succeed).
+    corrupt: bool,
 }
 
 /// `len` bytes of the blob from `base`, read through the block cache.
@@ -77,6 +80,7 @@ impl RangedReader {
                 crc: Some(crc32fast::Hasher::new()),
                 crc_upto: 0,
                 prefetched_to: 0,
+                corrupt: false,
             }),
         }
     }
@@ -88,6 +92,9 @@ impl RangedReader {
         let n = (size as u64).min(self.len - offset);
         let (fetch, prefetch) = {
             let mut st = self.state.lock().unwrap();
+            if st.corrupt {
+                return Err(self.corrupt_error());
+            }
             let sequential = offset == st.next && offset > 0;
             st.window = if sequential {
                 (st.window * 2).min(MAX_WINDOW)
@@ -147,13 +154,19 @@ impl RangedReader {
         }
         let got = st.crc.take().map(|h| h.finalize()).unwrap_or(want);
         if got != want {
+            st.corrupt = true;
             drop(st);
             self.src.drop_range(self.base, self.len);
-            return Err(FsError::Integrity(format!(
+            tracing::warn!(
                 "{}: CRC-32 {got:08x}, expected {want:08x}; cached bytes dropped",
                 self.what
-            )));
+            );
+            return Err(self.corrupt_error());
         }
         Ok(())
+    }
+
+    fn corrupt_error(&self) -> FsError {
+        FsError::Integrity(format!("{}: CRC-32 mismatch", self.what))
     }
 }

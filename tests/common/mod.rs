@@ -43,6 +43,7 @@ pub struct MountBuilder {
     token: Option<String>,
     extra: Vec<String>,
     cache_dir: Option<PathBuf>,
+    stderr: Option<PathBuf>,
 }
 
 impl MountBuilder {
@@ -53,6 +54,7 @@ impl MountBuilder {
             token: Some(TOKEN.to_string()),
             extra: Vec::new(),
             cache_dir: None,
+            stderr: None,
         }
     }
     pub fn token(mut self, t: Option<&str>) -> Self {
@@ -63,6 +65,12 @@ impl MountBuilder {
         self.extra.push(a.to_string());
         self
     }
+    /// Sends the daemon's stderr (its log in the foreground) to a file.
+    pub fn stderr_to(mut self, p: &Path) -> Self {
+        self.stderr = Some(p.to_path_buf());
+        self
+    }
+
     pub fn cache_dir(mut self, p: &Path) -> Self {
         self.cache_dir = Some(p.to_path_buf());
         self
@@ -99,6 +107,9 @@ impl MountBuilder {
             .unwrap_or_else(|| dir.path().join("cache"));
         let mut cmd = self.command(&mountpoint, &cache_dir);
         cmd.arg("-f").stdin(Stdio::null());
+        if let Some(p) = &self.stderr {
+            cmd.stderr(std::fs::File::create(p).unwrap());
+        }
         let mut child = cmd.spawn().expect("start artifactfs");
         let deadline = Instant::now() + Duration::from_secs(30);
         while !is_mounted(&mountpoint) {

@@ -384,10 +384,9 @@ impl GitHubClient {
                         403 | 429 => match rate_limit(status.as_u16(), &headers, &text) {
                             RateLimit::None => return Err(ApiError::Forbidden(msg)),
                             RateLimit::Primary(d) => (Some(d), ApiError::RateLimited(msg)),
+                            // GitHub: without retry-after, wait at least a minute.
                             RateLimit::Secondary(d) => (
-                                Some(d.unwrap_or_else(|| {
-                                    policy.backoff(attempt).max(Duration::from_secs(1))
-                                })),
+                                Some(d.unwrap_or(SECONDARY_LIMIT_WAIT)),
                                 ApiError::RateLimited(msg),
                             ),
                         },
@@ -440,6 +439,9 @@ fn api_message(body: &str) -> String {
         .and_then(|v| v.get("message")?.as_str().map(str::to_string))
         .unwrap_or_else(|| body.chars().take(200).collect())
 }
+
+/// How long to back off from a secondary rate limit that gave no `retry-after`.
+const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
 /// reqwest errors hide their cause (connection refused, ...) in `source()`.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

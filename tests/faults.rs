@@ -456,3 +456,67 @@ fn the_token_stays_out_of_logs_cache_and_blob_requests() {
     assert_eq!(c.blob_auth_headers_seen, 0);
     assert!(c.api_auth_headers_seen > 0);
 }
+
+#[test]
+fn ctrl_c_on_cat_stops_its_download() {
+    if !fuse_available() {
+        return;
+    }
+    let done = watchdog(120);
+    let gh = start_fake();
+    let mut z = ZipBuilder::new();
+    z.add_with(
+        "big.bin",
+        &noise(4 << 20, 2),
+        EntryOptions {
+            method: Method::Stored,
+            ..Default::default()
+        },
+    );
+    let id = gh.add_artifact(FakeArtifactSpec::zip(
+        "octo-org",
+        "hello",
+        "big",
+        1,
+        z.finish(),
+    ));
+    let m = MountBuilder::new(&gh, REPO).mount();
+    let file = m.path("octo-org/hello/runs/1/big/big.bin");
+    assert!(file.exists());
+    gh.set_faults(Faults {
+        blob_throttle: Some((id, 50_000)),
+        ..Default::default()
+    });
+    let served = || {
+        gh.counters()
+            .blob_bytes_by_artifact
+            .get(&id)
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = served();
+    let mut cat = std::process::Command::new("cat")
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let while_reading = served() - before;
+    assert!(while_reading > 0, "the read was under way");
+    unsafe {
+        libc::kill(cat.id() as i32, libc::SIGINT);
+    }
+    cat.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let at_stop = served();
+    std::thread::sleep(Duration::from_secs(2));
+    let after = served() - at_stop;
+    eprintln!(
+        "figures: {while_reading} bytes in 1.5 s of reading; {after} bytes in the 2 s after Ctrl-C"
+    );
+    assert!(
+        after < 20_000,
+        "{after} bytes still downloaded after the reader left"
+    );
+    done.store(true, Ordering::SeqCst);
+}

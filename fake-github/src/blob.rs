@@ -159,15 +159,19 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
     if method == Method::HEAD {
         return b.body(Body::empty()).expect("valid response");
     }
-    let sent = if plan.truncate {
+    // Throttled bodies are counted as they trickle out (a client that gives up stops the
+    // count); the others when the answer is made.
+    let sent = if plan.throttle.is_some() {
+        0
+    } else if plan.truncate {
         slice.len() as u64 / 2
     } else {
         slice.len() as u64
     };
+    let id = blob_id(&path).unwrap_or(0);
     {
         let mut st = shared.state.lock().unwrap();
         st.counters.blob_bytes_total += sent;
-        let id = blob_id(&path).unwrap_or(0);
         *st.counters.blob_bytes_by_artifact.entry(id).or_default() += sent;
         if status == StatusCode::PARTIAL_CONTENT {
             st.counters.ranges_served += 1;
@@ -189,7 +193,7 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
         });
         Body::from_stream(stream)
     } else if let Some(bps) = plan.throttle {
-        Body::from_stream(throttled(slice, bps))
+        Body::from_stream(throttled(slice, bps, shared.clone(), id))
     } else {
         Body::from(slice)
     };
@@ -200,10 +204,13 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
 fn throttled(
     data: Bytes,
     bps: u64,
+    shared: Arc<Shared>,
+    id: u64,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
-    const CHUNK: usize = 16 * 1024;
+    const CHUNK: usize = 4 * 1024;
     futures_util::stream::unfold(0usize, move |off| {
         let data = data.clone();
+        let shared = shared.clone();
         async move {
             if off >= data.len() {
                 return None;
@@ -211,6 +218,12 @@ fn throttled(
             let end = (off + CHUNK).min(data.len());
             let secs = (end - off) as f64 / bps.max(1) as f64;
             tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+            let n = (end - off) as u64;
+            {
+                let mut st = shared.state.lock().unwrap();
+                st.counters.blob_bytes_total += n;
+                *st.counters.blob_bytes_by_artifact.entry(id).or_default() += n;
+            }
             Some((Ok(data.slice(off..end)), end))
         }
     })

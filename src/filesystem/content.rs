@@ -77,6 +77,23 @@ impl ByteSource for FileSource {
     }
 }
 
+/// Deletes a temporary file when dropped, unless disarmed (it was renamed into place).
+struct TempGuard(Option<PathBuf>);
+
+impl TempGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// Fetches and remembers artifact bytes. Shared by all requests; no lock held across I/O.
 pub struct Content {
     remote: Arc<dyn Remote>,
@@ -190,13 +207,14 @@ impl Content {
                 }
                 let src = self.source(repo, a)?;
                 let (tmp, mut file) = self.cache.temp_file()?;
+                // Removes the partial file if extraction fails or is cancelled.
+                let guard = TempGuard(Some(tmp.clone()));
                 let result = extract_entry(src.as_ref(), &entry, &mut file).await;
                 drop(file);
-                if let Err(e) = result {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(FsError::Archive(e));
-                }
-                Ok(self.cache.commit_entry(&key, index, &tmp)?)
+                result.map_err(FsError::Archive)?;
+                let path = self.cache.commit_entry(&key, index, &tmp)?;
+                guard.disarm();
+                Ok(path)
             })
             .await
     }

@@ -58,6 +58,16 @@ pub struct RangedReader {
     expect_crc: Option<u32>,
     what: String,
     state: Mutex<ReadState>,
+    /// Background readahead started for this handle: aborted when the handle goes away.
+    prefetches: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl Drop for RangedReader {
+    fn drop(&mut self) {
+        for p in self.prefetches.lock().unwrap().drain(..) {
+            p.abort();
+        }
+    }
 }
 
 impl RangedReader {
@@ -82,6 +92,7 @@ impl RangedReader {
                 prefetched_to: 0,
                 corrupt: false,
             }),
+            prefetches: Mutex::new(Vec::new()),
         }
     }
 
@@ -120,11 +131,14 @@ impl RangedReader {
         if let Some((start, l)) = prefetch {
             let src = self.src.clone();
             let abs = self.base + start;
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 if let Err(e) = src.ensure(abs, l).await {
                     tracing::debug!("readahead of {l} bytes at {abs}: {e}");
                 }
             });
+            let mut p = self.prefetches.lock().unwrap();
+            p.retain(|t| !t.is_finished());
+            p.push(task.abort_handle());
         }
         let data = self
             .src

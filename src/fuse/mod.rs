@@ -132,6 +132,29 @@ fn invalidate(notifier: &OnceLock<Notifier>, stale: Vec<Invalidation>) {
     }
 }
 
+/// Resolves once process (thread) `pid` has exited or is a zombie; never for pid 0 (a
+/// request the kernel made on nobody's behalf).
+async fn caller_gone(pid: u32) {
+    if pid == 0 {
+        return std::future::pending().await;
+    }
+    let stat = format!("/proc/{pid}/stat");
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let alive = match std::fs::read_to_string(&stat) {
+            // The state follows the parenthesized command name: `123 (cat) R ...`.
+            Ok(s) => s
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z" && state != "X"),
+            Err(_) => false,
+        };
+        if !alive {
+            return;
+        }
+    }
+}
+
 fn name_str(name: &OsStr) -> Option<String> {
     name.to_str().map(str::to_string)
 }
@@ -208,7 +231,7 @@ impl Filesystem for FuseAdapter {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -218,12 +241,24 @@ impl Filesystem for FuseAdapter {
         reply: ReplyData,
     ) {
         let fs = self.fs.clone();
+        let pid = req.pid();
         self.spawn(async move {
-            match fs.read(fh.0, offset, size).await {
-                Ok(data) => reply.data(&data),
-                Err(e) => {
-                    log_error("read", &ino.0, &e);
-                    reply.error(errno(&e))
+            let work = async move {
+                match fs.read(fh.0, offset, size).await {
+                    Ok(data) => reply.data(&data),
+                    Err(e) => {
+                        log_error("read", &ino.0, &e);
+                        reply.error(errno(&e))
+                    }
+                }
+            };
+            // fuser answers FUSE_INTERRUPT with ENOSYS, so a Ctrl-C'd reader is noticed by
+            // watching its process: once it is gone, its read (and the downloads only it
+            // was waiting for) are dropped.
+            tokio::select! {
+                () = work => {}
+                () = caller_gone(pid) => {
+                    tracing::debug!(pid, "reader gone: read of inode {} cancelled", ino.0);
                 }
             }
         });

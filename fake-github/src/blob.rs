@@ -207,7 +207,8 @@ fn throttled(
     shared: Arc<Shared>,
     id: u64,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
-    const CHUNK: usize = 4 * 1024;
+    // About 10 ms of data per chunk, at least 4 KiB.
+    let chunk = ((bps / 100) as usize).max(4 * 1024);
     futures_util::stream::unfold(0usize, move |off| {
         let data = data.clone();
         let shared = shared.clone();
@@ -215,7 +216,7 @@ fn throttled(
             if off >= data.len() {
                 return None;
             }
-            let end = (off + CHUNK).min(data.len());
+            let end = (off + chunk).min(data.len());
             let secs = (end - off) as f64 / bps.max(1) as f64;
             tokio::time::sleep(Duration::from_secs_f64(secs)).await;
             let n = (end - off) as u64;
@@ -304,7 +305,8 @@ fn plan(
     let throttle = st
         .faults
         .blob_throttle
-        .and_then(|(tid, bps)| (tid == id).then_some(bps));
+        .and_then(|(tid, bps)| (tid == id).then_some(bps))
+        .or(st.faults.blob_bandwidth);
     Ok(Plan {
         body,
         content_type,

@@ -27,6 +27,8 @@ pub struct Faults {
     pub no_range: bool,
     /// Throttle blob bodies of one artifact to this many bytes per second.
     pub blob_throttle: Option<(u64, u64)>,
+    /// Every blob body at most this many bytes per second (per connection), like a real link.
+    pub blob_bandwidth: Option<u64>,
     /// Every Nth DELETE deletes the artifact and then answers 500 anyway.
     pub delete_fail_every: u64,
 }

@@ -53,6 +53,9 @@ struct Args {
     /// Added latency on every blob request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     blob_delay_ms: u64,
+    /// Limit every blob body to this many MiB/s (per connection), like a real network link.
+    #[arg(long)]
+    blob_mibps: Option<u64>,
     /// The blob host ignores Range headers.
     #[arg(long)]
     no_range: bool,
@@ -74,6 +77,7 @@ fn main() -> anyhow::Result<()> {
             api_delay: (args.api_delay_ms > 0).then(|| Duration::from_millis(args.api_delay_ms)),
             blob_delay: (args.blob_delay_ms > 0).then(|| Duration::from_millis(args.blob_delay_ms)),
             no_range: args.no_range,
+            blob_bandwidth: args.blob_mibps.map(|m| m << 20),
             ..Default::default()
         },
         ..Default::default()

@@ -225,43 +225,16 @@ impl BlobHandle {
     pub async fn download_to(&self, out: &mut tokio::fs::File) -> Result<(u64, String), ApiError> {
         let mut hasher = Sha256::new();
         let mut written = 0u64;
-        let policy = &self.blob.retry;
-        let mut attempt = 0u32;
-        let mut refreshed = false;
-        let mut stale: Option<Url> = None;
+        let mut retry = Retries::new(self.id, &self.blob.retry);
         loop {
-            attempt += 1;
-            let url = self.url(stale.as_ref()).await?;
+            let url = self.url(retry.stale.as_ref()).await?;
             let r = self
                 .try_download(&url, out, &mut hasher, &mut written)
                 .await;
-            let err = match r {
-                Ok(()) => {
-                    let hex = hex::encode(hasher.finalize());
-                    return Ok((written, hex));
-                }
-                Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Refresh(e)) => {
-                    if refreshed {
-                        return Err(e);
-                    }
-                    refreshed = true;
-                    stale = Some(url);
-                    tracing::info!(
-                        artifact = self.id,
-                        "blob URL rejected (403): getting a fresh one"
-                    );
-                    continue;
-                }
-                Err(Attempt::Retry(e)) => e,
-            };
-            if attempt >= policy.max_attempts {
-                tracing::warn!(artifact = self.id, error = %err, "download failed");
-                return Err(err);
+            match r {
+                Ok(()) => return Ok((written, hex::encode(hasher.finalize()))),
+                Err(a) => retry.after(a, url, "download").await?,
             }
-            let d = policy.backoff(attempt);
-            tracing::info!(artifact = self.id, error = %err, retry_in = ?d, written, "download interrupted, resuming");
-            tokio::time::sleep(d).await;
         }
     }
 
@@ -337,39 +310,68 @@ impl BlobHandle {
         F: Fn(Url) -> Fut,
         Fut: std::future::Future<Output = Result<T, Attempt>>,
     {
-        let policy = &self.blob.retry;
-        let mut attempt = 0u32;
-        let mut refreshed = false;
-        let mut stale: Option<Url> = None;
+        let mut retry = Retries::new(self.id, &self.blob.retry);
         loop {
-            attempt += 1;
-            let url = self.url(stale.as_ref()).await?;
-            let err = match op(url.clone()).await {
+            let url = self.url(retry.stale.as_ref()).await?;
+            match op(url.clone()).await {
                 Ok(v) => return Ok(v),
-                Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Refresh(e)) => {
-                    if refreshed {
-                        tracing::warn!(artifact = self.id, error = %e, "blob host still refuses a fresh URL");
-                        return Err(e);
-                    }
-                    refreshed = true;
-                    stale = Some(url);
-                    tracing::info!(
-                        artifact = self.id,
-                        "blob URL rejected (403): getting a fresh one"
-                    );
-                    continue;
-                }
-                Err(Attempt::Retry(e)) => e,
-            };
-            if attempt >= policy.max_attempts {
-                tracing::warn!(artifact = self.id, error = %err, attempts = attempt, "blob read failed");
-                return Err(err);
+                Err(a) => retry.after(a, url, "blob read").await?,
             }
-            let d = policy.backoff(attempt);
-            tracing::info!(artifact = self.id, error = %err, retry_in = ?d, "blob read failed, retrying");
-            tokio::time::sleep(d).await;
         }
+    }
+}
+
+/// The retry decisions shared by every blob operation: a 403 gets one fresh URL, network
+/// errors, 5xx and short bodies back off until the attempts run out, anything else is final.
+struct Retries<'a> {
+    artifact: u64,
+    policy: &'a RetryPolicy,
+    attempt: u32,
+    refreshed: bool,
+    /// The URL the blob host refused, so that the next one is fetched fresh.
+    stale: Option<Url>,
+}
+
+impl<'a> Retries<'a> {
+    fn new(artifact: u64, policy: &'a RetryPolicy) -> Self {
+        Retries {
+            artifact,
+            policy,
+            attempt: 0,
+            refreshed: false,
+            stale: None,
+        }
+    }
+
+    /// After a failed attempt with `url`: `Ok` to try again (having waited if need be),
+    /// `Err` to give up.
+    async fn after(&mut self, failure: Attempt, url: Url, what: &str) -> Result<(), ApiError> {
+        self.attempt += 1;
+        let err = match failure {
+            Attempt::Fatal(e) => return Err(e),
+            Attempt::Refresh(e) => {
+                if self.refreshed {
+                    tracing::warn!(artifact = self.artifact, error = %e, "blob host still refuses a fresh URL");
+                    return Err(e);
+                }
+                self.refreshed = true;
+                self.stale = Some(url);
+                tracing::info!(
+                    artifact = self.artifact,
+                    "blob URL rejected (403): getting a fresh one"
+                );
+                return Ok(());
+            }
+            Attempt::Retry(e) => e,
+        };
+        if self.attempt >= self.policy.max_attempts {
+            tracing::warn!(artifact = self.artifact, error = %err, attempts = self.attempt, "{what} failed");
+            return Err(err);
+        }
+        let d = self.policy.backoff(self.attempt);
+        tracing::info!(artifact = self.artifact, error = %err, retry_in = ?d, "{what} failed, retrying");
+        tokio::time::sleep(d).await;
+        Ok(())
     }
 }
 

@@ -98,6 +98,26 @@ pub async fn extract_entry(
     extract_entry_to(src, entry, out).await
 }
 
+/// Passes inflated bytes on: never past the declared size, CRC updated, count kept.
+fn emit<W: Write>(
+    entry: &ZipEntry,
+    out: &mut W,
+    crc: &mut crc32fast::Hasher,
+    written: &mut u64,
+    bytes: &[u8],
+) -> Result<(), ArchiveError> {
+    if *written + bytes.len() as u64 > entry.uncompressed_size {
+        return Err(corrupt(format!(
+            "{}: inflates past its declared size {}",
+            entry.name, entry.uncompressed_size
+        )));
+    }
+    crc.update(bytes);
+    out.write_all(bytes)?;
+    *written += bytes.len() as u64;
+    Ok(())
+}
+
 /// Writes the entry's uncompressed bytes to `out`, exactly `uncompressed_size` of them, CRC
 /// checked. Memory stays bounded (one read chunk plus one output chunk).
 pub async fn extract_entry_to<W: Write + Send>(
@@ -141,15 +161,7 @@ pub async fn extract_entry_to<W: Write + Send>(
                     let used = (z.total_in() - before_in) as usize;
                     let made = (z.total_out() - before_out) as usize;
                     input = &input[used..];
-                    if written + made as u64 > entry.uncompressed_size {
-                        return Err(corrupt(format!(
-                            "{}: inflates past its declared size {}",
-                            entry.name, entry.uncompressed_size
-                        )));
-                    }
-                    crc.update(&outbuf[..made]);
-                    out.write_all(&outbuf[..made])?;
-                    written += made as u64;
+                    emit(entry, out, &mut crc, &mut written, &outbuf[..made])?;
                     if status == Status::StreamEnd {
                         finished = true;
                         break;
@@ -175,15 +187,7 @@ pub async fn extract_entry_to<W: Write + Send>(
                 .decompress(&[], &mut outbuf, FlushDecompress::Finish)
                 .map_err(|e| corrupt(format!("{}: inflate: {e}", entry.name)))?;
             let made = (z.total_out() - before_out) as usize;
-            if written + made as u64 > entry.uncompressed_size {
-                return Err(corrupt(format!(
-                    "{}: inflates past its declared size {}",
-                    entry.name, entry.uncompressed_size
-                )));
-            }
-            crc.update(&outbuf[..made]);
-            out.write_all(&outbuf[..made])?;
-            written += made as u64;
+            emit(entry, out, &mut crc, &mut written, &outbuf[..made])?;
             if status == Status::StreamEnd {
                 finished = true;
             } else if made == 0 {

@@ -80,13 +80,7 @@ fn every_file_is_right_while_the_api_fails_and_bodies_are_cut() {
     let (zip, want) = many_files();
     assert!(zip.len() > 1 << 20);
     for a in 0..3 {
-        gh.add_artifact(FakeArtifactSpec::zip(
-            "octo-org",
-            "hello",
-            &format!("many{a}"),
-            5,
-            zip.clone(),
-        ));
+        add_hello(&gh, &format!("many{a}"), 5, zip.clone());
     }
     let m = MountBuilder::new(&gh, REPO)
         .arg("--metadata-ttl")
@@ -128,13 +122,7 @@ fn rate_limits_are_waited_out_within_the_budget() {
     let mut z = ZipBuilder::new();
     z.add("f.txt", b"f\n");
     let zip = z.finish();
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "a",
-        1,
-        zip.clone(),
-    ));
+    add_hello(&gh, "a", 1, zip.clone());
     gh.add_artifact(FakeArtifactSpec::zip(
         "octo-org",
         "other",
@@ -204,23 +192,11 @@ fn one_crawling_artifact_does_not_slow_the_others() {
             ..Default::default()
         },
     );
-    let slow = gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "slow",
-        1,
-        z.finish(),
-    ));
+    let slow = add_hello(&gh, "slow", 1, z.finish());
     for i in 0..5 {
         let mut z = ZipBuilder::new();
         z.add("f.txt", format!("fast {i}\n").as_bytes());
-        gh.add_artifact(FakeArtifactSpec::zip(
-            "octo-org",
-            "hello",
-            &format!("fast{i}"),
-            2,
-            z.finish(),
-        ));
+        add_hello(&gh, &format!("fast{i}"), 2, z.finish());
     }
     let m = MountBuilder::new(&gh, REPO).mount();
     let slow_file = m.path("octo-org/hello/runs/1/slow/slow.bin");
@@ -277,13 +253,7 @@ fn many_readers_listings_and_a_deletion_at_once() {
             z.add(&name, &data);
             want.insert(format!("art{a}/{name}"), data);
         }
-        let id = gh.add_artifact(FakeArtifactSpec::zip(
-            "octo-org",
-            "hello",
-            &format!("art{a}"),
-            9,
-            z.finish(),
-        ));
+        let id = add_hello(&gh, &format!("art{a}"), 9, z.finish());
         if a == 3 {
             doomed = id;
         }
@@ -391,7 +361,7 @@ fn the_token_stays_out_of_logs_cache_and_blob_requests() {
         ..Default::default()
     });
     let (zip, want) = many_files();
-    gh.add_artifact(FakeArtifactSpec::zip("octo-org", "hello", "many", 5, zip));
+    add_hello(&gh, "many", 5, zip);
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("daemon.log");
     let cache = dir.path().join("cache");
@@ -473,13 +443,7 @@ fn ctrl_c_on_cat_stops_its_download() {
             ..Default::default()
         },
     );
-    let id = gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "big",
-        1,
-        z.finish(),
-    ));
+    let id = add_hello(&gh, "big", 1, z.finish());
     let m = MountBuilder::new(&gh, REPO).mount();
     let file = m.path("octo-org/hello/runs/1/big/big.bin");
     assert!(file.exists());

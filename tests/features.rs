@@ -227,13 +227,7 @@ fn statfs_reports_the_cache_and_du_real_sizes() {
     }
     let gh = start_fake();
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "big",
-        1,
-        zip_of(&[("big.bin", &big)]),
-    ));
+    add_hello(&gh, "big", 1, zip_of(&[("big.bin", &big)]));
     let m = MountBuilder::new(&gh, REPO)
         .arg("--cache-size")
         .arg("64M")
@@ -268,13 +262,7 @@ fn ownership_and_o_options() {
         return;
     }
     let gh = start_fake();
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "a",
-        1,
-        zip_of(&[("f", b"f\n")]),
-    ));
+    add_hello(&gh, "a", 1, zip_of(&[("f", b"f\n")]));
     let m = MountBuilder::new(&gh, REPO)
         .arg("--uid")
         .arg("1234")
@@ -297,13 +285,7 @@ fn mounts_the_way_fstab_does() {
         return;
     }
     let gh = start_fake();
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "a",
-        1,
-        zip_of(&[("f", b"fstab\n")]),
-    ));
+    add_hello(&gh, "a", 1, zip_of(&[("f", b"fstab\n")]));
     let dir = tempfile::tempdir().unwrap();
     let mp = dir.path().join("mnt");
     fs::create_dir(&mp).unwrap();
@@ -370,13 +352,7 @@ fn mount_fails_fast_with_one_clear_line() {
         return;
     }
     let gh = start_fake();
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "a",
-        1,
-        zip_of(&[("f", b"f\n")]),
-    ));
+    add_hello(&gh, "a", 1, zip_of(&[("f", b"f\n")]));
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let cache = cache.to_str().unwrap();
@@ -452,13 +428,7 @@ fn daemon_timeout_turns_a_stuck_read_into_eio() {
         return;
     }
     let gh = start_fake();
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "a",
-        1,
-        zip_of(&[("f", b"slow\n")]),
-    ));
+    add_hello(&gh, "a", 1, zip_of(&[("f", b"slow\n")]));
     let m = MountBuilder::new(&gh, REPO)
         .arg("--daemon-timeout")
         .arg("1")

@@ -10,7 +10,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use fake_github::FakeArtifactSpec;
 use fake_github::zipgen::{EntryOptions, Method, ZipBuilder};
 
 const REPO: &str = "octo-org/hello";
@@ -100,13 +99,7 @@ fn hostile_names_stay_inside_and_collisions_are_kept() {
     for (name, data) in &entries {
         z.add_raw_name(name, data, EntryOptions::default());
     }
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "evil",
-        1,
-        z.finish(),
-    ));
+    add_hello(&gh, "evil", 1, z.finish());
     let m = MountBuilder::new(&gh, REPO).mount();
     let dir = m.path("octo-org/hello/runs/1/evil");
     let got = files(&dir);
@@ -186,33 +179,19 @@ fn broken_archives_fail_cleanly_one_file_at_a_time() {
     put_u16(&mut zip, h[4] + 8, flags | 1);
     // method-99.txt: a compression method nobody knows.
     put_u16(&mut zip, h[5] + 10, 99);
-    gh.add_artifact(FakeArtifactSpec::zip("octo-org", "hello", "broken", 2, zip));
+    add_hello(&gh, "broken", 2, zip);
 
     // Archives that can't be indexed at all.
     let mut z = ZipBuilder::new();
     z.add("a.txt", b"a\n");
     let whole = z.finish();
     let truncated = whole[..whole.len() - 30].to_vec();
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "truncated",
-        2,
-        truncated.clone(),
-    ));
+    add_hello(&gh, "truncated", 2, truncated.clone());
     let mut past_end = whole.clone();
     let eocd = past_end.len() - 22;
     put_u32(&mut past_end, eocd + 16, 1 << 30);
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org", "hello", "past-end", 2, past_end,
-    ));
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "garbage",
-        2,
-        b"this is not a zip file at all".to_vec(),
-    ));
+    add_hello(&gh, "past-end", 2, past_end);
+    add_hello(&gh, "garbage", 2, b"this is not a zip file at all".to_vec());
 
     let m = MountBuilder::new(&gh, REPO).mount();
     let dir = m.path("octo-org/hello/runs/2/broken");

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use fake_github::zipgen::{EntryOptions, Method, ZipBuilder, log_text, noise};
-use fake_github::{FakeArtifactSpec, FakeConfig, FakeGitHub, Faults};
+use fake_github::{FakeConfig, FakeGitHub, Faults};
 
 const REPO: &str = "octo-org/hello";
 const MIB: u64 = 1 << 20;
@@ -75,13 +75,7 @@ fn reads_only_what_is_read_once_and_again_after_remount() {
     let gh = start_fake();
     let (zip, big) = big_archive();
     assert!(zip.len() as u64 > 6 * MIB);
-    let id = gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "logs",
-        7,
-        zip.clone(),
-    ));
+    let id = add_hello(&gh, "logs", 7, zip.clone());
     let cache = tempfile::tempdir().unwrap();
     let art = "octo-org/hello/runs/7/logs";
 
@@ -176,13 +170,7 @@ fn the_cache_size_is_a_hard_cap() {
     }
     let gh = start_fake();
     let (zip, big) = big_archive();
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "logs",
-        7,
-        zip.clone(),
-    ));
+    add_hello(&gh, "logs", 7, zip.clone());
     let cache = tempfile::tempdir().unwrap();
     let cap = 2 * MIB;
     let m = MountBuilder::new(&gh, REPO)
@@ -235,13 +223,7 @@ fn a_blob_host_without_range_support_still_reads_right() {
         ..Default::default()
     });
     let (zip, big) = big_archive();
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "logs",
-        7,
-        zip.clone(),
-    ));
+    add_hello(&gh, "logs", 7, zip.clone());
     let m = MountBuilder::new(&gh, REPO).mount();
     let art = "octo-org/hello/runs/7/logs";
     assert_eq!(
@@ -271,7 +253,7 @@ fn a_signed_url_expiring_mid_read_is_renewed() {
         ..Default::default()
     });
     let (zip, big) = big_archive();
-    gh.add_artifact(FakeArtifactSpec::zip("octo-org", "hello", "logs", 7, zip));
+    add_hello(&gh, "logs", 7, zip);
     let m = MountBuilder::new(&gh, REPO).mount();
     let f = fs::File::open(m.path("octo-org/hello/runs/7/logs/payload/big.bin")).unwrap();
     // A little, then a pause longer than the URL's life, then the rest.
@@ -304,13 +286,7 @@ fn a_zip64_archive_with_70000_entries() {
         );
     }
     let zip = z.finish();
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "many",
-        3,
-        zip.clone(),
-    ));
+    add_hello(&gh, "many", 3, zip.clone());
     let m = MountBuilder::new(&gh, REPO).mount();
     let art = m.path("octo-org/hello/runs/3/many");
     let dirs = fs::read_dir(&art).unwrap().count();

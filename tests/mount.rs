@@ -116,13 +116,7 @@ fn every_kind_of_archive_reads_back_exactly() {
     ] {
         files.push(("upload", n.to_string(), d));
     }
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "upload",
-        1,
-        blob.clone(),
-    ));
+    add_hello(&gh, "upload", 1, blob.clone());
 
     let mut z = ZipBuilder::new().data_descriptors(false).force_zip64(true);
     z.add_with(
@@ -138,9 +132,7 @@ fn every_kind_of_archive_reads_back_exactly() {
     let zip64 = z.finish();
     files.push(("zip64", "stored.bin".into(), rand.clone()));
     files.push(("zip64", "deflated.txt".into(), big_text.clone()));
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org", "hello", "zip64", 1, zip64,
-    ));
+    add_hello(&gh, "zip64", 1, zip64);
 
     gh.add_artifact(FakeArtifactSpec::raw(
         "octo-org",
@@ -207,22 +199,10 @@ fn expired_artifacts_are_hidden_and_writes_are_refused() {
     let gh = start_fake();
     let mut z = ZipBuilder::new();
     z.add("a.txt", b"a\n");
-    let live = gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "live",
-        5,
-        z.finish(),
-    ));
+    let live = add_hello(&gh, "live", 5, z.finish());
     let mut z = ZipBuilder::new();
     z.add("b.txt", b"b\n");
-    let old = gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "old",
-        5,
-        z.finish(),
-    ));
+    let old = add_hello(&gh, "old", 5, z.finish());
     gh.expire_artifact(old);
     let m = MountBuilder::new(&gh, REPO).mount();
     let names: BTreeSet<String> = fs::read_dir(m.path("octo-org/hello/runs/5"))
@@ -292,20 +272,8 @@ fn deleting_follows_the_contract() {
         return;
     }
     let gh = start_fake();
-    let a = gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "alpha",
-        10,
-        zip_with("a.txt"),
-    ));
-    let b = gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "beta",
-        10,
-        zip_with("b.txt"),
-    ));
+    let a = add_hello(&gh, "alpha", 10, zip_with("a.txt"));
+    let b = add_hello(&gh, "beta", 10, zip_with("b.txt"));
     let c = gh.add_artifact(FakeArtifactSpec::raw(
         "octo-org",
         "hello",
@@ -314,13 +282,7 @@ fn deleting_follows_the_contract() {
         "g.txt",
         b"g\n".to_vec(),
     ));
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "delta",
-        11,
-        zip_with("d.txt"),
-    ));
+    add_hello(&gh, "delta", 11, zip_with("d.txt"));
     let m = MountBuilder::new(&gh, REPO).mount();
     let run = m.path("octo-org/hello/runs/10");
     assert_eq!(fs::read(run.join("alpha/a.txt")).unwrap(), b"content\n");
@@ -375,13 +337,7 @@ fn read_only_and_forbidden_deletes() {
     let mut cfg = FakeConfig::default();
     cfg.tokens.insert("reader".into(), TokenAccess::ReadOnly);
     let gh = FakeGitHub::start(cfg);
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "alpha",
-        10,
-        zip_with("a.txt"),
-    ));
+    add_hello(&gh, "alpha", 10, zip_with("a.txt"));
 
     let m = MountBuilder::new(&gh, REPO).arg("--read-only").mount();
     let run = m.path("octo-org/hello/runs/10");
@@ -413,13 +369,7 @@ fn auth_errors_become_errnos() {
         return;
     }
     let gh = start_fake();
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "alpha",
-        10,
-        zip_with("a.txt"),
-    ));
+    add_hello(&gh, "alpha", 10, zip_with("a.txt"));
     gh.add_repo("octo-org", "secret", true);
 
     // Bad token: mount refuses with one line, leaves nothing mounted.
@@ -458,13 +408,7 @@ fn background_mount_returns_once_ready_and_unmounts() {
         return;
     }
     let gh = start_fake();
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "alpha",
-        10,
-        zip_with("a.txt"),
-    ));
+    add_hello(&gh, "alpha", 10, zip_with("a.txt"));
     let (_d, mp, out) = MountBuilder::new(&gh, REPO).mount_background();
     assert!(
         out.status.success(),

@@ -42,6 +42,15 @@ struct Entry {
     dir: bool,
 }
 
+impl Entry {
+    fn method_code(&self) -> u16 {
+        match self.method {
+            Method::Stored => 0,
+            Method::Deflated => 8,
+        }
+    }
+}
+
 /// An archive under construction; [`ZipBuilder::finish`] lays it out.
 pub struct ZipBuilder {
     entries: Vec<Entry>,
@@ -131,6 +140,19 @@ impl ZipBuilder {
         self
     }
 
+    /// General-purpose flags: bit 3 (data descriptor) as configured, bit 11 (UTF-8) only
+    /// for non-ASCII names.
+    fn flags(&self, e: &Entry) -> u16 {
+        let mut flags = 0u16;
+        if self.data_descriptors && !e.dir {
+            flags |= 1 << 3;
+        }
+        if !e.name.is_ascii() {
+            flags |= 1 << 11;
+        }
+        flags
+    }
+
     /// Lays the archive out: local headers and data (and descriptors), central directory,
     /// zip64 end records when needed, end of central directory.
     pub fn finish(&self) -> Vec<u8> {
@@ -142,17 +164,8 @@ impl ZipBuilder {
             let big =
                 e.uncompressed_size >= 0xFFFF_FFFF || e.compressed.len() as u64 >= 0xFFFF_FFFF;
             let zip64 = self.force_zip64 || big;
-            let mut flags = 0u16;
-            if self.data_descriptors && !e.dir {
-                flags |= 1 << 3;
-            }
-            if !e.name.is_ascii() {
-                flags |= 1 << 11;
-            }
-            let method = match e.method {
-                Method::Stored => 0u16,
-                Method::Deflated => 8,
-            };
+            let flags = self.flags(e);
+            let method = e.method_code();
             let version_needed: u16 = if zip64 { 45 } else { 20 };
             let (crc, csize, usize_) = if flags & (1 << 3) != 0 {
                 (0, 0, 0)
@@ -223,17 +236,8 @@ impl ZipBuilder {
                 extra.extend_from_slice(&(z64.len() as u16).to_le_bytes());
                 extra.extend_from_slice(&z64);
             }
-            let mut flags = 0u16;
-            if self.data_descriptors && !e.dir {
-                flags |= 1 << 3;
-            }
-            if !e.name.is_ascii() {
-                flags |= 1 << 11;
-            }
-            let method = match e.method {
-                Method::Stored => 0u16,
-                Method::Deflated => 8,
-            };
+            let flags = self.flags(e);
+            let method = e.method_code();
             let version_needed: u16 = if z64.is_empty() { 20 } else { 45 };
             let (made_by, external) = match e.unix_mode {
                 Some(mode) => (

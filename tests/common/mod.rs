@@ -201,6 +201,13 @@ impl Drop for Mount {
     }
 }
 
+/// Adds a zip artifact to `octo-org/hello`, the repository most tests mount.
+pub fn add_hello(gh: &FakeGitHub, name: &str, run: u64, zip: Vec<u8>) -> u64 {
+    gh.add_artifact(fake_github::FakeArtifactSpec::zip(
+        "octo-org", "hello", name, run, zip,
+    ))
+}
+
 pub fn start_fake() -> FakeGitHub {
     FakeGitHub::start(FakeConfig::default())
 }

@@ -49,6 +49,14 @@ fn many_files() -> (Vec<u8>, BTreeMap<String, Vec<u8>>) {
     (z.finish(), want)
 }
 
+/// These tests measure time and load the machine: one at a time, so that they measure the
+/// mount and not each other.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Panics if the test runs past `secs` (a hang must fail, not stall CI).
 fn watchdog(secs: u64) -> Arc<AtomicBool> {
     let done = Arc::new(AtomicBool::new(false));
@@ -71,6 +79,7 @@ fn every_file_is_right_while_the_api_fails_and_bodies_are_cut() {
     if !fuse_available() {
         return;
     }
+    let _serial = serial();
     let done = watchdog(300);
     // Short-lived URLs and listings, so the API is asked again and again while reading.
     let gh = FakeGitHub::start(FakeConfig {
@@ -118,6 +127,7 @@ fn rate_limits_are_waited_out_within_the_budget() {
     if !fuse_available() {
         return;
     }
+    let _serial = serial();
     let gh = start_fake();
     let mut z = ZipBuilder::new();
     z.add("f.txt", b"f\n");
@@ -181,6 +191,7 @@ fn one_crawling_artifact_does_not_slow_the_others() {
     if !fuse_available() {
         return;
     }
+    let _serial = serial();
     let done = watchdog(120);
     let gh = start_fake();
     let mut z = ZipBuilder::new();
@@ -237,6 +248,7 @@ fn many_readers_listings_and_a_deletion_at_once() {
     if !fuse_available() {
         return;
     }
+    let _serial = serial();
     let done = watchdog(180);
     let gh = start_fake();
     let mut want: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -353,6 +365,7 @@ fn the_token_stays_out_of_logs_cache_and_blob_requests() {
     if !fuse_available() {
         return;
     }
+    let _serial = serial();
     let gh = FakeGitHub::start(FakeConfig {
         faults: Faults {
             blob_force_403_every: 3,
@@ -432,6 +445,7 @@ fn ctrl_c_on_cat_stops_its_download() {
     if !fuse_available() {
         return;
     }
+    let _serial = serial();
     let done = watchdog(120);
     let gh = start_fake();
     let mut z = ZipBuilder::new();

@@ -27,6 +27,13 @@ use super::remote::Remote;
 use super::single_flight::SingleFlight;
 
 /// Archives at most this big are fetched whole on first access (one request, then local).
+///
+/// Why 1 MiB: a lazy first read costs three requests (tail, central directory, the entry),
+/// each paying GitHub's latency (tens of ms for the redirect and the first byte), where one
+/// whole fetch costs one. At the 100 MiB/s of a typical link, 1 MiB takes ~10 ms, less than
+/// the two requests saved; and it keeps a small file's read within the issue's "< 1 MiB
+/// fetched" budget even for a 1 MiB archive. Bigger archives go lazy: there the bytes saved
+/// dominate (see `docs/benchmarks.md`).
 pub const WHOLE_FETCH_THRESHOLD: u64 = 1 << 20;
 
 /// A zip artifact's parsed central directory and the tree a user sees.

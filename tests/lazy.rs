@@ -308,3 +308,41 @@ fn a_zip64_archive_with_70000_entries() {
         zip.len()
     );
 }
+
+#[test]
+fn a_small_archive_is_listed_by_range_and_read_whole_in_one_request() {
+    if !fuse_available() {
+        return;
+    }
+    let gh = start_fake();
+    let mut z = ZipBuilder::new();
+    z.add_with(
+        "data.bin",
+        &noise(900_000, 5),
+        EntryOptions {
+            method: Method::Stored,
+            ..Default::default()
+        },
+    );
+    z.add("notes.txt", b"small archive\n");
+    let zip = z.finish();
+    assert!(zip.len() < 1 << 20);
+    add_hello(&gh, "small", 4, zip.clone());
+    let m = MountBuilder::new(&gh, REPO).mount();
+    let dir = m.path("octo-org/hello/runs/4/small");
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
+    let listed = gh.counters().blob_bytes_total;
+    assert!(
+        listed <= 2 * 128 * 1024,
+        "ls fetched {listed} of {} bytes",
+        zip.len()
+    );
+    assert_eq!(fs::read(dir.join("notes.txt")).unwrap(), b"small archive\n");
+    let c = gh.counters();
+    assert!(c.blob_bytes_total <= zip.len() as u64, "no byte twice");
+    assert_eq!(
+        c.endpoint("blob"),
+        2,
+        "one ranged read to list, one request for the rest"
+    );
+}

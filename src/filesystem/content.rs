@@ -159,16 +159,13 @@ impl Content {
             .clone())
     }
 
-    /// The archive's central directory and tree: the tail and the directory by ranged reads
-    /// (small archives: the whole blob, one request). `ls` never costs more.
+    /// The archive's central directory and tree: the tail and the directory by ranged reads,
+    /// never the whole archive (`ls` must not download one, even a small one).
     pub async fn index(&self, repo: &RepoRef, a: &Artifact) -> FsResult<Arc<ArchiveIndex>> {
         let key = BlobKey::for_artifact(a);
         self.indexes
             .get_or_try_init(&key, || async {
                 let src = self.source(repo, a)?;
-                if a.size_in_bytes <= WHOLE_FETCH_THRESHOLD {
-                    src.ensure(0, a.size_in_bytes).await?;
-                }
                 let cd = read_central_directory(src.as_ref()).await?;
                 let tree = ArchiveTree::build(&cd.entries);
                 tracing::debug!(
@@ -181,6 +178,20 @@ impl Content {
             .await
     }
 
+    /// The source for reading an entry's bytes: for an archive up to
+    /// [`WHOLE_FETCH_THRESHOLD`], the whole blob is fetched first, in one request.
+    async fn source_for_reading(
+        &self,
+        repo: &RepoRef,
+        a: &Artifact,
+    ) -> FsResult<Arc<CachedSource>> {
+        let src = self.source(repo, a)?;
+        if a.size_in_bytes <= WHOLE_FETCH_THRESHOLD {
+            src.ensure(0, a.size_in_bytes).await?;
+        }
+        Ok(src)
+    }
+
     /// Where entry `index`'s data starts in the blob (reads its local header once).
     pub async fn data_offset(&self, repo: &RepoRef, a: &Artifact, index: usize) -> FsResult<u64> {
         let key = BlobKey::for_artifact(a);
@@ -188,7 +199,7 @@ impl Content {
         let entry = idx.cd.entries.get(index).ok_or(FsError::NotFound)?.clone();
         self.offsets
             .get_or_try_init(&(key, index), || async {
-                let src = self.source(repo, a)?;
+                let src = self.source_for_reading(repo, a).await?;
                 Ok::<_, FsError>(data_offset(src.as_ref(), &entry).await?)
             })
             .await
@@ -212,7 +223,7 @@ impl Content {
                 if let Some(p) = self.cache.entry(&key, index) {
                     return Ok(p);
                 }
-                let src = self.source(repo, a)?;
+                let src = self.source_for_reading(repo, a).await?;
                 let (tmp, mut file) = self.cache.temp_file()?;
                 // Removes the partial file if extraction fails or is cancelled.
                 let guard = TempGuard(Some(tmp.clone()));

@@ -188,8 +188,27 @@ fn fuse_option(o: &str) -> fuser::MountOption {
     }
 }
 
+/// Each artifact touched keeps its block files open (two descriptors): let a big repository
+/// use as many as the hard limit allows rather than fail at the default soft 1024.
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                tracing::debug!("could not raise the open-files limit");
+            }
+        }
+    }
+}
+
 /// Mounts and serves until unmounted or signalled. `on_ready` runs once the mount answers.
 pub fn run_mount(opts: MountOptions, on_ready: impl FnOnce()) -> anyhow::Result<()> {
+    raise_open_files_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("artifactfs-io")

@@ -28,7 +28,6 @@ pub const BLOCK_SIZE: u64 = 128 * 1024;
 pub struct BlockFile {
     len: u64,
     data: File,
-    map: File,
     data_path: PathBuf,
     map_path: PathBuf,
     present: Mutex<Vec<u8>>,
@@ -51,7 +50,10 @@ impl BlockFile {
     pub fn open(dir: &Path, stem: &str, len: u64) -> io::Result<BlockFile> {
         let data_path = dir.join(format!("{stem}.data"));
         let map_path = dir.join(format!("{stem}.map"));
+        // A map without its data file (deleted, or lost) must not claim anything.
+        let had_data = data_path.exists();
         let data = open_private(&data_path)?;
+        // The map is opened per write, not kept: one descriptor per blob, not two.
         let map = open_private(&map_path)?;
         let nblocks = len.div_ceil(BLOCK_SIZE);
         let bytes = nblocks.div_ceil(8) as usize;
@@ -61,7 +63,7 @@ impl BlockFile {
             Ok(()) => Some(u64::from_le_bytes(header)),
             Err(_) => None,
         };
-        if stored_len == Some(len) {
+        if had_data && stored_len == Some(len) {
             map.read_exact_at(&mut present, 8)
                 .or_else(|_| -> io::Result<()> {
                     present.fill(0);
@@ -71,10 +73,10 @@ impl BlockFile {
             data.set_len(0)?;
         }
         data.set_len(len)?;
+        drop(map);
         let f = BlockFile {
             len,
             data,
-            map,
             data_path,
             map_path,
             present: Mutex::new(present),
@@ -115,7 +117,12 @@ impl BlockFile {
         let mut buf = Vec::with_capacity(8 + present.len());
         buf.extend_from_slice(&self.len.to_le_bytes());
         buf.extend_from_slice(present);
-        self.map.write_all_at(&buf, 0)
+        // Never recreate a map that was deleted with its blob (a late write after `rm`).
+        match OpenOptions::new().write(true).open(&self.map_path) {
+            Ok(f) => f.write_all_at(&buf, 0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn len(&self) -> u64 {
@@ -279,6 +286,22 @@ mod tests {
         // A different length (a changed blob) starts over.
         let g = BlockFile::open(d.path(), "a1-v", len + 1).unwrap();
         assert_eq!(g.missing(0, 3).len(), 4);
+    }
+
+    #[test]
+    fn a_deleted_blob_stays_deleted() {
+        let d = tempfile::tempdir().unwrap();
+        let f = BlockFile::open(d.path(), "a3-v", BLOCK_SIZE).unwrap();
+        f.delete_files();
+        f.write_block(0, &block(0, BLOCK_SIZE)).unwrap(); // a late write after rm
+        assert!(!d.path().join("a3-v.map").exists());
+        // A map whose data file is gone claims nothing.
+        let g = BlockFile::open(d.path(), "a4-v", BLOCK_SIZE).unwrap();
+        g.write_block(0, &block(0, BLOCK_SIZE)).unwrap();
+        drop(g);
+        fs::remove_file(d.path().join("a4-v.data")).unwrap();
+        let g = BlockFile::open(d.path(), "a4-v", BLOCK_SIZE).unwrap();
+        assert_eq!(g.missing(0, 0), vec![0]);
     }
 
     #[test]

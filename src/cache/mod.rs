@@ -434,6 +434,10 @@ fn collect_blocks(
         let Some(stem) = name.strip_suffix(".map") else {
             continue;
         };
+        if !dir.join(format!("{stem}.data")).exists() {
+            let _ = fs::remove_file(e.path()); // an orphan map claims nothing
+            continue;
+        }
         let Some(len) = BlockFile::recorded_len(&e.path()) else {
             continue;
         };

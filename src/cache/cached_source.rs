@@ -139,6 +139,28 @@ impl CachedSource {
         )))
     }
 
+    /// The CRC-32 of `offset..offset+len` from the disk cache, or `None` when any of it is
+    /// missing (or was evicted while reading).
+    pub async fn crc32_of(&self, offset: u64, len: u64) -> io::Result<Option<u32>> {
+        if !self.is_cached(offset, len) {
+            return Ok(None);
+        }
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || {
+            let before = file.evictions();
+            let mut h = crc32fast::Hasher::new();
+            let mut at = offset;
+            while at < offset + len {
+                let n = (offset + len - at).min(1 << 20) as usize;
+                h.update(&file.read(at, n)?);
+                at += n as u64;
+            }
+            Ok((file.evictions() == before).then(|| h.finalize()))
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
     /// Drops the cached blocks under `offset..offset+len` (bad bytes found by a reader).
     pub fn drop_range(&self, offset: u64, len: u64) {
         if let Some((first, last)) = self.block_range(offset, len) {

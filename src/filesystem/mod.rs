@@ -98,6 +98,7 @@ struct Repos {
 
 /// An open file: the cached local copy it reads from, opened on first read.
 struct OpenFile {
+    ino: Ino,
     node: Node,
     reader: tokio::sync::OnceCell<Arc<reader::Reader>>,
 }
@@ -109,6 +110,8 @@ pub struct ArtifactFs {
     inodes: InodeTable,
     repos: Mutex<Repos>,
     handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    /// Files whose bytes failed a check: the kernel must not keep their pages.
+    corrupt: Mutex<std::collections::HashSet<Ino>>,
     next_handle: std::sync::atomic::AtomicU64,
     mounted_at: SystemTime,
 }
@@ -132,6 +135,7 @@ impl ArtifactFs {
             inodes: InodeTable::new(),
             repos: Mutex::new(Repos::default()),
             handles: Mutex::new(HashMap::new()),
+            corrupt: Mutex::new(std::collections::HashSet::new()),
             next_handle: std::sync::atomic::AtomicU64::new(1),
             mounted_at: SystemTime::now(),
             cfg,
@@ -691,6 +695,7 @@ impl ArtifactFs {
         self.handles.lock().unwrap().insert(
             fh,
             Arc::new(OpenFile {
+                ino,
                 node,
                 reader: tokio::sync::OnceCell::new(),
             }),
@@ -716,7 +721,17 @@ impl ArtifactFs {
             .get_or_try_init(|| async { self.make_reader(&h.node).await.map(Arc::new) })
             .await?
             .clone();
-        reader.read(offset, size).await
+        let r = reader.read(offset, size).await;
+        if let Err(FsError::Integrity(_)) = &r {
+            self.corrupt.lock().unwrap().insert(h.ino);
+        }
+        r
+    }
+
+    /// Whether the kernel may keep a file's pages across opens: not once its bytes failed a
+    /// check (pages served before the failure must not be served again).
+    pub fn keep_cache(&self, ino: Ino) -> bool {
+        !self.corrupt.lock().unwrap().contains(&ino)
     }
 
     /// How a file node's bytes are read: blob ranges through the block cache for the archive,

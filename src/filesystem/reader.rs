@@ -47,6 +47,16 @@ struct ReadState {
     /// The CRC did not match: every later read of this handle is EIO too (the kernel may
     /// retry a failed readahead with a plain read, which must not succeed).
     corrupt: bool,
+    /// Bytes served by this handle so far (with repeats).
+    served: u64,
+}
+
+/// What a read has to do about the entry's CRC after serving its bytes.
+enum CrcStep {
+    Nothing,
+    /// Reads came out of order but the whole entry has been read through: check it from the
+    /// cache.
+    VerifyFromCache,
 }
 
 /// `len` bytes of the blob from `base`, read through the block cache.
@@ -91,6 +101,7 @@ impl RangedReader {
                 crc_upto: 0,
                 prefetched_to: 0,
                 corrupt: false,
+                served: 0,
             }),
             prefetches: Mutex::new(Vec::new()),
         }
@@ -145,39 +156,68 @@ impl RangedReader {
             .read_at(self.base + offset, n as usize)
             .await?
             .to_vec();
-        self.check_crc(offset, &data)?;
+        if let CrcStep::VerifyFromCache = self.check_crc(offset, &data)? {
+            self.verify_from_cache().await?;
+        }
         Ok(data)
     }
 
-    /// Feeds sequential bytes to the CRC; at the end, compares. A mismatch drops the cached
-    /// bytes and is EIO.
-    fn check_crc(&self, offset: u64, data: &[u8]) -> FsResult<()> {
+    /// The CRC of the whole entry computed from the block cache (when all of it is there).
+    async fn verify_from_cache(&self) -> FsResult<()> {
         let Some(want) = self.expect_crc else {
             return Ok(());
         };
+        match self.src.crc32_of(self.base, self.len).await? {
+            Some(got) if got != want => Err(self.mark_corrupt(got, want)),
+            Some(_) => {
+                self.state.lock().unwrap().crc = None; // verified: nothing more to do
+                Ok(())
+            }
+            None => Ok(()), // not all of it is cached (yet): a later read tries again
+        }
+    }
+
+    fn mark_corrupt(&self, got: u32, want: u32) -> FsError {
+        self.state.lock().unwrap().corrupt = true;
+        self.src.drop_range(self.base, self.len);
+        tracing::warn!(
+            "{}: CRC-32 {got:08x}, expected {want:08x}; cached bytes dropped",
+            self.what
+        );
+        self.corrupt_error()
+    }
+
+    /// Feeds sequential bytes to the CRC; at the end, compares. A mismatch drops the cached
+    /// bytes and is EIO. Reads that arrive out of order (concurrent readahead) end the
+    /// running CRC; the entry is then checked from the cache once it has been read through.
+    fn check_crc(&self, offset: u64, data: &[u8]) -> FsResult<CrcStep> {
+        let Some(want) = self.expect_crc else {
+            return Ok(CrcStep::Nothing);
+        };
         let mut st = self.state.lock().unwrap();
-        if offset != st.crc_upto || st.crc.is_none() {
-            return Ok(());
+        st.served += data.len() as u64;
+        if st.crc.is_none() {
+            return Ok(CrcStep::Nothing); // checked already
         }
-        if let Some(h) = st.crc.as_mut() {
-            h.update(data);
+        if offset == st.crc_upto {
+            if let Some(h) = st.crc.as_mut() {
+                h.update(data);
+            }
+            st.crc_upto += data.len() as u64;
+            if st.crc_upto >= self.len {
+                let got = st.crc.take().map(|h| h.finalize()).unwrap_or(want);
+                drop(st);
+                if got != want {
+                    return Err(self.mark_corrupt(got, want));
+                }
+                return Ok(CrcStep::Nothing);
+            }
         }
-        st.crc_upto += data.len() as u64;
-        if st.crc_upto < self.len {
-            return Ok(());
+        // Out of order, but as many bytes as the entry holds have gone by.
+        if st.served >= self.len {
+            return Ok(CrcStep::VerifyFromCache);
         }
-        let got = st.crc.take().map(|h| h.finalize()).unwrap_or(want);
-        if got != want {
-            st.corrupt = true;
-            drop(st);
-            self.src.drop_range(self.base, self.len);
-            tracing::warn!(
-                "{}: CRC-32 {got:08x}, expected {want:08x}; cached bytes dropped",
-                self.what
-            );
-            return Err(self.corrupt_error());
-        }
-        Ok(())
+        Ok(CrcStep::Nothing)
     }
 
     fn corrupt_error(&self) -> FsError {

@@ -219,8 +219,12 @@ impl Filesystem for FuseAdapter {
         let fs = self.fs.clone();
         self.spawn(async move {
             match fs.open(ino.0).await {
-                // Artifact bytes never change under one inode: let the page cache keep them.
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+                // Artifact bytes never change under one inode: let the page cache keep them,
+                // unless they failed a check (then opening drops what the kernel cached).
+                Ok(fh) if fs.keep_cache(ino.0) => {
+                    reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE)
+                }
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
                 Err(e) => {
                     log_error("open", &ino.0, &e);
                     reply.error(errno(&e))

@@ -80,14 +80,24 @@ struct Builder {
     nodes: Vec<TreeNode>,
     /// (parent, name) → node, for every node.
     index: HashMap<(usize, String), usize>,
+    /// (parent, name) → the lowest `N` that may still be free for `name (N)`. Suffixed names
+    /// are never freed again, so every lower `N` is taken: an archive with one name 65 535
+    /// times costs linear time, not a scan from `(1)` per copy.
+    next_suffix: HashMap<(usize, String), u64>,
 }
 
 impl Builder {
-    fn free_name(&self, parent: usize, name: &str) -> String {
-        (1u64..)
-            .map(|n| format!("{name} ({n})"))
-            .find(|c| !self.index.contains_key(&(parent, c.clone())))
-            .expect("an unbounded range finds a free name")
+    fn free_name(&mut self, parent: usize, name: &str) -> String {
+        let next = self
+            .next_suffix
+            .entry((parent, name.to_string()))
+            .or_insert(1);
+        let (n, free) = (*next..)
+            .map(|n| (n, format!("{name} ({n})")))
+            .find(|(_, c)| !self.index.contains_key(&(parent, c.clone())))
+            .expect("an unbounded range finds a free name");
+        *next = n + 1;
+        free
     }
 
     fn push(&mut self, parent: usize, name: String, kind: NodeKind, mtime: i64) -> usize {
@@ -145,6 +155,7 @@ impl ArchiveTree {
                 mtime: i64::MIN,
             }],
             index: HashMap::with_capacity(entries.len() * 2),
+            next_suffix: HashMap::new(),
         };
         for (i, e) in entries.iter().enumerate() {
             let mut comps = sanitize_components(&e.name);
@@ -294,6 +305,26 @@ mod tests {
                 ("logs/a.txt (2)".into(), false),
             ]
         );
+    }
+
+    #[test]
+    fn many_copies_of_one_name_get_the_lowest_free_suffixes_in_linear_time() {
+        // Literal names in the way are skipped; the answer is what a scan from `(1)` gives.
+        let mut names = vec!["x", "x (2)", "x", "x", "x", "x (1) (1)", "x (1)"];
+        names.extend(std::iter::repeat_n("x", 30_000));
+        let entries: Vec<_> = names.iter().map(|n| entry(n)).collect();
+        let t = std::time::Instant::now();
+        let tree = ArchiveTree::build(&entries);
+        assert!(t.elapsed() < std::time::Duration::from_secs(20), "{:?}", t.elapsed());
+        let got: Vec<&str> = (1..8).map(|i| tree.nodes[i].name.as_str()).collect();
+        assert_eq!(
+            got,
+            ["x", "x (2)", "x (1)", "x (3)", "x (4)", "x (1) (1)", "x (1) (2)"]
+        );
+        let all: std::collections::HashSet<&str> =
+            tree.nodes[1..].iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(all.len(), names.len(), "every name unique");
+        assert!(all.contains("x (30004)"));
     }
 
     #[test]

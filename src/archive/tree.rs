@@ -315,11 +315,23 @@ mod tests {
         let entries: Vec<_> = names.iter().map(|n| entry(n)).collect();
         let t = std::time::Instant::now();
         let tree = ArchiveTree::build(&entries);
-        assert!(t.elapsed() < std::time::Duration::from_secs(20), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "{:?}",
+            t.elapsed()
+        );
         let got: Vec<&str> = (1..8).map(|i| tree.nodes[i].name.as_str()).collect();
         assert_eq!(
             got,
-            ["x", "x (2)", "x (1)", "x (3)", "x (4)", "x (1) (1)", "x (1) (2)"]
+            [
+                "x",
+                "x (2)",
+                "x (1)",
+                "x (3)",
+                "x (4)",
+                "x (1) (1)",
+                "x (1) (2)"
+            ]
         );
         let all: std::collections::HashSet<&str> =
             tree.nodes[1..].iter().map(|n| n.name.as_str()).collect();

@@ -691,3 +691,106 @@ fn the_token_never_reaches_the_blob_host_or_the_cache() {
         files.len()
     );
 }
+
+#[test]
+fn persistent_failures_are_eio_in_bounded_time_and_not_remembered() {
+    if !fuse_available() {
+        return;
+    }
+    let _w = watchdog("persistent failures", 180);
+    let gh = start_fake();
+    let mut z = ZipBuilder::new();
+    z.add("f.txt", b"small f\n");
+    z.add("g.txt", &log_text(50_000, 1));
+    let small = z.finish();
+    assert!(small.len() < 1 << 20, "fetched whole, in one request");
+    add(&gh, "small", 1, small.clone());
+    add(&gh, "small2", 1, small.clone());
+    let big = noise(2 << 20, 5);
+    let mut z = ZipBuilder::new();
+    z.add_with("big.bin", &big, stored());
+    add(&gh, "big", 1, z.finish());
+    gh.add_artifact(FakeArtifactSpec::raw(
+        OWNER,
+        "hello",
+        "notes",
+        1,
+        "notes.md",
+        b"# notes\n".to_vec(),
+    ));
+    gh.add_artifact(FakeArtifactSpec::zip(OWNER, "other", "o", 7, small.clone()));
+    let m = MountBuilder::new(&gh, REPO).mount();
+    let run = m.path("octo-org/hello/runs/1");
+    let mut figures = Vec::new();
+
+    // The API answers 502 to everything: what needs it is EIO after the retries, quickly.
+    gh.set_faults(Faults {
+        api_fail_every: 1,
+        ..Default::default()
+    });
+    let t = Instant::now();
+    let e = errno_of(fs::read_dir(m.path("octo-org/other/runs")));
+    assert_eq!(e, libc::EIO, "listing with the API down");
+    let e2 = errno_of(fs::read(run.join("small/f.txt")));
+    assert_eq!(
+        e2,
+        libc::EIO,
+        "first read with the API down (needs a download URL)"
+    );
+    let api_down = t.elapsed();
+    assert!(api_down < Duration::from_secs(30), "{api_down:?}");
+    assert_eq!(fs::read_dir(&m.mountpoint).unwrap().count(), 1, "mount up");
+    figures.push(format!(
+        "API down: ls and cat EIO after {:.1} s",
+        api_down.as_secs_f64()
+    ));
+
+    // Every blob body cut short: EIO after the retries, not wrong or short bytes.
+    gh.set_faults(Faults {
+        blob_truncate_every: 1,
+        ..Default::default()
+    });
+    let t = Instant::now();
+    assert_eq!(errno_of(fs::read(run.join("small/f.txt"))), libc::EIO);
+    assert_eq!(errno_of(fs::read(run.join("big/big.bin"))), libc::EIO);
+    let cut = t.elapsed();
+    assert!(cut < Duration::from_secs(60), "{cut:?}");
+    figures.push(format!(
+        "every blob body cut: 2 reads EIO after {:.1} s",
+        cut.as_secs_f64()
+    ));
+
+    // Healthy again: nothing of those failures was kept.
+    gh.set_faults(Faults::default());
+    assert_eq!(fs::read(run.join("small/f.txt")).unwrap(), b"small f\n");
+    assert!(fs::read(run.join("big/big.bin")).unwrap() == big);
+    assert_eq!(
+        fs::read(m.path("octo-org/other/runs/7/o/f.txt")).unwrap(),
+        b"small f\n"
+    );
+
+    // A small archive fetched whole while every 2nd API request and blob body fails.
+    gh.set_faults(Faults {
+        api_fail_every: 2,
+        blob_truncate_every: 2,
+        ..Default::default()
+    });
+    assert!(fs::read(run.join("small2/g.txt")).unwrap() == log_text(50_000, 1));
+    assert!(fs::read(run.join("small2.zip")).unwrap() == small);
+
+    // A DELETE that does its work and then answers 500: the retry's 404 counts as done.
+    gh.set_faults(Faults {
+        delete_fail_every: 1,
+        ..Default::default()
+    });
+    fs::remove_file(run.join("notes")).expect("rm with a DELETE that fails after working");
+    assert!(!run.join("notes").exists());
+    let c = gh.counters();
+    assert_eq!(c.deleted_ids.len(), 1);
+    assert!(c.delete_requests >= 2, "the DELETE was retried");
+    figures.push(format!(
+        "DELETE answered 500 after deleting: rm succeeded with {} DELETE requests",
+        c.delete_requests
+    ));
+    eprintln!("figures: {}", figures.join("; "));
+}

@@ -459,7 +459,16 @@ fn thirty_two_readers_ls_r_and_a_deletion_at_once() {
         return;
     }
     let _w = watchdog("load", 120);
-    let gh = start_fake();
+    // The ordinary failures stay on throughout: retries and URL refreshes under load.
+    let gh = FakeGitHub::start(FakeConfig {
+        faults: Faults {
+            api_fail_every: 5,
+            blob_truncate_every: 7,
+            blob_force_403_every: 11,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
     let mut want: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut zips = Vec::new();
     let mut doomed = 0;
@@ -582,7 +591,8 @@ fn thirty_two_readers_ls_r_and_a_deletion_at_once() {
     assert_eq!(failed, 0, "{failed} reader threads failed");
     let c = gh.counters();
     eprintln!(
-        "figures: 32 readers + ls -R loop for {:.1} s, artifact {doomed} deleted after 2 s: \
+        "figures: 32 readers + ls -R loop for {:.1} s with 1 in 5 API requests 502, 1 in 7 blob \
+         bodies cut, 1 in 11 blob requests 403, artifact {doomed} deleted after 2 s: \
          {} reads verified, {} ENOENT (all on the deleted artifact), {listings} ls -R runs, \
          {} blob requests, {} DELETE",
         t0.elapsed().as_secs_f64(),

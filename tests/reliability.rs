@@ -804,3 +804,54 @@ fn persistent_failures_are_eio_in_bounded_time_and_not_remembered() {
     ));
     eprintln!("figures: {}", figures.join("; "));
 }
+
+#[test]
+fn api_answers_cut_short_are_retried() {
+    if !fuse_available() {
+        return;
+    }
+    let _w = watchdog("api truncation", 120);
+    let gh = start_fake();
+    let mut z = ZipBuilder::new();
+    z.add("f.txt", b"f\n");
+    let zip = z.finish();
+    add(&gh, "a", 1, zip.clone());
+    let repos = ["r1", "r2", "r3", "r4"];
+    for (i, r) in repos.iter().enumerate() {
+        // Enough artifacts that a listing is a body worth cutting.
+        for k in 0..30u64 {
+            gh.add_artifact(FakeArtifactSpec::zip(
+                OWNER,
+                r,
+                &format!("art{k}"),
+                100 + i as u64,
+                zip.clone(),
+            ));
+        }
+    }
+    let m = MountBuilder::new(&gh, REPO).mount();
+    // Every 2nd 200 answer of the API loses its second half.
+    gh.set_faults(Faults {
+        api_truncate_every: 2,
+        ..Default::default()
+    });
+    let t = Instant::now();
+    for (i, r) in repos.iter().enumerate() {
+        let runs = m.path(&format!("octo-org/{r}/runs/{}", 100 + i));
+        let n = fs::read_dir(&runs)
+            .unwrap_or_else(|e| panic!("ls {r}: {e}"))
+            .count();
+        assert_eq!(n, 60, "{r}");
+        assert_eq!(fs::read(runs.join("art7/f.txt")).unwrap(), b"f\n");
+    }
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    let c = gh.counters();
+    eprintln!(
+        "figures: every 2nd API answer cut in half: {} repositories listed and read in {:.1} s \
+         ({} API requests)",
+        repos.len(),
+        took.as_secs_f64(),
+        c.api_requests
+    );
+}

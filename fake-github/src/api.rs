@@ -199,19 +199,54 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
     }
     let token = bearer(&headers);
     let base = base_url(&shared, &headers);
-    let mut st = shared.state.lock().unwrap();
-    let mut resp = respond(
-        &shared,
-        &base,
-        &mut st,
-        &method,
-        &path,
-        &query,
-        &headers,
-        token.as_deref(),
-    );
-    add_rate_limit_headers(&mut st, &mut resp, token.as_deref());
+    let (resp, cut) = {
+        let mut st = shared.state.lock().unwrap();
+        let mut resp = respond(
+            &shared,
+            &base,
+            &mut st,
+            &method,
+            &path,
+            &query,
+            &headers,
+            token.as_deref(),
+        );
+        add_rate_limit_headers(&mut st, &mut resp, token.as_deref());
+        let mut cut = false;
+        if resp.status() == StatusCode::OK {
+            st.fault_counts.api_ok += 1;
+            cut = fires(st.faults.api_truncate_every, st.fault_counts.api_ok);
+        }
+        (resp, cut)
+    };
+    if cut {
+        return truncated(resp).await;
+    }
     resp
+}
+
+/// The same answer with `Content-Length` of the whole body but only its first half sent,
+/// then the connection dropped (a proxy or front end giving up mid-answer).
+async fn truncated(resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    let half = bytes.slice(..bytes.len() / 2);
+    let stream = futures_util::stream::unfold(Some(half), |state| async move {
+        match state {
+            Some(half) => Some((Ok(half), None)),
+            None => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                let e = std::io::Error::other("fake-github: truncated API body");
+                Some((Err(e), None))
+            }
+        }
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 /// `/_fake/counters` (GET: the counters as JSON) and `/_fake/reset` (POST): for benchmarks

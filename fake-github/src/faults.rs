@@ -16,6 +16,9 @@ pub struct Faults {
     /// Every Nth blob body is cut off halfway (the connection drops after half the bytes
     /// promised by `Content-Length`).
     pub blob_truncate_every: u64,
+    /// Every Nth successful (200) API answer has its body cut off halfway (the connection
+    /// drops after half the bytes promised by `Content-Length`).
+    pub api_truncate_every: u64,
     /// Every Nth API request answers 429 with `Retry-After: 1` (a secondary rate limit).
     pub api_429_every: u64,
     /// The primary rate limit is exhausted for this long from when the faults are set:

@@ -41,6 +41,7 @@ pub(crate) struct StoredArtifact {
 #[derive(Default)]
 pub(crate) struct FaultCounts {
     pub api: u64,
+    pub api_ok: u64,
     pub blob: u64,
     pub blob_403: u64,
     pub delete: u64,

@@ -290,27 +290,43 @@ impl GitHubClient {
         } else {
             None
         };
-        let resp = self
-            .send(
-                Method::GET,
-                url,
-                etag.as_ref().map(|(e, _)| e.clone()),
-                |_| {},
-            )
-            .await?;
-        let headers = resp.headers().clone();
-        let body = if resp.status() == StatusCode::NOT_MODIFIED {
-            match etag {
-                Some((_, body)) => Body::NotModified(body),
-                None => {
-                    return Err(ApiError::Protocol(format!(
-                        "304 for {} without a cached body",
-                        redact(url)
-                    )));
+        // A body cut short (the connection dropped mid-answer) is retried like a failed
+        // request: `send` only sees the status line and headers.
+        let mut attempt = 0u32;
+        let (body, headers) = loop {
+            attempt += 1;
+            let resp = self
+                .send(
+                    Method::GET,
+                    url,
+                    etag.as_ref().map(|(e, _)| e.clone()),
+                    |_| {},
+                )
+                .await?;
+            let headers = resp.headers().clone();
+            if resp.status() == StatusCode::NOT_MODIFIED {
+                match &etag {
+                    Some((_, body)) => break (Body::NotModified(body.clone()), headers),
+                    None => {
+                        return Err(ApiError::Protocol(format!(
+                            "304 for {} without a cached body",
+                            redact(url)
+                        )));
+                    }
                 }
             }
-        } else {
-            Body::Fresh(read_body(resp, url).await?)
+            match read_body(resp, url).await {
+                Ok(b) => break (Body::Fresh(b), headers),
+                Err(e) if attempt < self.inner.retry.max_attempts => {
+                    let delay = self.inner.retry.backoff(attempt);
+                    tracing::info!(error = %e, retry_in = ?delay, attempt, "retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, attempts = attempt, "giving up");
+                    return Err(e);
+                }
+            }
         };
         let body = match body {
             Body::NotModified(b) => {

@@ -855,3 +855,70 @@ fn api_answers_cut_short_are_retried() {
         c.api_requests
     );
 }
+
+#[test]
+fn a_failed_zip_or_raw_probe_is_not_remembered() {
+    if !fuse_available() {
+        return;
+    }
+    let _w = watchdog("kind probe", 120);
+    // Blob URLs without a file name: zip or raw is learnt from the blob host's headers.
+    let opaque = Faults {
+        blob_url_opaque: true,
+        ..Default::default()
+    };
+    let gh = FakeGitHub::start(FakeConfig {
+        faults: opaque.clone(),
+        ..Default::default()
+    });
+    let mut z = ZipBuilder::new();
+    z.add("f.txt", b"f\n");
+    add(&gh, "z", 1, z.finish());
+    gh.add_artifact(FakeArtifactSpec::raw(
+        OWNER,
+        "hello",
+        "notes",
+        1,
+        "notes.md",
+        b"# notes\n".to_vec(),
+    ));
+    let mut z = ZipBuilder::new();
+    z.add("g.txt", b"g\n");
+    add(&gh, "y", 2, z.finish());
+    let m = MountBuilder::new(&gh, REPO).mount();
+    // Learnt while the blob host is healthy.
+    assert_eq!(
+        fs::read(m.path("octo-org/hello/runs/2/y/g.txt")).unwrap(),
+        b"g\n"
+    );
+    // While the blob host refuses everything, the answer can't be learnt: an error, no guess.
+    gh.set_faults(Faults {
+        blob_force_403_every: 1,
+        ..opaque.clone()
+    });
+    let run = m.path("octo-org/hello/runs/1");
+    let during: Vec<String> = match fs::read_dir(&run) {
+        Ok(d) => d
+            .map(|e| match e {
+                Ok(e) => e.file_name().to_string_lossy().into_owned(),
+                Err(e) => format!("error: {e}"),
+            })
+            .collect(),
+        Err(e) => vec![format!("error: {e}")],
+    };
+    // Healthy again: the zip is a directory (and NAME.zip), the raw file is a file.
+    gh.set_faults(opaque);
+    let mut names: Vec<String> = fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["notes", "z", "z.zip"], "listing after the outage");
+    assert!(run.join("z").is_dir());
+    assert_eq!(fs::read(run.join("z/f.txt")).unwrap(), b"f\n");
+    assert_eq!(fs::read(run.join("notes")).unwrap(), b"# notes\n");
+    eprintln!(
+        "figures: zip-or-raw probe during a blob-host outage: listing gave {during:?}; \
+         right kinds once it recovered"
+    );
+}

@@ -411,10 +411,14 @@ fn respond(
             }
             let expires = unix_millis() + st.url_ttl.as_millis() as u64;
             let sig = st.sign(id, expires);
-            let location = format!(
-                "{}/blob/{id}/{}?sv=2023-11-03&se={expires}&sp=r&sig={sig}",
-                shared.blob_origin,
+            let segment = if st.faults.blob_url_opaque {
+                "content".to_string()
+            } else {
                 encode_segment(&blob_file_name(a))
+            };
+            let location = format!(
+                "{}/blob/{id}/{segment}?sv=2023-11-03&se={expires}&sp=r&sig={sig}",
+                shared.blob_origin,
             );
             Response::builder()
                 .status(StatusCode::FOUND)

@@ -26,6 +26,9 @@ pub struct Faults {
     pub rate_limit_exhausted_for: Option<Duration>,
     /// Every Nth blob request answers 403 `AuthenticationFailed`, as for an expired signature.
     pub blob_force_403_every: u64,
+    /// Download redirects point at opaque blob paths (`/blob/ID/content`, no file name, no
+    /// `.zip`), as other storage back ends give: zip or not must come from the blob's headers.
+    pub blob_url_opaque: bool,
     /// The blob host ignores `Range` and always sends the whole blob (200).
     pub no_range: bool,
     /// Throttle blob bodies of one artifact to this many bytes per second.

@@ -118,7 +118,10 @@ impl BlobHandle {
     }
 
     /// Zip archive or a single raw file. Costs the download redirect (and, when the URL path
-    /// doesn't end in `.zip`, one `HEAD` for the file name): no blob bytes.
+    /// doesn't end in `.zip`, one `HEAD` for the file name): no blob bytes. The answer is
+    /// remembered (also on disk, by the caller), so it is only given when the blob host
+    /// answered: a probe that fails (403 after a fresh URL, 5xx, network) is an error, never
+    /// a guess.
     pub async fn kind(&self) -> Result<ArtifactKind, ApiError> {
         if let Some(k) = self.kind.lock().unwrap().clone() {
             return Ok(k);
@@ -127,34 +130,37 @@ impl BlobHandle {
         let kind = if url.path().to_ascii_lowercase().ends_with(".zip") {
             ArtifactKind::Zip
         } else {
-            let last = url
-                .path_segments()
-                .and_then(|mut s| s.next_back())
-                .map(percent_decode)
-                .filter(|s| !s.is_empty());
-            // HEAD first; a host that refuses HEAD is asked for the first byte instead.
-            let head = match self.blob.http.head(url.clone()).send().await {
-                Ok(resp) if resp.status().is_success() => kind_from_headers(resp.headers()),
-                _ => None,
-            };
-            let probed = match head {
-                Some(k) => Some(k),
-                None => match self
-                    .blob
-                    .http
-                    .get(url.clone())
-                    .header(header::RANGE, "bytes=0-0")
-                    .send()
-                    .await
-                {
-                    Ok(resp) if resp.status().is_success() => kind_from_headers(resp.headers()),
-                    _ => None,
-                },
-            };
-            probed.unwrap_or(ArtifactKind::Raw { file_name: last })
+            self.with_retries(|url| async move { self.probe_kind(&url).await })
+                .await?
         };
         *self.kind.lock().unwrap() = Some(kind.clone());
         Ok(kind)
+    }
+
+    /// One probe of the blob's headers: `HEAD`, else (a host that refuses `HEAD`) the first
+    /// byte. A host that answers without telling is taken as a raw file named by the URL.
+    async fn probe_kind(&self, url: &Url) -> Result<ArtifactKind, Attempt> {
+        if let Ok(resp) = self.blob.http.head(url.clone()).send().await
+            && resp.status().is_success()
+            && let Some(k) = kind_from_headers(resp.headers())
+        {
+            return Ok(k);
+        }
+        let resp = self
+            .blob
+            .http
+            .get(url.clone())
+            .header(header::RANGE, "bytes=0-0")
+            .send()
+            .await
+            .map_err(|e| Attempt::Retry(network(url, &e)))?;
+        let resp = check_status(resp, url)?;
+        let last = url
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .map(percent_decode)
+            .filter(|s| !s.is_empty());
+        Ok(kind_from_headers(resp.headers()).unwrap_or(ArtifactKind::Raw { file_name: last }))
     }
 
     /// Whether the blob host has been seen ignoring `Range` (answering 200 with everything).

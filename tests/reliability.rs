@@ -922,3 +922,38 @@ fn a_failed_zip_or_raw_probe_is_not_remembered() {
          right kinds once it recovered"
     );
 }
+
+#[test]
+fn a_host_that_ignores_range_and_cuts_bodies_still_gives_right_bytes() {
+    if !fuse_available() {
+        return;
+    }
+    let _w = watchdog("no range", 120);
+    let gh = start_fake();
+    let big = noise(3 << 20, 11);
+    let text = log_text(400_000, 12);
+    let mut z = ZipBuilder::new();
+    z.add_with("big.bin", &big, stored());
+    z.add("text.log", &text);
+    let zip = z.finish();
+    add(&gh, "whole", 1, zip.clone());
+    let m = MountBuilder::new(&gh, REPO).mount();
+    // No Range support at all, and every 2nd body cut in half.
+    gh.set_faults(Faults {
+        no_range: true,
+        blob_truncate_every: 2,
+        ..Default::default()
+    });
+    let run = m.path("octo-org/hello/runs/1");
+    assert!(fs::read(run.join("whole/text.log")).unwrap() == text);
+    assert!(fs::read(run.join("whole/big.bin")).unwrap() == big);
+    assert!(fs::read(run.join("whole.zip")).unwrap() == zip);
+    let c = gh.counters();
+    eprintln!(
+        "figures: host ignoring Range with every 2nd body cut: 3 files right ({} blob requests, \
+         {} bytes sent for a {} byte archive)",
+        c.blob_requests,
+        c.blob_bytes_total,
+        zip.len()
+    );
+}

@@ -602,3 +602,44 @@ fn archives_that_cannot_be_indexed_fail_cleanly() {
         cases.len()
     );
 }
+
+#[test]
+fn a_corrupt_stored_entry_read_out_of_order_is_still_caught() {
+    if !fuse_available() {
+        return;
+    }
+    let gh = start_fake();
+    let data = fake_github::zipgen::noise(3 << 20, 11);
+    let mut z = ZipBuilder::new();
+    z.add_with("big.bin", &data, stored());
+    let mut zip = z.finish();
+    let at = data_start(&zip, cd_headers(&zip)["big.bin"]);
+    zip[at + 2_000_000] ^= 0x55;
+    add(&gh, "bad", 3, zip);
+    let m = MountBuilder::new(&gh, REPO).mount();
+    let f = fs::File::open(m.path("octo-org/hello/runs/3/bad/big.bin")).unwrap();
+    use std::os::unix::fs::FileExt;
+    let len = data.len() as u64;
+    const CHUNK: u64 = 64 * 1024;
+    let mut buf = vec![0u8; CHUNK as usize];
+    // The end first, then everything from the start: never one sequential pass.
+    let mut results = vec![f.read_exact_at(&mut buf, len - CHUNK)];
+    let mut off = 0;
+    while off < len - CHUNK {
+        let n = (len - CHUNK - off).min(CHUNK) as usize;
+        results.push(f.read_exact_at(&mut buf[..n], off));
+        off += n as u64;
+    }
+    // Once read through, the CRC is checked: some read fails with EIO, and so does a re-read.
+    assert!(
+        results
+            .iter()
+            .any(|r| r.as_ref().err().and_then(|e| e.raw_os_error()) == Some(libc::EIO)),
+        "a corrupt entry read out of order was served without an error"
+    );
+    drop(f);
+    assert_eq!(
+        errno_of(fs::read(m.path("octo-org/hello/runs/3/bad/big.bin"))),
+        libc::EIO
+    );
+}

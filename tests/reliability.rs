@@ -962,3 +962,153 @@ fn a_host_that_ignores_range_and_cuts_bodies_still_gives_right_bytes() {
         zip.len()
     );
 }
+
+fn grep_dir(dir: &Path, needle: &[u8], hits: &mut Vec<String>) {
+    for e in fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if e.file_type().unwrap().is_dir() {
+            grep_dir(&p, needle, hits);
+        } else if let Ok(b) = fs::read(&p)
+            && b.windows(needle.len()).any(|w| w == needle)
+        {
+            hits.push(p.display().to_string());
+        }
+    }
+}
+
+#[test]
+fn no_secret_in_a_debug_log_or_the_cache_and_allow_other_keeps_permissions() {
+    if !fuse_available() {
+        return;
+    }
+    let gh = FakeGitHub::start(FakeConfig {
+        faults: Faults {
+            blob_force_403_every: 3,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let (zip, want) = two_thousand_files();
+    add_hello(&gh, "many", 5, zip);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("daemon.log");
+    let cache = dir.path().join("cache");
+    let m = MountBuilder::new(&gh, REPO)
+        .cache_dir(&cache)
+        .stderr_to(&log)
+        .arg("-vv")
+        .arg("--allow-other")
+        .mount();
+    for (name, data) in want.iter().take(300) {
+        let got = fs::read(m.path(&format!("octo-org/hello/runs/5/many/{name}"))).unwrap();
+        assert!(got == *data, "{name}");
+    }
+    // Failures get logged too.
+    let _ = fs::read_dir(m.path("octo-org/nope"));
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    let line = mounts
+        .lines()
+        .find(|l| l.contains(m.mountpoint.to_str().unwrap()))
+        .unwrap()
+        .to_string();
+    m.unmount();
+    assert!(
+        line.contains("default_permissions") && line.contains("allow_other"),
+        "--allow-other keeps permission checks: {line}"
+    );
+
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(text.contains("DEBUG"), "-vv logs at debug level");
+    assert!(!text.contains(TOKEN), "the token is in the log");
+    assert!(!text.contains("sig="), "a signed URL's query is in the log");
+    let mut hits = Vec::new();
+    grep_dir(&cache, TOKEN.as_bytes(), &mut hits);
+    grep_dir(&cache, b"sig=", &mut hits);
+    assert!(hits.is_empty(), "secrets in the cache: {hits:?}");
+    assert_eq!(
+        fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let mut modes = Vec::new();
+    fn collect(d: &Path, out: &mut Vec<(String, u32)>) {
+        for e in fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            let md = e.metadata().unwrap();
+            if md.is_dir() {
+                assert_eq!(md.permissions().mode() & 0o777, 0o700, "{:?}", e.path());
+                collect(&e.path(), out);
+            } else {
+                out.push((
+                    e.path().display().to_string(),
+                    md.permissions().mode() & 0o777,
+                ));
+            }
+        }
+    }
+    collect(&cache, &mut modes);
+    assert!(!modes.is_empty());
+    for (p, mode) in modes {
+        assert_eq!(mode, 0o600, "{p}");
+    }
+    let c = gh.counters();
+    assert_eq!(c.blob_auth_headers_seen, 0);
+    assert!(c.api_auth_headers_seen > 0);
+}
+
+#[test]
+fn ctrl_c_on_cat_stops_its_download() {
+    if !fuse_available() {
+        return;
+    }
+    let _watchdog = watchdog("ctrl_c_on_cat_stops_its_download", 120);
+    let gh = start_fake();
+    let mut z = ZipBuilder::new();
+    z.add_with(
+        "big.bin",
+        &noise(4 << 20, 2),
+        EntryOptions {
+            method: Method::Stored,
+            ..Default::default()
+        },
+    );
+    let id = add_hello(&gh, "big", 1, z.finish());
+    let m = MountBuilder::new(&gh, REPO).mount();
+    let file = m.path("octo-org/hello/runs/1/big/big.bin");
+    assert!(file.exists());
+    gh.set_faults(Faults {
+        blob_throttle: Some((id, 50_000)),
+        ..Default::default()
+    });
+    let served = || {
+        gh.counters()
+            .blob_bytes_by_artifact
+            .get(&id)
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = served();
+    let mut cat = std::process::Command::new("cat")
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let while_reading = served() - before;
+    assert!(while_reading > 0, "the read was under way");
+    unsafe {
+        libc::kill(cat.id() as i32, libc::SIGINT);
+    }
+    cat.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let at_stop = served();
+    std::thread::sleep(Duration::from_secs(2));
+    let after = served() - at_stop;
+    eprintln!(
+        "figures: {while_reading} bytes in 1.5 s of reading; {after} bytes in the 2 s after Ctrl-C"
+    );
+    assert!(
+        after < 20_000,
+        "{after} bytes still downloaded after the reader left"
+    );
+}

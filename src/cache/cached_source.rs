@@ -161,6 +161,11 @@ impl CachedSource {
         .map_err(io::Error::other)?
     }
 
+    /// How many of this blob's blocks were ever evicted (changes when bytes may be refetched).
+    pub fn evictions(&self) -> u64 {
+        self.file.evictions()
+    }
+
     /// Drops the cached blocks under `offset..offset+len` (bad bytes found by a reader).
     pub fn drop_range(&self, offset: u64, len: u64) {
         if let Some((first, last)) = self.block_range(offset, len) {

@@ -109,6 +109,8 @@ pub struct Content {
     entries: SingleFlight<(BlobKey, usize), PathBuf>,
     indexes: SingleFlight<BlobKey, Arc<ArchiveIndex>>,
     offsets: SingleFlight<(BlobKey, usize), u64>,
+    /// Stored entries whose CRC a reader has checked (while their blocks stay cached).
+    checked: Mutex<HashMap<(BlobKey, usize), Arc<std::sync::atomic::AtomicU64>>>,
 }
 
 impl Content {
@@ -120,7 +122,18 @@ impl Content {
             entries: SingleFlight::default(),
             indexes: SingleFlight::default(),
             offsets: SingleFlight::default(),
+            checked: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The flag recording that entry `index`'s CRC was checked (shared by all its readers).
+    pub fn crc_checked(&self, a: &Artifact, index: usize) -> Arc<std::sync::atomic::AtomicU64> {
+        self.checked
+            .lock()
+            .unwrap()
+            .entry((BlobKey::for_artifact(a), index))
+            .or_default()
+            .clone()
     }
 
     pub fn cache(&self) -> &Arc<DiskCache> {
@@ -133,6 +146,7 @@ impl Content {
         self.entries.remove_if(|(k, _)| k.id == id);
         self.indexes.remove_if(|k| k.id == id);
         self.offsets.remove_if(|(k, _)| k.id == id);
+        self.checked.lock().unwrap().retain(|(k, _), _| k.id != id);
         self.cache.remove_artifact(id);
     }
 

@@ -766,7 +766,7 @@ impl ArtifactFs {
                         src,
                         base,
                         e.uncompressed_size,
-                        Some(e.crc32),
+                        Some((e.crc32, self.content.crc_checked(&a, entry))),
                         format!("{}: {}", a.name, e.name),
                     )));
                 }

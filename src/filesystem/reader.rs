@@ -64,8 +64,11 @@ pub struct RangedReader {
     src: Arc<CachedSource>,
     base: u64,
     len: u64,
-    /// The CRC-32 the bytes must have when read through (stored zip entries).
+    /// The CRC-32 the bytes must have when read through (stored zip entries), and where to
+    /// record that a reader has checked it: later handles skip the check while none of the
+    /// blob's blocks has been evicted since (the mark is the eviction count + 1).
     expect_crc: Option<u32>,
+    checked: Option<Arc<std::sync::atomic::AtomicU64>>,
     what: String,
     state: Mutex<ReadState>,
     /// Background readahead started for this handle: aborted when the handle goes away.
@@ -85,14 +88,19 @@ impl RangedReader {
         src: Arc<CachedSource>,
         base: u64,
         len: u64,
-        expect_crc: Option<u32>,
+        check: Option<(u32, Arc<std::sync::atomic::AtomicU64>)>,
         what: String,
     ) -> RangedReader {
+        use std::sync::atomic::Ordering;
+        // Already checked by an earlier handle, and nothing refetched since: known good.
+        let now = src.evictions() + 1;
+        let check = check.filter(|(_, mark)| mark.load(Ordering::Acquire) != now);
         RangedReader {
             src,
             base,
             len,
-            expect_crc,
+            expect_crc: check.as_ref().map(|(crc, _)| *crc),
+            checked: check.map(|(_, done)| done),
             what,
             state: Mutex::new(ReadState {
                 next: 0,
@@ -171,9 +179,19 @@ impl RangedReader {
             Some(got) if got != want => Err(self.mark_corrupt(got, want)),
             Some(_) => {
                 self.state.lock().unwrap().crc = None; // verified: nothing more to do
+                self.mark_checked();
                 Ok(())
             }
             None => Ok(()), // not all of it is cached (yet): a later read tries again
+        }
+    }
+
+    fn mark_checked(&self) {
+        if let Some(mark) = &self.checked {
+            mark.store(
+                self.src.evictions() + 1,
+                std::sync::atomic::Ordering::Release,
+            );
         }
     }
 
@@ -210,6 +228,7 @@ impl RangedReader {
                 if got != want {
                     return Err(self.mark_corrupt(got, want));
                 }
+                self.mark_checked();
                 return Ok(CrcStep::Nothing);
             }
         }

@@ -8,10 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
 
 use crate::archive::ByteSource;
-use crate::filesystem::{Blob, Remote};
+use crate::filesystem::Remote;
 use crate::github::blob::{BlobClient, BlobHandle};
 use crate::github::client::GitHubClient;
 use crate::github::{ApiError, Artifact, ArtifactKind, RepoRef};
@@ -74,15 +73,6 @@ impl ByteSource for GitHubBlob {
 }
 
 #[async_trait]
-impl Blob for GitHubBlob {
-    async fn download_to(&self, out: &mut tokio::fs::File) -> io::Result<(u64, String)> {
-        let r = self.handle.download_to(out).await?;
-        out.flush().await?;
-        Ok(r)
-    }
-}
-
-#[async_trait]
 impl Remote for GitHubRemote {
     async fn list_artifacts(&self, repo: &RepoRef) -> Result<Vec<Artifact>, ApiError> {
         self.api.list_artifacts(repo, None).await
@@ -101,7 +91,7 @@ impl Remote for GitHubRemote {
         self.handle(repo, id).kind().await
     }
 
-    fn blob(&self, repo: &RepoRef, artifact: &Artifact) -> Arc<dyn Blob> {
+    fn blob(&self, repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource> {
         Arc::new(GitHubBlob {
             handle: self.handle(repo, artifact.id),
             len: artifact.size_in_bytes,

@@ -192,18 +192,8 @@ impl CachedSource {
             let off = b * BLOCK_SIZE;
             let want = (e + 1) * BLOCK_SIZE;
             let want = want.min(self.file.len()) - off;
-            let bytes = self.remote.read_at(off, want as usize).await?;
-            if (bytes.len() as u64) < want {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "artifact {}: got {} of {want} bytes at {off}",
-                        self.key.id,
-                        bytes.len()
-                    ),
-                ));
-            }
-            self.store(b, bytes.slice(..want as usize)).await?;
+            let bytes = self.fetch_exact(off, want).await?;
+            self.store(b, bytes).await?;
             b = e + 1;
         }
         Ok(())
@@ -259,19 +249,24 @@ impl CachedSource {
     }
 
     async fn fetch_whole(&self) -> io::Result<()> {
-        let len = self.file.len();
-        let bytes = self.remote.read_at(0, len as usize).await?;
-        if (bytes.len() as u64) < len {
+        let bytes = self.fetch_exact(0, self.file.len()).await?;
+        self.store(0, bytes).await
+    }
+
+    /// Exactly `want` bytes at `off` from the remote (fewer is an error).
+    async fn fetch_exact(&self, off: u64, want: u64) -> io::Result<Bytes> {
+        let bytes = self.remote.read_at(off, want as usize).await?;
+        if (bytes.len() as u64) < want {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!(
-                    "artifact {}: got {} of {len} bytes",
+                    "artifact {}: got {} of {want} bytes at {off}",
                     self.key.id,
                     bytes.len()
                 ),
             ));
         }
-        self.store(0, bytes.slice(..len as usize)).await
+        Ok(bytes.slice(..want as usize))
     }
 }
 

@@ -1,12 +1,11 @@
-//! The disk cache: whole blobs, extracted zip entries and remembered metadata, under one
+//! The disk cache: blob blocks, inflated zip entries and remembered metadata, under one
 //! directory (mode 0700, files 0600), bounded by `--cache-size` with least-recently-used
 //! eviction.
 //!
 //! Layout:
 //! ```text
 //! CACHE_DIR/
-//!   tmp/                         partial downloads (renamed into place when complete)
-//!   blobs/a{id}-{version}        a whole artifact blob (zip or raw file), digest-checked
+//!   tmp/                         entries being inflated (renamed into place when complete)
 //!   entries/a{id}-{version}/{n}  zip entry n, inflated and CRC-checked
 //!   blocks/a{id}-{version}.data  the blob's bytes fetched so far (sparse; see `blocks`)
 //!   blocks/a{id}-{version}.map   which 128 KiB blocks of it are present
@@ -118,16 +117,14 @@ impl DiskCache {
     /// Leftover partial downloads are removed; existing files are accounted, oldest first.
     pub fn open(root: &Path, limit: u64) -> io::Result<DiskCache> {
         mkdir_private(root)?;
-        for sub in ["tmp", "blobs", "entries", "blocks", "meta"] {
+        for sub in ["tmp", "entries", "blocks", "meta"] {
             mkdir_private(&root.join(sub))?;
         }
         for e in fs::read_dir(root.join("tmp"))? {
             let _ = fs::remove_file(e?.path());
         }
         let mut found = Vec::new();
-        for sub in ["blobs", "entries"] {
-            collect_files(root, &root.join(sub), &mut found)?;
-        }
+        collect_files(root, &root.join("entries"), &mut found)?;
         collect_blocks(&root.join("blocks"), &mut found)?;
         // Oldest access first, so the most recent ends up at the LRU front.
         found.sort_by_key(|(_, _, t)| *t);
@@ -168,19 +165,10 @@ impl DiskCache {
         self.state.lock().unwrap().total
     }
 
-    fn blob_rel(key: &BlobKey) -> PathBuf {
-        Path::new("blobs").join(key.stem())
-    }
-
     fn entry_rel(key: &BlobKey, index: usize) -> PathBuf {
         Path::new("entries")
             .join(key.stem())
             .join(index.to_string())
-    }
-
-    /// The cached whole blob, if present (and marks it used).
-    pub fn blob(&self, key: &BlobKey) -> Option<PathBuf> {
-        self.get(&Self::blob_rel(key))
     }
 
     /// The cached extracted entry, if present (and marks it used).
@@ -217,11 +205,6 @@ impl DiskCache {
             .mode(0o600)
             .open(&path)?;
         Ok((path, file))
-    }
-
-    /// Moves a complete, verified temp file into place as the blob for `key`.
-    pub fn commit_blob(&self, key: &BlobKey, tmp: &Path) -> io::Result<PathBuf> {
-        self.commit(&Self::blob_rel(key), tmp)
     }
 
     /// Moves a complete, verified temp file into place as entry `index` of `key`.
@@ -483,7 +466,7 @@ mod tests {
     fn put(cache: &DiskCache, key: &BlobKey, bytes: usize) -> PathBuf {
         let (tmp, mut f) = cache.temp_file().unwrap();
         f.write_all(&vec![7u8; bytes]).unwrap();
-        cache.commit_blob(key, &tmp).unwrap()
+        cache.commit_entry(key, 0, &tmp).unwrap()
     }
 
     fn key(id: u64) -> BlobKey {
@@ -516,11 +499,14 @@ mod tests {
         let cache = DiskCache::open(d.path(), 10_000).unwrap();
         put(&cache, &key(1), 4000);
         put(&cache, &key(2), 4000);
-        assert!(cache.blob(&key(1)).is_some()); // 1 is now most recent
+        assert!(cache.entry(&key(1), 0).is_some()); // 1 is now most recent
         put(&cache, &key(3), 4000);
-        assert!(cache.blob(&key(2)).is_none(), "2 was least recently used");
-        assert!(cache.blob(&key(1)).is_some());
-        assert!(cache.blob(&key(3)).is_some());
+        assert!(
+            cache.entry(&key(2), 0).is_none(),
+            "2 was least recently used"
+        );
+        assert!(cache.entry(&key(1), 0).is_some());
+        assert!(cache.entry(&key(3), 0).is_some());
         assert!(cache.used() <= 10_000);
     }
 
@@ -536,12 +522,12 @@ mod tests {
             cache.set_kind(5, ArtifactKind::Zip);
         }
         let cache = DiskCache::open(d.path(), 1 << 20).unwrap();
-        assert!(cache.blob(&key(5)).is_some());
+        assert!(cache.entry(&key(5), 0).is_some());
         assert!(cache.entry(&key(5), 3).is_some());
         assert_eq!(cache.kind(5), Some(ArtifactKind::Zip));
         assert_eq!(cache.used(), 2 * 4096, "accounted in disk allocation units");
         cache.remove_artifact(5);
-        assert!(cache.blob(&key(5)).is_none());
+        assert!(cache.entry(&key(5), 0).is_none());
         assert!(cache.entry(&key(5), 3).is_none());
         assert_eq!(cache.kind(5), None);
         assert_eq!(cache.used(), 0);

@@ -27,7 +27,7 @@ pub use inode::{Ino, Node, ROOT_INO};
 use inode::{InodeTable, RepoIdx};
 use listing::{Listing, RunChild, parse_time};
 use names::{valid_owner, valid_repo};
-pub use remote::{Blob, Remote};
+pub use remote::Remote;
 
 /// How many download redirects (kind probes) run at once for one listing.
 const KIND_PROBES_IN_FLIGHT: usize = 8;

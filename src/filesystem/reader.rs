@@ -144,9 +144,8 @@ impl RangedReader {
                 });
             (fetch, prefetch)
         };
-        if !self.src.is_cached(self.base + offset, fetch) {
-            self.src.ensure(self.base + offset, fetch).await?;
-        }
+        // The window with the read: returns at once when all of it is cached.
+        self.src.ensure(self.base + offset, fetch).await?;
         if let Some((start, l)) = prefetch {
             let src = self.src.clone();
             let abs = self.base + start;

@@ -10,7 +10,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use fake_github::zipgen::{EntryOptions, Method, ZipBuilder};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use super::*;
 use crate::archive::ByteSource;
@@ -53,20 +52,6 @@ impl ByteSource for MemBlob {
 }
 
 #[async_trait]
-impl Blob for MemBlob {
-    async fn download_to(&self, out: &mut tokio::fs::File) -> io::Result<(u64, String)> {
-        out.write_all(&self.body).await?;
-        out.flush().await?;
-        self.served
-            .fetch_add(self.body.len() as u64, Ordering::SeqCst);
-        Ok((
-            self.body.len() as u64,
-            hex::encode(Sha256::digest(&self.body)),
-        ))
-    }
-}
-
-#[async_trait]
 impl Remote for MemoryRemote {
     async fn list_artifacts(&self, repo: &RepoRef) -> Result<Vec<Artifact>, ApiError> {
         self.list_calls.fetch_add(1, Ordering::SeqCst);
@@ -101,7 +86,7 @@ impl Remote for MemoryRemote {
             .ok_or_else(|| ApiError::NotFound(id.to_string()))
     }
 
-    fn blob(&self, _repo: &RepoRef, artifact: &Artifact) -> Arc<dyn Blob> {
+    fn blob(&self, _repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource> {
         let arts = self.arts.lock().unwrap();
         let body = arts
             .iter()

@@ -227,7 +227,8 @@ impl BlobHandle {
     }
 
     /// Streams the whole blob into `out`; returns (bytes, sha256 hex). A transfer that breaks
-    /// off resumes where it stopped (Range from the bytes already written).
+    /// off resumes where it stopped (Range from the bytes already written). The mount itself
+    /// reads through the block cache and never calls this.
     pub async fn download_to(&self, out: &mut tokio::fs::File) -> Result<(u64, String), ApiError> {
         let mut hasher = Sha256::new();
         let mut written = 0u64;

@@ -14,21 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
-use fake_github::zipgen::{EntryOptions, Method, ZipBuilder, noise};
-use fake_github::{FakeArtifactSpec, FakeGitHub};
-
-fn add(gh: &FakeGitHub, name: &str, run: u64, zip: Vec<u8>) -> u64 {
-    gh.add_artifact(FakeArtifactSpec::zip("octo-org", "hello", name, run, zip))
-}
+use fake_github::zipgen::{EntryOptions, ZipBuilder, noise};
 
 const REPO: &str = "octo-org/hello";
-
-fn stored() -> EntryOptions {
-    EntryOptions {
-        method: Method::Stored,
-        ..Default::default()
-    }
-}
 
 fn u16_at(z: &[u8], at: usize) -> u16 {
     u16::from_le_bytes(z[at..at + 2].try_into().unwrap())
@@ -185,7 +173,7 @@ fn hostile_names_stay_inside_the_artifact() {
     z.add_dir("clash2");
     z.add_raw_name(b"clash2", b"clash2 file\n", EntryOptions::default());
     contents.push(b"clash2 file\n".to_vec());
-    add(&gh, "evil", 1, z.finish());
+    add_hello(&gh, "evil", 1, z.finish());
     // Outside-looking targets must not be touched: make sure they don't exist beforehand.
     assert!(!Path::new("/tmp/escape").exists());
     let m = MountBuilder::new(&gh, REPO).mount();
@@ -290,12 +278,16 @@ fn thousands_of_duplicate_names_list_quickly() {
     let n = 30_000;
     let mut z = ZipBuilder::new();
     for i in 0..n {
-        z.add_raw_name(b"same.txt", format!("{i}\n").as_bytes(), stored());
+        z.add_raw_name(
+            b"same.txt",
+            format!("{i}\n").as_bytes(),
+            EntryOptions::stored(),
+        );
     }
-    add(&gh, "dups", 1, z.finish());
+    add_hello(&gh, "dups", 1, z.finish());
     let mut z = ZipBuilder::new();
     z.add("ok.txt", b"ok\n");
-    add(&gh, "fine", 2, z.finish());
+    add_hello(&gh, "fine", 2, z.finish());
     let m = MountBuilder::new(&gh, REPO).mount();
     let t = Instant::now();
     let dir = m.path("octo-org/hello/runs/1/dups");
@@ -344,21 +336,25 @@ fn bad_entries_fail_alone_and_good_ones_still_read() {
     // No data descriptors: the local headers carry CRC and sizes too, to be patched alike.
     let mut z = ZipBuilder::new().data_descriptors(false);
     z.add("good/first.txt", b"good first\n");
-    z.add_with("bad/crc-stored.bin", &[7u8; 5000], stored());
-    z.add_with("bad/crc-stored-big.bin", &big_bad, stored());
+    z.add_with("bad/crc-stored.bin", &[7u8; 5000], EntryOptions::stored());
+    z.add_with("bad/crc-stored-big.bin", &big_bad, EntryOptions::stored());
     z.add("bad/crc-deflated.txt", &text);
     z.add("bad/corrupt-deflate.txt", &text);
     z.add("bad/bomb.bin", b"placeholder, replaced below");
     z.add("bad/huge-declared.bin", &[0u8; 1000]);
-    z.add_with("bad/stored-lies.bin", &[1u8; 3000], stored());
+    z.add_with("bad/stored-lies.bin", &[1u8; 3000], EntryOptions::stored());
     z.add("bad/encrypted.txt", b"secret\n");
-    z.add_with("bad/encrypted-stored.txt", b"secret stored\n", stored());
+    z.add_with(
+        "bad/encrypted-stored.txt",
+        b"secret stored\n",
+        EntryOptions::stored(),
+    );
     z.add("bad/method-99.txt", b"odd\n");
     z.add("bad/method-12-bzip2.txt", b"bzip2\n");
     z.add("bad/offset-past-end.txt", b"gone\n");
     z.add("bad/offset-garbage.txt", b"misplaced\n");
     z.add("bad/size-past-end.txt", b"long\n");
-    z.add_with("good/big.bin", &big_good, stored());
+    z.add_with("good/big.bin", &big_good, EntryOptions::stored());
     z.add("good/last.txt", b"good last\n");
     let mut zip = z.finish();
 
@@ -436,7 +432,7 @@ fn bad_entries_fail_alone_and_good_ones_still_read() {
     let len = zip.len() as u32;
     put_u32(&mut zip, h["bad/size-past-end.txt"] + 20, len);
     assert!(zip.len() > 1 << 20, "ranged reads, not one whole fetch");
-    add(&gh, "broken", 2, zip.clone());
+    add_hello(&gh, "broken", 2, zip.clone());
 
     let m = MountBuilder::new(&gh, REPO).mount();
     let dir = m.path("octo-org/hello/runs/2/broken");
@@ -521,10 +517,10 @@ fn archives_that_cannot_be_indexed_fail_cleanly() {
     let gh = start_fake();
     let mut z = ZipBuilder::new();
     z.add("a.txt", b"a\n");
-    z.add_with("b.bin", &noise(300_000, 3), stored());
+    z.add_with("b.bin", &noise(300_000, 3), EntryOptions::stored());
     let whole = z.finish();
     let mut big = ZipBuilder::new();
-    big.add_with("big.bin", &noise(1_500_000, 4), stored());
+    big.add_with("big.bin", &noise(1_500_000, 4), EntryOptions::stored());
     big.add("small.txt", b"small\n");
     let big_whole = big.finish();
 
@@ -565,9 +561,9 @@ fn archives_that_cannot_be_indexed_fail_cleanly() {
     ));
     cases.push(("tiny", b"PK".to_vec()));
     for (name, body) in &cases {
-        add(&gh, name, 3, body.clone());
+        add_hello(&gh, name, 3, body.clone());
     }
-    add(&gh, "fine", 3, whole.clone());
+    add_hello(&gh, "fine", 3, whole.clone());
 
     let m = MountBuilder::new(&gh, REPO).mount();
     let run = m.path("octo-org/hello/runs/3");
@@ -611,11 +607,11 @@ fn a_corrupt_stored_entry_read_out_of_order_is_still_caught() {
     let gh = start_fake();
     let data = fake_github::zipgen::noise(3 << 20, 11);
     let mut z = ZipBuilder::new();
-    z.add_with("big.bin", &data, stored());
+    z.add_with("big.bin", &data, EntryOptions::stored());
     let mut zip = z.finish();
     let at = data_start(&zip, cd_headers(&zip)["big.bin"]);
     zip[at + 2_000_000] ^= 0x55;
-    add(&gh, "bad", 3, zip);
+    add_hello(&gh, "bad", 3, zip);
     let m = MountBuilder::new(&gh, REPO).mount();
     let f = fs::File::open(m.path("octo-org/hello/runs/3/bad/big.bin")).unwrap();
     use std::os::unix::fs::FileExt;

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use fake_github::zipgen::{EntryOptions, Method, ZipBuilder, log_text, noise};
+use fake_github::zipgen::{EntryOptions, ZipBuilder, log_text, noise};
 use fake_github::{FakeConfig, FakeGitHub, Faults};
 
 const REPO: &str = "octo-org/hello";
@@ -26,14 +26,7 @@ fn big_archive() -> (Vec<u8>, Vec<u8>) {
         );
     }
     let big = noise(6 << 20, 3);
-    z.add_with(
-        "payload/big.bin",
-        &big,
-        EntryOptions {
-            method: Method::Stored,
-            ..Default::default()
-        },
-    );
+    z.add_with("payload/big.bin", &big, EntryOptions::stored());
     (z.finish(), big)
 }
 
@@ -279,10 +272,7 @@ fn a_zip64_archive_with_70000_entries() {
         z.add_with(
             &format!("d{:02}/f{i}.txt", i / 1000),
             format!("entry {i}\n").as_bytes(),
-            EntryOptions {
-                method: Method::Stored,
-                ..Default::default()
-            },
+            EntryOptions::stored(),
         );
     }
     let zip = z.finish();
@@ -316,14 +306,7 @@ fn a_small_archive_is_listed_by_range_and_read_whole_in_one_request() {
     }
     let gh = start_fake();
     let mut z = ZipBuilder::new();
-    z.add_with(
-        "data.bin",
-        &noise(900_000, 5),
-        EntryOptions {
-            method: Method::Stored,
-            ..Default::default()
-        },
-    );
+    z.add_with("data.bin", &noise(900_000, 5), EntryOptions::stored());
     z.add("notes.txt", b"small archive\n");
     let zip = z.finish();
     assert!(zip.len() < 1 << 20);

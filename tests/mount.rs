@@ -119,14 +119,7 @@ fn every_kind_of_archive_reads_back_exactly() {
     add_hello(&gh, "upload", 1, blob.clone());
 
     let mut z = ZipBuilder::new().data_descriptors(false).force_zip64(true);
-    z.add_with(
-        "stored.bin",
-        &rand,
-        EntryOptions {
-            method: Method::Stored,
-            ..Default::default()
-        },
-    );
+    z.add_with("stored.bin", &rand, EntryOptions::stored());
     z.add("deflated.txt", &big_text);
     z.add_dir("explicit-dir");
     let zip64 = z.finish();

@@ -18,22 +18,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use fake_github::zipgen::{EntryOptions, Method, ZipBuilder, log_text, noise};
+use fake_github::zipgen::{EntryOptions, ZipBuilder, log_text, noise};
 use fake_github::{FakeArtifactSpec, FakeConfig, FakeGitHub, Faults};
 
 const OWNER: &str = "octo-org";
 const REPO: &str = "octo-org/hello";
-
-fn add(gh: &FakeGitHub, name: &str, run: u64, zip: Vec<u8>) -> u64 {
-    gh.add_artifact(FakeArtifactSpec::zip(OWNER, "hello", name, run, zip))
-}
-
-fn stored() -> EntryOptions {
-    EntryOptions {
-        method: Method::Stored,
-        ..Default::default()
-    }
-}
 
 /// Ends the whole test binary if a test runs past `secs`: a hang must fail, not stall CI.
 /// Dropping the guard disarms it.
@@ -80,7 +69,7 @@ fn two_thousand_files() -> (Vec<u8>, BTreeMap<String, Vec<u8>>) {
         let (name, data, opts) = if i % 200 == 7 {
             let big = noise(100_000 + (i as usize * 311) % 120_000, i);
             let opts = if i % 400 == 7 {
-                stored()
+                EntryOptions::stored()
             } else {
                 EntryOptions::default()
             };
@@ -119,8 +108,8 @@ fn every_file_right_while_the_api_fails_and_blob_bodies_are_cut() {
         zip.len()
     );
     assert_eq!(want.len(), 2000);
-    add(&gh, "many", 5, zip.clone());
-    add(&gh, "copy", 5, zip.clone());
+    add_hello(&gh, "many", 5, zip.clone());
+    add_hello(&gh, "copy", 5, zip.clone());
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("daemon.log");
     let started = Instant::now();
@@ -189,11 +178,11 @@ fn signed_urls_expire_mid_read_and_forced_403s_get_fresh_ones() {
     let big = noise(8 << 20, 42);
     let mut z = ZipBuilder::new();
     z.add("small.txt", b"small\n");
-    z.add_with("big.bin", &big, stored());
+    z.add_with("big.bin", &big, EntryOptions::stored());
     let zip = z.finish();
-    add(&gh, "expiring", 3, zip.clone());
-    add(&gh, "forced", 3, zip.clone());
-    add(&gh, "refused", 4, zip.clone());
+    add_hello(&gh, "expiring", 3, zip.clone());
+    add_hello(&gh, "forced", 3, zip.clone());
+    add_hello(&gh, "refused", 4, zip.clone());
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("daemon.log");
     let m = MountBuilder::new(&gh, REPO)
@@ -278,7 +267,7 @@ fn a_rate_limit_is_waited_out_then_the_listing_works() {
     let mut z = ZipBuilder::new();
     z.add("f.txt", b"f\n");
     let zip = z.finish();
-    add(&gh, "a", 1, zip.clone());
+    add_hello(&gh, "a", 1, zip.clone());
     gh.add_artifact(FakeArtifactSpec::zip(OWNER, "other", "b", 2, zip.clone()));
     gh.add_artifact(FakeArtifactSpec::zip(OWNER, "third", "c", 3, zip.clone()));
     // The mount's own budget (--max-wait, default 60 s) is what is tested: no flag given.
@@ -355,14 +344,18 @@ fn a_throttled_artifact_does_not_stall_the_others() {
     let mut z = ZipBuilder::new();
     // Deflated but incompressible, and first: none of it comes with the directory's blocks.
     z.add("slow.txt", &noise(400_000, 8));
-    z.add_with("slow.bin", &noise(3 << 20, 9), stored());
-    let slow = add(&gh, "slow", 1, z.finish());
+    z.add_with("slow.bin", &noise(3 << 20, 9), EntryOptions::stored());
+    let slow = add_hello(&gh, "slow", 1, z.finish());
     let n = 6;
     for i in 0..n {
         let mut z = ZipBuilder::new();
         z.add("f.txt", format!("fast {i}\n").as_bytes());
-        z.add_with("big.bin", &noise(1500 << 10, 100 + i), stored());
-        add(&gh, &format!("fast{i}"), 2, z.finish());
+        z.add_with(
+            "big.bin",
+            &noise(1500 << 10, 100 + i),
+            EntryOptions::stored(),
+        );
+        add_hello(&gh, &format!("fast{i}"), 2, z.finish());
     }
     let m = MountBuilder::new(&gh, REPO).mount();
     // Its central directory comes at full speed; then its blob crawls at 10 KB/s.
@@ -483,7 +476,7 @@ fn thirty_two_readers_ls_r_and_a_deletion_at_once() {
         for f in 0..24u64 {
             let name = format!("d{}/f{f:02}.txt", f % 4);
             let (data, opts) = match f % 6 {
-                0 => (noise(250_000, a * 100 + f), stored()),
+                0 => (noise(250_000, a * 100 + f), EntryOptions::stored()),
                 3 => (noise(120_000, a * 100 + f), EntryOptions::default()),
                 _ => (
                     log_text(5_000 + f as usize * 1_500, a * 100 + f),
@@ -494,7 +487,7 @@ fn thirty_two_readers_ls_r_and_a_deletion_at_once() {
             want.insert(format!("art{a}/{name}"), data);
         }
         let zip = z.finish();
-        let id = add(&gh, &format!("art{a}"), 9, zip.clone());
+        let id = add_hello(&gh, &format!("art{a}"), 9, zip.clone());
         if a == arts - 1 {
             doomed = id;
         }
@@ -646,10 +639,10 @@ fn the_token_never_reaches_the_blob_host_a_log_or_the_cache() {
         ..Default::default()
     });
     let (zip, want) = two_thousand_files();
-    add(&gh, "many", 5, zip);
+    add_hello(&gh, "many", 5, zip);
     let mut z = ZipBuilder::new();
     z.add("small.txt", b"small\n");
-    add(&gh, "small", 5, z.finish());
+    add_hello(&gh, "small", 5, z.finish());
     gh.add_artifact(FakeArtifactSpec::raw(
         OWNER,
         "hello",
@@ -748,12 +741,12 @@ fn persistent_failures_are_eio_in_bounded_time_and_not_remembered() {
     z.add("g.txt", &log_text(50_000, 1));
     let small = z.finish();
     assert!(small.len() < 1 << 20, "fetched whole, in one request");
-    add(&gh, "small", 1, small.clone());
-    add(&gh, "small2", 1, small.clone());
+    add_hello(&gh, "small", 1, small.clone());
+    add_hello(&gh, "small2", 1, small.clone());
     let big = noise(2 << 20, 5);
     let mut z = ZipBuilder::new();
-    z.add_with("big.bin", &big, stored());
-    add(&gh, "big", 1, z.finish());
+    z.add_with("big.bin", &big, EntryOptions::stored());
+    add_hello(&gh, "big", 1, z.finish());
     gh.add_artifact(FakeArtifactSpec::raw(
         OWNER,
         "hello",
@@ -849,7 +842,7 @@ fn api_answers_cut_short_are_retried() {
     let mut z = ZipBuilder::new();
     z.add("f.txt", b"f\n");
     let zip = z.finish();
-    add(&gh, "a", 1, zip.clone());
+    add_hello(&gh, "a", 1, zip.clone());
     let repos = ["r1", "r2", "r3", "r4"];
     for (i, r) in repos.iter().enumerate() {
         // Enough artifacts that a listing is a body worth cutting.
@@ -907,7 +900,7 @@ fn a_failed_zip_or_raw_probe_is_not_remembered() {
     });
     let mut z = ZipBuilder::new();
     z.add("f.txt", b"f\n");
-    add(&gh, "z", 1, z.finish());
+    add_hello(&gh, "z", 1, z.finish());
     gh.add_artifact(FakeArtifactSpec::raw(
         OWNER,
         "hello",
@@ -918,7 +911,7 @@ fn a_failed_zip_or_raw_probe_is_not_remembered() {
     ));
     let mut z = ZipBuilder::new();
     z.add("g.txt", b"g\n");
-    add(&gh, "y", 2, z.finish());
+    add_hello(&gh, "y", 2, z.finish());
     let m = MountBuilder::new(&gh, REPO).mount();
     // Learnt while the blob host is healthy.
     assert_eq!(
@@ -967,10 +960,10 @@ fn a_host_that_ignores_range_and_cuts_bodies_still_gives_right_bytes() {
     let big = noise(3 << 20, 11);
     let text = log_text(400_000, 12);
     let mut z = ZipBuilder::new();
-    z.add_with("big.bin", &big, stored());
+    z.add_with("big.bin", &big, EntryOptions::stored());
     z.add("text.log", &text);
     let zip = z.finish();
-    add(&gh, "whole", 1, zip.clone());
+    add_hello(&gh, "whole", 1, zip.clone());
     let m = MountBuilder::new(&gh, REPO).mount();
     // No Range support at all, and every 2nd body cut in half.
     gh.set_faults(Faults {
@@ -1000,14 +993,7 @@ fn ctrl_c_on_cat_stops_its_download() {
     let _watchdog = watchdog("ctrl_c_on_cat_stops_its_download", 120);
     let gh = start_fake();
     let mut z = ZipBuilder::new();
-    z.add_with(
-        "big.bin",
-        &noise(4 << 20, 2),
-        EntryOptions {
-            method: Method::Stored,
-            ..Default::default()
-        },
-    );
+    z.add_with("big.bin", &noise(4 << 20, 2), EntryOptions::stored());
     let id = add_hello(&gh, "big", 1, z.finish());
     let m = MountBuilder::new(&gh, REPO).mount();
     let file = m.path("octo-org/hello/runs/1/big/big.bin");

@@ -145,7 +145,8 @@ fn encode_segment(s: &str) -> String {
     out
 }
 
-fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+/// The raw value of query parameter `name` (empty when it has no `=`).
+pub(crate) fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     query
         .split('&')
         .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::zipgen::{EntryOptions, Method, ZipBuilder, log_text, noise};
+use crate::zipgen::{EntryOptions, ZipBuilder, log_text, noise};
 use crate::{FakeArtifactSpec, FakeGitHub};
 
 pub const BENCH_OWNER: &str = "bench";
@@ -51,10 +51,7 @@ pub fn populate(gh: &FakeGitHub, stream_bytes: usize) -> BenchInfo {
     for (i, n) in parallel_entries.iter().enumerate() {
         z.add(n, &log_text(1 << 20, 1000 + i as u64));
     }
-    let stored = EntryOptions {
-        method: Method::Stored,
-        ..Default::default()
-    };
+    let stored = EntryOptions::stored();
     let stored_entry = "payload/big.bin".to_string();
     let stored_size = 200u64 << 20;
     z.add_with(

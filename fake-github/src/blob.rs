@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 
+use crate::api::query_param;
 use crate::faults::fires;
 use crate::state::unix_millis;
 use crate::{BlobKind, Shared};
@@ -66,14 +67,6 @@ pub(crate) fn parse_range(h: Option<&str>) -> RangeRequest {
         Ok(end) if end >= start => RangeRequest::From(start, Some(end)),
         _ => RangeRequest::Invalid,
     }
-}
-
-fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
 }
 
 struct Plan {

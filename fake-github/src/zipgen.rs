@@ -30,6 +30,16 @@ pub struct EntryOptions {
     pub mtime: Option<(u16, u16)>,
 }
 
+impl EntryOptions {
+    /// Stored (no compression), otherwise the defaults.
+    pub fn stored() -> Self {
+        EntryOptions {
+            method: Method::Stored,
+            ..Default::default()
+        }
+    }
+}
+
 struct Entry {
     name: Vec<u8>,
     method: Method,
@@ -355,14 +365,7 @@ pub fn generated_zip(
         );
     }
     if let Some(n) = big_stored_entry {
-        z.add_with(
-            "big.bin",
-            &noise(n, seed),
-            EntryOptions {
-                method: Method::Stored,
-                ..Default::default()
-            },
-        );
+        z.add_with("big.bin", &noise(n, seed), EntryOptions::stored());
     }
     z.finish()
 }

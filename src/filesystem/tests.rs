@@ -169,14 +169,7 @@ fn big_zip() -> Vec<u8> {
             (seed >> 56) as u8
         })
         .collect();
-    z.add_with(
-        "noise.bin",
-        &noise,
-        EntryOptions {
-            method: Method::Stored,
-            ..Default::default()
-        },
-    );
+    z.add_with("noise.bin", &noise, EntryOptions::stored());
     z.add("small.txt", b"small file\n");
     z.finish()
 }

@@ -143,13 +143,7 @@ impl MountBuilder {
 }
 
 pub fn is_mounted(mountpoint: &Path) -> bool {
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
-        return false;
-    };
-    let mp = mountpoint.to_string_lossy();
-    mounts
-        .lines()
-        .any(|l| l.split_whitespace().nth(1) == Some(mp.as_ref()) && l.contains("fuse"))
+    artifactfs::mount::is_mounted(mountpoint)
 }
 
 pub fn unmount(mountpoint: &Path) {

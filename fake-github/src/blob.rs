@@ -77,6 +77,8 @@ struct Plan {
     throttle: Option<u64>,
     delay: Option<Duration>,
     no_range: bool,
+    /// Offset in the blob of a byte to change in flight.
+    flip: Option<u64>,
 }
 
 pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<Body>) -> Response {
@@ -97,7 +99,7 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
     } else {
         parse_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()))
     };
-    let (status, slice, bounds) = match range {
+    let (status, mut slice, bounds) = match range {
         RangeRequest::Whole | RangeRequest::Invalid => (StatusCode::OK, plan.body.clone(), None),
         RangeRequest::Suffix => {
             return azure_error(
@@ -127,6 +129,14 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
             )
         }
     };
+    if let Some(at) = plan.flip {
+        let start = bounds.map_or(0, |(s, _)| s);
+        if at >= start && at < start + slice.len() as u64 {
+            let mut changed = slice.to_vec();
+            changed[(at - start) as usize] ^= 0xFF;
+            slice = Bytes::from(changed);
+        }
+    }
     let mut b = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, &plan.content_type)
@@ -223,6 +233,37 @@ fn throttled(
     })
 }
 
+fn headers_range(headers: &HeaderMap) -> RangeRequest {
+    parse_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()))
+}
+
+/// The offset to change in this body, if the flip fault covers it (and counts the flip).
+fn flip_at(
+    st: &mut crate::state::State,
+    id: u64,
+    is_get: bool,
+    range: &RangeRequest,
+    total: u64,
+) -> Option<u64> {
+    let f = st.faults.blob_flip?;
+    if !is_get || f.artifact.is_some_and(|a| a != id) || f.offset >= total {
+        return None;
+    }
+    let (start, end) = match *range {
+        RangeRequest::From(s, e) if !st.faults.no_range => (s, e.unwrap_or(total - 1)),
+        _ => (0, total - 1),
+    };
+    if f.offset < start || f.offset > end {
+        return None;
+    }
+    if f.times != 0 && st.fault_counts.blob_flips >= f.times {
+        return None;
+    }
+    st.fault_counts.blob_flips += 1;
+    st.counters.blob_bytes_flipped += 1;
+    Some(f.offset)
+}
+
 fn blob_id(path: &str) -> Option<u64> {
     path.strip_prefix("/blob/")?.split('/').next()?.parse().ok()
 }
@@ -300,7 +341,15 @@ fn plan(
         .blob_throttle
         .and_then(|(tid, bps)| (tid == id).then_some(bps))
         .or(st.faults.blob_bandwidth);
+    let flip = flip_at(
+        &mut st,
+        id,
+        is_get,
+        &headers_range(headers),
+        body.len() as u64,
+    );
     Ok(Plan {
+        flip,
         body,
         content_type,
         file_name,

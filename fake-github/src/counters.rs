@@ -23,6 +23,8 @@ pub struct Counters {
     pub not_modified: u64,
     /// Blob answers that were 206 Partial Content.
     pub ranges_served: u64,
+    /// Blob bodies sent with one byte changed (the `blob_flip` fault).
+    pub blob_bytes_flipped: u64,
 }
 
 impl Counters {

@@ -37,6 +37,20 @@ pub struct Faults {
     pub blob_bandwidth: Option<u64>,
     /// Every Nth DELETE deletes the artifact and then answers 500 anyway.
     pub delete_fail_every: u64,
+    /// Changes one byte of a blob in flight, as a bad link or proxy does (the `digest` the
+    /// API lists stays the true one).
+    pub blob_flip: Option<BlobFlip>,
+}
+
+/// Which byte [`Faults::blob_flip`] changes, and how often.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BlobFlip {
+    /// The artifact whose blob is changed (`None`: every artifact).
+    pub artifact: Option<u64>,
+    /// Offset of the byte in the blob; a body that covers it carries it XOR 0xFF.
+    pub offset: u64,
+    /// How many bodies are changed before the link heals (0: every one, forever).
+    pub times: u64,
 }
 
 /// True on every `every`th call (counting from 1); never when `every` is 0.

@@ -45,6 +45,7 @@ pub(crate) struct FaultCounts {
     pub blob: u64,
     pub blob_403: u64,
     pub delete: u64,
+    pub blob_flips: u64,
 }
 
 pub(crate) struct State {

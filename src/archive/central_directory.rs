@@ -11,7 +11,7 @@
 //! headers with zero sizes and CRC), so the central directory is the only truth we use.
 
 use super::error::{ArchiveError, corrupt};
-use super::source::ByteSource;
+use crate::source::ByteSource;
 
 const EOCD_SIG: u32 = 0x0605_4b50;
 const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
@@ -424,7 +424,7 @@ pub fn dos_to_unix(date: u16, time: u16) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::source::MemorySource;
+    use crate::source::MemorySource;
     use bytes::Bytes;
     use std::io::Write;
 

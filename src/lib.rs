@@ -16,6 +16,7 @@ pub mod filesystem;
 pub mod fuse;
 pub mod github;
 pub mod github_remote;
+pub mod logfile;
 pub mod mount;
 pub mod single_flight;
 pub mod source;

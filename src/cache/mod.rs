@@ -133,6 +133,12 @@ pub fn on_disk(len: u64) -> u64 {
     len.div_ceil(4096) * 4096
 }
 
+/// What a blob's files take beyond its blocks: the `.map` file, and one allocation unit for
+/// the sparse data file's extent tree (a file with holes needs one on ext4 and others).
+fn blob_overhead(map_len: u64) -> u64 {
+    on_disk(map_len) + 4096
+}
+
 fn block_rel(stem: &str, i: u64) -> PathBuf {
     Path::new("blocks").join(format!("{stem}#{i}"))
 }
@@ -402,7 +408,7 @@ impl DiskCache {
         self.state
             .lock()
             .unwrap()
-            .set_fixed(map_rel(&stem), on_disk(f.map_len()));
+            .set_fixed(map_rel(&stem), blob_overhead(f.map_len()));
         Ok(self.blocks.lock().unwrap().entry(stem).or_insert(f).clone())
     }
 
@@ -594,7 +600,7 @@ fn collect_blocks(
             .metadata()
             .and_then(|m| m.modified())
             .unwrap_or(std::time::UNIX_EPOCH);
-        let map_size = e.metadata().map(|m| on_disk(m.len())).unwrap_or(4096);
+        let map_size = blob_overhead(e.metadata().map(|m| m.len()).unwrap_or(0));
         maps.push((map_rel(stem), map_size, t));
         for i in BlockFile::recorded_blocks(&e.path()) {
             let size = BLOCK_SIZE.min(len.saturating_sub(i * BLOCK_SIZE));

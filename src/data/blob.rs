@@ -498,7 +498,11 @@ mod tests {
         src.ensure(0, d.len() as u64).await.unwrap();
         assert_eq!(src.whole().unwrap().failures(), 1);
         assert_eq!(src.file.as_ref().unwrap().missing(0, 2).len(), 3);
-        assert_eq!(src.cache.used(), 4096, "only the block map is left");
+        assert_eq!(
+            src.cache.used(),
+            8192,
+            "only the blob's overhead (map, extent tree) is left"
+        );
     }
 
     #[tokio::test]
@@ -548,8 +552,8 @@ mod tests {
         let (remote, src) = setup(dir.path(), &d, 1 << 30, None);
         assert_eq!(
             src.cache.used(),
-            2 * BLOCK_SIZE + 4096,
-            "two blocks and the map"
+            2 * BLOCK_SIZE + 8192,
+            "two blocks and the blob's overhead (map, extent tree)"
         );
         let got = src.read_at(BLOCK_SIZE + 1, 1000).await.unwrap();
         assert_eq!(&got[..], &d[BLOCK_SIZE as usize + 1..][..1000]);

@@ -307,8 +307,12 @@ fn plan(
             "Server failed to authenticate the request. Signed expiry time has passed or the signature is wrong.",
         )));
     }
+    // A forced 403 stands for a signature that expired: it never hits a URL on its first
+    // use (a fresh URL is valid for a minute), unless every request is refused (N = 1).
+    let first_use = st.used_signatures.insert(sig.to_string());
     st.fault_counts.blob_403 += 1;
-    if fires(st.faults.blob_force_403_every, st.fault_counts.blob_403) {
+    let every = st.faults.blob_force_403_every;
+    if fires(every, st.fault_counts.blob_403) && (every == 1 || !first_use) {
         return Err(Box::new(azure_error(
             StatusCode::FORBIDDEN,
             "AuthorizationFailure",

@@ -59,6 +59,8 @@ pub(crate) struct State {
     pub secret: [u8; 32],
     pub faults: Faults,
     pub fault_counts: FaultCounts,
+    /// Blob URL signatures seen so far (a forced 403 spares a URL's first use).
+    pub used_signatures: std::collections::HashSet<String>,
     pub rate_limited_until: Option<Instant>,
     pub counters: Counters,
     /// Remaining primary quota per token ("" = anonymous).
@@ -108,6 +110,7 @@ impl State {
             secret,
             faults,
             fault_counts: FaultCounts::default(),
+            used_signatures: Default::default(),
             rate_limited_until,
             counters: Counters::default(),
             quota_used: HashMap::new(),

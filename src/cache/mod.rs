@@ -33,7 +33,10 @@ use std::time::{Duration, Instant};
 
 use lru::LruCache;
 
+use scan::{collect_blocks, collect_files};
+
 pub mod blocks;
+mod scan;
 
 pub use blocks::{BLOCK_SIZE, BlockFile};
 
@@ -135,15 +138,15 @@ pub fn on_disk(len: u64) -> u64 {
 
 /// What a blob's files take beyond its blocks: the `.map` file, and one allocation unit for
 /// the sparse data file's extent tree (a file with holes needs one on ext4 and others).
-fn blob_overhead(map_len: u64) -> u64 {
+pub(crate) fn blob_overhead(map_len: u64) -> u64 {
     on_disk(map_len) + 4096
 }
 
-fn block_rel(stem: &str, i: u64) -> PathBuf {
+pub(crate) fn block_rel(stem: &str, i: u64) -> PathBuf {
     Path::new("blocks").join(format!("{stem}#{i}"))
 }
 
-fn map_rel(stem: &str) -> PathBuf {
+pub(crate) fn map_rel(stem: &str) -> PathBuf {
     Path::new("blocks").join(format!("{stem}.map"))
 }
 
@@ -575,61 +578,6 @@ impl DiskCache {
         self.evict_to_limit();
         Ok(())
     }
-}
-
-/// Accounts the blocks recorded in `blocks/*.map`, as of each map's last write.
-fn collect_blocks(
-    dir: &Path,
-    out: &mut Vec<(PathBuf, u64, std::time::SystemTime)>,
-    maps: &mut Vec<(PathBuf, u64, std::time::SystemTime)>,
-) -> io::Result<()> {
-    for e in fs::read_dir(dir)? {
-        let e = e?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(stem) = name.strip_suffix(".map") else {
-            continue;
-        };
-        if !dir.join(format!("{stem}.data")).exists() {
-            let _ = fs::remove_file(e.path()); // an orphan map claims nothing
-            continue;
-        }
-        let Some(len) = BlockFile::recorded_len(&e.path()) else {
-            continue;
-        };
-        let t = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .unwrap_or(std::time::UNIX_EPOCH);
-        let map_size = blob_overhead(e.metadata().map(|m| m.len()).unwrap_or(0));
-        maps.push((map_rel(stem), map_size, t));
-        for i in BlockFile::recorded_blocks(&e.path()) {
-            let size = BLOCK_SIZE.min(len.saturating_sub(i * BLOCK_SIZE));
-            out.push((block_rel(stem, i), on_disk(size), t));
-        }
-    }
-    Ok(())
-}
-
-fn collect_files(
-    root: &Path,
-    dir: &Path,
-    out: &mut Vec<(PathBuf, u64, std::time::SystemTime)>,
-) -> io::Result<()> {
-    for e in fs::read_dir(dir)? {
-        let e = e?;
-        let md = e.metadata()?;
-        if md.is_dir() {
-            collect_files(root, &e.path(), out)?;
-        } else if md.is_file() {
-            let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
-            let t = md
-                .accessed()
-                .or_else(|_| md.modified())
-                .unwrap_or(std::time::UNIX_EPOCH);
-            out.push((rel, on_disk(md.len()), t));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

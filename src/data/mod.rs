@@ -259,3 +259,6 @@ impl DataLayer {
 fn no_entry() -> DataError {
     DataError::Io(io::Error::from(io::ErrorKind::NotFound))
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,6 +16,7 @@ use super::blob::CachedBlob;
 use super::inflate::InflatedEntry;
 use super::prefetch::Readahead;
 use super::verify::{Integrity, Outcome, ServedCheck, Verdict};
+use crate::archive::ArchiveError;
 use crate::source::ByteSource;
 
 /// How many bytes a check that reads a file through asks for at a time.
@@ -97,7 +98,9 @@ impl FileBytes {
                     h.update(&b);
                     off += b.len() as u64;
                 }
-                Err(DataError::Integrity(m)) => return Ok(Err(m)),
+                Err(DataError::Integrity(m) | DataError::Archive(ArchiveError::Corrupt(m))) => {
+                    return Ok(Err(m));
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -156,7 +159,11 @@ impl FileReader {
             self.admit(i).await?;
         }
         let data = match self.bytes.read(offset, size as usize, true).await {
-            Err(DataError::Integrity(m)) => return Err(self.failed(&m).await),
+            // Bytes that do not inflate are changed bytes too (or a corrupt archive, which
+            // its refetch shows): the same failure as a wrong CRC.
+            Err(DataError::Integrity(m) | DataError::Archive(ArchiveError::Corrupt(m))) => {
+                return Err(self.failed(&m).await);
+            }
             other => other?,
         };
         let outcome = match self.check.lock().unwrap().as_mut() {

@@ -27,6 +27,26 @@ fn archive() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     (z.finish(), log, big)
 }
 
+/// A fake serving [`archive`] as run 1's `big`: (fake, zip, log, big).
+fn fake_with_archive() -> (fake_github::FakeGitHub, Vec<u8>, Vec<u8>, Vec<u8>) {
+    let gh = start_fake();
+    let (zip, log, big) = archive();
+    add_hello(&gh, "big", 1, zip.clone());
+    (gh, zip, log, big)
+}
+
+/// A mount whose cache lives on `fs`, with a cap far beyond its size.
+fn on_tmpfs(gh: &fake_github::FakeGitHub, fs: &Tmpfs, extra: &[&str]) -> MountBuilder {
+    let mut b = MountBuilder::new(gh, REPO)
+        .cache_dir(&fs.path())
+        .arg("--cache-size")
+        .arg("1G");
+    for a in extra {
+        b = b.arg(a);
+    }
+    b
+}
+
 fn sha_of(path: &Path) -> String {
     let (ok, out, err) = sh(&format!("sha256sum '{}'", path.display()));
     assert!(ok, "sha256sum {}: {err}", path.display());
@@ -131,16 +151,9 @@ fn files_bigger_than_the_cache_read_right_twice() {
 fn a_cache_on_a_full_filesystem_costs_speed_not_reads() {
     fuse_available_or_fail();
     let fs = Tmpfs::new("6m");
-    let gh = start_fake();
-    let (zip, log, big) = archive();
-    add_hello(&gh, "big", 1, zip.clone());
+    let (gh, zip, log, big) = fake_with_archive();
     let stderr = tempfile::NamedTempFile::new().unwrap();
-    let m = MountBuilder::new(&gh, REPO)
-        .cache_dir(&fs.path())
-        .arg("--cache-size")
-        .arg("1G")
-        .stderr_to(stderr.path())
-        .mount();
+    let m = on_tmpfs(&gh, &fs, &[]).stderr_to(stderr.path()).mount();
     let art = m.path("octo-org/hello/runs/1/big");
     assert_eq!(sha_of(&art.join("big.bin")), sha256(&big));
     assert_eq!(sha_of(&art.join("app.log")), sha256(&log));
@@ -160,16 +173,8 @@ fn a_cache_on_a_full_filesystem_costs_speed_not_reads() {
 fn cache_min_free_keeps_the_filesystem_free() {
     fuse_available_or_fail();
     let fs = Tmpfs::new("40m");
-    let gh = start_fake();
-    let (zip, _, big) = archive();
-    add_hello(&gh, "big", 1, zip.clone());
-    let m = MountBuilder::new(&gh, REPO)
-        .cache_dir(&fs.path())
-        .arg("--cache-size")
-        .arg("1G")
-        .arg("--cache-min-free")
-        .arg("30M")
-        .mount();
+    let (gh, zip, _, big) = fake_with_archive();
+    let m = on_tmpfs(&gh, &fs, &["--cache-min-free", "30M"]).mount();
     assert_eq!(
         sha_of(&m.path("octo-org/hello/runs/1/big/big.bin")),
         sha256(&big)

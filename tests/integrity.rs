@@ -34,6 +34,16 @@ fn mixed_archive() -> (Vec<u8>, Vec<u8>, Vec<u8>, usize) {
     (zip, log, big, at)
 }
 
+/// A fake serving [`mixed_archive`] as run 1's `mixed`: (fake, its id, zip, big, big's data
+/// offset).
+fn fake_with_mixed() -> (fake_github::FakeGitHub, u64, Vec<u8>, Vec<u8>, usize) {
+    fuse_available_or_fail();
+    let gh = start_fake();
+    let (zip, _, big, big_at) = mixed_archive();
+    let id = add_hello(&gh, "mixed", 1, zip.clone());
+    (gh, id, zip, big, big_at)
+}
+
 fn flip(gh: &fake_github::FakeGitHub, artifact: u64, offset: usize, times: u64) {
     gh.set_faults(Faults {
         blob_flip: Some(BlobFlip {
@@ -66,7 +76,7 @@ fn assert_eio(r: Result<String, String>, what: &str) {
 fn a_changed_byte_never_reaches_a_full_read_on_any_path() {
     fuse_available_or_fail();
     let gh = start_fake();
-    let (zip, log, big, big_at) = mixed_archive();
+    let (zip, log, _, big_at) = mixed_archive();
     let zip_id = add_hello(&gh, "mixed", 1, zip.clone());
     let raw = noise(20 * MIB, 7);
     let raw_id = add_hello_raw(&gh, "raw", 2, "raw.bin", raw.clone());
@@ -110,15 +120,11 @@ fn a_changed_byte_never_reaches_a_full_read_on_any_path() {
     // Untouched bytes still read right.
     gh.set_faults(Faults::default());
     assert_eq!(sha256sum(&runs.join("2/raw")).unwrap(), sha256(&raw));
-    let _ = big;
 }
 
 #[test]
 fn one_refetch_heals_a_transient_change_and_a_second_failure_stays() {
-    fuse_available_or_fail();
-    let gh = start_fake();
-    let (zip, _, big, big_at) = mixed_archive();
-    let id = add_hello(&gh, "mixed", 1, zip.clone());
+    let (gh, id, _, big, big_at) = fake_with_mixed();
     let m = MountBuilder::new(&gh, REPO).mount();
     let big_path = m.path("octo-org/hello/runs/1/mixed/big.bin");
 
@@ -146,15 +152,11 @@ fn one_refetch_heals_a_transient_change_and_a_second_failure_stays() {
         bytes_before,
         "no more fetches once the refetch failed"
     );
-    let _ = zip;
 }
 
 #[test]
 fn two_readers_of_a_changed_file_both_end_in_eio() {
-    fuse_available_or_fail();
-    let gh = start_fake();
-    let (zip, _, _, big_at) = mixed_archive();
-    let id = add_hello(&gh, "mixed", 1, zip);
+    let (gh, id, _, _, big_at) = fake_with_mixed();
     flip(&gh, id, big_at + 11 * MIB, 0);
     let m = MountBuilder::new(&gh, REPO).mount();
     for path in [
@@ -176,10 +178,7 @@ fn two_readers_of_a_changed_file_both_end_in_eio() {
 
 #[test]
 fn a_changed_file_read_out_of_order_fails_the_read_that_completes_it() {
-    fuse_available_or_fail();
-    let gh = start_fake();
-    let (zip, _, big, big_at) = mixed_archive();
-    let id = add_hello(&gh, "mixed", 1, zip);
+    let (gh, id, _, big, big_at) = fake_with_mixed();
     flip(&gh, id, big_at + 2 * MIB + 5, 0);
     let m = MountBuilder::new(&gh, REPO).mount();
     let f = fs::File::open(m.path("octo-org/hello/runs/1/mixed/big.bin")).unwrap();

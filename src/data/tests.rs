@@ -107,8 +107,13 @@ fn joined(results: Vec<Result<Vec<u8>, DataError>>) -> Result<Vec<u8>, String> {
 
 /// A stored 3 MiB file after a deflated 2 MiB log: (zip, log, big, offset of big's data).
 fn archive() -> (Vec<u8>, Vec<u8>, Vec<u8>, u64) {
-    let log = log_text(2 << 20, 1);
-    let big = noise(3 << 20, 2);
+    sized_archive(2 << 20, 3 << 20)
+}
+
+/// A stored `big_len` file after a deflated `log_len` log.
+fn sized_archive(log_len: usize, big_len: usize) -> (Vec<u8>, Vec<u8>, Vec<u8>, u64) {
+    let log = log_text(log_len, 1);
+    let big = noise(big_len, 2);
     let mut z = ZipBuilder::new();
     z.add("app.log", &log);
     z.add_with("big.bin", &big, EntryOptions::stored());
@@ -198,12 +203,7 @@ async fn two_readers_of_a_changed_file_both_end_in_eio() {
 
 #[tokio::test]
 async fn a_cache_far_smaller_than_the_files_gives_the_right_bytes_twice() {
-    let log = log_text(8 << 20, 3);
-    let big = noise(6 << 20, 4);
-    let mut z = ZipBuilder::new();
-    z.add("app.log", &log);
-    z.add_with("big.bin", &big, EntryOptions::stored());
-    let zip = z.finish();
+    let (zip, log, big, _) = sized_archive(8 << 20, 6 << 20);
     let s = setup(&zip, 1 << 20, u64::MAX, 0);
     for round in 0..2 {
         for (spec, want) in [

@@ -206,3 +206,30 @@ fn a_changed_file_read_out_of_order_fails_the_read_that_completes_it() {
         libc::EIO
     );
 }
+
+#[test]
+fn a_file_not_verified_yet_can_still_be_mmapped() {
+    use std::os::fd::AsRawFd;
+    let (gh, _, _, big, _) = fake_with_mixed();
+    let m = MountBuilder::new(&gh, REPO).mount();
+    // Opened before any check: direct I/O, with mmap allowed.
+    let f = fs::File::open(m.path("octo-org/hello/runs/1/mixed/big.bin")).unwrap();
+    let len = big.len();
+    // SAFETY: a read-only private mapping of an open file, unmapped below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED, "{}", std::io::Error::last_os_error());
+    // SAFETY: `p` maps `len` readable bytes.
+    let mapped = unsafe { std::slice::from_raw_parts(p as *const u8, len) };
+    assert_eq!(sha256(mapped), sha256(&big));
+    // SAFETY: unmapping what was mapped above.
+    unsafe { libc::munmap(p, len) };
+}

@@ -387,6 +387,50 @@ impl DiskCache {
         Ok(dest)
     }
 
+    fn seek_rel(key: &BlobKey, index: usize) -> PathBuf {
+        Path::new("entries")
+            .join(key.stem())
+            .join(format!("{index}.seek"))
+    }
+
+    /// The seek points kept for entry `index` of `key` (and marks them used).
+    pub fn seek_points(&self, key: &BlobKey, index: usize) -> Option<Vec<u8>> {
+        fs::read(self.get(&Self::seek_rel(key, index))?).ok()
+    }
+
+    /// Keeps seek points for entry `index` of `key` (replaced atomically, evictable).
+    pub fn store_seek_points(&self, key: &BlobKey, index: usize, bytes: &[u8]) {
+        use std::io::Write;
+        if !self.writable() || !self.fits(bytes.len() as u64) {
+            return;
+        }
+        let rel = Self::seek_rel(key, index);
+        let dest = self.root.join(&rel);
+        let written = self.temp_file().and_then(|(tmp, mut f)| {
+            let r = f
+                .write_all(bytes)
+                .and_then(|()| mkdir_private(dest.parent().expect("entry path has a parent")))
+                .and_then(|()| fs::rename(&tmp, &dest));
+            if r.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            r
+        });
+        if let Err(e) = written {
+            self.write_failed("seek points", &e);
+            return;
+        }
+        {
+            let mut st = self.state.lock().unwrap();
+            let size = on_disk(bytes.len() as u64);
+            if let Some(old) = st.files.put(rel, size) {
+                st.total -= old;
+            }
+            st.total += size;
+        }
+        self.evict_to_limit();
+    }
+
     /// Drops a cached inflated entry (it failed a check, or its blob is gone).
     pub fn remove_entry(&self, key: &BlobKey, index: usize) {
         let rel = Self::entry_rel(key, index);

@@ -4,11 +4,11 @@
 //! for the whole entry, also written to a temporary file that becomes the cached inflated copy
 //! once the stream ends with the right size and CRC-32.
 //!
-//! So `head` of a big log costs its first compressed chunks; a later read of bytes already
-//! inflated is a `pread` of the partial copy; a read behind the stream with no copy (an entry
-//! bigger than the cache, a full disk) inflates again from the start. An evicted copy is
-//! simply inflated again. Untrusted input rules as in `archive::entry`: never more output
-//! than the declared size, a stream that ends early or late is corrupt.
+//! A stream from the start also records seek points ([`super::seek_index`]), kept once the
+//! stream verifies: a read behind the stream, or far ahead of it, with no copy to read from
+//! (an entry bigger than half the cache, a full disk, an evicted copy) starts from the nearest
+//! point before it, inflating at most one span. Untrusted input rules as in `archive::entry`:
+//! never more output than the declared size, a stream that ends early or late is corrupt.
 //!
 //! The per-entry stream sits behind an async mutex: readers of the same entry wait for the
 //! bytes they all need; readers of other files never wait on it.
@@ -19,12 +19,15 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::Bytes;
-use flate2::{Decompress, FlushDecompress, Status};
 
 use super::DataError;
 use super::blob::CachedBlob;
 use super::prefetch::Readahead;
+use super::raw_inflate::{RawInflate, WINDOW};
+use super::seek_index::{SPAN, SeekIndex, SeekPoint};
 use crate::archive::central_directory::ZipEntry;
 use crate::archive::error::corrupt;
 use crate::cache::{BlobKey, DiskCache, Reservation};
@@ -45,6 +48,8 @@ pub struct InflatedEntry {
     entry: ZipEntry,
     readahead: Readahead,
     state: tokio::sync::Mutex<State>,
+    /// Bytes inflated so far, all streams together (what a seek point saves shows here).
+    inflated: AtomicU64,
 }
 
 #[derive(Default)]
@@ -54,17 +59,69 @@ struct State {
     stream: Option<Stream>,
     /// The copy being written by the current stream: bytes `0..stream.out_pos`.
     spill: Option<Spill>,
+    /// Seek points from a verified stream (loaded from the cache on first use).
+    index: Option<Arc<SeekIndex>>,
+    index_loaded: bool,
 }
 
 struct Stream {
-    z: Decompress,
+    z: RawInflate,
     /// Compressed bytes consumed.
     in_pos: u64,
     /// Uncompressed bytes produced.
     out_pos: u64,
-    crc: crc32fast::Hasher,
+    /// The CRC-32 of everything produced: only for a stream from the start.
+    crc: Option<crc32fast::Hasher>,
     input: Bytes,
     input_at: usize,
+    /// The last output (at least 32 KiB of it once there is that much), for seek points.
+    history: Vec<u8>,
+    /// Seek points this stream is recording (a stream from the start, no index yet).
+    recording: Option<Vec<SeekPoint>>,
+}
+
+impl Stream {
+    fn new(z: RawInflate, in_pos: u64, out_pos: u64, from_start: bool, record: bool) -> Stream {
+        Stream {
+            z,
+            in_pos,
+            out_pos,
+            crc: from_start.then(crc32fast::Hasher::new),
+            input: Bytes::new(),
+            input_at: 0,
+            history: Vec::new(),
+            recording: record.then(Vec::new),
+        }
+    }
+
+    fn remember(&mut self, produced: &[u8]) {
+        if self.recording.is_none() {
+            return;
+        }
+        self.history.extend_from_slice(produced);
+        if self.history.len() > 4 * WINDOW {
+            self.history.drain(..self.history.len() - WINDOW);
+        }
+    }
+
+    /// At a block boundary: a seek point if a span has passed since the last one.
+    fn boundary(&mut self, bits: u8, byte: u8) {
+        let Some(points) = self.recording.as_mut() else {
+            return;
+        };
+        let last = points.last().map_or(0, |p| p.out);
+        if self.out_pos < last + SPAN {
+            return;
+        }
+        let w = self.history.len().saturating_sub(WINDOW);
+        points.push(SeekPoint {
+            out: self.out_pos,
+            input: self.in_pos,
+            bits,
+            byte,
+            window: self.history[w..].to_vec(),
+        });
+    }
 }
 
 struct Spill {
@@ -106,6 +163,7 @@ impl InflatedEntry {
     ) -> InflatedEntry {
         InflatedEntry {
             readahead: Readahead::new(blob.clone(), start, entry.compressed_size),
+            inflated: AtomicU64::new(0),
             key: blob.key().clone(),
             blob,
             cache,
@@ -119,6 +177,11 @@ impl InflatedEntry {
     /// The entry's uncompressed size.
     pub fn size(&self) -> u64 {
         self.entry.uncompressed_size
+    }
+
+    /// Bytes inflated so far by every stream of this entry.
+    pub fn inflated(&self) -> u64 {
+        self.inflated.load(Ordering::Relaxed)
     }
 
     /// Forgets every copy of the entry and its compressed bytes (they failed a check).
@@ -153,9 +216,7 @@ impl InflatedEntry {
                 }
             }
         }
-        if st.stream.as_ref().is_none_or(|s| s.out_pos > off) {
-            self.restart(&mut st);
-        }
+        self.position(&mut st, off)?;
         let result = self.advance(&mut st, off, n).await;
         if result.is_err() {
             // A failed stream is not resumed: the next read starts over.
@@ -181,23 +242,57 @@ impl InflatedEntry {
         }
     }
 
-    /// A new stream from the start, writing a copy when the cache has room for all of it.
-    fn restart(&self, st: &mut State) {
+    /// Makes the stream able to reach `off`: the current one if it is at or before it (and
+    /// no seek point would skip more than a span of it), else one from the nearest seek
+    /// point, else one from the start.
+    fn position(&self, st: &mut State, off: u64) -> Result<(), DataError> {
+        if !st.index_loaded {
+            st.index_loaded = true;
+            st.index = self
+                .cache
+                .seek_points(&self.key, self.index)
+                .and_then(|b| SeekIndex::decode(&b))
+                .filter(|i| i.size == self.entry.uncompressed_size && i.crc == self.entry.crc32)
+                .map(Arc::new);
+        }
+        let point = st.index.as_ref().and_then(|i| i.before(off)).cloned();
+        let current = st.stream.as_ref().map(|s| s.out_pos);
+        let keep = match (current, &point) {
+            (Some(at), _) if at > off => false,
+            // Writing the cached copy: keep going in order.
+            (Some(_), _) if st.spill.is_some() => true,
+            (Some(at), Some(p)) => p.out <= at + SPAN,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if keep {
+            return Ok(());
+        }
+        match point {
+            Some(p) => {
+                let z = p
+                    .inflater()
+                    .map_err(|m| corrupt(format!("{}: {m}", self.entry.name)))?;
+                st.spill = None;
+                st.stream = Some(Stream::new(z, p.input, p.out, false, false));
+            }
+            None => self.restart(st)?,
+        }
+        Ok(())
+    }
+
+    /// A new stream from the start, writing a copy when the cache has room for all of it,
+    /// and recording seek points unless they are known.
+    fn restart(&self, st: &mut State) -> Result<(), DataError> {
         st.spill = None;
-        st.stream = Some(Stream {
-            z: Decompress::new(false),
-            in_pos: 0,
-            out_pos: 0,
-            crc: crc32fast::Hasher::new(),
-            input: Bytes::new(),
-            input_at: 0,
-        });
+        let z = RawInflate::new().map_err(io::Error::other)?;
+        st.stream = Some(Stream::new(z, 0, 0, true, st.index.is_none()));
         let size = self.entry.uncompressed_size;
         if !self.cache.fits(size) {
-            return;
+            return Ok(());
         }
         let Some(reservation) = self.cache.reserve(size) else {
-            return;
+            return Ok(());
         };
         match self.cache.temp_file() {
             Ok((path, file)) => {
@@ -209,6 +304,7 @@ impl InflatedEntry {
             }
             Err(e) => self.cache.write_failed("an inflated entry", &e),
         }
+        Ok(())
     }
 
     /// Inflates until `off + n` has been produced, returning bytes `off..off + n`.
@@ -216,6 +312,7 @@ impl InflatedEntry {
         let e = &self.entry;
         let mut out = Vec::with_capacity(n as usize);
         let mut buf = vec![0u8; OUT_CHUNK as usize];
+        let mut idle = 0u32;
         loop {
             let s = st.stream.as_mut().expect("stream started");
             let at_size = s.out_pos == e.uncompressed_size;
@@ -246,16 +343,10 @@ impl InflatedEntry {
                 off + n - s.out_pos
             };
             let cap = want.min(OUT_CHUNK) as usize;
-            let (in0, out0) = (s.z.total_in(), s.z.total_out());
-            let status =
-                s.z.decompress(
-                    &s.input[s.input_at..],
-                    &mut buf[..cap],
-                    FlushDecompress::None,
-                )
-                .map_err(|x| corrupt(format!("{}: corrupt deflate data: {x}", e.name)))?;
-            let used = (s.z.total_in() - in0) as usize;
-            let made = (s.z.total_out() - out0) as usize;
+            let step =
+                s.z.inflate(&s.input[s.input_at..], &mut buf[..cap])
+                    .map_err(|m| corrupt(format!("{}: {m}", e.name)))?;
+            let (used, made) = (step.used, step.made);
             s.input_at += used;
             s.in_pos += used as u64;
             let from = s.out_pos;
@@ -267,8 +358,18 @@ impl InflatedEntry {
                 .into());
             }
             let produced = &buf[..made];
-            s.crc.update(produced);
+            if let Some(crc) = s.crc.as_mut() {
+                crc.update(produced);
+            }
+            s.remember(produced);
             s.out_pos += made as u64;
+            self.inflated.fetch_add(made as u64, Ordering::Relaxed);
+            if let Some(bits) = step.boundary
+                && s.input_at > 0
+            {
+                let byte = s.input[s.input_at - 1];
+                s.boundary(bits, byte);
+            }
             // The part of this output the read asked for.
             let lo = off.max(from);
             let hi = (off + n).min(s.out_pos);
@@ -282,11 +383,13 @@ impl InflatedEntry {
                 st.spill = None;
             }
             let s = st.stream.as_mut().expect("stream started");
-            if status == Status::StreamEnd {
+            if step.ended {
                 self.finish(st)?;
                 return Ok(out);
             }
-            if used == 0 && made == 0 {
+            // A call at a block boundary may move nothing once; twice in a row is a stall.
+            idle = if used == 0 && made == 0 { idle + 1 } else { 0 };
+            if idle > 0 && (step.boundary.is_none() || idle > 1 || s.input_at >= s.input.len()) {
                 if s.input_at < s.input.len() {
                     return Err(corrupt(format!("{}: deflate stream stalled", e.name)).into());
                 }
@@ -312,12 +415,29 @@ impl InflatedEntry {
             ))
             .into());
         }
-        let got = s.crc.clone().finalize();
+        // A stream from a seek point cannot check the CRC: its readers' checks do.
+        let Some(crc) = s.crc.clone() else {
+            return Ok(());
+        };
+        let got = crc.finalize();
         if got != e.crc32 {
             return Err(DataError::Integrity(format!(
                 "{}: CRC-32 {got:08x}, expected {:08x}",
                 e.name, e.crc32
             )));
+        }
+        let stream = st.stream.as_mut().expect("stream started");
+        if let Some(points) = stream.recording.take() {
+            let index = SeekIndex {
+                size: e.uncompressed_size,
+                crc: e.crc32,
+                points,
+            };
+            if !index.points.is_empty() {
+                self.cache
+                    .store_seek_points(&self.key, self.index, &index.encode());
+            }
+            st.index = Some(Arc::new(index));
         }
         if let Some(sp) = st.spill.take() {
             match self

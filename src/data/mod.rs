@@ -15,7 +15,9 @@
 pub mod blob;
 pub mod inflate;
 pub mod prefetch;
+pub mod raw_inflate;
 pub mod reader;
+pub mod seek_index;
 pub mod verify;
 
 use std::collections::HashMap;

@@ -254,3 +254,42 @@ async fn a_deflated_entry_is_served_as_it_is_inflated_and_kept_when_verified() {
     assert_eq!(s.remote.bytes.load(Ordering::SeqCst), fetched);
     assert!(s.data.is_verified(&s.blob, FileSpec::Entry(0)));
 }
+
+#[tokio::test]
+async fn seek_points_bound_a_random_read_to_one_span_even_after_a_remount() {
+    use super::seek_index::SPAN;
+    let log = log_text(24 << 20, 9);
+    let mut z = ZipBuilder::new();
+    z.add("app.log", &log);
+    let zip = z.finish();
+    // 16 MiB: the compressed bytes stay cached, the inflated copy (24 MiB) is never kept.
+    let s = setup(&zip, 16 << 20, u64::MAX, 0);
+    let inflated = |data: &DataLayer| {
+        data.inflaters
+            .lock()
+            .unwrap()
+            .values()
+            .map(|e| e.inflated())
+            .sum::<u64>()
+    };
+    let r = s.data.open(&s.blob, FileSpec::Entry(0)).await.unwrap();
+    assert!(joined(read_through(&r, 1 << 20).await).unwrap() == log);
+    assert_eq!(inflated(&s.data), log.len() as u64);
+    let fetched = s.remote.bytes.load(Ordering::SeqCst);
+    // Backwards, from the end: each read inflates from the point before it.
+    for off in [22 << 20, 13 << 20, 5 << 20] {
+        let before = inflated(&s.data);
+        let got = r.read(off, 4096).await.unwrap();
+        assert_eq!(&got[..], &log[off as usize..off as usize + 4096]);
+        let cost = inflated(&s.data) - before;
+        assert!(cost <= SPAN + (1 << 20), "read at {off} inflated {cost} bytes");
+    }
+    assert_eq!(s.remote.bytes.load(Ordering::SeqCst), fetched, "nothing fetched");
+    // A new mount on the same cache: the points come from the cache.
+    let data = DataLayer::new(s.data.cache().clone());
+    let r = data.open(&s.blob, FileSpec::Entry(0)).await.unwrap();
+    let off = 21 << 20;
+    let got = r.read(off, 4096).await.unwrap();
+    assert_eq!(&got[..], &log[off as usize..off as usize + 4096]);
+    assert!(inflated(&data) <= SPAN + (1 << 20), "{}", inflated(&data));
+}

@@ -329,3 +329,35 @@ fn a_small_archive_is_listed_by_range_and_read_whole_in_one_request() {
         "one ranged read to list, one request for the rest"
     );
 }
+
+#[test]
+fn a_big_sequential_read_keeps_several_ranges_in_flight() {
+    if !fuse_available() {
+        return;
+    }
+    let gh = start_fake();
+    let big = noise(40 << 20, 21);
+    let mut z = ZipBuilder::new();
+    z.add_with("big.bin", &big, EntryOptions::stored());
+    add_hello(&gh, "big", 2, z.finish());
+    // Each connection at most 20 MiB/s, as a blob host serves one.
+    gh.set_faults(Faults {
+        blob_bandwidth: Some(20 << 20),
+        ..Default::default()
+    });
+    let m = MountBuilder::new(&gh, REPO).mount();
+    let p = m.path("octo-org/hello/runs/2/big/big.bin");
+    gh.reset_counters();
+    assert_eq!(sha256(&fs::read(&p).unwrap()), sha256(&big));
+    let c = gh.counters();
+    assert!(
+        c.blob_in_flight_max >= 3,
+        "at most {} ranges in flight",
+        c.blob_in_flight_max
+    );
+    assert!(
+        c.blob_bytes_total <= big.len() as u64 + (1 << 20),
+        "no byte fetched twice: {}",
+        c.blob_bytes_total
+    );
+}

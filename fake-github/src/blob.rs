@@ -180,6 +180,7 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
             st.counters.ranges_served += 1;
         }
     }
+    let in_flight = InFlight::start(shared.clone());
     let body = if plan.truncate {
         // Headers and half the body go out; then the connection drops, as when a proxy or
         // the storage front end gives up mid-transfer.
@@ -200,7 +201,40 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
     } else {
         Body::from(slice)
     };
-    b.body(body).expect("valid response")
+    b.body(Body::from_stream(tracked(body, in_flight)))
+        .expect("valid response")
+}
+
+/// Counts a blob body as in flight from its headers until it is sent or dropped.
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn start(shared: Arc<Shared>) -> InFlight {
+        {
+            let mut st = shared.state.lock().unwrap();
+            st.blob_in_flight += 1;
+            st.counters.blob_in_flight_max = st.counters.blob_in_flight_max.max(st.blob_in_flight);
+        }
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.state.lock().unwrap().blob_in_flight -= 1;
+    }
+}
+
+/// `body`'s frames, holding `guard` until the last one is sent (or the body is dropped).
+fn tracked(
+    body: Body,
+    guard: InFlight,
+) -> impl futures_util::Stream<Item = Result<Bytes, axum::Error>> + Send {
+    use futures_util::StreamExt;
+    body.into_data_stream().map(move |frame| {
+        let _keep = &guard;
+        frame
+    })
 }
 
 /// Sends `data` in 16 KiB chunks at about `bps` bytes per second.

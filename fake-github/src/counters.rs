@@ -25,6 +25,8 @@ pub struct Counters {
     pub ranges_served: u64,
     /// Blob bodies sent with one byte changed (the `blob_flip` fault).
     pub blob_bytes_flipped: u64,
+    /// The most blob bodies being sent at the same time.
+    pub blob_in_flight_max: u64,
 }
 
 impl Counters {

@@ -59,6 +59,8 @@ pub(crate) struct State {
     pub secret: [u8; 32],
     pub faults: Faults,
     pub fault_counts: FaultCounts,
+    /// Blob bodies being sent right now.
+    pub blob_in_flight: u64,
     /// Blob URL signatures seen so far (a forced 403 spares a URL's first use).
     pub used_signatures: std::collections::HashSet<String>,
     pub rate_limited_until: Option<Instant>,
@@ -111,6 +113,7 @@ impl State {
             faults,
             fault_counts: FaultCounts::default(),
             used_signatures: Default::default(),
+            blob_in_flight: 0,
             rate_limited_until,
             counters: Counters::default(),
             quota_used: HashMap::new(),

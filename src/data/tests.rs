@@ -282,9 +282,16 @@ async fn seek_points_bound_a_random_read_to_one_span_even_after_a_remount() {
         let got = r.read(off, 4096).await.unwrap();
         assert_eq!(&got[..], &log[off as usize..off as usize + 4096]);
         let cost = inflated(&s.data) - before;
-        assert!(cost <= SPAN + (1 << 20), "read at {off} inflated {cost} bytes");
+        assert!(
+            cost <= SPAN + (1 << 20),
+            "read at {off} inflated {cost} bytes"
+        );
     }
-    assert_eq!(s.remote.bytes.load(Ordering::SeqCst), fetched, "nothing fetched");
+    assert_eq!(
+        s.remote.bytes.load(Ordering::SeqCst),
+        fetched,
+        "nothing fetched"
+    );
     // A new mount on the same cache: the points come from the cache.
     let data = DataLayer::new(s.data.cache().clone());
     let r = data.open(&s.blob, FileSpec::Entry(0)).await.unwrap();

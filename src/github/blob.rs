@@ -239,7 +239,12 @@ impl BlobHandle {
                 .try_download(&url, out, &mut hasher, &mut written)
                 .await;
             match r {
-                Ok(()) => return Ok((written, hex::encode(hasher.finalize()))),
+                Ok(()) => {
+                    // tokio's File writes in the background: done only once flushed.
+                    use tokio::io::AsyncWriteExt;
+                    out.flush().await.map_err(|e| ApiError::Network(e.to_string()))?;
+                    return Ok((written, hex::encode(hasher.finalize())));
+                }
                 Err(a) => retry.after(a, url, "download").await?,
             }
         }

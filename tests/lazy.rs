@@ -361,3 +361,30 @@ fn a_big_sequential_read_keeps_several_ranges_in_flight() {
         c.blob_bytes_total
     );
 }
+
+#[test]
+fn a_cold_cat_of_a_small_file_in_a_big_archive_costs_three_round_trips() {
+    if !fuse_available() {
+        return;
+    }
+    let gh = start_fake();
+    let mut z = ZipBuilder::new();
+    for i in 0..3000u64 {
+        z.add(
+            &format!("logs/job-{i}.log"),
+            &log_text(1_000 + (i as usize % 5) * 10, i),
+        );
+    }
+    z.add_with("payload.bin", &noise(64 << 20, 9), EntryOptions::stored());
+    let zip = z.finish();
+    add_hello(&gh, "many", 3, zip.clone());
+    let m = MountBuilder::new(&gh, REPO).mount();
+    let p = m.path("octo-org/hello/runs/3/many/logs/job-1234.log");
+    gh.reset_counters();
+    assert_eq!(fs::read(&p).unwrap(), log_text(1_000 + 4 * 10, 1234));
+    let c = gh.counters();
+    // The redirect, the tail with the central directory in it, the entry's block.
+    assert_eq!(c.endpoint("download"), 1, "{c:?}");
+    assert_eq!(c.endpoint("blob"), 2, "{c:?}");
+    assert!(c.blob_bytes_total < 1 << 20, "{} bytes", c.blob_bytes_total);
+}

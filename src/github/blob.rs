@@ -242,7 +242,9 @@ impl BlobHandle {
                 Ok(()) => {
                     // tokio's File writes in the background: done only once flushed.
                     use tokio::io::AsyncWriteExt;
-                    out.flush().await.map_err(|e| ApiError::Network(e.to_string()))?;
+                    out.flush()
+                        .await
+                        .map_err(|e| ApiError::Network(e.to_string()))?;
                     return Ok((written, hex::encode(hasher.finalize())));
                 }
                 Err(a) => retry.after(a, url, "download").await?,

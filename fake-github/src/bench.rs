@@ -1,6 +1,13 @@
-//! The benchmark data set (`fake-github --bench`): one archive over 256 MiB of about 2000
-//! files (small logs, 32 one-MiB logs for concurrent readers, a 200 MiB stored entry), one
-//! archive of 70 000 entries, and a 1 GiB unzipped artifact for streaming.
+//! The benchmark data set (`fake-github --bench`), one piece per line of issue 12's table:
+//!
+//! - `bench/data`, run 900, artifact `logs`: a 278 MiB CI log (`big.log`) deflated at level 6 to
+//!   about 63 MiB, plus a short `summary.txt` (cold `head`, random reads, `grep -c`);
+//! - `bench/data`, run 901, artifact `big`: a 257 MiB archive whose first entry is a 1 KB
+//!   `result.txt`, then a 256 MiB stored entry (`payload/stored.bin`), then 200 small logs
+//!   (cold `cat` of a small file, cold sequential read, warm re-read);
+//! - `bench/find`: 75 runs of 40 small zip artifacts each (3000), each holding `result.txt`
+//!   (`find runs -name result.txt`);
+//! - `bench/tree`: 125 runs of 2 small zip artifacts each (250) (`ls -R runs`).
 
 use serde::Serialize;
 
@@ -9,106 +16,294 @@ use crate::{FakeArtifactSpec, FakeGitHub};
 
 pub const BENCH_OWNER: &str = "bench";
 pub const BENCH_REPO: &str = "data";
+pub const FIND_REPO: &str = "find";
+pub const TREE_REPO: &str = "tree";
 
+/// Where things are, for the harness (printed as JSON by `fake-github --bench`).
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchInfo {
     pub owner: String,
     pub repo: String,
+    /// The deflated log: run, artifact, entry, sizes.
+    pub log_run: u64,
+    pub log_id: u64,
+    pub log_artifact: String,
+    pub log_entry: String,
+    pub log_size: u64,
+    pub log_compressed_size: u64,
+    pub log_archive_size: u64,
+    /// What `grep -c` looks for in the log, and how many lines hold it.
+    pub log_pattern: String,
+    pub log_pattern_lines: u64,
+    /// The archive with the stored entry and the small file.
     pub big_run: u64,
     pub big_id: u64,
+    pub big_artifact: String,
     pub big_size: u64,
-    /// A 10 KB log inside the big archive.
     pub small_entry: String,
     pub small_size: u64,
-    /// The 200 MiB stored entry, and where its bytes start in the archive.
     pub stored_entry: String,
     pub stored_size: u64,
+    /// Where the stored entry's bytes start in the archive.
     pub stored_offset: u64,
-    /// 32 one-MiB entries for concurrent readers.
-    pub parallel_entries: Vec<String>,
-    pub many_run: u64,
-    pub many_id: u64,
-    pub many_entries: u64,
-    pub stream_run: u64,
-    pub stream_id: u64,
-    pub stream_size: u64,
+    /// `bench/find`: runs × artifacts per run, and the file each holds.
+    pub find_repo: String,
+    pub find_runs: u64,
+    pub find_per_run: u64,
+    pub find_file: String,
+    /// `bench/tree`: runs × artifacts per run.
+    pub tree_repo: String,
+    pub tree_runs: u64,
+    pub tree_per_run: u64,
+    pub tree_entries_per_artifact: u64,
 }
 
-/// Fills `gh` with the benchmark data (takes a few seconds and ~1.6 GiB of memory).
-pub fn populate(gh: &FakeGitHub, stream_bytes: usize) -> BenchInfo {
-    let (o, r) = (BENCH_OWNER, BENCH_REPO);
-    let mut z = ZipBuilder::new();
-    for i in 0..1966u64 {
-        z.add(
-            &format!("logs/{:02}/job-{i}.log", i / 100),
-            &log_text(8_000 + (i as usize * 7919) % 22_000, i),
-        );
-    }
-    let small_entry = "logs/small/target.log".to_string();
-    let small = log_text(10_000, 42);
-    z.add(&small_entry, &small);
-    let parallel_entries: Vec<String> = (0..32).map(|i| format!("parallel/f{i:02}.log")).collect();
-    for (i, n) in parallel_entries.iter().enumerate() {
-        z.add(n, &log_text(1 << 20, 1000 + i as u64));
-    }
-    let stored = EntryOptions::stored();
-    let stored_entry = "payload/big.bin".to_string();
-    let stored_size = 200u64 << 20;
-    z.add_with(
-        &stored_entry,
-        &noise(stored_size as usize, 7),
-        stored.clone(),
-    );
-    z.add_with("payload/filler.bin", &noise(60 << 20, 8), stored.clone());
-    let big = z.finish();
-    // Local header of the stored entry: find it by name (data follows header + name).
-    let needle = stored_entry.as_bytes();
-    let pos = big
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("entry name in the archive") as u64;
-    let stored_offset = pos + needle.len() as u64;
-    let big_size = big.len() as u64;
-    let big_run = 900;
-    let big_id = gh.add_artifact(FakeArtifactSpec::zip(o, r, "big", big_run, big));
+const LOG_COMPONENTS: [&str; 10] = [
+    "checkout",
+    "cargo",
+    "rustc",
+    "linker",
+    "test-runner",
+    "cache",
+    "upload",
+    "docker",
+    "npm",
+    "pytest",
+];
+const LOG_WORDS: [&str; 16] = [
+    "serde", "tokio", "hyper", "fuser", "libz", "axum", "clap", "rand", "bytes", "regex", "memchr",
+    "futures", "tracing", "anyhow", "zip", "sha2",
+];
 
+/// Text that deflates like a CI log (about 4.4× at level 6): timestamped lines from eight
+/// templates with words, numbers and partial hashes. Returns the text and how many of its
+/// lines hold `ERROR`.
+pub fn ci_log(len: usize, seed: u64) -> (Vec<u8>, u64) {
+    use std::io::Write;
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let mut out = Vec::with_capacity(len + 200);
+    let (mut ms, mut errors) = (0u64, 0u64);
+    while out.len() < len {
+        let x = next();
+        let (h1, h2) = (next(), next());
+        ms += x % 50;
+        let w = LOG_WORDS[((x >> 12) % 16) as usize];
+        let (a, b, c) = ((x >> 20) % 1000, (x >> 30) % 100, (x >> 40) % 10_000);
+        let hash = format!("{h1:016x}{h2:016x}");
+        write!(
+            out,
+            "2024-05-01T{:02}:{:02}:{:02}.{:03}Z [{}] ",
+            (ms / 3_600_000) % 24,
+            (ms / 60_000) % 60,
+            (ms / 1000) % 60,
+            ms % 1000,
+            LOG_COMPONENTS[((x >> 50) % 10) as usize]
+        )
+        .expect("write to a Vec");
+        let r = match (x >> 8) % 8 {
+            0 => writeln!(out, "Compiling {w} v0.{a}.{b}"),
+            1 => writeln!(out, "test {w}::case_{a} ... ok"),
+            2 => writeln!(out, "Downloaded {w} ({a} KiB) sha256:{hash}"),
+            3 => writeln!(out, "warning: unused variable `{w}_{a}`"),
+            4 => {
+                errors += 1;
+                writeln!(out, "ERROR {w}: exit code {a}")
+            }
+            5 => writeln!(out, "Fetching {w} from https://example.com/{hash}"),
+            6 => writeln!(out, "Step {a}/{b}: {w} took {c} ms"),
+            _ => writeln!(out, "PASS {w}/test_{a}.py::test_{b} [{c}%]"),
+        };
+        r.expect("write to a Vec");
+    }
+    // Cut at the end of the last whole line, then pad to the exact length with a line of dots
+    // (no ERROR in it), so the count stays exact.
+    let cut = out[..len.min(out.len())]
+        .iter()
+        .rposition(|&c| c == b'\n')
+        .map_or(0, |p| p + 1);
+    if out[cut..].windows(5).any(|w| w == b"ERROR") {
+        errors -= 1;
+    }
+    out.truncate(cut);
+    if out.len() < len {
+        out.resize(len - 1, b'.');
+        out.push(b'\n');
+    }
+    (out, errors)
+}
+
+/// Offset of the first data byte of the entry whose local header names `name`.
+fn data_offset(zip: &[u8], name: &str) -> u64 {
+    let needle = name.as_bytes();
+    let mut from = 0;
+    loop {
+        let pos = from
+            + zip[from..]
+                .windows(needle.len())
+                .position(|w| w == needle)
+                .expect("entry name in the archive");
+        // A local header is 30 bytes, then the name, then the extra field.
+        if pos >= 30 && zip[pos - 30..pos - 26] == 0x0403_4b50u32.to_le_bytes() {
+            let extra = u16::from_le_bytes([zip[pos - 2], zip[pos - 1]]) as usize;
+            return (pos + needle.len() + extra) as u64;
+        }
+        from = pos + 1;
+    }
+}
+
+/// Fills `gh` with the benchmark data (about 30 s of one core and ~1.5 GiB of memory, most of
+/// it deflating the big log, which runs beside the rest).
+pub fn populate(gh: &FakeGitHub) -> BenchInfo {
+    let (o, r) = (BENCH_OWNER, BENCH_REPO);
+    let log_entry = "big.log".to_string();
+    let log_size = 278usize << 20;
+    let log_pattern = "ERROR".to_string();
+    let log_job = std::thread::spawn(move || {
+        let (text, errors) = ci_log(log_size, 12);
+        let mut z = ZipBuilder::new();
+        z.add("summary.txt", b"278 MiB of build log in big.log\n");
+        z.add("big.log", &text);
+        drop(text);
+        (z.finish(), errors)
+    });
+
+    // The 257 MiB archive: the small file first (far from the tail, so reading it costs its
+    // own request), the stored entry, then small logs.
+    let stored = EntryOptions::stored();
+    let small_entry = "result.txt".to_string();
+    let small = log_text(1_000, 42);
+    let stored_entry = "payload/stored.bin".to_string();
+    let stored_size = 256u64 << 20;
     let mut z = ZipBuilder::new();
-    for i in 0..70_000u32 {
+    z.add(&small_entry, &small);
+    z.add_with(&stored_entry, &noise(stored_size as usize, 7), stored.clone());
+    for i in 0..200u64 {
         z.add_with(
-            &format!("d{:02}/f{i}.txt", i / 1000),
-            format!("entry {i}\n").as_bytes(),
+            &format!("logs/job-{i:03}.log"),
+            &noise(4_000 + (i as usize * 7919) % 3_000, 100 + i),
             stored.clone(),
         );
     }
-    let many_run = 901;
-    let many_id = gh.add_artifact(FakeArtifactSpec::zip(o, r, "many", many_run, z.finish()));
+    let big = z.finish();
+    drop(z);
+    let stored_offset = data_offset(&big, &stored_entry);
+    let big_size = big.len() as u64;
+    let big_run = 901;
 
-    let stream_run = 902;
-    let stream_id = gh.add_artifact(FakeArtifactSpec::raw(
-        o,
-        r,
-        "stream",
-        stream_run,
-        "stream.bin",
-        noise(stream_bytes, 9),
-    ));
+    // bench/find: 75 runs × 40 artifacts, each with result.txt and a log.
+    let (find_runs, find_per_run) = (75u64, 40u64);
+    let find_file = "result.txt".to_string();
+    for run in 0..find_runs {
+        for a in 0..find_per_run {
+            let seed = run * 100 + a;
+            let mut z = ZipBuilder::new();
+            z.add(&find_file, format!("shard {a} of run {run}: passed\n").as_bytes());
+            z.add("logs/test.log", &log_text(2_000, seed));
+            gh.add_artifact(FakeArtifactSpec::zip(
+                o,
+                FIND_REPO,
+                &format!("shard-{a:02}"),
+                2000 + run,
+                z.finish(),
+            ));
+        }
+    }
+
+    // bench/tree: 125 runs × 2 artifacts, each a small report.
+    let (tree_runs, tree_per_run) = (125u64, 2u64);
+    let names = ["report", "coverage"];
+    for run in 0..tree_runs {
+        for (k, name) in names.iter().enumerate() {
+            let seed = run * 10 + k as u64;
+            let mut z = ZipBuilder::new();
+            z.add("index.html", b"<html><body>report</body></html>\n");
+            z.add("css/style.css", b"body { font-family: sans-serif }\n");
+            z.add("data/results.json", &log_text(1_500, seed));
+            z.add("data/log.txt", &log_text(3_000, seed + 1));
+            gh.add_artifact(FakeArtifactSpec::zip(
+                o,
+                TREE_REPO,
+                name,
+                3000 + run,
+                z.finish(),
+            ));
+        }
+    }
+
+    let big_id = gh.add_artifact(FakeArtifactSpec::zip(o, r, "big", big_run, big));
+    let (logs_zip, log_pattern_lines) = log_job.join().expect("log generator");
+    // big.log is the last entry: its data ends where its 16-byte data descriptor starts,
+    // just before the central directory (whose offset the end record, the last 22 bytes, has).
+    let log_compressed_size = {
+        let start = data_offset(&logs_zip, &log_entry);
+        let eocd = &logs_zip[logs_zip.len() - 22..];
+        let cd_offset = u32::from_le_bytes([eocd[16], eocd[17], eocd[18], eocd[19]]) as u64;
+        cd_offset - 16 - start
+    };
+    let log_archive_size = logs_zip.len() as u64;
+    let log_run = 900;
+    let log_id = gh.add_artifact(FakeArtifactSpec::zip(o, r, "logs", log_run, logs_zip));
     BenchInfo {
         owner: o.into(),
         repo: r.into(),
+        log_run,
+        log_id,
+        log_artifact: "logs".into(),
+        log_entry,
+        log_size: log_size as u64,
+        log_compressed_size,
+        log_archive_size,
+        log_pattern,
+        log_pattern_lines,
         big_run,
         big_id,
+        big_artifact: "big".into(),
         big_size,
         small_entry,
         small_size: small.len() as u64,
         stored_entry,
         stored_size,
         stored_offset,
-        parallel_entries,
-        many_run,
-        many_id,
-        many_entries: 70_000,
-        stream_run,
-        stream_id,
-        stream_size: stream_bytes as u64,
+        find_repo: FIND_REPO.into(),
+        find_runs,
+        find_per_run,
+        find_file,
+        tree_repo: TREE_REPO.into(),
+        tree_runs,
+        tree_per_run,
+        tree_entries_per_artifact: 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ci_log_is_exact_and_counts_its_errors() {
+        let (t, errors) = ci_log(100_000, 3);
+        assert_eq!(t.len(), 100_000);
+        assert_eq!(*t.last().unwrap(), b'\n');
+        let counted = t
+            .split(|&c| c == b'\n')
+            .filter(|l| l.windows(5).any(|w| w == b"ERROR"))
+            .count() as u64;
+        assert_eq!(errors, counted);
+    }
+
+    #[test]
+    fn data_offset_finds_the_entry() {
+        let mut z = ZipBuilder::new();
+        z.add("a.txt", b"hello");
+        z.add_with("b.bin", b"stored bytes", EntryOptions::stored());
+        let zip = z.finish();
+        let off = data_offset(&zip, "b.bin") as usize;
+        assert_eq!(&zip[off..off + 12], b"stored bytes");
     }
 }

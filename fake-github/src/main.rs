@@ -19,13 +19,10 @@ struct Args {
     /// Serve the built-in demo repository octo-demo/hello-artifacts.
     #[arg(long)]
     demo: bool,
-    /// Serve the benchmark data set (owner `bench`, repo `data`); prints its description as
-    /// JSON on the first line of stdout.
+    /// Serve the benchmark data set (owner `bench`, repos `data`, `find` and `tree`; see
+    /// src/bench.rs); prints its description as JSON on the first line of stdout.
     #[arg(long)]
     bench: bool,
-    /// Size of the benchmark's unzipped streaming artifact, in MiB.
-    #[arg(long, default_value_t = 1024)]
-    stream_mib: usize,
     /// Accepted read-write tokens (default: test-token).
     #[arg(long = "token")]
     tokens: Vec<String>,
@@ -102,7 +99,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
     if args.bench {
-        let info = fake_github::bench::populate(&gh, args.stream_mib << 20);
+        let info = fake_github::bench::populate(&gh);
         println!(
             "{}",
             serde_json::json!({"api": gh.api_url(), "blob": gh.blob_origin(), "bench": info})

@@ -1,27 +1,49 @@
 #!/usr/bin/env python3
-"""Benchmarks artifactfs against `gh run download` and curl on the fake GitHub server.
+"""Benchmarks artifactfs against its peers on the fake GitHub server (issue 12's table).
 
-Run by scripts/bench.sh (which builds release binaries first). Starts `fake-github --bench`,
-mounts artifactfs over it, measures, and writes docs/benchmarks.md and docs/benchmarks.svg.
-Figures come from this run only; nothing here is asserted (tests assert, benchmarks report).
+Run by scripts/bench.sh (which builds release binaries first). For each network model (the
+link model: 30 ms added to every API and blob request and 50 MiB/s per blob connection; then
+loopback: nothing added) it starts `fake-github --bench`, measures every row of issue 12's table
+BENCH_RUNS times (default 5) with the peers in the same run (`gh run download` when installed,
+`curl -L` + `unzip -p`, a local file), and writes docs/benchmarks.md and docs/benchmarks.svg.
+Every figure in the document comes from this run; targets are the issue's, and met / not met
+is computed from the figures. Nothing here is asserted (tests assert, benchmarks report).
+
+    python3 bench/run.py [--quick] [--runs N] [--out DIR] [--models link,loopback] [--rows a,b]
+
+--quick: 2 runs per row, output in target/bench-quick/ unless --out says otherwise (the
+committed docs come from a full run).
 """
 
+import argparse
 import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-AF = os.path.join(ROOT, "target/release/artifactfs")
-FAKE = os.path.join(ROOT, "target/release/fake-github")
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+AF = os.path.join(TARGET, "release/artifactfs")
+FAKE = os.path.join(TARGET, "release/fake-github")
 TOKEN = "test-token"
 MIB = 1 << 20
+KIB = 1 << 10
+
+MODELS = {
+    "link": {"api_delay_ms": 30, "blob_delay_ms": 30, "blob_mibps": 50},
+    "loopback": {"api_delay_ms": 0, "blob_delay_ms": 0, "blob_mibps": 0},
+}
+
+# The rows, in the issue's order. `models`: where the issue sets the row (the headline table
+# shows the loopback figures for the two rows the issue defines on loopback).
+ROWS = ["head", "random", "seq", "grep", "small", "warm", "stall", "find", "lsr"]
+ROW_MODELS = {"stall": ["loopback"], "find": ["loopback"]}
 
 
 def log(*a):
@@ -35,72 +57,15 @@ def sh(cmd, env=None, check=True, **kw):
     return subprocess.run(cmd, env=e, check=check, **kw)
 
 
-def timed(fn):
+def bash(script, env=None, check=True):
+    """Runs a shell pipeline (pipefail) and returns (seconds, stdout)."""
+    e = dict(os.environ)
+    if env:
+        e.update(env)
     t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
-class Fake:
-    def __init__(self, stream_mib, link_mibps=0):
-        link = ["--blob-mibps", str(link_mibps)] if link_mibps else []
-        self.proc = subprocess.Popen(
-            [FAKE, "--bench", "--stream-mib", str(stream_mib), *link],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        first = self.proc.stdout.readline()
-        d = json.loads(first)
-        self.api = d["api"]
-        self.blob = d["blob"]
-        self.info = d["bench"]
-
-    def counters(self):
-        with urllib.request.urlopen(self.api + "/_fake/counters") as r:
-            return json.load(r)
-
-    def reset(self):
-        req = urllib.request.Request(self.api + "/_fake/reset", method="POST")
-        urllib.request.urlopen(req).read()
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
-
-
-class Mount:
-    def __init__(self, fake, work, name, extra=()):
-        self.mp = os.path.join(work, name + "-mnt")
-        self.cache = os.path.join(work, name + "-cache")
-        os.makedirs(self.mp, exist_ok=True)
-        sh(
-            [AF, "mount", self.mp, "--repo", "bench/data", "--api-url", fake.api,
-             "--cache-dir", self.cache, "--cache-size", "20G", *extra],
-            env={"GH_TOKEN": TOKEN},
-            stderr=subprocess.DEVNULL,
-        )
-        out = subprocess.run(["pgrep", "-f", "artifactfs mount " + self.mp],
-                             capture_output=True, text=True).stdout.split()
-        self.pid = int(out[0]) if out else None
-
-    def path(self, rel):
-        return os.path.join(self.mp, "bench/data", rel)
-
-    def peak_rss_kib(self):
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        return None
-
-    def unmount(self):
-        sh([AF, "unmount", self.mp], check=False)
-        time.sleep(0.3)
-
-
-def median(xs):
-    return sorted(xs)[len(xs) // 2]
+    p = subprocess.run(["bash", "-c", "set -o pipefail; " + script], env=e, check=check,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return time.perf_counter() - t, p.stdout
 
 
 def drop_caches():
@@ -113,144 +78,520 @@ def drop_caches():
         return False
 
 
-def cat(path):
-    with open(path, "rb") as f:
-        while f.read(1 << 20):
+class Fake:
+    def __init__(self, model):
+        m = MODELS[model]
+        args = [FAKE, "--bench"]
+        if m["api_delay_ms"]:
+            args += ["--api-delay-ms", str(m["api_delay_ms"])]
+        if m["blob_delay_ms"]:
+            args += ["--blob-delay-ms", str(m["blob_delay_ms"])]
+        if m["blob_mibps"]:
+            args += ["--blob-mibps", str(m["blob_mibps"])]
+        t = time.perf_counter()
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
+        d = json.loads(self.proc.stdout.readline())
+        self.setup_s = time.perf_counter() - t
+        self.api = d["api"]
+        self.blob = d["blob"]
+        self.info = d["bench"]
+
+    def counters(self):
+        with urllib.request.urlopen(self.api + "/_fake/counters") as r:
+            return json.load(r)
+
+    def settled_counters(self, quiet=0.3, limit=5.0):
+        """The counters once blob bytes stopped moving for `quiet` seconds (background
+        readahead after a command exits counts too), at most `limit` seconds."""
+        c = self.counters()
+        end = time.perf_counter() + limit
+        while time.perf_counter() < end:
+            time.sleep(quiet)
+            n = self.counters()
+            if n["blob_bytes_total"] == c["blob_bytes_total"] and \
+                    n["blob_requests"] == c["blob_requests"]:
+                return n
+            c = n
+        return c
+
+    def reset(self):
+        req = urllib.request.Request(self.api + "/_fake/reset", method="POST")
+        urllib.request.urlopen(req).read()
+
+    def download_url(self, artifact_id):
+        return f"{self.api}/repos/bench/data/actions/artifacts/{artifact_id}/zip"
+
+    def blob_location(self, artifact_id):
+        """A fresh signed blob URL (the download redirect's Location)."""
+        return sh(["curl", "-s", "-o", "/dev/null", "-w", "%{redirect_url}", "-H",
+                   f"Authorization: Bearer {TOKEN}", self.download_url(artifact_id)],
+                  capture_output=True, text=True).stdout
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+class Mount:
+    """A fresh mount on a fresh cache directory."""
+
+    count = 0
+
+    def __init__(self, fake, work, cache_size="20G", repo="data"):
+        Mount.count += 1
+        self.mp = os.path.join(work, f"mnt{Mount.count}")
+        self.cache = os.path.join(work, f"cache{Mount.count}")
+        os.makedirs(self.mp)
+        fake.reset()
+        t = time.perf_counter()
+        sh([AF, "mount", self.mp, "--repo", f"bench/{repo}", "--api-url", fake.api, "--cache-dir", self.cache, "--cache-size",
+            cache_size], env={"GH_TOKEN": TOKEN}, stderr=subprocess.DEVNULL)
+        # What mounting cost (it returns once the filesystem answers).
+        self.mount_s = time.perf_counter() - t
+        self.mount_reqs = reqs(fake.counters())
+        out = subprocess.run(["pgrep", "-f", "artifactfs mount " + self.mp + " "],
+                             capture_output=True, text=True).stdout.split()
+        self.pid = int(out[0]) if out else None
+
+    def path(self, rel, repo="data"):
+        return os.path.join(self.mp, "bench", repo, rel)
+
+    def peak_rss_kib(self):
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1])
+        except (OSError, TypeError):
+            pass
+        return None
+
+    def close(self):
+        sh([AF, "unmount", self.mp], check=False, stdout=subprocess.DEVNULL,
+           stderr=subprocess.DEVNULL)
+        for _ in range(50):
+            if self.pid is None or not os.path.exists(f"/proc/{self.pid}"):
+                break
+            time.sleep(0.1)
+        shutil.rmtree(self.cache, ignore_errors=True)
+        try:
+            os.rmdir(self.mp)
+        except OSError:
             pass
 
+    def __enter__(self):
+        return self
 
-def main():
-    work = tempfile.mkdtemp(prefix="artifactfs-bench-")
-    stream_mib = int(os.environ.get("BENCH_STREAM_MIB", "1024"))
-    link = int(os.environ.get("BENCH_LINK_MIBPS", "100"))
-    log("starting the fake server (generating ~", 300 + stream_mib, "MiB of artifacts)")
-    fake = Fake(stream_mib, link)
-    info = fake.info
-    res = {}
-    try:
-        big = f"runs/{info['big_run']}/big"
+    def __exit__(self, *exc):
+        self.close()
 
-        # 1. Cold cat of one 10 KB file.
-        log("cold small-file read")
-        m = Mount(fake, work, "small")
-        fake.reset()
-        t = timed(lambda: cat(m.path(f"{big}/{info['small_entry']}")))
-        c = fake.counters()
-        res["af_small"] = {"s": t, "bytes": c["blob_bytes_total"], "requests": c["blob_requests"]}
-        m.unmount()
 
-        fake.reset()
-        out = os.path.join(work, "gh-out")
-        ghenv = {
+def reqs(c):
+    """The fake's request counts, by kind."""
+    e = c["by_endpoint"]
+    return {
+        "api": c["api_requests"],
+        "list": e.get("list_repo", 0) + e.get("list_run", 0),
+        "redirect": e.get("download", 0),
+        "blob": c["blob_requests"],
+        "bytes": c["blob_bytes_total"],
+        "in_flight_max": c.get("blob_in_flight_max", 0),
+    }
+
+
+def q(s):
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+class Bench:
+    def __init__(self, fake, work, runs, model):
+        self.fake, self.work, self.runs, self.model = fake, work, runs, model
+        self.info = fake.info
+        self.gh = shutil.which("gh")
+        self.ghenv = {
             "HTTP_PROXY": fake.api, "GH_HOST": "github.localhost", "GH_TOKEN": TOKEN,
             "GH_CONFIG_DIR": os.path.join(work, "gh-config"), "GH_PROMPT_DISABLED": "1",
             "NO_COLOR": "1",
         }
-        gh = shutil.which("gh")
+
+    def tmp(self, name):
+        p = os.path.join(self.work, name)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        elif os.path.exists(p):
+            os.unlink(p)
+        return p
+
+    def curl_zip(self, artifact_id, to):
+        return (f"curl -sfL -H 'Authorization: Bearer {TOKEN}' -o {q(to)} "
+                f"{q(self.fake.download_url(artifact_id))}")
+
+    def gh_download(self, run, name, to):
+        return (f"{q(self.gh)} run download {run} -R bench/data -n {name} -D {q(to)} "
+                ">/dev/null")
+
+    # -- rows ---------------------------------------------------------------------------------
+
+    def head(self):
+        i = self.info
+        rel = f"runs/{i['log_run']}/{i['log_artifact']}/{i['log_entry']}"
+        out = []
+        for _ in range(self.runs):
+            with Mount(self.fake, self.work) as m:
+                self.fake.reset()
+                t, o = bash(f"head -c 4096 {q(m.path(rel))} | wc -c")
+                assert int(o) == 4096, o
+                c = reqs(self.fake.settled_counters())
+            out.append({"s": t, **c})
+        return {"af": out}
+
+    def random(self):
+        """A full read first (seek points recorded; with --cache-size below twice the entry
+        the inflated copy is not kept), then random reads with the page cache dropped."""
+        i = self.info
+        rel = f"runs/{i['log_run']}/{i['log_artifact']}/{i['log_entry']}"
+        size = i["log_size"]
+        cache_size = f"{(2 * size - 32 * MIB) // MIB}M"
+        dd, tail = [], []
+        with Mount(self.fake, self.work, cache_size) as m:
+            p = m.path(rel)
+            t_first, _ = bash(f"cat {q(p)} >/dev/null")
+            first = reqs(self.fake.settled_counters())
+            cache_used = int(bash(f"du -sb {q(m.cache)} | cut -f1")[1])
+            for r in range(self.runs):
+                # A different 4 KiB near the end each run: 2.5 to 40 MiB before it.
+                off = size - (5 + 7 * r) * MIB // 2 - 12345
+                drop_caches()
+                self.fake.reset()
+                t, o = bash(f"dd if={q(p)} of=/dev/stdout bs=4096 count=1 iflag=skip_bytes "
+                            f"skip={off} status=none | wc -c")
+                assert int(o) == 4096, o
+                dd.append({"s": t, "offset": off, **reqs(self.fake.settled_counters())})
+                drop_caches()
+                self.fake.reset()
+                t, o = bash(f"tail -c 65536 {q(p)} | wc -c")
+                assert int(o) == 65536, o
+                tail.append({"s": t, **reqs(self.fake.settled_counters())})
+        return {"dd": dd, "tail": tail, "cache_size": cache_size, "first_read_s": t_first,
+                "first_read": first, "cache_bytes_after": cache_used}
+
+    def seq(self):
+        """Cold sequential read of the stored entry (listing and central directory first:
+        this measures streaming) vs curl of the same byte range; then warm re-reads vs a local
+        copy of the same bytes, page caches dropped."""
+        i = self.info
+        rel = f"runs/{i['big_run']}/{i['big_artifact']}/{i['stored_entry']}"
+        off, size = i["stored_offset"], i["stored_size"]
+        rng = f"{off}-{off + size - 1}"
+        af, curl, warm_af, warm_local = [], [], [], []
+        local = self.tmp("stored.bin")
+        dropped = True
+        for r in range(self.runs):
+            with Mount(self.fake, self.work) as m:
+                p = m.path(rel)
+                os.stat(p)
+                self.fake.reset()
+                t, _ = bash(f"cat {q(p)} >/dev/null")
+                c = reqs(self.fake.settled_counters())
+                af.append({"s": t, "peak_rss_kib": m.peak_rss_kib(), **c})
+                loc = self.fake.blob_location(i["big_id"])
+                t, _ = bash(f"curl -sf -r {rng} -o /dev/null {q(loc)}")
+                curl.append({"s": t})
+                if r == self.runs - 1:
+                    loc = self.fake.blob_location(i["big_id"])
+                    bash(f"curl -sf -r {rng} -o {q(local)} {q(loc)}")
+                    bash(f"cmp {q(local)} {q(p)}")
+                    for _ in range(self.runs):
+                        dropped = drop_caches() and dropped
+                        t, _ = bash(f"cat {q(p)} >/dev/null")
+                        warm_af.append({"s": t})
+                        dropped = drop_caches() and dropped
+                        t, _ = bash(f"cat {q(local)} >/dev/null")
+                        warm_local.append({"s": t})
+        os.unlink(local)
+        return {"seq": {"af": af, "curl": curl},
+                "warm": {"af": warm_af, "local": warm_local, "page_cache_dropped": dropped}}
+
+    def grep(self):
+        i = self.info
+        rel = f"runs/{i['log_run']}/{i['log_artifact']}/{i['log_entry']}"
+        pat, want = i["log_pattern"], i["log_pattern_lines"]
+        af, curl, gh = [], [], []
+        for _ in range(self.runs):
+            with Mount(self.fake, self.work) as m:
+                self.fake.reset()
+                t, o = bash(f"grep -c {pat} {q(m.path(rel))}")
+                assert int(o) == want, (o, want)
+                c = reqs(self.fake.settled_counters())
+                af.append({"s": t, "peak_rss_kib": m.peak_rss_kib(), **c})
+            z = self.tmp("logs.zip")
+            t, o = bash(f"{self.curl_zip(i['log_id'], z)} && unzip -p {q(z)} {i['log_entry']} "
+                        f"| grep -c {pat}")
+            assert int(o) == want, (o, want)
+            curl.append({"s": t})
+            os.unlink(z)
+            if self.gh:
+                d = self.tmp("gh-logs")
+                t, o = bash(f"{self.gh_download(i['log_run'], i['log_artifact'], d)} && "
+                            f"grep -c {pat} {q(os.path.join(d, i['log_entry']))}", env=self.ghenv)
+                assert int(o) == want, (o, want)
+                gh.append({"s": t})
+                shutil.rmtree(d)
+        return {"af": af, "curl": curl, "gh": gh}
+
+    def small(self):
+        i = self.info
+        rel = f"runs/{i['big_run']}/{i['big_artifact']}/{i['small_entry']}"
+        af, curl, gh = [], [], []
+        for _ in range(self.runs):
+            with Mount(self.fake, self.work) as m:
+                self.fake.reset()
+                t, o = bash(f"cat {q(m.path(rel))} | wc -c")
+                assert int(o) == i["small_size"], o
+                af.append({"s": t, **reqs(self.fake.settled_counters()), "mount_s": m.mount_s,
+                           "mount_api": m.mount_reqs["api"]})
+            z = self.tmp("big.zip")
+            t, o = bash(f"{self.curl_zip(i['big_id'], z)} && unzip -p {q(z)} {i['small_entry']} "
+                        "| wc -c")
+            assert int(o) == i["small_size"], o
+            curl.append({"s": t})
+            os.unlink(z)
+            if self.gh:
+                d = self.tmp("gh-big")
+                t, o = bash(f"{self.gh_download(i['big_run'], i['big_artifact'], d)} && "
+                            f"cat {q(os.path.join(d, i['small_entry']))} | wc -c",
+                            env=self.ghenv)
+                assert int(o) == i["small_size"], o
+                gh.append({"s": t})
+                shutil.rmtree(d)
+        return {"af": af, "curl": curl, "gh": gh}
+
+    def stall(self):
+        return {"not_measured": "no stall fault in fake-github yet"}
+
+    def find(self):
+        i = self.info
+        want = i["find_runs"] * i["find_per_run"]
+        out = []
+        for _ in range(self.runs):
+            with Mount(self.fake, self.work, repo="find") as m:
+                self.fake.reset()
+                t, o = bash(f"find {q(m.path('runs', 'find'))} -name {i['find_file']} | wc -l")
+                assert int(o) == want, (o, want)
+                out.append({"s": t, **reqs(self.fake.settled_counters())})
+        return {"af": out}
+
+    def lsr(self):
+        i = self.info
+        out = []
+        for _ in range(self.runs):
+            with Mount(self.fake, self.work, repo="tree") as m:
+                self.fake.reset()
+                t, o = bash(f"ls -R {q(m.path('runs', 'tree'))} | wc -l")
+                out.append({"s": t, "lines": int(o), **reqs(self.fake.settled_counters())})
+        return {"af": out}
+
+
+# -- statistics and verdicts ------------------------------------------------------------------
+
+
+def stats(xs):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return None
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
+
+
+def col(runs, key="s"):
+    return stats([r[key] for r in runs])
+
+
+def ratios(num, den):
+    """Per-run ratios num[i] / den[i] (paired runs)."""
+    return stats([a["s"] / b["s"] for a, b in zip(num, den)])
+
+
+def fs(st, unit="s", scale=1.0, digits=None):
+    """median (min–max) with a unit."""
+    if st is None:
+        return "—"
+
+    def f(v):
+        v = v * scale
+        d = digits if digits is not None else (3 if abs(v) < 1 else 2 if abs(v) < 10 else 1)
+        return f"{v:.{d}f}"
+
+    if st["min"] == st["max"]:
+        return f"{f(st['median'])} {unit}".strip()
+    return f"{f(st['median'])} {unit} ({f(st['min'])}–{f(st['max'])})"
+
+
+def fint(st, unit=""):
+    if st is None:
+        return "—"
+    m = st["median"]
+    m = int(m) if m == int(m) else m
+    if st["min"] == st["max"]:
+        return f"{m}{unit}"
+    return f"{m}{unit} ({int(st['min'])}–{int(st['max'])})"
+
+
+def fbytes(st):
+    if st is None:
+        return "—"
+    if st["max"] >= MIB:
+        return fs(st, "MiB", 1 / MIB, 1)
+    if st["max"] >= KIB:
+        return fs(st, "KiB", 1 / KIB, 0)
+    return fint(st, " B")
+
+
+def verdict(ok):
+    return "met" if ok else "**not met**"
+
+
+def rows_for(model, res, info, runs):
+    """Table rows [what, artifactfs, peers, target, verdict] for one model's results."""
+    out = []
+    link = model == "link"
+    log_mib = info["log_size"] / MIB
+    comp_mib = info["log_compressed_size"] / MIB
+
+    r = res.get("head")
+    if r:
+        af = r["af"]
+        b, rt, t = col(af, "bytes"), stats([a["redirect"] + a["blob"] for a in af]), col(af)
+        ok = b["max"] <= 2 * MIB and rt["max"] <= 4
+        out.append([
+            f"`head -c 4096` of a {log_mib:.0f} MiB log deflated to {comp_mib:.0f} MiB, cold "
+            "(fresh mount)",
+            f"{fs(t)}; {fbytes(b)} fetched; {fint(col(af, 'blob'))} blob requests, "
+            f"{fint(col(af, 'redirect'))} redirects, {fint(col(af, 'list'))} listings",
+            "",
+            "≤ 2 MiB fetched, ≤ 4 round trips (redirects + blob requests)",
+            f"{verdict(ok)}: at most {b['max'] / MIB:.2f} MiB, {int(rt['max'])} round trips",
+        ])
+    r = res.get("random")
+    if r:
+        dd, tl = r["dd"], r["tail"]
+        b = stats([a["bytes"] for a in dd + tl])
+        tdd, ttl = col(dd), col(tl)
+        ok = b["max"] == 0 and tdd["median"] <= 0.150 and ttl["median"] <= 0.150
+        out.append([
+            "random read after one full read, inflated copy not cached (`--cache-size "
+            f"{r['cache_size']}`), page cache dropped",
+            f"`dd skip=` 4 KiB near the end: {fs(tdd, 'ms', 1000, 0)}; `tail -c 65536`: "
+            f"{fs(ttl, 'ms', 1000, 0)}; {fbytes(b)} fetched",
+            f"(the full read before: {r['first_read_s']:.2f} s, "
+            f"{r['first_read']['bytes'] / MIB:.1f} MiB fetched; cache "
+            f"{r['cache_bytes_after'] / MIB:.0f} MiB after it)",
+            "≤ one seek span inflated (not visible from outside: judged by bytes and time), "
+            "nothing fetched, ≤ 150 ms",
+            f"{verdict(ok)}: {b['max']} B fetched at most; medians {tdd['median'] * 1000:.0f} "
+            f"and {ttl['median'] * 1000:.0f} ms",
+        ])
+    r = res.get("seq")
+    if r:
+        af, cu = r["af"], r["curl"]
+        mib = info["stored_size"] / MIB
+        ta, tc, ra = col(af), col(cu), ratios(cu, af)
+        ok = ra["median"] >= 3
+        out.append([
+            f"cold sequential read (`cat`) of a {mib:.0f} MiB stored entry",
+            f"{fs(ta)} = {mib / ta['median']:.0f} MiB/s; up to {int(col(af, 'in_flight_max')['max'])}"
+            f" blob bodies in flight; peak RSS {col(af, 'peak_rss_kib')['max'] / 1024:.0f} MiB",
+            f"curl of the same byte range: {fs(tc)} = {mib / tc['median']:.0f} MiB/s",
+            "≥ 3× curl",
+            f"{verdict(ok)}: {fs(ra, '×', digits=2)}",
+        ])
+    r = res.get("grep")
+    if r:
+        af, cu, gh = r["af"], r["curl"], r["gh"]
+        ta, tc, ra = col(af), col(cu), ratios(cu, af)
+        peers = f"`curl -L` to a file + `unzip -p` \\| `grep -c`: {fs(tc)}"
         if gh:
-            t = timed(lambda: (
-                sh([gh, "run", "download", str(info["big_run"]), "-R", "bench/data", "-n", "big",
-                    "-D", out], env=ghenv, stdout=subprocess.DEVNULL),
-                cat(os.path.join(out, info["small_entry"])),
-            ))
-            c = fake.counters()
-            res["gh_small"] = {"s": t, "bytes": c["blob_bytes_total"]}
-        fake.reset()
-        zpath = os.path.join(work, "big.zip")
-        url = f"{fake.api}/repos/bench/data/actions/artifacts/{info['big_id']}/zip"
-        t = timed(lambda: (
-            sh(["curl", "-sfL", "-H", f"Authorization: Bearer {TOKEN}", "-o", zpath, url]),
-            sh(["unzip", "-p", zpath, info["small_entry"]], stdout=subprocess.DEVNULL),
-        ))
-        c = fake.counters()
-        res["curl_small"] = {"s": t, "bytes": c["blob_bytes_total"]}
+            peers += f"; `gh run download` + `grep -c`: {fs(col(gh))}"
+        out.append([
+            f"`grep -c {info['log_pattern']}` over the {log_mib:.0f} MiB deflated log, cold",
+            f"{fs(ta)}; {fbytes(col(af, 'bytes'))} fetched",
+            peers,
+            "≥ 2× `curl \\| unzip -p \\| grep`",
+            f"{verdict(ra['median'] >= 2)}: {fs(ra, '×', digits=2)}",
+        ])
+    r = res.get("small")
+    if r:
+        af, cu, gh = r["af"], r["curl"], r["gh"]
+        ta = col(af)
+        rt = stats([a["redirect"] + a["blob"] for a in af])
+        peers = f"`curl -L` + `unzip -p`: {fs(col(cu))}"
+        if gh:
+            peers += f"; `gh run download`: {fs(col(gh))}"
+        per_rt = ""
+        if link:
+            per_rt = f" ≈ {ta['median'] / 0.030:.1f} × 30 ms"
+        out.append([
+            f"cold `cat` of a {info['small_size'] / 1000:.0f} KB file in a "
+            f"{info['big_size'] / MIB:.0f} MiB archive, fresh mount",
+            f"{fs(ta)}{per_rt}; requests: {fint(col(af, 'redirect'))} redirect + "
+            f"{fint(col(af, 'blob'))} blob, and {fint(col(af, 'list'))} listing "
+            f"({fint(col(af, 'api'))} API in all); {fbytes(col(af, 'bytes'))} fetched. "
+            f"The mount before it: {fs(col(af, 'mount_s'))}, {fint(col(af, 'mount_api'))} API "
+            "requests",
+            peers,
+            "≤ 3 round trips (redirects + blob requests)",
+            f"{verdict(rt['max'] <= 3)}: {int(rt['max'])} at most",
+        ])
+    r = res.get("warm")
+    if r:
+        af, lo = r["af"], r["local"]
+        mib = info["stored_size"] / MIB
+        ta, tl, ra = col(af), col(lo), ratios(lo, af)
+        dropped = r["page_cache_dropped"]
+        out.append([
+            f"warm re-read of the {mib:.0f} MiB entry (from the disk cache"
+            + (", page cache dropped" if dropped else "; page cache NOT dropped: not root") + ")",
+            f"{fs(ta)} = {mib / ta['median']:.0f} MiB/s",
+            f"local file: {fs(tl)} = {mib / tl['median']:.0f} MiB/s",
+            "≥ 0.9× local",
+            f"{verdict(dropped and ra['median'] >= 0.9)}: {fs(ra, '×', digits=2)}",
+        ])
+    r = res.get("stall")
+    if r:
+        out.append([
+            "128 MiB stored entry read while every 10th blob body stalls halfway (socket left "
+            "open), loopback",
+            f"not measured: {r['not_measured']}" if "not_measured" in r else "",
+            "", "≤ 15 s", "not measured",
+        ])
+    r = res.get("find")
+    if r:
+        af = r["af"]
+        n = info["find_runs"] * info["find_per_run"]
+        t = col(af)
+        out.append([
+            f"`find runs -name {info['find_file']}` over {n} small artifacts "
+            f"({info['find_runs']} runs × {info['find_per_run']}), loopback, fresh mount",
+            f"{fs(t)}; {fint(col(af, 'redirect'))} redirects, {fint(col(af, 'blob'))} blob "
+            f"requests, {fint(col(af, 'list'))} listings",
+            "", "≤ 10 s", f"{verdict(t['median'] <= 10)}: {t['median']:.2f} s",
+        ])
+    r = res.get("lsr")
+    if r:
+        af = r["af"]
+        n = info["tree_runs"] * info["tree_per_run"]
+        t = col(af)
+        out.append([
+            f"`ls -R runs` of {info['tree_runs']} runs / {n} artifacts, cold (fresh mount)",
+            f"{fs(t)}; {fint(col(af, 'redirect'))} redirects, {fint(col(af, 'blob'))} blob "
+            f"requests, {fint(col(af, 'list'))} listings; up to "
+            f"{int(col(af, 'in_flight_max')['max'])} blob bodies in flight",
+            "", "≤ 2 s", f"{verdict(t['median'] <= 2)}: {t['median']:.2f} s",
+        ])
+    return out
 
-        # 2. Cold sequential read of the 200 MiB stored entry vs curl of the same bytes, both
-        #    discarding what they read (median of 3, each on a fresh cache).
-        log("cold sequential read of the 200 MiB entry")
-        loc = sh(["curl", "-s", "-o", "/dev/null", "-w", "%{redirect_url}", "-H",
-                  f"Authorization: Bearer {TOKEN}", url], capture_output=True, text=True).stdout
-        off, size = info["stored_offset"], info["stored_size"]
-        local = os.path.join(work, "big.bin")
-        af_runs, curl_runs = [], []
-        for rep in range(3):
-            m = Mount(fake, work, f"seq{rep}")
-            entry = m.path(f"{big}/{info['stored_entry']}")
-            os.stat(entry)  # listing and central directory first: this measures streaming
-            fake.reset()
-            af_runs.append(timed(lambda: cat(entry)))
-            c = fake.counters()
-            if rep < 2:
-                m.unmount()
-            curl_runs.append(timed(lambda: sh(
-                ["curl", "-sf", "-r", f"{off}-{off + size - 1}", "-o", "/dev/null", loc])))
-        # The local copy for the warm comparison, written once.
-        sh(["curl", "-sf", "-r", f"{off}-{off + size - 1}", "-o", local, loc])
-        res["af_seq"] = {"s": median(af_runs), "runs": af_runs, "bytes": c["blob_bytes_total"],
-                         "requests": c["blob_requests"]}
-        res["curl_seq"] = {"s": median(curl_runs), "runs": curl_runs}
 
-        # 3. Warm re-read (from the disk cache) vs cat of a local copy, page caches dropped
-        #    (median of 3).
-        log("warm re-read")
-        af_runs, local_runs, dropped = [], [], False
-        for _ in range(3):
-            dropped = drop_caches()
-            af_runs.append(timed(lambda: cat(entry)))
-            drop_caches()
-            local_runs.append(timed(lambda: cat(local)))
-        res["warm"] = {"af_s": median(af_runs), "local_s": median(local_runs),
-                       "af_runs": af_runs, "local_runs": local_runs, "dropped_caches": dropped}
-        m.unmount()
-
-        # 4. ls -R of the 70 000-entry archive, cold.
-        log("ls -R of 70 000 entries")
-        m = Mount(fake, work, "many")
-        fake.reset()
-        t = timed(lambda: sh(["ls", "-R", m.path(f"runs/{info['many_run']}/many")],
-                             stdout=subprocess.DEVNULL))
-        c = fake.counters()
-        res["ls_many"] = {"s": t, "requests": c["blob_requests"], "bytes": c["blob_bytes_total"]}
-        m.unmount()
-
-        # 5. Peak RSS of the daemon while streaming the unzipped artifact.
-        log(f"streaming {stream_mib} MiB")
-        m = Mount(fake, work, "stream")
-        p = m.path(f"runs/{info['stream_run']}/stream")
-        os.stat(p)
-        rss0 = m.peak_rss_kib()
-        t = timed(lambda: cat(p))
-        res["stream"] = {"s": t, "mib": stream_mib, "rss_before_kib": rss0,
-                         "peak_rss_kib": m.peak_rss_kib()}
-        m.unmount()
-
-        # 6. 32 concurrent readers of different files, cold.
-        log("32 concurrent readers")
-        m = Mount(fake, work, "par")
-        for n in info["parallel_entries"]:
-            os.stat(m.path(f"{big}/{n}"))
-        times = {}
-
-        def reader(n):
-            t0 = time.perf_counter()
-            cat(m.path(f"{big}/{n}"))
-            times[n] = time.perf_counter() - t0
-
-        threads = [threading.Thread(target=reader, args=(n,)) for n in info["parallel_entries"]]
-        t0 = time.perf_counter()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        wall = time.perf_counter() - t0
-        res["parallel"] = {"wall_s": wall, "slowest_s": max(times.values()),
-                           "mib": len(threads), "readers": len(threads)}
-        m.unmount()
-    finally:
-        fake.stop()
-        shutil.rmtree(work, ignore_errors=True)
-    res["link_mibps"] = link
-    write_report(res, info)
+# -- report -----------------------------------------------------------------------------------
 
 
 def machine():
@@ -267,138 +608,237 @@ def machine():
     return f"{os.cpu_count()} CPUs ({cpu}), {mem:.0f} GiB RAM, Linux {platform.release()}"
 
 
-def svg(res):
-    """Two bar panels: cold small-file time, and throughput."""
-    rows1 = [("artifactfs", res["af_small"]["s"])]
-    if "gh_small" in res:
-        rows1.append(("gh run download", res["gh_small"]["s"]))
-    rows1.append(("curl + unzip -p", res["curl_small"]["s"]))
-    size = res["stream"]["mib"]
-    rows2 = [
-        ("artifactfs cold", 200 / res["af_seq"]["s"]),
-        ("curl", 200 / res["curl_seq"]["s"]),
-        ("artifactfs warm", 200 / res["warm"]["af_s"]),
-        ("local file", 200 / res["warm"]["local_s"]),
-        (f"artifactfs {size} MiB raw", size / res["stream"]["s"]),
-    ]
-    w, bar, gap = 720, 22, 8
+def table(rows):
+    lines = ["| what | artifactfs: median (min–max) | peers, same run | target (issue 12) | |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append("| " + " | ".join(c.replace("\n", " ") for c in r) + " |")
+    return lines
+
+
+def svg(all_res, info):
+    """Bars with min–max whiskers: artifactfs and its peers per row, both models."""
+    panels = []
+    for model in ("link", "loopback"):
+        res = all_res.get(model)
+        if not res:
+            continue
+        label = "link model" if model == "link" else "loopback"
+        if "small" in res:
+            r = res["small"]
+            bars = [("artifactfs", col(r["af"])), ("curl -L + unzip -p", col(r["curl"]))]
+            if r["gh"]:
+                bars.append(("gh run download", col(r["gh"])))
+            panels.append((f"Cold cat of a 1 KB file in a {info['big_size'] / MIB:.0f} MiB "
+                           f"archive, {label} (s, lower is better)", bars))
+        if "grep" in res:
+            r = res["grep"]
+            bars = [("artifactfs", col(r["af"])), ("curl + unzip -p | grep", col(r["curl"]))]
+            if r["gh"]:
+                bars.append(("gh run download + grep", col(r["gh"])))
+            panels.append((f"grep -c over the {info['log_size'] / MIB:.0f} MiB deflated log, "
+                           f"{label} (s, lower is better)", bars))
+        if "seq" in res:
+            r = res["seq"]
+            bars = [("artifactfs cold", col(r["af"])), ("curl", col(r["curl"]))]
+            if "warm" in res:
+                bars += [("artifactfs warm", col(res["warm"]["af"])),
+                         ("local file", col(res["warm"]["local"]))]
+            panels.append((f"Reading the {info['stored_size'] / MIB:.0f} MiB stored entry, "
+                           f"{label} (s, lower is better)", bars))
+        meta = []
+        if "lsr" in res:
+            meta.append(("ls -R, 250 artifacts", col(res["lsr"]["af"])))
+        if "find" in res:
+            meta.append(("find, 3000 artifacts", col(res["find"]["af"])))
+        if meta:
+            panels.append((f"Walking many artifacts, {label} (s, lower is better)", meta))
+    w, bar, gap, x0 = 760, 18, 6, 200
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{{H}}" '
-           'font-family="sans-serif" font-size="12">']
+           'font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{{H}}" fill="white"/>']
     y = 20
-
-    def panel(title, rows, unit, fmt):
-        nonlocal y
+    for title, bars in panels:
         out.append(f'<text x="10" y="{y}" font-weight="bold">{title}</text>')
-        y += 12
-        top = max(v for _, v in rows) or 1
-        for label, v in rows:
-            bw = max(2, int((w - 330) * v / top))
-            out.append(f'<text x="10" y="{y + 15}">{label}</text>')
-            out.append(f'<rect x="190" y="{y}" width="{bw}" height="{bar}" fill="#4c78a8"/>')
-            out.append(f'<text x="{195 + bw}" y="{y + 15}">{fmt.format(v)} {unit}</text>')
+        y += 10
+        top = max(s["max"] for _, s in bars if s) or 1
+        scale = (w - x0 - 120) / top
+        for label, s in bars:
+            if not s:
+                continue
+            bw = max(2, int(s["median"] * scale))
+            out.append(f'<text x="10" y="{y + 13}">{label}</text>')
+            fill = "#4c78a8" if label.startswith("artifactfs") else "#bab0ac"
+            out.append(f'<rect x="{x0}" y="{y}" width="{bw}" height="{bar}" fill="{fill}"/>')
+            lo, hi = x0 + s["min"] * scale, x0 + s["max"] * scale
+            out.append(f'<line x1="{lo:.1f}" y1="{y + bar / 2}" x2="{hi:.1f}" y2="{y + bar / 2}" '
+                       'stroke="black"/>')
+            for xx in (lo, hi):
+                out.append(f'<line x1="{xx:.1f}" y1="{y + 4}" x2="{xx:.1f}" y2="{y + bar - 4}" '
+                           'stroke="black"/>')
+            out.append(f'<text x="{max(x0 + bw, hi) + 6:.0f}" y="{y + 13}">'
+                       f'{s["median"]:.3g} s</text>')
             y += bar + gap
-        y += 20
-
-    panel("Cold read of one 10 KB file from a 273 MiB artifact (lower is better)", rows1, "s",
-          "{:.3f}")
-    panel("Sequential throughput (higher is better)", rows2, "MiB/s", "{:.0f}")
+        y += 18
     out.append("</svg>")
     return "\n".join(out).replace("{H}", str(y))
 
 
-def write_report(res, info):
-    today = time.strftime("%Y-%m-%d")
-    a, g, c = res["af_small"], res.get("gh_small"), res["curl_small"]
-    seq_ratio = res["curl_seq"]["s"] / res["af_seq"]["s"]
-    warm_ratio = res["warm"]["local_s"] / res["warm"]["af_s"]
-    st = res["stream"]
-    rss_mib = (st["peak_rss_kib"] or 0) / 1024
-    par = res["parallel"]
-    gh_ratio = (g["s"] / a["s"]) if g else None
-
-    def met(ok):
-        return "met" if ok else "**not met**"
-
+def write_report(all_res, info, meta, out_dir):
+    link_res, loop_res = all_res.get("link", {}), all_res.get("loopback", {})
+    # Headline: the link model, with the issue's two loopback rows taken from loopback.
+    headline = {k: v for k, v in link_res.items()}
+    for k in ("stall", "find"):
+        if k in loop_res and link_res:
+            headline[k] = loop_res[k]
+    link = MODELS["link"]
     lines = [
         "# Benchmarks",
         "",
-        f"Generated by `scripts/bench.sh` on {today}; machine: {machine()}.",
-        "Everything runs locally against `fake-github --bench` (API and blob host on",
-        "127.0.0.1). " + (f"The blob host sends at most {res['link_mibps']} MiB/s per connection,"
-                          " like a real link to GitHub's blob storage; latency stays near zero, so"
-                          " real GitHub (tens of ms per request) widens the small-file gap further."
-                          if res["link_mibps"] else "The blob host is unthrottled (loopback)."),
+        f"Generated by `scripts/bench.sh` on {meta['date']} at commit `{meta['commit']}`"
+        f"{' (with uncommitted changes)' if meta['dirty'] else ''}; machine: {machine()} "
+        f"(shared with other work while it ran). The whole run took {meta['total_s'] / 60:.1f}"
+        f" minutes, {meta['runs']} runs per row.",
         "",
-        f"Data: an archive of {info['big_size'] / MIB:.0f} MiB with ~2000 files (a 10 KB log, 32",
-        "one-MiB logs, a 200 MiB stored entry, 1966 other logs), an archive of 70 000 entries, and",
-        f"a {st['mib']} MiB unzipped artifact.",
+        "Everything runs locally against `fake-github --bench` (API and blob host on 127.0.0.1),",
+        "one fake per network model, each with its own fresh data:",
+        "",
+        f"- **link model** (headline): {link['api_delay_ms']} ms added to every API request and "
+        f"{link['blob_delay_ms']} ms to every blob request, at most {link['blob_mibps']} MiB/s "
+        "per blob connection (`--api-delay-ms`, `--blob-delay-ms`, `--blob-mibps`);",
+        "- **loopback**: nothing added.",
+        "",
+        f"Data (fake-github/src/bench.rs): a {info['log_size'] / MIB:.0f} MiB CI log deflated to "
+        f"{info['log_compressed_size'] / MIB:.1f} MiB ({info['log_size'] / info['log_compressed_size']:.2f}×)"
+        f" in a {info['log_archive_size'] / MIB:.1f} MiB archive; a {info['big_size'] / MIB:.1f} MiB "
+        f"archive holding a {info['small_size']}-byte file (its first entry), a "
+        f"{info['stored_size'] / MIB:.0f} MiB stored entry and 200 small files; a repository of "
+        f"{info['find_runs']} runs × {info['find_per_run']} small zip artifacts; one of "
+        f"{info['tree_runs']} runs × {info['tree_per_run']} small zip artifacts "
+        f"({info['tree_entries_per_artifact']} files each).",
+        "",
+        "How each row is measured: every artifactfs run is a fresh mount on an empty cache "
+        "(except the random and warm reads, which need what the first read left in the cache);",
+        "times are wall time of the command as a shell pipeline; bytes and requests are the "
+        "fake's counters for that command, read once blob traffic has stopped (background "
+        "readahead counts). \"Round trips\" counts download redirects plus blob requests "
+        "(listings shown separately). Times are judged on the median, ratios on the median of "
+        "per-run ratios (peer time / artifactfs time, runs paired), counts on the worst run.",
         "",
         "![benchmarks](benchmarks.svg)",
         "",
-        "Sequential and warm figures are the median of three runs (raw runs in the JSON below).",
+        "## Link model (headline)",
         "",
-        "| measurement | result | target | |",
-        "|---|---|---|---|",
-        f"| cold `cat` of one 10 KB file: artifactfs | {a['s']:.3f} s, {a['bytes'] / 1024:.0f} KiB "
-        f"fetched in {a['requests']} blob requests (the archive's tail and central directory included) "
-        f"| < 1 MiB | {met(a['bytes'] < MIB)} |",
     ]
-    if g:
-        lines.append(
-            f"| same with `gh run download -n big` | {g['s']:.3f} s, {g['bytes'] / MIB:.0f} MiB "
-            f"fetched | artifactfs ≥ 100× faster | {gh_ratio:.0f}× faster: {met(gh_ratio >= 100)} |")
+    if link_res:
+        lines += [
+            "The issue sets the stall and `find` rows on loopback: their figures here are the "
+            "loopback ones.",
+            "",
+        ]
+        lines += table(rows_for("link", headline, info, meta["runs"]))
+    else:
+        lines.append("Not run.")
+    lines += ["", "## Loopback", ""]
+    if loop_res:
+        lines += [
+            "Same rows with nothing added to the link. The issue's targets are set on the link "
+            "model (except stall and `find`); here they are for reference.",
+            "",
+        ]
+        lines += table(rows_for("loopback", loop_res, info, meta["runs"]))
+    else:
+        lines.append("Not run.")
     lines += [
-        f"| same with `curl -L` + `unzip -p` | {c['s']:.3f} s, {c['bytes'] / MIB:.0f} MiB fetched "
-        f"| | {c['s'] / a['s']:.0f}× slower than artifactfs |",
-        f"| cold sequential read of the 200 MiB stored entry | {200 / res['af_seq']['s']:.0f} MiB/s "
-        f"({res['af_seq']['requests']} blob requests) vs curl {200 / res['curl_seq']['s']:.0f} MiB/s "
-        f"| ≥ 0.8× curl | {seq_ratio:.2f}×: {met(seq_ratio >= 0.8)} |",
-        f"| warm re-read (disk cache, page cache dropped: {res['warm']['dropped_caches']}) "
-        f"| {200 / res['warm']['af_s']:.0f} MiB/s vs local file {200 / res['warm']['local_s']:.0f} "
-        f"MiB/s | ≥ 0.8× local | {warm_ratio:.2f}×: {met(warm_ratio >= 0.8)} |",
-        f"| `ls -R` of 70 000 entries, cold | {res['ls_many']['s']:.2f} s, "
-        f"{res['ls_many']['requests']} blob requests, {res['ls_many']['bytes'] / MIB:.1f} MiB "
-        f"| < 3 s | {met(res['ls_many']['s'] < 3)} |",
-        f"| peak RSS streaming {st['mib']} MiB | {rss_mib:.0f} MiB "
-        f"({st['mib'] / st['s']:.0f} MiB/s) | < 100 MiB | {met(rss_mib < 100)} |",
-        f"| 32 concurrent cold readers of different 1 MiB files | {par['mib'] / par['wall_s']:.0f} "
-        f"MiB/s aggregate, slowest reader {par['slowest_s']:.2f} s | | |",
         "",
-        "Notes:",
+        "## Summary",
         "",
-        "- Cold reads: artifactfs fetches the tail and central directory once per archive",
-        "  (kept in the block cache), then only the 128 KiB blocks under what is read. `gh` and",
-        "  curl fetch the whole archive whatever is read.",
-        "- Sequential reads keep one request ahead of the reader (readahead up to 8 MiB), so",
-        "  a cold `cat` runs at the link's speed, like curl. Unthrottled on loopback",
-        "  (`BENCH_LINK_MIBPS=0`), where curl reads the fake's in-memory blob at GB/s, the ratio",
-        "  instead measures artifactfs's own cost per byte (each byte written once to the disk",
-        "  cache and copied through FUSE): 0.1–1.7× curl over this session's runs on this shared",
-        "  machine, about 1.1 GiB/s when nothing else runs.",
-        "- Warm re-reads go through FUSE in requests of at most 1 MiB (the kernel offers 128 KiB",
-        "  of readahead at INIT; as root the mount raises it to 1 MiB), one round trip through",
-        "  the daemon per request, reading the cache's block file, which is written in blocks as",
-        "  they arrived and so less contiguous than a file copied in one go. Once read, files",
-        "  stay in the kernel page cache (`FOPEN_KEEP_CACHE`) and re-reads never reach the",
-        "  daemon; this row drops that cache on purpose. FUSE passthrough (kernel 6.9+, root)",
-        "  would hand fully cached files to the kernel directly: not done yet.",
-        "- Figures vary run to run by ±50% on this shared 2-CPU machine (see the raw runs).",
-        "- Peak RSS stays flat while streaming: blocks go to the disk cache, at most one 8 MiB",
-        "  request per reader is in memory.",
+    ]
+    for model, res in (("link model", headline), ("loopback", loop_res)):
+        if not res:
+            continue
+        rs = rows_for("link" if model == "link model" else "loopback", res, info, meta["runs"])
+        met = sum(1 for r in rs if r[4].startswith("met"))
+        nm = sum(1 for r in rs if r[4].startswith("**not met"))
+        un = len(rs) - met - nm
+        lines.append(f"- {model}: {met} of {len(rs)} targets met, {nm} not met, {un} not "
+                     "measured.")
+    lines += [
+        f"- Fake data set generated in {meta['setup_s']} s per model.",
         "",
-        "Raw figures (JSON):",
+        "Raw figures (JSON, every run):",
         "",
         "```json",
-        json.dumps(res, indent=1, sort_keys=True),
+        json.dumps({"info": info, "meta": meta, "results": all_res}, indent=1, sort_keys=True),
         "```",
         "",
     ]
-    docs = os.path.join(ROOT, "docs")
-    with open(os.path.join(docs, "benchmarks.md"), "w") as f:
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "benchmarks.md"), "w") as f:
         f.write("\n".join(lines))
-    with open(os.path.join(docs, "benchmarks.svg"), "w") as f:
-        f.write(svg(res))
-    print("\n".join(lines))
+    with open(os.path.join(out_dir, "benchmarks.svg"), "w") as f:
+        f.write(svg(all_res, info))
+    return lines
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="2 runs per row, output elsewhere")
+    ap.add_argument("--runs", type=int, default=None)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--models", default="link,loopback")
+    ap.add_argument("--rows", default=",".join(ROWS))
+    a = ap.parse_args()
+    runs = a.runs or int(os.environ.get("BENCH_RUNS", "0")) or (2 if a.quick else 5)
+    out_dir = a.out or (os.path.join(TARGET, "bench-quick") if a.quick
+                        else os.path.join(ROOT, "docs"))
+    rows = [r for r in a.rows.split(",") if r]
+    if "warm" in rows and "seq" not in rows:
+        rows.append("seq")
+    t0 = time.perf_counter()
+    work = tempfile.mkdtemp(prefix="artifactfs-bench-")
+    all_res, info, setup = {}, None, []
+    try:
+        for model in a.models.split(","):
+            log(f"{model}: starting fake-github --bench (generating the data)")
+            fake = Fake(model)
+            setup.append(round(fake.setup_s, 1))
+            info = fake.info
+            b = Bench(fake, work, runs, model)
+            res = {}
+            try:
+                for row in ROWS:
+                    if row not in rows or row == "warm":
+                        continue
+                    if row in ROW_MODELS and model not in ROW_MODELS[row]:
+                        continue
+                    log(f"{model}: {row} ({runs} runs)")
+                    t = time.perf_counter()
+                    got = getattr(b, row)()
+                    if row == "seq":
+                        res["seq"], res["warm"] = got["seq"], got["warm"]
+                    else:
+                        res[row] = got
+                    log(f"{model}: {row} took {time.perf_counter() - t:.0f} s")
+            finally:
+                fake.stop()
+            all_res[model] = res
+    finally:
+        subprocess.run(["bash", "-c", f"for m in {q(work)}/mnt*; do "
+                        f"mountpoint -q $m && {q(AF)} unmount $m; done"], check=False,
+                       stderr=subprocess.DEVNULL)
+        shutil.rmtree(work, ignore_errors=True)
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "src",
+                            "fake-github", "Cargo.lock", "bench"],
+                           capture_output=True, text=True).stdout.strip() != ""
+    meta = {"date": time.strftime("%Y-%m-%d"), "commit": commit, "dirty": dirty, "runs": runs,
+            "total_s": time.perf_counter() - t0, "setup_s": setup,
+            "gh": bool(shutil.which("gh"))}
+    lines = write_report(all_res, info, meta, out_dir)
+    print("\n".join(lines[: lines.index("Raw figures (JSON, every run):")]))
+    log(f"wrote {out_dir}/benchmarks.md and .svg in {meta['total_s'] / 60:.1f} min")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@
 //! - `bench/data`, run 901, artifact `big`: a 257 MiB archive whose first entry is a 1 KB
 //!   `result.txt`, then a 256 MiB stored entry (`payload/stored.bin`), then 200 small logs
 //!   (cold `cat` of a small file, cold sequential read, warm re-read);
+//! - `bench/data`, run 902, artifact `stall`: a 128 MiB stored entry (`payload.bin`), read while
+//!   the fake stalls bodies (`--blob-stall-every`);
 //! - `bench/find`: 75 runs of 40 small zip artifacts each (3000), each holding `result.txt`
 //!   (`find runs -name result.txt`);
 //! - `bench/tree`: 125 runs of 2 small zip artifacts each (250) (`ls -R runs`).
@@ -46,6 +48,12 @@ pub struct BenchInfo {
     pub stored_size: u64,
     /// Where the stored entry's bytes start in the archive.
     pub stored_offset: u64,
+    /// The archive with a 128 MiB stored entry, for reads under stalls.
+    pub stall_run: u64,
+    pub stall_id: u64,
+    pub stall_artifact: String,
+    pub stall_entry: String,
+    pub stall_size: u64,
     /// `bench/find`: runs × artifacts per run, and the file each holds.
     pub find_repo: String,
     pub find_runs: u64,
@@ -237,6 +245,14 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
     }
 
     let big_id = gh.add_artifact(FakeArtifactSpec::zip(o, r, "big", big_run, big));
+
+    let stall_entry = "payload.bin".to_string();
+    let stall_size = 128u64 << 20;
+    let mut z = ZipBuilder::new();
+    z.add_with(&stall_entry, &noise(stall_size as usize, 11), stored.clone());
+    let stall_run = 902;
+    let stall_id = gh.add_artifact(FakeArtifactSpec::zip(o, r, "stall", stall_run, z.finish()));
+    drop(z);
     let (logs_zip, log_pattern_lines) = log_job.join().expect("log generator");
     // big.log is the last entry: its data ends where its 16-byte data descriptor starts,
     // just before the central directory (whose offset the end record, the last 22 bytes, has).
@@ -270,6 +286,11 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
         stored_entry,
         stored_size,
         stored_offset,
+        stall_run,
+        stall_id,
+        stall_artifact: "stall".into(),
+        stall_entry,
+        stall_size,
         find_repo: FIND_REPO.into(),
         find_runs,
         find_per_run,

@@ -681,13 +681,25 @@ def svg(all_res, info):
                          ("local file", col(res["warm"]["local"]))]
             panels.append((f"Reading the {info['stored_size'] / MIB:.0f} MiB stored entry, "
                            f"{label} (s, lower is better)", bars))
+        cold = []
+        if "head" in res:
+            cold.append(("artifactfs head -c 4096", col(res["head"]["af"])))
+        if "random" in res:
+            cold += [("artifactfs dd skip= (random)", col(res["random"]["dd"])),
+                     ("artifactfs tail -c (random)", col(res["random"]["tail"]))]
+        if cold:
+            panels.append((f"Head and random reads of the deflated log, {label} "
+                           "(s, lower is better)", cold))
         meta = []
+        if "stall" in res and "af" in res["stall"]:
+            meta.append(("cat 128 MiB, stalls", col(res["stall"]["af"])))
         if "lsr" in res:
             meta.append(("ls -R, 250 artifacts", col(res["lsr"]["af"])))
         if "find" in res:
             meta.append(("find, 3000 artifacts", col(res["find"]["af"])))
         if meta:
-            panels.append((f"Walking many artifacts, {label} (s, lower is better)", meta))
+            panels.append((f"Stalled bodies and many artifacts, {label} (s, lower is better)",
+                           meta))
     w, bar, gap, x0 = 760, 18, 6, 200
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{{H}}" '
            'font-family="sans-serif" font-size="12">',

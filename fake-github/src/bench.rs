@@ -190,7 +190,11 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
     let stored_size = 256u64 << 20;
     let mut z = ZipBuilder::new();
     z.add(&small_entry, &small);
-    z.add_with(&stored_entry, &noise(stored_size as usize, 7), stored.clone());
+    z.add_with(
+        &stored_entry,
+        &noise(stored_size as usize, 7),
+        stored.clone(),
+    );
     for i in 0..200u64 {
         z.add_with(
             &format!("logs/job-{i:03}.log"),
@@ -211,7 +215,10 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
         for a in 0..find_per_run {
             let seed = run * 100 + a;
             let mut z = ZipBuilder::new();
-            z.add(&find_file, format!("shard {a} of run {run}: passed\n").as_bytes());
+            z.add(
+                &find_file,
+                format!("shard {a} of run {run}: passed\n").as_bytes(),
+            );
             z.add("logs/test.log", &log_text(2_000, seed));
             gh.add_artifact(FakeArtifactSpec::zip(
                 o,
@@ -249,7 +256,11 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
     let stall_entry = "payload.bin".to_string();
     let stall_size = 128u64 << 20;
     let mut z = ZipBuilder::new();
-    z.add_with(&stall_entry, &noise(stall_size as usize, 11), stored.clone());
+    z.add_with(
+        &stall_entry,
+        &noise(stall_size as usize, 11),
+        stored.clone(),
+    );
     let stall_run = 902;
     let stall_id = gh.add_artifact(FakeArtifactSpec::zip(o, r, "stall", stall_run, z.finish()));
     drop(z);

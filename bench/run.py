@@ -835,7 +835,17 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--models", default="link,loopback")
     ap.add_argument("--rows", default=",".join(ROWS))
+    ap.add_argument("--render", metavar="JSON",
+                    help="only write the report again from a run's raw figures (every run "
+                         "leaves them in target/bench-last.json)")
     a = ap.parse_args()
+    if a.render:
+        with open(a.render) as f:
+            d = json.load(f)
+        out_dir = a.out or os.path.join(ROOT, "docs")
+        write_report(d["results"], d["info"], d["meta"], out_dir)
+        log(f"wrote {out_dir}/benchmarks.md and .svg from {a.render}")
+        return
     runs = a.runs or int(os.environ.get("BENCH_RUNS", "0")) or (2 if a.quick else 5)
     out_dir = a.out or (os.path.join(TARGET, "bench-quick") if a.quick
                         else os.path.join(ROOT, "docs"))
@@ -883,6 +893,9 @@ def main():
     meta = {"date": time.strftime("%Y-%m-%d"), "commit": commit, "dirty": dirty, "runs": runs,
             "total_s": time.perf_counter() - t0, "setup_s": setup,
             "gh": bool(shutil.which("gh"))}
+    os.makedirs(TARGET, exist_ok=True)
+    with open(os.path.join(TARGET, "bench-last.json"), "w") as f:
+        json.dump({"info": info, "meta": meta, "results": all_res}, f)
     lines = write_report(all_res, info, meta, out_dir)
     print("\n".join(lines[: lines.index("Raw figures (JSON, every run):")]))
     log(f"wrote {out_dir}/benchmarks.md and .svg in {meta['total_s'] / 60:.1f} min")

@@ -297,7 +297,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if !foreground && !mount::is_daemon_child() {
                 return mount::daemonize_and_wait(&cache_dir);
             }
-            let token = artifactfs::github::auth::discover_token();
+            let token = artifactfs::github::auth::discover_token(&api_url);
             let mountpoint = std::fs::canonicalize(&mountpoint)?;
             let opts = MountOptions {
                 mountpoint,

@@ -199,6 +199,10 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
         return r;
     }
     let token = bearer(&headers);
+    if let Some(t) = &token {
+        let mut st = shared.state.lock().unwrap();
+        st.counters.api_tokens_seen.insert(t.clone());
+    }
     let base = base_url(&shared, &headers);
     let (resp, cut) = {
         let mut st = shared.state.lock().unwrap();

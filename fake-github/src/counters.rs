@@ -1,7 +1,7 @@
 //! What the fake server saw: requests per endpoint, blob bytes per artifact, Authorization
 //! headers reaching each listener, deletions. Tests and benchmarks assert on these.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counters {
@@ -16,6 +16,8 @@ pub struct Counters {
     pub blob_auth_headers_seen: u64,
     /// Requests to the API that carried an `Authorization` header.
     pub api_auth_headers_seen: u64,
+    /// Every token the API was sent, accepted or not (a test's way to see where a token went).
+    pub api_tokens_seen: BTreeSet<String>,
     pub delete_requests: u64,
     /// Artifacts actually deleted, in order.
     pub deleted_ids: Vec<u64>,

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use fake_github::{FakeConfig, FakeGitHub};
 
 pub const TOKEN: &str = "test-token";
+/// The daemon's PATH: system tools, no `gh`.
+pub const SYSTEM_PATH: &str = "/usr/bin:/bin:/usr/sbin:/sbin";
 
 /// Real-mount tests need FUSE. Under CI its absence is a failure, elsewhere a skip.
 pub fn fuse_available() -> bool {
@@ -44,6 +46,7 @@ pub struct MountBuilder {
     extra: Vec<String>,
     cache_dir: Option<PathBuf>,
     stderr: Option<PathBuf>,
+    path_first: Option<PathBuf>,
 }
 
 impl MountBuilder {
@@ -55,7 +58,18 @@ impl MountBuilder {
             extra: Vec::new(),
             cache_dir: None,
             stderr: None,
+            path_first: None,
         }
+    }
+    /// Puts `dir` first on the daemon's PATH (a stand-in `gh`, say).
+    pub fn path_first(mut self, dir: &Path) -> Self {
+        self.path_first = Some(dir.to_path_buf());
+        self
+    }
+    /// A different `--api-url` (the fake's origin with another prefix, a redirect...).
+    pub fn api_url(mut self, url: &str) -> Self {
+        self.api_url = url.to_string();
+        self
     }
     pub fn token(mut self, t: Option<&str>) -> Self {
         self.token = t.map(str::to_string);
@@ -89,7 +103,11 @@ impl MountBuilder {
             .args(&self.extra)
             .env_remove("GH_TOKEN")
             .env_remove("GITHUB_TOKEN")
-            .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin"); // no `gh` token discovery
+            // No `gh` token discovery unless a test puts a stand-in first.
+            .env("PATH", SYSTEM_PATH);
+        if let Some(d) = &self.path_first {
+            cmd.env("PATH", format!("{}:{SYSTEM_PATH}", d.display()));
+        }
         if let Some(t) = &self.token {
             cmd.env("GH_TOKEN", t);
         }

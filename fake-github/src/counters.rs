@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counters {
-    /// Requests by endpoint: `list_repo`, `list_run`, `get`, `delete`, `download`, `blob`.
+    /// Requests by endpoint: `list_repo`, `list_run`, `get`, `delete`, `download`, `user`,
+    /// `blob`.
     pub by_endpoint: BTreeMap<String, u64>,
     pub api_requests: u64,
     pub blob_requests: u64,
@@ -21,6 +22,15 @@ pub struct Counters {
     pub delete_requests: u64,
     /// Artifacts actually deleted, in order.
     pub deleted_ids: Vec<u64>,
+    /// `User-Agent`s the API saw.
+    pub api_user_agents: BTreeSet<String>,
+    /// API requests without `Accept: application/vnd.github+json` or without
+    /// `X-GitHub-Api-Version` (both documented as what a client should send).
+    pub api_without_documented_headers: u64,
+    /// API requests refused for want of a `User-Agent` (403, as GitHub does).
+    pub refused_no_user_agent: u64,
+    /// API requests refused because the caller's rate-limit budget was spent (403).
+    pub rate_limited: u64,
     /// Conditional requests answered 304.
     pub not_modified: u64,
     /// Blob answers that were 206 Partial Content.

@@ -51,7 +51,8 @@ impl FsError {
         }
     }
 
-    /// Errors a user causes in the ordinary course (not worth a warning in the log).
+    /// Errors a user causes in the ordinary course (not worth a warning in the log). A read
+    /// without a token is one: the client says once that downloads need a token.
     pub fn is_ordinary(&self) -> bool {
         matches!(
             self,
@@ -61,6 +62,7 @@ impl FsError {
                 | FsError::NotDir
                 | FsError::IsDir
                 | FsError::NoAttr
+                | FsError::Api(ApiError::NeedsToken(_))
         )
     }
 }

@@ -6,6 +6,7 @@ pub mod blob;
 pub mod client;
 pub mod error;
 pub mod link;
+pub mod redact;
 pub mod retry;
 pub mod types;
 

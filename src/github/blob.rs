@@ -239,7 +239,13 @@ impl BlobHandle {
                 .try_download(&url, out, &mut hasher, &mut written)
                 .await;
             match r {
-                Ok(()) => return Ok((written, hex::encode(hasher.finalize()))),
+                Ok(()) => {
+                    // tokio's File writes in the background: done means on disk.
+                    out.flush()
+                        .await
+                        .map_err(|e| ApiError::Protocol(format!("writing the download: {e}")))?;
+                    return Ok((written, hex::encode(hasher.finalize())));
+                }
                 Err(a) => retry.after(a, url, "download").await?,
             }
         }

@@ -70,3 +70,62 @@ fn a_ghes_mount_asks_gh_for_that_host_s_token_only() {
         "only the token gh holds for the --api-url host reaches it"
     );
 }
+
+#[test]
+fn without_a_token_listings_are_cheap_and_reads_are_eacces_with_one_log_line() {
+    if !fuse_available() {
+        return;
+    }
+    let gh = FakeGitHub::start(FakeConfig::default());
+    // A public repository with 6 artifacts in 3 runs, one of them unzipped.
+    for i in 0..5u64 {
+        let mut z = ZipBuilder::new();
+        z.add("f.txt", format!("{i}\n").as_bytes());
+        add_hello(&gh, &format!("a{i}"), 1 + i % 3, z.finish());
+    }
+    gh.add_artifact(fake_github::FakeArtifactSpec::raw(
+        "octo-org",
+        "hello",
+        "notes",
+        3,
+        "notes.md",
+        b"n\n".to_vec(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("daemon.log");
+    let m = MountBuilder::new(&gh, "octo-org/hello")
+        .token(None)
+        .stderr_to(&log)
+        .mount();
+    let runs = m.path("octo-org/hello/runs");
+    for _ in 0..3 {
+        let (ok, out, err) = sh(&format!("cd '{}' && ls -l 1 2 3", runs.display()));
+        assert!(ok, "{err}");
+        assert!(out.contains("notes.zip"), "shown as a zip artifact: {out}");
+    }
+    let c = gh.counters();
+    eprintln!(
+        "figures: no token, 6 artifacts in 3 runs, mount + three `ls -l` of every run: {} API \
+         requests ({} download redirects)",
+        c.api_requests,
+        c.endpoint("download")
+    );
+    assert!(c.api_requests <= 10, "{} API requests", c.api_requests);
+    assert_eq!(c.endpoint("download"), 0);
+    assert_eq!(c.rate_limited, 0);
+    // Reading needs a download: EACCES, no request, one log line however many reads.
+    for p in ["1/a0/f.txt", "1/a0.zip", "3/notes.zip", "2/a1/f.txt"] {
+        assert_eq!(errno_of(fs::read(runs.join(p))), libc::EACCES, "{p}");
+    }
+    assert_eq!(gh.counters().endpoint("download"), 0);
+    assert_eq!(gh.counters().blob_requests, 0);
+    drop(m);
+    let text = fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("GH_TOKEN")).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains("WARN")).count(),
+        1,
+        "{text}"
+    );
+}

@@ -756,7 +756,12 @@ fn persistent_failures_are_eio_in_bounded_time_and_not_remembered() {
         b"# notes\n".to_vec(),
     ));
     gh.add_artifact(FakeArtifactSpec::zip(OWNER, "other", "o", 7, small.clone()));
-    let m = MountBuilder::new(&gh, REPO).mount();
+    // Zip-or-raw probes that fail while the API is down are not retried for --metadata-ttl:
+    // a short one, so that `notes` is known to be a raw file again before it is deleted.
+    let m = MountBuilder::new(&gh, REPO)
+        .arg("--metadata-ttl")
+        .arg("1")
+        .mount();
     let run = m.path("octo-org/hello/runs/1");
     let mut figures = Vec::new();
 
@@ -820,6 +825,14 @@ fn persistent_failures_are_eio_in_bounded_time_and_not_remembered() {
         delete_fail_every: 1,
         ..Default::default()
     });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !run.join("notes").is_file() {
+        assert!(
+            Instant::now() < deadline,
+            "notes never shown as a raw file again"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     fs::remove_file(run.join("notes")).expect("rm with a DELETE that fails after working");
     assert!(!run.join("notes").exists());
     let c = gh.counters();
@@ -884,7 +897,7 @@ fn api_answers_cut_short_are_retried() {
 }
 
 #[test]
-fn a_failed_zip_or_raw_probe_is_not_remembered() {
+fn a_failed_zip_or_raw_probe_is_not_asked_again_within_the_ttl_nor_persisted() {
     if !fuse_available() {
         return;
     }
@@ -912,7 +925,8 @@ fn a_failed_zip_or_raw_probe_is_not_remembered() {
     let mut z = ZipBuilder::new();
     z.add("g.txt", b"g\n");
     add_hello(&gh, "y", 2, z.finish());
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let cache = tempfile::tempdir().unwrap();
+    let m = MountBuilder::new(&gh, REPO).cache_dir(cache.path()).mount();
     // Learnt while the blob host is healthy.
     assert_eq!(
         fs::read(m.path("octo-org/hello/runs/2/y/g.txt")).unwrap(),
@@ -933,14 +947,29 @@ fn a_failed_zip_or_raw_probe_is_not_remembered() {
             .collect(),
         Err(e) => vec![format!("error: {e}")],
     };
-    // Healthy again: the zip is a directory (and NAME.zip), the raw file is a file.
+    // Within --metadata-ttl the failed probes are not asked again (no download redirect
+    // per `ls`).
+    let downloads = gh.counters().endpoint("download");
+    for _ in 0..3 {
+        let _ = fs::read_dir(&run).map(|d| d.count());
+    }
+    let again = gh.counters().endpoint("download") - downloads;
+    // Healthy again, and mounted again on the same cache: no guess was kept, so the zip is a
+    // directory (and NAME.zip), the raw file is a file.
     gh.set_faults(opaque);
+    m.unmount();
+    let m = MountBuilder::new(&gh, REPO).cache_dir(cache.path()).mount();
+    let run = m.path("octo-org/hello/runs/1");
     let mut names: Vec<String> = fs::read_dir(&run)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
     assert_eq!(names, ["notes", "z", "z.zip"], "listing after the outage");
+    assert!(
+        again <= 2,
+        "{again} probes for 3 listings within the TTL (2 artifacts: one round at most)"
+    );
     assert!(run.join("z").is_dir());
     assert_eq!(fs::read(run.join("z/f.txt")).unwrap(), b"f\n");
     assert_eq!(fs::read(run.join("notes")).unwrap(), b"# notes\n");

@@ -165,6 +165,9 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
         if resp.status() == StatusCode::OK {
             st.fault_counts.api_ok += 1;
             cut = fires(st.faults.api_truncate_every, st.fault_counts.api_ok);
+            if cut {
+                st.counters.inject("api_cut");
+            }
         }
         (resp, cut)
     };
@@ -277,6 +280,7 @@ fn respond(
     st.fault_counts.api += 1;
     let n = st.fault_counts.api;
     if fires(st.faults.api_429_every, n) {
+        st.counters.inject("api_429");
         let mut r = message(
             StatusCode::TOO_MANY_REQUESTS,
             "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
@@ -286,6 +290,7 @@ fn respond(
         return r;
     }
     if fires(st.faults.api_fail_every, n) {
+        st.counters.inject("api_502");
         return message(StatusCode::BAD_GATEWAY, "Server Error");
     }
 
@@ -367,6 +372,7 @@ fn respond(
             st.counters.deleted_ids.push(id);
             st.fault_counts.delete += 1;
             if fires(st.faults.delete_fail_every, st.fault_counts.delete) {
+                st.counters.inject("delete_500");
                 return message(StatusCode::INTERNAL_SERVER_ERROR, "Server Error");
             }
             Response::builder()

@@ -268,6 +268,7 @@ fn plan(
     }
     st.fault_counts.blob_403 += 1;
     if fires(st.faults.blob_force_403_every, st.fault_counts.blob_403) {
+        st.counters.inject("blob_403");
         return Err(Box::new(azure_error(
             StatusCode::FORBIDDEN,
             "AuthorizationFailure",
@@ -295,6 +296,9 @@ fn plan(
     }
     let truncate =
         is_get && fires(st.faults.blob_truncate_every, st.fault_counts.blob) && body.len() > 1;
+    if truncate {
+        st.counters.inject("blob_cut");
+    }
     let throttle = st
         .faults
         .blob_throttle

@@ -33,6 +33,9 @@ pub struct Counters {
     pub rate_limited: u64,
     /// Conditional requests answered 304.
     pub not_modified: u64,
+    /// Faults the switches actually injected, by kind: `api_502`, `api_429`, `api_cut`,
+    /// `delete_500`, `blob_403`, `blob_cut`.
+    pub injected: BTreeMap<String, u64>,
     /// Blob answers that were 206 Partial Content.
     pub ranges_served: u64,
 }
@@ -41,6 +44,15 @@ impl Counters {
     /// Requests seen for one endpoint (0 when none).
     pub fn endpoint(&self, name: &str) -> u64 {
         self.by_endpoint.get(name).copied().unwrap_or(0)
+    }
+
+    /// Faults of one kind injected so far (0 when none).
+    pub fn injected(&self, kind: &str) -> u64 {
+        self.injected.get(kind).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn inject(&mut self, kind: &str) {
+        *self.injected.entry(kind.to_string()).or_default() += 1;
     }
 
     pub(crate) fn hit(&mut self, name: &str) {

@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fake_github::{FakeConfig, FakeGitHub};
@@ -26,6 +28,51 @@ pub fn fuse_available() -> bool {
         eprintln!("skipping: FUSE unavailable (/dev/fuse or fusermount3 missing)");
     }
     ok
+}
+
+/// Daemons this test binary has running, with their mountpoints (for the watchdog).
+static LIVE: Mutex<Vec<(u32, PathBuf)>> = Mutex::new(Vec::new());
+
+/// Fails a hung test without leaving mounts or daemons behind (and without ending the test
+/// binary): still armed after `secs`, it kills every daemon this binary has running and
+/// detaches their mounts, so the test's blocked calls fail (ENOTCONN) and it ends by its own
+/// panic, its guards cleaning up as usual. Meant for tests that run one at a time. Dropping
+/// it disarms it.
+pub struct Watchdog(Arc<AtomicBool>);
+
+impl Watchdog {
+    pub fn arm(name: &'static str, secs: u64) -> Watchdog {
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            while !d.load(Ordering::SeqCst) {
+                if t.elapsed() > Duration::from_secs(secs) {
+                    eprintln!("watchdog: {name} still running after {secs} s: ending its mounts");
+                    let live = LIVE.lock().unwrap().clone();
+                    for (pid, mountpoint) in live {
+                        // SAFETY: kill(2) on a child this binary started.
+                        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                        let _ = Command::new("fusermount3")
+                            .arg("-u")
+                            .arg("-z")
+                            .arg(&mountpoint)
+                            .stderr(Stdio::null())
+                            .status();
+                    }
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Watchdog(done)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 pub fn bin() -> &'static str {
@@ -137,6 +184,7 @@ impl MountBuilder {
             assert!(Instant::now() < deadline, "mount did not come up");
             std::thread::sleep(Duration::from_millis(50));
         }
+        LIVE.lock().unwrap().push((child.id(), mountpoint.clone()));
         Mount {
             dir,
             mountpoint,
@@ -184,6 +232,7 @@ impl Mount {
 
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            LIVE.lock().unwrap().retain(|(pid, _)| *pid != child.id());
             // SIGTERM: the daemon unmounts itself.
             unsafe {
                 libc::kill(child.id() as i32, libc::SIGTERM);

@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::archive::ByteSource;
 use crate::filesystem::Remote;
 use crate::github::blob::{BlobClient, BlobHandle};
 use crate::github::client::GitHubClient;
 use crate::github::{ApiError, Artifact, ArtifactKind, RepoRef};
+use crate::source::ByteSource;
 
 pub struct GitHubRemote {
     api: GitHubClient,

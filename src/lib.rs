@@ -3,15 +3,20 @@
 //! Layers, each testable alone (see `docs/design.md`):
 //! - [`github`]: typed GitHub REST client (pagination, auth, redirects, retries) and blob reads.
 //! - [`archive`]: zip central directory and entry readers over any ranged byte source.
-//! - `cache`: the disk cache (blobs, extracted entries, remembered metadata).
+//! - `cache`: the disk cache (blocks, inflated entries, metadata), keyed by opaque blob keys.
+//! - `data`: the data layer: fetching through the cache, readahead, inflating, verification.
 //! - `filesystem`: the contract's tree and semantics as plain async Rust (no FUSE types).
 //! - `fuse`: the thin fuser adapter.
 
 pub mod archive;
 pub mod cache;
+pub mod data;
 pub mod demo;
 pub mod filesystem;
 pub mod fuse;
 pub mod github;
 pub mod github_remote;
+pub mod logfile;
 pub mod mount;
+pub mod single_flight;
+pub mod source;

@@ -30,6 +30,9 @@ struct CommonArgs {
     /// Disk cache limit (K, M, G, T suffixes); least recently used goes first
     #[arg(long, value_name = "SIZE", default_value = "10G", value_parser = parse_size)]
     cache_size: u64,
+    /// Keep at least this much free on the cache's filesystem (K, M, G, T suffixes)
+    #[arg(long, value_name = "SIZE", default_value = "0", value_parser = parse_size)]
+    cache_min_free: u64,
     /// Seconds a listing is trusted before it is fetched again
     #[arg(
         long,
@@ -100,6 +103,7 @@ fn apply_o_options(common: &mut CommonArgs) -> Result<OOptions, String> {
             "gid" => common.gid = Some(num(val()?)? as u32),
             "cache_dir" => common.cache_dir = Some(PathBuf::from(val()?)),
             "cache_size" => common.cache_size = parse_size(val()?)?,
+            "cache_min_free" => common.cache_min_free = parse_size(val()?)?,
             "metadata_ttl" | "dir_cache_time" => common.metadata_ttl = num(val()?)?,
             "daemon_timeout" => common.daemon_timeout = num(val()?)?,
             "max_wait" => common.max_wait = num(val()?)?,
@@ -233,7 +237,8 @@ fn default_cache_dir() -> PathBuf {
     home.join(".cache").join("artifactfs")
 }
 
-fn init_logging(verbose: u8) {
+/// Logs to stderr; a background mount logs to its capped file in the cache directory.
+fn init_logging(verbose: u8, log: Option<artifactfs::logfile::CappedLog>) {
     let default = match verbose {
         0 => "warn",
         1 => "info,artifactfs=info",
@@ -241,11 +246,11 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(!mount::is_daemon_child())
-        .try_init();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match log {
+        Some(file) => fmt.with_writer(file).with_ansi(false).try_init(),
+        None => fmt.with_writer(std::io::stderr).try_init(),
+    };
 }
 
 fn owner(common: &CommonArgs) -> Owner {
@@ -294,9 +299,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if repos.is_empty() {
                 anyhow::bail!("name at least one repository with --repo OWNER/REPO");
             }
-            init_logging(common.verbose);
-            mount::preflight(&mountpoint)?;
             let cache_dir = common.cache_dir.clone().unwrap_or_else(default_cache_dir);
+            let daemon = mount::is_daemon_child();
+            let log_budget = if daemon || !foreground {
+                artifactfs::logfile::budget(common.cache_size)
+            } else {
+                0
+            };
+            let log = daemon
+                .then(|| {
+                    artifactfs::logfile::CappedLog::open(&mount::log_file(&cache_dir), log_budget)
+                        .ok()
+                })
+                .flatten();
+            init_logging(common.verbose, log);
+            mount::preflight(&mountpoint)?;
             if !foreground && !mount::is_daemon_child() {
                 return mount::daemonize_and_wait(&cache_dir);
             }
@@ -309,6 +326,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 token,
                 cache_dir,
                 cache_size: common.cache_size,
+                cache_min_free: common.cache_min_free,
+                log_budget,
                 metadata_ttl: Duration::from_secs(common.metadata_ttl),
                 read_only: common.read_only,
                 allow_other: common.allow_other,
@@ -326,11 +345,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             mut common,
         } => {
             let o = apply_o_options(&mut common).map_err(anyhow::Error::msg)?;
-            init_logging(common.verbose);
+            init_logging(common.verbose, None);
             demo::run(demo::DemoArgs {
                 mountpoint,
                 cache_dir: common.cache_dir.clone(),
                 cache_size: common.cache_size,
+                cache_min_free: common.cache_min_free,
                 metadata_ttl: Duration::from_secs(common.metadata_ttl),
                 read_only: common.read_only,
                 allow_other: common.allow_other,

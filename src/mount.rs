@@ -30,6 +30,10 @@ pub struct MountOptions {
     pub token: Option<String>,
     pub cache_dir: PathBuf,
     pub cache_size: u64,
+    /// `--cache-min-free`.
+    pub cache_min_free: u64,
+    /// Bytes of the cache set aside for the log file (0 in the foreground: stderr).
+    pub log_budget: u64,
     pub metadata_ttl: Duration,
     pub read_only: bool,
     pub allow_other: bool,
@@ -133,6 +137,14 @@ pub fn daemonize_and_wait(cache_dir: &Path) -> anyhow::Result<()> {
     bail!("{last}")
 }
 
+fn cache_limits(opts: &MountOptions) -> crate::cache::Limits {
+    crate::cache::Limits {
+        size: opts.cache_size,
+        min_free: opts.cache_min_free,
+        reserved: opts.log_budget,
+    }
+}
+
 fn describe_api_error(repo: &RepoRef, api_url: &url::Url, e: &ApiError) -> String {
     match e {
         ApiError::Unauthorized(_) => {
@@ -233,7 +245,7 @@ pub fn run_mount(opts: MountOptions, on_ready: impl FnOnce()) -> anyhow::Result<
     })?;
 
     let cache = Arc::new(
-        DiskCache::open(&opts.cache_dir, opts.cache_size)
+        DiskCache::open_with(&opts.cache_dir, cache_limits(&opts))
             .with_context(|| format!("cache dir {}", opts.cache_dir.display()))?,
     );
     let remote = Arc::new(GitHubRemote::new(api, BlobClient::new()));

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use artifactfs::archive::central_directory::read_central_directory;
 use artifactfs::archive::entry::extract_entry_to;
 use artifactfs::archive::tree::{ArchiveTree, MAX_COMPONENT, NodeKind, sanitize_components};
-use artifactfs::archive::{ByteSource, MemorySource};
+use artifactfs::source::{ByteSource, MemorySource};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::executor::block_on;

@@ -329,3 +329,62 @@ fn a_small_archive_is_listed_by_range_and_read_whole_in_one_request() {
         "one ranged read to list, one request for the rest"
     );
 }
+
+#[test]
+fn a_big_sequential_read_keeps_several_ranges_in_flight() {
+    if !fuse_available() {
+        return;
+    }
+    let gh = start_fake();
+    let big = noise(40 << 20, 21);
+    let mut z = ZipBuilder::new();
+    z.add_with("big.bin", &big, EntryOptions::stored());
+    add_hello(&gh, "big", 2, z.finish());
+    // Each connection at most 20 MiB/s, as a blob host serves one.
+    gh.set_faults(Faults {
+        blob_bandwidth: Some(20 << 20),
+        ..Default::default()
+    });
+    let m = MountBuilder::new(&gh, REPO).mount();
+    let p = m.path("octo-org/hello/runs/2/big/big.bin");
+    gh.reset_counters();
+    assert_eq!(sha256(&fs::read(&p).unwrap()), sha256(&big));
+    let c = gh.counters();
+    assert!(
+        c.blob_in_flight_max >= 3,
+        "at most {} ranges in flight",
+        c.blob_in_flight_max
+    );
+    assert!(
+        c.blob_bytes_total <= big.len() as u64 + (1 << 20),
+        "no byte fetched twice: {}",
+        c.blob_bytes_total
+    );
+}
+
+#[test]
+fn a_cold_cat_of_a_small_file_in_a_big_archive_costs_three_round_trips() {
+    if !fuse_available() {
+        return;
+    }
+    let gh = start_fake();
+    let mut z = ZipBuilder::new();
+    for i in 0..3000u64 {
+        z.add(
+            &format!("logs/job-{i}.log"),
+            &log_text(1_000 + (i as usize % 5) * 10, i),
+        );
+    }
+    z.add_with("payload.bin", &noise(64 << 20, 9), EntryOptions::stored());
+    let zip = z.finish();
+    add_hello(&gh, "many", 3, zip.clone());
+    let m = MountBuilder::new(&gh, REPO).mount();
+    let p = m.path("octo-org/hello/runs/3/many/logs/job-1234.log");
+    gh.reset_counters();
+    assert_eq!(fs::read(&p).unwrap(), log_text(1_000 + 4 * 10, 1234));
+    let c = gh.counters();
+    // The redirect, the tail with the central directory in it, the entry's block.
+    assert_eq!(c.endpoint("download"), 1, "{c:?}");
+    assert_eq!(c.endpoint("blob"), 2, "{c:?}");
+    assert!(c.blob_bytes_total < 1 << 20, "{} bytes", c.blob_bytes_total);
+}

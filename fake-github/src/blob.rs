@@ -77,6 +77,8 @@ struct Plan {
     throttle: Option<u64>,
     delay: Option<Duration>,
     no_range: bool,
+    /// Offset in the blob of a byte to change in flight.
+    flip: Option<u64>,
 }
 
 pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<Body>) -> Response {
@@ -97,7 +99,7 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
     } else {
         parse_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()))
     };
-    let (status, slice, bounds) = match range {
+    let (status, mut slice, bounds) = match range {
         RangeRequest::Whole | RangeRequest::Invalid => (StatusCode::OK, plan.body.clone(), None),
         RangeRequest::Suffix => {
             return azure_error(
@@ -127,6 +129,14 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
             )
         }
     };
+    if let Some(at) = plan.flip {
+        let start = bounds.map_or(0, |(s, _)| s);
+        if at >= start && at < start + slice.len() as u64 {
+            let mut changed = slice.to_vec();
+            changed[(at - start) as usize] ^= 0xFF;
+            slice = Bytes::from(changed);
+        }
+    }
     let mut b = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, &plan.content_type)
@@ -170,6 +180,7 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
             st.counters.ranges_served += 1;
         }
     }
+    let in_flight = InFlight::start(shared.clone());
     let body = if plan.truncate {
         // Headers and half the body go out; then the connection drops, as when a proxy or
         // the storage front end gives up mid-transfer.
@@ -190,7 +201,40 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
     } else {
         Body::from(slice)
     };
-    b.body(body).expect("valid response")
+    b.body(Body::from_stream(tracked(body, in_flight)))
+        .expect("valid response")
+}
+
+/// Counts a blob body as in flight from its headers until it is sent or dropped.
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn start(shared: Arc<Shared>) -> InFlight {
+        {
+            let mut st = shared.state.lock().unwrap();
+            st.blob_in_flight += 1;
+            st.counters.blob_in_flight_max = st.counters.blob_in_flight_max.max(st.blob_in_flight);
+        }
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.state.lock().unwrap().blob_in_flight -= 1;
+    }
+}
+
+/// `body`'s frames, holding `guard` until the last one is sent (or the body is dropped).
+fn tracked(
+    body: Body,
+    guard: InFlight,
+) -> impl futures_util::Stream<Item = Result<Bytes, axum::Error>> + Send {
+    use futures_util::StreamExt;
+    body.into_data_stream().map(move |frame| {
+        let _keep = &guard;
+        frame
+    })
 }
 
 /// Sends `data` in 16 KiB chunks at about `bps` bytes per second.
@@ -221,6 +265,37 @@ fn throttled(
             Some((Ok(data.slice(off..end)), end))
         }
     })
+}
+
+fn headers_range(headers: &HeaderMap) -> RangeRequest {
+    parse_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()))
+}
+
+/// The offset to change in this body, if the flip fault covers it (and counts the flip).
+fn flip_at(
+    st: &mut crate::state::State,
+    id: u64,
+    is_get: bool,
+    range: &RangeRequest,
+    total: u64,
+) -> Option<u64> {
+    let f = st.faults.blob_flip?;
+    if !is_get || f.artifact.is_some_and(|a| a != id) || f.offset >= total {
+        return None;
+    }
+    let (start, end) = match *range {
+        RangeRequest::From(s, e) if !st.faults.no_range => (s, e.unwrap_or(total - 1)),
+        _ => (0, total - 1),
+    };
+    if f.offset < start || f.offset > end {
+        return None;
+    }
+    if f.times != 0 && st.fault_counts.blob_flips >= f.times {
+        return None;
+    }
+    st.fault_counts.blob_flips += 1;
+    st.counters.blob_bytes_flipped += 1;
+    Some(f.offset)
 }
 
 fn blob_id(path: &str) -> Option<u64> {
@@ -266,8 +341,12 @@ fn plan(
             "Server failed to authenticate the request. Signed expiry time has passed or the signature is wrong.",
         )));
     }
+    // A forced 403 stands for a signature that expired: it never hits a URL on its first
+    // use (a fresh URL is valid for a minute), unless every request is refused (N = 1).
+    let first_use = st.used_signatures.insert(sig.to_string());
     st.fault_counts.blob_403 += 1;
-    if fires(st.faults.blob_force_403_every, st.fault_counts.blob_403) {
+    let every = st.faults.blob_force_403_every;
+    if fires(every, st.fault_counts.blob_403) && (every == 1 || !first_use) {
         st.counters.inject("blob_403");
         return Err(Box::new(azure_error(
             StatusCode::FORBIDDEN,
@@ -304,7 +383,15 @@ fn plan(
         .blob_throttle
         .and_then(|(tid, bps)| (tid == id).then_some(bps))
         .or(st.faults.blob_bandwidth);
+    let flip = flip_at(
+        &mut st,
+        id,
+        is_get,
+        &headers_range(headers),
+        body.len() as u64,
+    );
     Ok(Plan {
+        flip,
         body,
         content_type,
         file_name,

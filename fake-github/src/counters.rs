@@ -38,6 +38,10 @@ pub struct Counters {
     pub injected: BTreeMap<String, u64>,
     /// Blob answers that were 206 Partial Content.
     pub ranges_served: u64,
+    /// Blob bodies sent with one byte changed (the `blob_flip` fault).
+    pub blob_bytes_flipped: u64,
+    /// The most blob bodies being sent at the same time.
+    pub blob_in_flight_max: u64,
 }
 
 impl Counters {

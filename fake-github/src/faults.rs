@@ -24,7 +24,9 @@ pub struct Faults {
     /// The primary rate limit is exhausted for this long from when the faults are set:
     /// 403 with `x-ratelimit-remaining: 0` and `x-ratelimit-reset` at the end of the window.
     pub rate_limit_exhausted_for: Option<Duration>,
-    /// Every Nth blob request answers 403 `AuthenticationFailed`, as for an expired signature.
+    /// Every Nth blob request answers 403 `AuthenticationFailed`, as for an expired signature:
+    /// never on a URL's first use (a fresh URL is good for a minute), unless N = 1 (a host
+    /// that refuses everything).
     pub blob_force_403_every: u64,
     /// Download redirects point at opaque blob paths (`/blob/ID/content`, no file name, no
     /// `.zip`), as other storage back ends give: zip or not must come from the blob's headers.
@@ -37,6 +39,20 @@ pub struct Faults {
     pub blob_bandwidth: Option<u64>,
     /// Every Nth DELETE deletes the artifact and then answers 500 anyway.
     pub delete_fail_every: u64,
+    /// Changes one byte of a blob in flight, as a bad link or proxy does (the `digest` the
+    /// API lists stays the true one).
+    pub blob_flip: Option<BlobFlip>,
+}
+
+/// Which byte [`Faults::blob_flip`] changes, and how often.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BlobFlip {
+    /// The artifact whose blob is changed (`None`: every artifact).
+    pub artifact: Option<u64>,
+    /// Offset of the byte in the blob; a body that covers it carries it XOR 0xFF.
+    pub offset: u64,
+    /// How many bodies are changed before the link heals (0: every one, forever).
+    pub times: u64,
 }
 
 /// True on every `every`th call (counting from 1); never when `every` is 0.

@@ -27,7 +27,7 @@ use axum::Router;
 use serde_json::Value;
 
 pub use counters::Counters;
-pub use faults::Faults;
+pub use faults::{BlobFlip, Faults};
 
 use state::State;
 

@@ -52,6 +52,7 @@ pub(crate) struct FaultCounts {
     pub blob: u64,
     pub blob_403: u64,
     pub delete: u64,
+    pub blob_flips: u64,
 }
 
 pub(crate) struct State {
@@ -71,6 +72,10 @@ pub(crate) struct State {
     pub secret: [u8; 32],
     pub faults: Faults,
     pub fault_counts: FaultCounts,
+    /// Blob bodies being sent right now.
+    pub blob_in_flight: u64,
+    /// Blob URL signatures seen so far (a forced 403 spares a URL's first use).
+    pub used_signatures: std::collections::HashSet<String>,
     pub rate_limited_until: Option<Instant>,
     pub counters: Counters,
     /// Remaining primary quota per token ("" = anonymous).
@@ -123,6 +128,8 @@ impl State {
             secret,
             faults,
             fault_counts: FaultCounts::default(),
+            used_signatures: Default::default(),
+            blob_in_flight: 0,
             rate_limited_until,
             counters: Counters::default(),
             quota_used: HashMap::new(),

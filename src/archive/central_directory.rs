@@ -11,7 +11,7 @@
 //! headers with zero sizes and CRC), so the central directory is the only truth we use.
 
 use super::error::{ArchiveError, corrupt};
-use super::source::ByteSource;
+use crate::source::ByteSource;
 
 const EOCD_SIG: u32 = 0x0605_4b50;
 const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
@@ -23,6 +23,17 @@ const ZIP64_EOCD_LEN: usize = 56;
 const CENTRAL_LEN: usize = 46;
 /// Largest end record (with a 65 535-byte comment) plus the zip64 locator and record.
 pub const TAIL_LEN: u64 = (EOCD_LEN + 65_535 + ZIP64_LOCATOR_LEN + ZIP64_EOCD_LEN) as u64;
+/// The most bytes a speculative tail read asks for.
+pub const MAX_SPECULATIVE_TAIL: u64 = 512 << 10;
+
+/// How much of a blob's end to read first: the end record's worst case, or more for bigger
+/// archives (1/512 of the blob, at most [`MAX_SPECULATIVE_TAIL`]), so that the central
+/// directory usually comes in the same request: one round trip instead of two, for at most
+/// 0.2% of the archive's bytes.
+pub fn tail_len_for(len: u64) -> u64 {
+    len.min(TAIL_LEN.max((len / 512).min(MAX_SPECULATIVE_TAIL)))
+}
+
 /// A central directory bigger than this is refused (70 000 entries take about 7 MiB).
 pub const MAX_CD_SIZE: u64 = 512 << 20;
 
@@ -124,7 +135,7 @@ pub async fn read_central_directory(
     if len < EOCD_LEN as u64 {
         return Err(corrupt(format!("{len} bytes is too short for a zip")));
     }
-    let tail_len = len.min(TAIL_LEN);
+    let tail_len = tail_len_for(len);
     let tail_start = len - tail_len;
     let tail = src.read_at(tail_start, tail_len as usize).await?;
     if (tail.len() as u64) < tail_len {
@@ -424,7 +435,7 @@ pub fn dos_to_unix(date: u16, time: u16) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::source::MemorySource;
+    use crate::source::MemorySource;
     use bytes::Bytes;
     use std::io::Write;
 

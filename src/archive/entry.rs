@@ -12,7 +12,7 @@ use flate2::{Decompress, FlushDecompress, Status};
 
 use super::central_directory::ZipEntry;
 use super::error::{ArchiveError, corrupt};
-use super::source::ByteSource;
+use crate::source::ByteSource;
 
 const LOCAL_SIG: u32 = 0x0403_4b50;
 const LOCAL_LEN: usize = 30;
@@ -87,15 +87,6 @@ pub fn check_readable(entry: &ZipEntry) -> Result<(), ArchiveError> {
         }
     }
     Ok(())
-}
-
-/// Writes the entry's uncompressed bytes to a file; see [`extract_entry_to`].
-pub async fn extract_entry(
-    src: &dyn ByteSource,
-    entry: &ZipEntry,
-    out: &mut std::fs::File,
-) -> Result<u64, ArchiveError> {
-    extract_entry_to(src, entry, out).await
 }
 
 /// Passes inflated bytes on: never past the declared size, CRC updated, count kept.
@@ -221,7 +212,7 @@ pub async fn extract_entry_to<W: Write + Send>(
 mod tests {
     use super::*;
     use crate::archive::central_directory::read_central_directory;
-    use crate::archive::source::MemorySource;
+    use crate::source::MemorySource;
     use bytes::Bytes;
     use futures::executor::block_on;
 

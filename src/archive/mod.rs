@@ -1,11 +1,9 @@
 //! The archive layer: zip central directories, entry readers and the tree a user sees, all
-//! over one ranged byte-source interface ([`ByteSource`]). No HTTP, no files, no FUSE here.
+//! over one ranged byte-source interface ([`crate::source::ByteSource`]). No HTTP, no files, no FUSE here.
 
 pub mod central_directory;
 pub mod entry;
 pub mod error;
-pub mod source;
 pub mod tree;
 
 pub use error::ArchiveError;
-pub use source::{ByteSource, MemorySource};

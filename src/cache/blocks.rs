@@ -208,9 +208,9 @@ impl BlockFile {
         Ok(buf)
     }
 
-    /// The data file, for hashing a complete blob.
-    pub fn data_file(&self) -> &File {
-        &self.data
+    /// Bytes the `.map` file takes (length header and bitmap).
+    pub fn map_len(&self) -> u64 {
+        8 + self.block_count().div_ceil(8)
     }
 
     /// Removes both files (the open descriptors stay valid until dropped).

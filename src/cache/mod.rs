@@ -1,6 +1,7 @@
-//! The disk cache: blob blocks, inflated zip entries and remembered metadata, under one
-//! directory (mode 0700, files 0600), bounded by `--cache-size` with least-recently-used
-//! eviction.
+//! The disk cache: blob blocks, inflated zip entries and small metadata files, under one
+//! directory (mode 0700, files 0600), bounded by `--cache-size` (and kept clear of
+//! `--cache-min-free`) with least-recently-used eviction. It knows nothing of GitHub: blobs
+//! are named by opaque [`BlobKey`]s, metadata by file name.
 //!
 //! Layout:
 //! ```text
@@ -9,14 +10,17 @@
 //!   entries/a{id}-{version}/{n}  zip entry n, inflated and CRC-checked
 //!   blocks/a{id}-{version}.data  the blob's bytes fetched so far (sparse; see `blocks`)
 //!   blocks/a{id}-{version}.map   which 128 KiB blocks of it are present
-//!   meta/kinds.json              artifact id → zip or raw (costs a 302 to learn; paid once)
+//!   meta/NAME                    small remembered answers (e.g. which artifacts are zips)
+//!   artifactfs.log[.1]           a background mount's log (capped; see `crate::logfile`)
 //! ```
-//! One least-recently-used list covers files and blocks alike, so `--cache-size` bounds
-//! them together; an evicted block is a hole punched in its data file.
-//! `version` is the digest's first 32 hex digits, or `s{size}-t{created_at}` when the
-//! artifact has no digest, so a re-uploaded artifact never hits stale bytes. Files are
-//! immutable once renamed into place; readers keep an open descriptor, so eviction (unlink)
-//! never disturbs a read in progress. Nothing secret is written here: no token, no URL.
+//! Everything under the directory counts against the cap: blocks and entries (one LRU list;
+//! an evicted block is a hole punched in its data file), block maps and metadata files (not
+//! evicted, counted as they are), entries being inflated (reserved up front, see
+//! [`DiskCache::reserve`]) and the log's fixed budget. Writing is best effort: a write that
+//! fails (ENOSPC, EDQUOT, EIO) is reported with [`DiskCache::write_failed`], after which the
+//! cache stops writing for a while and readers are served from the network.
+//! Files are immutable once renamed into place; readers keep an open descriptor, so eviction
+//! (unlink) never disturbs a read in progress. Nothing secret is written here.
 
 use std::collections::HashMap;
 use std::fs;
@@ -25,18 +29,19 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use lru::LruCache;
 
-use crate::github::{Artifact, ArtifactKind};
+use scan::{collect_blocks, collect_files};
 
 pub mod blocks;
-pub mod cached_source;
+mod scan;
 
 pub use blocks::{BLOCK_SIZE, BlockFile};
-pub use cached_source::CachedSource;
 
-/// Identifies one version of one artifact's bytes.
+/// Names one version of one blob's bytes. The cache only uses it to name files: `id` groups
+/// the versions that [`DiskCache::remove_blobs`] drops together.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BlobKey {
     pub id: u64,
@@ -44,54 +49,105 @@ pub struct BlobKey {
 }
 
 impl BlobKey {
-    pub fn for_artifact(a: &Artifact) -> BlobKey {
-        let version = match a.sha256_hex() {
-            Some(hex) => hex[..32].to_ascii_lowercase(),
-            None => {
-                let created: String = a
-                    .created_at
-                    .as_deref()
-                    .unwrap_or("")
-                    .chars()
-                    .filter(|c| c.is_ascii_alphanumeric())
-                    .collect();
-                format!("s{}-t{}", a.size_in_bytes, created)
-            }
-        };
-        BlobKey { id: a.id, version }
-    }
-
     pub fn stem(&self) -> String {
         format!("a{}-{}", self.id, self.version)
     }
 }
 
+/// How long the cache stops writing after a write failed (the disk may free up).
+const WRITE_PAUSE: Duration = Duration::from_secs(10);
+
+/// What bounds the cache.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// `--cache-size`: every byte under the cache directory.
+    pub size: u64,
+    /// `--cache-min-free`: keep this much free on the cache's filesystem.
+    pub min_free: u64,
+    /// Bytes set aside for files the cache does not write itself (the log).
+    pub reserved: u64,
+}
+
 struct LruState {
-    /// Relative path → size in bytes. Most recently used at the front.
+    /// Relative path → size on disk. Most recently used at the front.
     files: LruCache<PathBuf, u64>,
+    /// Sum of `files`.
     total: u64,
+    /// Block maps and metadata files: counted, never evicted (relative path → size).
+    fixed: HashMap<PathBuf, u64>,
+    fixed_total: u64,
+    /// Space promised to entries being inflated.
+    pinned: u64,
+}
+
+impl LruState {
+    fn used(&self) -> u64 {
+        self.total + self.fixed_total + self.pinned
+    }
+
+    fn set_fixed(&mut self, rel: PathBuf, size: u64) {
+        let old = self.fixed.insert(rel, size).unwrap_or(0);
+        self.fixed_total = self.fixed_total - old + size;
+    }
+
+    fn unset_fixed(&mut self, rel: &Path) {
+        if let Some(old) = self.fixed.remove(rel) {
+            self.fixed_total -= old;
+        }
+    }
 }
 
 /// The on-disk cache. Cheap to share behind an `Arc`; the internal lock is never held
 /// across I/O other than `unlink` of evicted files.
 pub struct DiskCache {
     root: PathBuf,
-    limit: u64,
+    limits: Limits,
     state: Mutex<LruState>,
-    kinds: Mutex<HashMap<u64, ArtifactKind>>,
     tmp_counter: AtomicU64,
     /// Open block files by stem.
     blocks: Mutex<HashMap<String, std::sync::Arc<BlockFile>>>,
+    /// Until when writing is paused after a failed write.
+    paused_until: Mutex<Option<Instant>>,
+}
+
+/// Space promised to a file being written (an entry being inflated); given back when dropped
+/// or when the file is committed.
+pub struct Reservation {
+    cache: std::sync::Arc<DiskCache>,
+    bytes: AtomicU64,
+}
+
+impl Reservation {
+    fn release(&self) {
+        let n = self.bytes.swap(0, Ordering::SeqCst);
+        self.cache.state.lock().unwrap().pinned -= n;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// What a file of `len` bytes really takes on disk (4 KiB allocation units), which is what
 /// `--cache-size` bounds.
-fn on_disk(len: u64) -> u64 {
+pub fn on_disk(len: u64) -> u64 {
     len.div_ceil(4096) * 4096
 }
 
-fn block_rel(stem: &str, i: u64) -> PathBuf {
+/// What a blob's files take beyond its blocks: the `.map` file, and one allocation unit for
+/// the sparse data file's extent tree (a file with holes needs one on ext4 and others).
+pub(crate) fn blob_overhead(map_len: u64) -> u64 {
+    on_disk(map_len) + 4096
+}
+
+pub(crate) fn block_rel(stem: &str, i: u64) -> PathBuf {
     Path::new("blocks").join(format!("{stem}#{i}"))
+}
+
+pub(crate) fn map_rel(stem: &str) -> PathBuf {
+    Path::new("blocks").join(format!("{stem}.map"))
 }
 
 /// `blocks/{stem}#{i}` → (stem, i).
@@ -112,10 +168,32 @@ fn mkdir_private(path: &Path) -> io::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(0o700))
 }
 
+/// Free bytes on the filesystem holding `path` (for unprivileged users).
+fn free_space(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs with a valid NUL-terminated path and a zeroed out-struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (r == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
 impl DiskCache {
     /// Opens (creating if needed) the cache at `root`, limited to `limit` bytes.
-    /// Leftover partial downloads are removed; existing files are accounted, oldest first.
     pub fn open(root: &Path, limit: u64) -> io::Result<DiskCache> {
+        DiskCache::open_with(
+            root,
+            Limits {
+                size: limit,
+                min_free: 0,
+                reserved: 0,
+            },
+        )
+    }
+
+    /// Opens (creating if needed) the cache at `root` within `limits`. Leftover partial
+    /// files are removed; existing files are accounted, oldest first.
+    pub fn open_with(root: &Path, limits: Limits) -> io::Result<DiskCache> {
         mkdir_private(root)?;
         for sub in ["tmp", "entries", "blocks", "meta"] {
             mkdir_private(&root.join(sub))?;
@@ -125,28 +203,32 @@ impl DiskCache {
         }
         let mut found = Vec::new();
         collect_files(root, &root.join("entries"), &mut found)?;
-        collect_blocks(&root.join("blocks"), &mut found)?;
+        let mut fixed = Vec::new();
+        collect_blocks(&root.join("blocks"), &mut found, &mut fixed)?;
+        collect_files(root, &root.join("meta"), &mut fixed)?;
         // Oldest access first, so the most recent ends up at the LRU front.
         found.sort_by_key(|(_, _, t)| *t);
         let mut state = LruState {
             files: LruCache::unbounded(),
             total: 0,
+            fixed: HashMap::new(),
+            fixed_total: 0,
+            pinned: 0,
         };
         for (rel, size, _) in found {
             state.total += size;
             state.files.put(rel, size);
         }
-        let kinds = fs::read(root.join("meta/kinds.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<HashMap<u64, ArtifactKind>>(&b).ok())
-            .unwrap_or_default();
+        for (rel, size, _) in fixed {
+            state.set_fixed(rel, size);
+        }
         let cache = DiskCache {
             root: root.to_path_buf(),
-            limit,
+            limits,
             state: Mutex::new(state),
-            kinds: Mutex::new(kinds),
             tmp_counter: AtomicU64::new(0),
             blocks: Mutex::new(HashMap::new()),
+            paused_until: Mutex::new(None),
         };
         cache.evict_to_limit();
         Ok(cache)
@@ -156,13 +238,59 @@ impl DiskCache {
         &self.root
     }
 
+    /// `--cache-size`.
     pub fn limit(&self) -> u64 {
-        self.limit
+        self.limits.size
     }
 
-    /// Bytes currently held.
+    /// Bytes currently held under the cache directory (the log's budget included).
     pub fn used(&self) -> u64 {
-        self.state.lock().unwrap().total
+        self.state.lock().unwrap().used() + self.limits.reserved
+    }
+
+    /// What the cache may hold now: `--cache-size`, less what `--cache-min-free` asks to
+    /// keep free on the filesystem.
+    fn budget(&self, used: u64) -> u64 {
+        let cap = self.limits.size.saturating_sub(self.limits.reserved);
+        if self.limits.min_free == 0 {
+            return cap;
+        }
+        match free_space(&self.root) {
+            Some(free) => cap.min((used + free).saturating_sub(self.limits.min_free)),
+            None => cap,
+        }
+    }
+
+    /// Whether a single piece of `len` bytes is worth caching at all: more than half the
+    /// cache would evict everything else for it, so it is read from the network instead.
+    pub fn fits(&self, len: u64) -> bool {
+        len <= self.limit() / 2
+    }
+
+    /// Whether the cache is writing (not paused after a failed write).
+    pub fn writable(&self) -> bool {
+        let mut p = self.paused_until.lock().unwrap();
+        match *p {
+            Some(t) if Instant::now() < t => false,
+            Some(_) => {
+                *p = None;
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// Reports a write into the cache that failed: one warning, then no writes for a while;
+    /// readers carry on from the network.
+    pub fn write_failed(&self, what: &str, e: &io::Error) {
+        let mut p = self.paused_until.lock().unwrap();
+        if p.is_none() {
+            tracing::warn!(
+                "cache: writing {what} failed ({e}); reading from the network without caching for {}s",
+                WRITE_PAUSE.as_secs()
+            );
+        }
+        *p = Some(Instant::now() + WRITE_PAUSE);
     }
 
     fn entry_rel(key: &BlobKey, index: usize) -> PathBuf {
@@ -191,6 +319,28 @@ impl DiskCache {
         None
     }
 
+    /// Promises `len` bytes to a file about to be written, evicting what it takes; `None`
+    /// when that would exceed half the budget (the caller then does without the cache).
+    pub fn reserve(self: &std::sync::Arc<Self>, len: u64) -> Option<Reservation> {
+        let size = on_disk(len);
+        if !self.writable() {
+            return None;
+        }
+        {
+            let mut st = self.state.lock().unwrap();
+            let used = st.used();
+            if st.pinned + size > self.budget(used) / 2 {
+                return None;
+            }
+            st.pinned += size;
+        }
+        self.evict_to_limit();
+        Some(Reservation {
+            cache: self.clone(),
+            bytes: AtomicU64::new(size),
+        })
+    }
+
     /// A fresh temporary file (mode 0600) to download into.
     pub fn temp_file(&self) -> io::Result<(PathBuf, fs::File)> {
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
@@ -207,30 +357,90 @@ impl DiskCache {
         Ok((path, file))
     }
 
-    /// Moves a complete, verified temp file into place as entry `index` of `key`.
-    pub fn commit_entry(&self, key: &BlobKey, index: usize, tmp: &Path) -> io::Result<PathBuf> {
+    /// Moves a complete, verified temp file into place as entry `index` of `key`; the
+    /// reservation it was written under becomes the entry's place in the LRU.
+    pub fn commit_entry(
+        &self,
+        key: &BlobKey,
+        index: usize,
+        tmp: &Path,
+        reservation: &Reservation,
+    ) -> io::Result<PathBuf> {
         let rel = Self::entry_rel(key, index);
         mkdir_private(
             &self
                 .root
                 .join(rel.parent().expect("entry path has a parent")),
         )?;
-        self.commit(&rel, tmp)
-    }
-
-    fn commit(&self, rel: &Path, tmp: &Path) -> io::Result<PathBuf> {
-        let dest = self.root.join(rel);
+        let dest = self.root.join(&rel);
         let size = on_disk(fs::metadata(tmp)?.len());
         fs::rename(tmp, &dest)?;
         {
             let mut st = self.state.lock().unwrap();
-            if let Some(old) = st.files.put(rel.to_path_buf(), size) {
+            if let Some(old) = st.files.put(rel, size) {
+                st.total -= old;
+            }
+            st.total += size;
+        }
+        reservation.release();
+        self.evict_to_limit();
+        Ok(dest)
+    }
+
+    fn seek_rel(key: &BlobKey, index: usize) -> PathBuf {
+        Path::new("entries")
+            .join(key.stem())
+            .join(format!("{index}.seek"))
+    }
+
+    /// The seek points kept for entry `index` of `key` (and marks them used).
+    pub fn seek_points(&self, key: &BlobKey, index: usize) -> Option<Vec<u8>> {
+        fs::read(self.get(&Self::seek_rel(key, index))?).ok()
+    }
+
+    /// Keeps seek points for entry `index` of `key` (replaced atomically, evictable).
+    pub fn store_seek_points(&self, key: &BlobKey, index: usize, bytes: &[u8]) {
+        use std::io::Write;
+        if !self.writable() || !self.fits(bytes.len() as u64) {
+            return;
+        }
+        let rel = Self::seek_rel(key, index);
+        let dest = self.root.join(&rel);
+        let written = self.temp_file().and_then(|(tmp, mut f)| {
+            let r = f
+                .write_all(bytes)
+                .and_then(|()| mkdir_private(dest.parent().expect("entry path has a parent")))
+                .and_then(|()| fs::rename(&tmp, &dest));
+            if r.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            r
+        });
+        if let Err(e) = written {
+            self.write_failed("seek points", &e);
+            return;
+        }
+        {
+            let mut st = self.state.lock().unwrap();
+            let size = on_disk(bytes.len() as u64);
+            if let Some(old) = st.files.put(rel, size) {
                 st.total -= old;
             }
             st.total += size;
         }
         self.evict_to_limit();
-        Ok(dest)
+    }
+
+    /// Drops a cached inflated entry (it failed a check, or its blob is gone).
+    pub fn remove_entry(&self, key: &BlobKey, index: usize) {
+        let rel = Self::entry_rel(key, index);
+        let known = {
+            let mut st = self.state.lock().unwrap();
+            st.files.pop(&rel).map(|size| st.total -= size).is_some()
+        };
+        if known {
+            let _ = fs::remove_file(self.root.join(rel));
+        }
     }
 
     /// The block file for `key`'s blob of `len` bytes (opened once, shared).
@@ -242,11 +452,15 @@ impl DiskCache {
             return Ok(f.clone());
         }
         let f = std::sync::Arc::new(BlockFile::open(&self.root.join("blocks"), &stem, len)?);
+        self.state
+            .lock()
+            .unwrap()
+            .set_fixed(map_rel(&stem), blob_overhead(f.map_len()));
         Ok(self.blocks.lock().unwrap().entry(stem).or_insert(f).clone())
     }
 
     /// Accounts blocks just written (most recently used), then evicts past the limit.
-    pub fn note_blocks(&self, key: &BlobKey, file: &BlockFile, blocks: &[u64]) {
+    pub fn add_blocks(&self, key: &BlobKey, file: &BlockFile, blocks: &[u64]) {
         let stem = key.stem();
         {
             let mut st = self.state.lock().unwrap();
@@ -261,8 +475,8 @@ impl DiskCache {
         self.evict_to_limit();
     }
 
-    /// Forgets blocks that were dropped for being bad (their holes already punched).
-    pub fn forget_blocks(&self, key: &BlobKey, blocks: &[u64]) {
+    /// Forgets blocks whose holes were punched by their owner (bad bytes dropped).
+    pub fn remove_blocks(&self, key: &BlobKey, blocks: &[u64]) {
         let stem = key.stem();
         let mut st = self.state.lock().unwrap();
         for &i in blocks {
@@ -286,7 +500,7 @@ impl DiskCache {
         let file = match open {
             Some(f) => f,
             None => {
-                let map = self.root.join("blocks").join(format!("{stem}.map"));
+                let map = self.root.join(map_rel(stem));
                 let Some(len) = BlockFile::recorded_len(&map) else {
                     return;
                 };
@@ -299,25 +513,30 @@ impl DiskCache {
         file.punch(i);
     }
 
-    /// Drops everything cached for artifact `id` (all versions).
-    pub fn remove_artifact(&self, id: u64) {
+    /// Drops everything cached for blob id `id` (all versions).
+    pub fn remove_blobs(&self, id: u64) {
         let prefix = format!("a{id}-");
+        let ours = |rel: &Path| {
+            rel.components()
+                .nth(1)
+                .is_some_and(|c| c.as_os_str().to_string_lossy().starts_with(&prefix))
+        };
         let victims: Vec<PathBuf> = {
             let mut st = self.state.lock().unwrap();
             let keys: Vec<PathBuf> = st
                 .files
                 .iter()
                 .map(|(k, _)| k.clone())
-                .filter(|k| {
-                    k.components()
-                        .nth(1)
-                        .is_some_and(|c| c.as_os_str().to_string_lossy().starts_with(&prefix))
-                })
+                .filter(|k| ours(k))
                 .collect();
             for k in &keys {
                 if let Some(size) = st.files.pop(k) {
                     st.total -= size;
                 }
+            }
+            let maps: Vec<PathBuf> = st.fixed.keys().filter(|k| ours(k)).cloned().collect();
+            for m in maps {
+                st.unset_fixed(&m);
             }
             keys
         };
@@ -349,14 +568,14 @@ impl DiskCache {
                 let _ = fs::remove_dir(self.root.join(parent));
             }
         }
-        self.kinds.lock().unwrap().remove(&id);
     }
 
     fn evict_to_limit(&self) {
         loop {
             let victim = {
                 let mut st = self.state.lock().unwrap();
-                if st.total <= self.limit {
+                let used = st.used();
+                if used <= self.budget(used) {
                     return;
                 }
                 match st.files.pop_lru() {
@@ -377,159 +596,33 @@ impl DiskCache {
         }
     }
 
-    /// The remembered kind of artifact `id`.
-    pub fn kind(&self, id: u64) -> Option<ArtifactKind> {
-        self.kinds.lock().unwrap().get(&id).cloned()
+    /// A small remembered file from `meta/` (e.g. which artifacts are zips).
+    pub fn load_meta(&self, name: &str) -> Option<Vec<u8>> {
+        fs::read(self.root.join("meta").join(name)).ok()
     }
 
-    /// Remembers (and persists) the kind of artifact `id`.
-    pub fn set_kind(&self, id: u64, kind: ArtifactKind) {
-        let snapshot = {
-            let mut kinds = self.kinds.lock().unwrap();
-            if kinds.get(&id) == Some(&kind) {
-                return;
-            }
-            kinds.insert(id, kind);
-            serde_json::to_vec(&*kinds).unwrap_or_default()
-        };
-        if let Err(e) = self.write_meta("kinds.json", &snapshot) {
-            tracing::warn!("cache: could not persist artifact kinds: {e}");
-        }
-    }
-
-    fn write_meta(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+    /// Replaces `meta/NAME` atomically (counted against the cap, never evicted).
+    pub fn store_meta(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
         use std::io::Write;
+        if !self.writable() {
+            return Ok(());
+        }
         let (tmp, mut f) = self.temp_file()?;
-        f.write_all(bytes)?;
+        let written = f.write_all(bytes);
         drop(f);
-        fs::rename(tmp, self.root.join("meta").join(name))
-    }
-}
-
-/// Accounts the blocks recorded in `blocks/*.map`, as of each map's last write.
-fn collect_blocks(
-    dir: &Path,
-    out: &mut Vec<(PathBuf, u64, std::time::SystemTime)>,
-) -> io::Result<()> {
-    for e in fs::read_dir(dir)? {
-        let e = e?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(stem) = name.strip_suffix(".map") else {
-            continue;
-        };
-        if !dir.join(format!("{stem}.data")).exists() {
-            let _ = fs::remove_file(e.path()); // an orphan map claims nothing
-            continue;
+        if let Err(e) = written.and_then(|()| fs::rename(&tmp, self.root.join("meta").join(name))) {
+            let _ = fs::remove_file(&tmp);
+            self.write_failed("metadata", &e);
+            return Err(e);
         }
-        let Some(len) = BlockFile::recorded_len(&e.path()) else {
-            continue;
-        };
-        let t = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .unwrap_or(std::time::UNIX_EPOCH);
-        for i in BlockFile::recorded_blocks(&e.path()) {
-            let size = BLOCK_SIZE.min(len.saturating_sub(i * BLOCK_SIZE));
-            out.push((block_rel(stem, i), on_disk(size), t));
-        }
+        self.state
+            .lock()
+            .unwrap()
+            .set_fixed(Path::new("meta").join(name), on_disk(bytes.len() as u64));
+        self.evict_to_limit();
+        Ok(())
     }
-    Ok(())
-}
-
-fn collect_files(
-    root: &Path,
-    dir: &Path,
-    out: &mut Vec<(PathBuf, u64, std::time::SystemTime)>,
-) -> io::Result<()> {
-    for e in fs::read_dir(dir)? {
-        let e = e?;
-        let md = e.metadata()?;
-        if md.is_dir() {
-            collect_files(root, &e.path(), out)?;
-        } else if md.is_file() {
-            let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
-            let t = md
-                .accessed()
-                .or_else(|_| md.modified())
-                .unwrap_or(std::time::UNIX_EPOCH);
-            out.push((rel, on_disk(md.len()), t));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    fn put(cache: &DiskCache, key: &BlobKey, bytes: usize) -> PathBuf {
-        let (tmp, mut f) = cache.temp_file().unwrap();
-        f.write_all(&vec![7u8; bytes]).unwrap();
-        cache.commit_entry(key, 0, &tmp).unwrap()
-    }
-
-    fn key(id: u64) -> BlobKey {
-        BlobKey {
-            id,
-            version: "v".into(),
-        }
-    }
-
-    #[test]
-    fn dirs_are_private_and_files_0600() {
-        let d = tempfile::tempdir().unwrap();
-        let root = d.path().join("c");
-        let cache = DiskCache::open(&root, 1 << 20).unwrap();
-        let p = put(&cache, &key(1), 10);
-        assert_eq!(
-            fs::metadata(&root).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
-        assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-    }
-
-    #[test]
-    fn evicts_least_recently_used_past_limit() {
-        let d = tempfile::tempdir().unwrap();
-        // Three 4 KiB files do not fit in 10 000 bytes.
-        let cache = DiskCache::open(d.path(), 10_000).unwrap();
-        put(&cache, &key(1), 4000);
-        put(&cache, &key(2), 4000);
-        assert!(cache.entry(&key(1), 0).is_some()); // 1 is now most recent
-        put(&cache, &key(3), 4000);
-        assert!(
-            cache.entry(&key(2), 0).is_none(),
-            "2 was least recently used"
-        );
-        assert!(cache.entry(&key(1), 0).is_some());
-        assert!(cache.entry(&key(3), 0).is_some());
-        assert!(cache.used() <= 10_000);
-    }
-
-    #[test]
-    fn survives_reopen_and_remove_artifact() {
-        let d = tempfile::tempdir().unwrap();
-        {
-            let cache = DiskCache::open(d.path(), 1 << 20).unwrap();
-            put(&cache, &key(5), 10);
-            let (tmp, mut f) = cache.temp_file().unwrap();
-            f.write_all(b"x").unwrap();
-            cache.commit_entry(&key(5), 3, &tmp).unwrap();
-            cache.set_kind(5, ArtifactKind::Zip);
-        }
-        let cache = DiskCache::open(d.path(), 1 << 20).unwrap();
-        assert!(cache.entry(&key(5), 0).is_some());
-        assert!(cache.entry(&key(5), 3).is_some());
-        assert_eq!(cache.kind(5), Some(ArtifactKind::Zip));
-        assert_eq!(cache.used(), 2 * 4096, "accounted in disk allocation units");
-        cache.remove_artifact(5);
-        assert!(cache.entry(&key(5), 0).is_none());
-        assert!(cache.entry(&key(5), 3).is_none());
-        assert_eq!(cache.kind(5), None);
-        assert_eq!(cache.used(), 0);
-    }
-}
+mod tests;

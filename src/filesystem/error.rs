@@ -85,4 +85,15 @@ impl FsError {
     }
 }
 
+impl From<crate::data::DataError> for FsError {
+    fn from(e: crate::data::DataError) -> FsError {
+        use crate::data::DataError;
+        match e {
+            DataError::Integrity(m) => FsError::Integrity(m),
+            DataError::Archive(a) => FsError::Archive(a),
+            DataError::Io(io) => FsError::Io(io),
+        }
+    }
+}
+
 pub type FsResult<T> = Result<T, FsError>;

@@ -173,12 +173,12 @@ impl ArtifactFs {
         if !self.remote.can_download() {
             return;
         }
-        let cache = self.cache().clone();
+        let kinds = self.kinds.clone();
         let ttl = self.cfg.metadata_ttl;
         let missing: Vec<u64> = {
             let failed = self.remembered.failed_probes.lock().unwrap();
             ids.into_iter()
-                .filter(|id| cache.kind(*id).is_none())
+                .filter(|id| kinds.get(*id).is_none())
                 .filter(|id| failed.get(id).is_none_or(|t| t.elapsed() >= ttl))
                 .collect()
         };
@@ -195,7 +195,7 @@ impl ArtifactFs {
             .buffer_unordered(KIND_PROBES_IN_FLIGHT)
             .for_each(|(id, r)| {
                 match r {
-                    Ok(kind) => cache.set_kind(id, kind),
+                    Ok(kind) => kinds.set(id, kind),
                     Err(e) => {
                         tracing::warn!(repo = %repo, artifact = id, "could not tell zip from raw: {e}");
                         self.remembered
@@ -226,8 +226,8 @@ impl ArtifactFs {
         self.ensure_kinds(idx, ids).await;
         // A kind we could not learn (no token, network trouble) is taken to be a zip, the
         // common case, and not remembered in the cache.
-        let cache = self.cache().clone();
-        Ok(l.run_children(run, |id| Some(cache.kind(id).unwrap_or(ArtifactKind::Zip))))
+        let kinds = self.kinds.clone();
+        Ok(l.run_children(run, |id| Some(kinds.get(id).unwrap_or(ArtifactKind::Zip))))
     }
 }
 

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use super::tests::{MemoryRemote, names, resolve, sample_zip};
 use super::*;
-use crate::archive::ByteSource;
+use crate::source::ByteSource;
 
 /// The in-memory remote, with a gate on listings, a token switch and failing probes.
 struct Gated {

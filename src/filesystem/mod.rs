@@ -2,28 +2,27 @@
 //! nothing of FUSE: the adapter (`crate::fuse`) turns each kernel request into one call here
 //! and the result into a reply. Tested against an in-memory [`remote::Remote`].
 
-pub mod content;
 pub mod error;
 pub mod inode;
+mod kinds;
 pub mod listing;
 mod metadata;
 pub mod names;
-mod reader;
 pub mod remote;
-pub mod single_flight;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::archive::tree::NodeKind;
-use crate::cache::DiskCache;
+use crate::cache::{BlobKey, DiskCache};
+use crate::data::{ArchiveIndex, BlobRef, DataLayer, FileReader, FileSpec};
 use crate::github::{ApiError, Artifact, ArtifactKind, RepoRef};
 
-use content::{ArchiveIndex, Content};
 pub use error::{FsError, FsResult};
 pub use inode::{Ino, Node, ROOT_INO};
 use inode::{InodeTable, RepoIdx};
+use kinds::Kinds;
 use listing::{RunChild, parse_time};
 use metadata::{Remembered, Repos};
 use names::{valid_owner, valid_repo};
@@ -84,12 +83,13 @@ pub struct FsConfig {
 struct OpenFile {
     ino: Ino,
     node: Node,
-    reader: tokio::sync::OnceCell<Arc<reader::Reader>>,
+    reader: tokio::sync::OnceCell<Arc<FileReader>>,
 }
 
 pub struct ArtifactFs {
     remote: Arc<dyn Remote>,
-    content: Content,
+    data: DataLayer,
+    kinds: Arc<Kinds>,
     cfg: FsConfig,
     inodes: InodeTable,
     repos: Mutex<Repos>,
@@ -115,7 +115,8 @@ fn dir_attr(ino: Ino, mtime: SystemTime, ttl: Duration) -> Attr {
 impl ArtifactFs {
     pub fn new(remote: Arc<dyn Remote>, cache: Arc<DiskCache>, cfg: FsConfig) -> ArtifactFs {
         let fs = ArtifactFs {
-            content: Content::new(remote.clone(), cache),
+            kinds: Arc::new(Kinds::load(cache.clone())),
+            data: DataLayer::new(cache),
             remote,
             inodes: InodeTable::new(),
             repos: Mutex::new(Repos::default()),
@@ -133,7 +134,7 @@ impl ArtifactFs {
     }
 
     pub fn cache(&self) -> &Arc<DiskCache> {
-        self.content.cache()
+        self.data.cache()
     }
 
     pub fn inode_count(&self) -> usize {
@@ -157,7 +158,7 @@ impl ArtifactFs {
     ) -> FsResult<(Artifact, Arc<ArchiveIndex>)> {
         let a = self.artifact(idx, id).await?;
         let repo = self.repo(idx).repo.clone();
-        let index = self.content.index(&repo, &a).await?;
+        let index = self.data.index(&self.blob_ref(&repo, &a)).await?;
         Ok((a, index))
     }
 
@@ -595,60 +596,68 @@ impl ArtifactFs {
             .get_or_try_init(|| async { self.make_reader(&h.node).await.map(Arc::new) })
             .await?
             .clone();
-        let r = reader.read(offset, size).await;
+        let r = reader.read(offset, size).await.map_err(FsError::from);
         if let Err(FsError::Integrity(_)) = &r {
             self.corrupt.lock().unwrap().insert(h.ino);
         }
         r
     }
 
-    /// Whether the kernel may keep a file's pages across opens: not once its bytes failed a
-    /// check (pages served before the failure must not be served again).
-    pub fn keep_cache(&self, ino: Ino) -> bool {
-        !self.corrupt.lock().unwrap().contains(&ino)
+    /// Whether the kernel may keep a file's pages in its page cache: only once its bytes have
+    /// been verified. Until then every read must reach the data layer, where the handle's
+    /// check sees every byte it hands out (pages shared through the page cache would let a
+    /// second reader finish on bytes only the first one's check saw), and never after they
+    /// failed a check.
+    pub async fn page_cache_allowed(&self, ino: Ino) -> bool {
+        if self.corrupt.lock().unwrap().contains(&ino) {
+            return false;
+        }
+        let Ok(node) = self.node(ino) else {
+            return false;
+        };
+        let Ok((r, id, spec)) = self.file_of(&node).await else {
+            return false;
+        };
+        let Ok(a) = self.artifact(r, id).await else {
+            return false;
+        };
+        let repo = self.repo(r).repo.clone();
+        self.data.is_verified(&self.blob_ref(&repo, &a), spec)
     }
 
-    /// How a file node's bytes are read: blob ranges through the block cache for the archive,
-    /// an unzipped artifact and stored entries; the inflated copy for deflated entries.
-    async fn make_reader(&self, node: &Node) -> FsResult<reader::Reader> {
+    /// Which file of which artifact a file node is.
+    async fn file_of(&self, node: &Node) -> FsResult<(RepoIdx, u64, FileSpec)> {
         match *node {
-            Node::ArchiveFile(r, id) | Node::RawFile(r, id) => {
-                let a = self.artifact(r, id).await?;
-                let repo = self.repo(r).repo.clone();
-                let src = self.content.source(&repo, &a)?;
-                Ok(reader::Reader::Ranged(reader::RangedReader::new(
-                    src,
-                    0,
-                    a.size_in_bytes,
-                    None,
-                    format!("artifact {} ({})", a.id, a.name),
-                )))
-            }
+            Node::ArchiveFile(r, id) | Node::RawFile(r, id) => Ok((r, id, FileSpec::Whole)),
             Node::Entry(r, id, n) => {
-                let (a, index) = self.archive_index(r, id).await?;
-                let entry = match index.tree.nodes.get(n).map(|t| &t.kind) {
-                    Some(NodeKind::File { entry }) => *entry,
-                    _ => return Err(FsError::IsDir),
-                };
-                let e = &index.cd.entries[entry];
-                let repo = self.repo(r).repo.clone();
-                crate::archive::entry::check_readable(e)?;
-                if e.method == 0 {
-                    let base = self.content.data_offset(&repo, &a, entry).await?;
-                    let src = self.content.source(&repo, &a)?;
-                    return Ok(reader::Reader::Ranged(reader::RangedReader::new(
-                        src,
-                        base,
-                        e.uncompressed_size,
-                        Some((e.crc32, self.content.crc_checked(&a, entry))),
-                        format!("{}: {}", a.name, e.name),
-                    )));
+                let (_, index) = self.archive_index(r, id).await?;
+                match index.tree.nodes.get(n).map(|t| &t.kind) {
+                    Some(NodeKind::File { entry }) => Ok((r, id, FileSpec::Entry(*entry))),
+                    _ => Err(FsError::IsDir),
                 }
-                let path = self.content.entry_file(&repo, &a, entry).await?;
-                Ok(reader::Reader::Local(std::fs::File::open(path)?))
             }
             _ => Err(FsError::IsDir),
         }
+    }
+
+    /// The artifact's blob as the data layer sees it.
+    fn blob_ref(&self, repo: &RepoRef, a: &Artifact) -> BlobRef {
+        BlobRef {
+            key: blob_key(a),
+            len: a.size_in_bytes,
+            sha256: a.sha256_hex().map(str::to_ascii_lowercase),
+            what: format!("artifact {} ({})", a.id, a.name),
+            remote: self.remote.blob(repo, a),
+        }
+    }
+
+    /// How a file node's bytes are read: the whole blob for the archive and an unzipped
+    /// artifact, an entry of it otherwise (the data layer fetches, inflates and verifies).
+    async fn make_reader(&self, node: &Node) -> FsResult<FileReader> {
+        let (r, id, spec) = self.file_of(node).await?;
+        let a = self.artifact(r, id).await?;
+        let repo = self.repo(r).repo.clone();
+        Ok(self.data.open(&self.blob_ref(&repo, &a), spec).await?)
     }
 
     // ----- deleting --------------------------------------------------------------------
@@ -743,7 +752,8 @@ impl ArtifactFs {
                         *slot = Some(Arc::new(l.without(id)));
                     }
                 }
-                self.content.drop_artifact(id);
+                self.data.drop_blob(id);
+                self.kinds.forget(id);
                 Ok(stale)
             }
             Err(e) => {
@@ -808,8 +818,27 @@ impl ArtifactFs {
     }
 
     pub fn kind_hint(&self, id: u64) -> Option<ArtifactKind> {
-        self.cache().kind(id)
+        self.kinds.get(id)
     }
+}
+
+/// Names one version of an artifact's bytes in the cache: the digest, or (for artifacts
+/// without one) size and creation time, so a re-uploaded artifact never meets stale bytes.
+fn blob_key(a: &Artifact) -> BlobKey {
+    let version = match a.sha256_hex() {
+        Some(hex) => hex[..32].to_ascii_lowercase(),
+        None => {
+            let created: String = a
+                .created_at
+                .as_deref()
+                .unwrap_or("")
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect();
+            format!("s{}-t{}", a.size_in_bytes, created)
+        }
+    };
+    BlobKey { id: a.id, version }
 }
 
 #[cfg(test)]

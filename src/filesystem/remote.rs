@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::archive::ByteSource;
 use crate::github::{ApiError, Artifact, ArtifactKind, RepoRef};
+use crate::source::ByteSource;
 
 #[async_trait]
 pub trait Remote: Send + Sync + 'static {

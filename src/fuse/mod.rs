@@ -166,6 +166,8 @@ impl Filesystem for FuseAdapter {
         // Background (readahead) requests the kernel keeps in flight: enough that a slow
         // artifact's readahead cannot hold up everyone else's.
         let _ = config.set_max_background(64);
+        // Files not verified yet are opened with direct I/O; programs may still mmap them.
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
         Ok(())
     }
 
@@ -220,12 +222,13 @@ impl Filesystem for FuseAdapter {
         let fs = self.fs.clone();
         self.spawn(async move {
             match fs.open(ino.0).await {
-                // Artifact bytes never change under one inode: let the page cache keep them,
-                // unless they failed a check (then opening drops what the kernel cached).
-                Ok(fh) if fs.keep_cache(ino.0) => {
+                // Artifact bytes never change under one inode: once verified, the page cache
+                // keeps them. Until then (and after a failed check) every read comes to us,
+                // so that each reader's check sees every byte it is given.
+                Ok(fh) if fs.page_cache_allowed(ino.0).await => {
                     reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE)
                 }
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO),
                 Err(e) => {
                     log_error("open", &ino.0, &e);
                     reply.error(errno(&e))

@@ -240,10 +240,11 @@ impl BlobHandle {
                 .await;
             match r {
                 Ok(()) => {
-                    // tokio's File writes in the background: done means on disk.
+                    // tokio's File writes in the background: done only once flushed.
+                    use tokio::io::AsyncWriteExt;
                     out.flush()
                         .await
-                        .map_err(|e| ApiError::Protocol(format!("writing the download: {e}")))?;
+                        .map_err(|e| ApiError::Network(e.to_string()))?;
                     return Ok((written, hex::encode(hasher.finalize())));
                 }
                 Err(a) => retry.after(a, url, "download").await?,

@@ -75,6 +75,18 @@ impl Drop for Watchdog {
     }
 }
 
+/// For tests written after FUSE became a requirement of the suite: no FUSE is a failure.
+pub fn fuse_available_or_fail() {
+    let ok = Path::new("/dev/fuse").exists()
+        && std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join("fusermount3").is_file()))
+            .unwrap_or(false);
+    assert!(
+        ok,
+        "FUSE is unavailable (/dev/fuse or fusermount3 missing): cannot test mounts"
+    );
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_artifactfs")
 }
@@ -230,6 +242,21 @@ impl Mount {
         self.stop();
     }
 
+    /// Kills the daemon with SIGKILL (a crash: nothing runs after it), then detaches the dead
+    /// mount so the mountpoint can be reused.
+    pub fn crash(mut self) {
+        if let Some(mut child) = self.child.take() {
+            LIVE.lock().unwrap().retain(|(pid, _)| *pid != child.id());
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = Command::new("fusermount3")
+            .args(["-u", "-z"])
+            .arg(&self.mountpoint)
+            .stderr(Stdio::null())
+            .status();
+    }
+
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             LIVE.lock().unwrap().retain(|(pid, _)| *pid != child.id());
@@ -267,6 +294,19 @@ pub fn add_hello(gh: &FakeGitHub, name: &str, run: u64, zip: Vec<u8>) -> u64 {
     gh.add_artifact(fake_github::FakeArtifactSpec::zip(
         "octo-org", "hello", name, run, zip,
     ))
+}
+
+/// Adds an unzipped (upload-artifact v7) artifact to `octo-org/hello`.
+pub fn add_hello_raw(gh: &FakeGitHub, name: &str, run: u64, file: &str, data: Vec<u8>) -> u64 {
+    gh.add_artifact(fake_github::FakeArtifactSpec::raw(
+        "octo-org", "hello", name, run, file, data,
+    ))
+}
+
+/// Where the data of the zip entry whose local header is at `header` starts.
+pub fn entry_data_start(zip: &[u8], header: usize) -> usize {
+    let u16_at = |at: usize| u16::from_le_bytes([zip[at], zip[at + 1]]) as usize;
+    header + 30 + u16_at(header + 26) + u16_at(header + 28)
 }
 
 pub fn start_fake() -> FakeGitHub {

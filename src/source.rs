@@ -1,8 +1,8 @@
-//! The one interface every archive access goes through: a ranged byte source.
+//! The one interface every byte of a blob goes through: a ranged byte source.
 //!
-//! The zip layer never sees HTTP or files, only `read_at`. Today a source is either a
-//! local file (a blob already in the cache) or ranged HTTP reads of the blob; a block
-//! cache slots in behind the same trait without the archive layer noticing.
+//! The GitHub client implements it (ranged reads of the blob host), the data layer wraps one
+//! in the disk block cache and implements it again, and the zip layer reads only through it,
+//! so the archive code never sees HTTP, the cache or files.
 
 use std::io;
 

@@ -1,45 +1,47 @@
-//! A [`ByteSource`] that answers from the disk block cache and fetches only the blocks it
-//! lacks: contiguous missing blocks in one ranged request (at most [`MAX_REQUEST`]), each
-//! block fetched once however many readers want it (readers of a block another reader is
-//! fetching wait for that fetch). Cancelling a read (Ctrl-C on `cat`) drops its fetch and
-//! releases its claims, so waiters fetch for themselves.
+//! One blob read through the disk block cache: a [`ByteSource`] that answers from the cache
+//! and fetches only the blocks it lacks: contiguous missing blocks in one ranged request (at
+//! most [`MAX_REQUEST`]), each block fetched once however many readers want it (readers of a
+//! block another reader is fetching wait for that fetch). Cancelling a read (Ctrl-C on `cat`)
+//! drops its fetch and releases its claims, so waiters fetch for themselves.
 //!
-//! When every block is present the blob's sha256 is checked against the artifact's
-//! `digest` once; a mismatch drops all of it and is an error (EIO), never wrong bytes.
-//! A blob host that ignores `Range` is detected by the remote source and then the whole
-//! blob is fetched once, in one request.
+//! The cache never breaks a read: a range too big for the cache, a cache that cannot be
+//! written (ENOSPC, EDQUOT, EIO: one warning, then a pause) or blocks evicted under a reader
+//! are all served from the network. When a fetch completes the blob, its sha256 is checked
+//! against the digest and the verdict recorded in the blob's [`Integrity`]; a whole-blob fetch
+//! (small archives, hosts that ignore `Range`) is checked before anything is stored.
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::blocks::{BLOCK_SIZE, BlockFile};
-use super::{BlobKey, DiskCache};
-use crate::archive::ByteSource;
+use super::verify::{Expected, Integrity, Verdict};
+use crate::cache::{BLOCK_SIZE, BlobKey, BlockFile, DiskCache};
+use crate::source::ByteSource;
 
 /// The most bytes one request asks for (and holds in memory).
 pub const MAX_REQUEST: u64 = 8 << 20;
 
-pub struct CachedSource {
+pub struct CachedBlob {
     cache: Arc<DiskCache>,
     key: BlobKey,
-    file: Arc<BlockFile>,
+    len: u64,
+    /// `None` when the cache could not even create the blob's files: every read goes to
+    /// the network.
+    file: Option<Arc<BlockFile>>,
     remote: Arc<dyn ByteSource>,
-    /// `sha256:` hex of the whole blob, when the API gave one.
-    digest: Option<String>,
-    verified: AtomicBool,
+    /// The verdict on the whole blob, when its digest is known.
+    whole: Option<Arc<Integrity>>,
     /// Blocks being fetched right now → a receiver that changes (or closes) when done.
     pending: Mutex<HashMap<u64, watch::Receiver<bool>>>,
 }
 
 /// Removes this fetcher's claims when it finishes or is dropped (cancelled).
 struct Claims<'a> {
-    src: &'a CachedSource,
+    src: &'a CachedBlob,
     blocks: Vec<u64>,
     _done: watch::Sender<bool>,
 }
@@ -54,49 +56,80 @@ impl Drop for Claims<'_> {
     }
 }
 
-impl CachedSource {
+/// An error of the whole-blob digest check.
+pub fn digest_error(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{what}: sha256 does not match the artifact's digest"),
+    )
+}
+
+impl CachedBlob {
     pub fn new(
         cache: Arc<DiskCache>,
         key: BlobKey,
         len: u64,
         remote: Arc<dyn ByteSource>,
-        digest: Option<String>,
-    ) -> io::Result<CachedSource> {
-        let file = cache.block_file(&key, len)?;
-        Ok(CachedSource {
+        whole: Option<Arc<Integrity>>,
+    ) -> CachedBlob {
+        let file = match cache.block_file(&key, len) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                cache.write_failed("a block map", &e);
+                None
+            }
+        };
+        CachedBlob {
             cache,
             key,
+            len,
             file,
             remote,
-            digest,
-            verified: AtomicBool::new(false),
+            whole,
             pending: Mutex::new(HashMap::new()),
-        })
+        }
+    }
+
+    pub fn key(&self) -> &BlobKey {
+        &self.key
+    }
+
+    /// The verdict on the whole blob (when it has a digest).
+    pub fn whole(&self) -> Option<&Arc<Integrity>> {
+        self.whole.as_ref()
     }
 
     fn block_range(&self, offset: u64, len: u64) -> Option<(u64, u64)> {
-        let end = offset.saturating_add(len).min(self.file.len());
+        let end = offset.saturating_add(len).min(self.len);
         (end > offset).then(|| (offset / BLOCK_SIZE, (end - 1) / BLOCK_SIZE))
+    }
+
+    /// The block file, when this range should go through it.
+    fn cached(&self, first: u64, last: u64) -> Option<&Arc<BlockFile>> {
+        let f = self.file.as_ref()?;
+        (self.cache.fits((last - first + 1) * BLOCK_SIZE) && self.cache.writable()).then_some(f)
     }
 
     /// Whether every byte of `offset..offset+len` is on disk (no network needed).
     pub fn is_cached(&self, offset: u64, len: u64) -> bool {
-        match self.block_range(offset, len) {
-            Some((a, b)) => self.file.missing(a, b).is_empty(),
-            None => true,
+        match (self.block_range(offset, len), &self.file) {
+            (Some((a, b)), Some(f)) => f.missing(a, b).is_empty(),
+            (None, _) => true,
+            (Some(_), None) => false,
         }
     }
 
-    /// Makes every block under `offset..offset+len` present.
+    /// Makes every block under `offset..offset+len` present, when the cache can hold them
+    /// (else does nothing: [`ByteSource::read_at`] then reads from the network).
     pub async fn ensure(&self, offset: u64, len: u64) -> io::Result<()> {
         let Some((first, last)) = self.block_range(offset, len) else {
             return Ok(());
         };
-        if self.too_big_to_cache(first, last) {
-            return Ok(());
-        }
         for _round in 0..64 {
-            let missing = self.file.missing(first, last);
+            let Some(file) = self.cached(first, last) else {
+                return Ok(());
+            };
+            let missing = file.missing(first, last);
             if missing.is_empty() {
                 return Ok(());
             }
@@ -125,7 +158,9 @@ impl CachedSource {
                 _done: tx,
             };
             for run in runs(&mine) {
-                self.fetch_run(run.0, run.1).await?;
+                if !self.fetch_run(file, run.0, run.1).await? {
+                    return Ok(()); // not kept: the reader goes to the network
+                }
             }
             drop(claims);
             for mut rx in theirs {
@@ -133,124 +168,109 @@ impl CachedSource {
                 let _ = rx.changed().await;
             }
         }
-        Err(io::Error::other(format!(
-            "artifact {}: blocks kept disappearing (cache too small?)",
-            self.key.id
-        )))
+        Ok(()) // blocks keep disappearing (a tiny cache): the read goes to the network
     }
 
-    /// The CRC-32 of `offset..offset+len` from the disk cache, or `None` when any of it is
-    /// missing (or was evicted while reading).
-    pub async fn crc32_of(&self, offset: u64, len: u64) -> io::Result<Option<u32>> {
-        if !self.is_cached(offset, len) {
-            return Ok(None);
-        }
-        let file = self.file.clone();
-        tokio::task::spawn_blocking(move || {
-            let before = file.evictions();
-            let mut h = crc32fast::Hasher::new();
-            let mut at = offset;
-            while at < offset + len {
-                let n = (offset + len - at).min(1 << 20) as usize;
-                h.update(&file.read(at, n)?);
-                at += n as u64;
-            }
-            Ok((file.evictions() == before).then(|| h.finalize()))
-        })
-        .await
-        .map_err(io::Error::other)?
-    }
-
-    /// How many of this blob's blocks were ever evicted (changes when bytes may be refetched).
-    pub fn evictions(&self) -> u64 {
-        self.file.evictions()
-    }
-
-    /// Drops the cached blocks under `offset..offset+len` (bad bytes found by a reader).
+    /// Drops the cached blocks under `offset..offset+len` (bad bytes found by a check).
     pub fn drop_range(&self, offset: u64, len: u64) {
-        if let Some((first, last)) = self.block_range(offset, len) {
-            self.drop_blocks(first, last);
+        if let (Some((first, last)), Some(f)) = (self.block_range(offset, len), &self.file) {
+            drop_blocks(f, &self.cache, &self.key, first, last);
         }
     }
 
-    fn drop_blocks(&self, first: u64, last: u64) {
-        drop_blocks(&self.file, &self.cache, &self.key, first, last);
-    }
-
-    /// A range that would take more than half the cache is not worth evicting everything
-    /// for: it is read straight from the network.
-    fn too_big_to_cache(&self, first: u64, last: u64) -> bool {
-        (last - first + 1) * BLOCK_SIZE > self.cache.limit() / 2
-    }
-
-    /// Fetches blocks `first..=last` in requests of at most `MAX_REQUEST`.
-    async fn fetch_run(&self, first: u64, last: u64) -> io::Result<()> {
+    /// Fetches blocks `first..=last` in requests of at most `MAX_REQUEST`; false when they
+    /// were not kept (the cache could not write them, or they completed a blob that failed
+    /// its digest check).
+    async fn fetch_run(&self, file: &Arc<BlockFile>, first: u64, last: u64) -> io::Result<bool> {
         let per_request = (MAX_REQUEST / BLOCK_SIZE).max(1);
         let mut b = first;
         while b <= last {
             let e = last.min(b + per_request - 1);
             let off = b * BLOCK_SIZE;
-            let want = (e + 1) * BLOCK_SIZE;
-            let want = want.min(self.file.len()) - off;
+            let want = ((e + 1) * BLOCK_SIZE).min(self.len) - off;
             let bytes = self.fetch_exact(off, want).await?;
-            self.store(b, bytes).await?;
+            if !self.store(file, b, bytes).await {
+                return Ok(false);
+            }
             b = e + 1;
         }
-        Ok(())
+        Ok(true)
     }
 
-    /// Writes consecutive blocks starting at `first` from `bytes` (off the async threads),
-    /// and checks the digest if that completed the blob.
-    async fn store(&self, first: u64, bytes: Bytes) -> io::Result<()> {
-        let file = self.file.clone();
+    /// Writes consecutive blocks starting at `first` (off the async threads); a write that
+    /// fails pauses the cache (false). If that completed the blob, checks its digest (false
+    /// when it failed: the blocks are dropped).
+    async fn store(&self, file: &Arc<BlockFile>, first: u64, bytes: Bytes) -> bool {
+        let file = file.clone();
         let cache = self.cache.clone();
         let key = self.key.clone();
-        let want = self
-            .digest
+        let check = self
+            .whole
             .clone()
-            .filter(|_| !self.verified.load(Ordering::Acquire));
-        let verified = tokio::task::spawn_blocking(move || -> io::Result<bool> {
+            .filter(|w| w.verdict() == Verdict::Unchecked);
+        let stored = tokio::task::spawn_blocking(move || -> io::Result<bool> {
             let mut done = Vec::new();
             let mut at = 0usize;
             let mut i = first;
-            while at < bytes.len() {
+            let result = loop {
+                if at >= bytes.len() {
+                    break Ok(true);
+                }
                 let n = file.block_len(i) as usize;
-                file.write_block(i, &bytes[at..at + n])?;
+                if let Err(e) = file.write_block(i, &bytes[at..at + n]) {
+                    break Err(e);
+                }
                 done.push(i);
                 at += n;
                 i += 1;
-            }
-            cache.note_blocks(&key, &file, &done);
-            let Some(want) = want else {
-                return Ok(false);
             };
-            if !file.all_present() {
-                return Ok(false);
+            cache.add_blocks(&key, &file, &done);
+            result?;
+            match check.filter(|_| file.all_present()) {
+                Some(whole) => check_cached_digest(&file, &cache, &key, &whole),
+                None => Ok(true),
             }
-            let got = sha256_of(&file)?;
-            if got.eq_ignore_ascii_case(&want) {
-                return Ok(true);
-            }
-            drop_blocks(&file, &cache, &key, 0, file.block_count().saturating_sub(1));
-            Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "artifact {}: sha256 {got} does not match digest {want}; cached bytes dropped",
-                    key.id
-                ),
-            ))
         })
         .await
-        .map_err(io::Error::other)??;
-        if verified {
-            self.verified.store(true, Ordering::Release);
+        .map_err(io::Error::other)
+        .and_then(|r| r);
+        match stored {
+            Ok(kept) => kept,
+            Err(e) => {
+                self.cache.write_failed("blob blocks", &e);
+                false
+            }
         }
-        Ok(())
     }
 
-    async fn fetch_whole(&self) -> io::Result<()> {
-        let bytes = self.fetch_exact(0, self.file.len()).await?;
-        self.store(0, bytes).await
+    /// The whole blob in one request, its digest checked before anything is stored (one
+    /// more fetch if it does not match; then the blob's verdict is a failure and EIO).
+    pub async fn fetch_whole(&self) -> io::Result<()> {
+        if let Some(whole) = &self.whole
+            && whole.verdict() == (Verdict::Failed { refetched: true })
+        {
+            return Err(digest_error(&whole.what)); // EIO stays: no more fetches
+        }
+        let mut bytes = self.fetch_exact(0, self.len).await?;
+        if let Some(whole) = &self.whole {
+            let Expected::Sha256(want) = &whole.expected else {
+                unreachable!("a blob's check is its digest")
+            };
+            if !sha256_hex(&bytes).eq_ignore_ascii_case(want) {
+                whole.fail(&sha256_hex(&bytes));
+                bytes = self.fetch_exact(0, self.len).await?;
+                let ok = sha256_hex(&bytes).eq_ignore_ascii_case(want);
+                whole.refetched(ok);
+                if !ok {
+                    return Err(digest_error(&whole.what));
+                }
+            }
+            whole.pass();
+        }
+        if let Some(file) = self.cached(0, self.len.div_ceil(BLOCK_SIZE).max(1) - 1) {
+            self.store(&file.clone(), 0, bytes).await;
+        }
+        Ok(())
     }
 
     /// Exactly `want` bytes at `off` from the remote (fewer is an error).
@@ -260,7 +280,7 @@ impl CachedSource {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!(
-                    "artifact {}: got {} of {want} bytes at {off}",
+                    "blob {}: got {} of {want} bytes at {off}",
                     self.key.id,
                     bytes.len()
                 ),
@@ -270,25 +290,50 @@ impl CachedSource {
     }
 }
 
-/// Punches blocks `first..=last` and forgets them in the cache's accounting.
-fn drop_blocks(file: &BlockFile, cache: &DiskCache, key: &BlobKey, first: u64, last: u64) {
-    let present: Vec<u64> = (first..=last).filter(|&b| file.has(b)).collect();
-    for &b in &present {
-        file.punch(b);
-    }
-    cache.forget_blocks(key, &present);
-}
-
-fn sha256_of(file: &BlockFile) -> io::Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
+/// Hashes a complete blob from its block file and records the verdict; a mismatch drops
+/// every block (false).
+fn check_cached_digest(
+    file: &BlockFile,
+    cache: &DiskCache,
+    key: &BlobKey,
+    whole: &Integrity,
+) -> io::Result<bool> {
+    let mut h = whole.expected.hasher();
+    let before = file.evictions();
     let mut off = 0u64;
     while off < file.len() {
         let chunk = file.read(off, 1 << 20)?;
         h.update(&chunk);
         off += chunk.len() as u64;
     }
-    Ok(hex::encode(h.finalize()))
+    if file.evictions() != before {
+        return Ok(true); // blocks went while hashing: no verdict
+    }
+    match h.check(&whole.expected) {
+        Ok(()) => {
+            whole.pass();
+            Ok(true)
+        }
+        Err(got) => {
+            whole.fail(&got);
+            drop_blocks(file, cache, key, 0, file.block_count().saturating_sub(1));
+            Ok(false)
+        }
+    }
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// Punches blocks `first..=last` and forgets them in the cache's accounting.
+fn drop_blocks(file: &BlockFile, cache: &DiskCache, key: &BlobKey, first: u64, last: u64) {
+    let present: Vec<u64> = (first..=last).filter(|&b| file.has(b)).collect();
+    for &b in &present {
+        file.punch(b);
+    }
+    cache.remove_blocks(key, &present);
 }
 
 /// Sorted block numbers → inclusive runs of consecutive ones.
@@ -304,37 +349,50 @@ fn runs(blocks: &[u64]) -> Vec<(u64, u64)> {
 }
 
 #[async_trait]
-impl ByteSource for CachedSource {
+impl ByteSource for CachedBlob {
     fn len(&self) -> u64 {
-        self.file.len()
+        self.len
     }
 
     async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
         let Some((first, last)) = self.block_range(offset, len as u64) else {
             return Ok(Bytes::new());
         };
-        if self.too_big_to_cache(first, last) {
-            return self.remote.read_at(offset, len).await;
-        }
         for _ in 0..8 {
-            let before = self.file.evictions();
+            let Some(file) = self.cached(first, last) else {
+                break;
+            };
+            let before = file.evictions();
             self.ensure(offset, len as u64).await?;
-            let data = self.file.read(offset, len)?;
-            if self.file.evictions() == before || self.file.missing(first, last).is_empty() {
+            if !file.missing(first, last).is_empty() {
+                if file.evictions() != before {
+                    continue; // evicted under us: try again
+                }
+                break; // not kept: from the network
+            }
+            let data = match file.read(offset, len) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.cache.write_failed("(reading) blob blocks", &e);
+                    break;
+                }
+            };
+            if file.evictions() == before || file.missing(first, last).is_empty() {
                 self.cache.touch_blocks(&self.key, first, last);
                 return Ok(Bytes::from(data));
             }
         }
-        // The cache is too small to hold even this read: go to the network directly.
-        self.remote.read_at(offset, len).await
+        // Not cacheable, the cache is paused, or too small to hold even this read.
+        let end = (offset + len as u64).min(self.len);
+        self.fetch_exact(offset, end - offset).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::source::MemorySource;
-    use std::sync::atomic::AtomicUsize;
+    use crate::source::MemorySource;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Counts requests and bytes, optionally slowly.
     struct Counting {
@@ -372,7 +430,7 @@ mod tests {
         d: &[u8],
         limit: u64,
         digest: Option<String>,
-    ) -> (Arc<Counting>, CachedSource) {
+    ) -> (Arc<Counting>, CachedBlob) {
         let cache = Arc::new(DiskCache::open(dir, limit).unwrap());
         let remote = Arc::new(Counting {
             inner: MemorySource(Bytes::from(d.to_vec())),
@@ -384,7 +442,8 @@ mod tests {
             id: 1,
             version: "v".into(),
         };
-        let src = CachedSource::new(cache, key, d.len() as u64, remote.clone(), digest).unwrap();
+        let whole = digest.map(|d| Arc::new(Integrity::new("blob 1".into(), Expected::Sha256(d))));
+        let src = CachedBlob::new(cache, key, d.len() as u64, remote.clone(), whole);
         (remote, src)
     }
 
@@ -424,18 +483,26 @@ mod tests {
         let got = src.read_at(0, d.len() + 10).await.unwrap();
         assert_eq!(got.len(), d.len());
         assert!(got[..] == d[..]);
-        assert!(src.verified.load(Ordering::SeqCst));
+        assert_eq!(src.whole().unwrap().verdict(), Verdict::Good);
     }
 
     #[tokio::test]
-    async fn a_wrong_digest_is_an_error_and_drops_the_bytes() {
+    async fn a_wrong_digest_fails_the_blob_and_drops_the_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let d = data(3 * BLOCK_SIZE as usize);
         let (_, src) = setup(dir.path(), &d, 1 << 30, Some("00".repeat(32)));
         src.read_at(0, 10).await.unwrap();
-        let e = src.read_at(0, d.len()).await.unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-        assert_eq!(src.file.missing(0, 2).len(), 3);
+        assert_eq!(src.whole().unwrap().verdict(), Verdict::Unchecked);
+        // The read that completes the blob records the failure where every reader sees it
+        // (a background prefetch completing it could not swallow it).
+        src.ensure(0, d.len() as u64).await.unwrap();
+        assert_eq!(src.whole().unwrap().failures(), 1);
+        assert_eq!(src.file.as_ref().unwrap().missing(0, 2).len(), 3);
+        assert_eq!(
+            src.cache.used(),
+            8192,
+            "only the blob's overhead (map, extent tree) is left"
+        );
     }
 
     #[tokio::test]
@@ -483,7 +550,11 @@ mod tests {
                 .unwrap();
         }
         let (remote, src) = setup(dir.path(), &d, 1 << 30, None);
-        assert_eq!(src.cache.used(), 2 * BLOCK_SIZE);
+        assert_eq!(
+            src.cache.used(),
+            2 * BLOCK_SIZE + 8192,
+            "two blocks and the blob's overhead (map, extent tree)"
+        );
         let got = src.read_at(BLOCK_SIZE + 1, 1000).await.unwrap();
         assert_eq!(&got[..], &d[BLOCK_SIZE as usize + 1..][..1000]);
         assert_eq!(remote.requests.load(Ordering::SeqCst), 0);

@@ -1,0 +1,266 @@
+//! The data layer: every byte a reader gets. For each byte path (a stored entry, a deflated
+//! entry, `NAME.zip`, an unzipped artifact, a small archive fetched whole) it owns fetching
+//! through the disk cache ([`blob`]), readahead ([`prefetch`]), inflating ([`inflate`]) and
+//! verification ([`verify`], enforced in [`reader`]). The core asks it for a zip's index and
+//! for an open file's bytes; it knows blobs only as a [`BlobRef`] (an opaque key, a length,
+//! an optional digest and a ranged source), nothing of GitHub or FUSE.
+//!
+//! ```text
+//! core ─► DataLayer::open ─► FileReader ─┬─ Range: Readahead ─► CachedBlob ─► cache blocks
+//!                                        │                                 └► remote ranges
+//!                                        └─ Inflated: InflatedEntry ─► CachedBlob (compressed)
+//!          every read ─► ServedCheck (per handle) ─► Integrity (per file) ─► EIO or bytes
+//! ```
+
+pub mod blob;
+pub mod inflate;
+pub mod prefetch;
+pub mod raw_inflate;
+pub mod reader;
+pub mod seek_index;
+pub mod verify;
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use crate::archive::ArchiveError;
+use crate::archive::central_directory::{CentralDirectory, read_central_directory};
+use crate::archive::entry::{METHOD_STORED, check_readable, data_offset};
+use crate::archive::tree::ArchiveTree;
+use crate::cache::{BlobKey, DiskCache};
+use crate::single_flight::SingleFlight;
+use crate::source::ByteSource;
+
+pub use blob::CachedBlob;
+use inflate::InflatedEntry;
+use reader::FileBytes;
+pub use reader::FileReader;
+use verify::{Expected, Integrity};
+
+/// Archives at most this big are fetched whole on first read (one request, then local).
+///
+/// Why 1 MiB: a lazy first read costs three requests (tail, central directory, the entry),
+/// each paying GitHub's latency (tens of ms for the redirect and the first byte), where one
+/// whole fetch costs one. At the 100 MiB/s of a typical link, 1 MiB takes ~10 ms, less than
+/// the two requests saved; and it keeps a small file's read within the "< 1 MiB fetched"
+/// budget even for a 1 MiB archive. Bigger archives go lazy: there the bytes saved dominate
+/// (see `docs/benchmarks.md`).
+pub const WHOLE_FETCH_THRESHOLD: u64 = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A check failed (CRC-32 or digest): EIO.
+    #[error("integrity: {0}")]
+    Integrity(String),
+    #[error("archive: {0}")]
+    Archive(#[from] ArchiveError),
+    #[error("I/O: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A blob as the data layer sees it.
+#[derive(Clone)]
+pub struct BlobRef {
+    pub key: BlobKey,
+    pub len: u64,
+    /// `sha256` of the whole blob, lowercase hex, when known.
+    pub sha256: Option<String>,
+    /// For log lines: "artifact 7 (logs)".
+    pub what: String,
+    /// Ranged reads of the blob from the network.
+    pub remote: Arc<dyn ByteSource>,
+}
+
+/// Which file of a blob to open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileSpec {
+    /// The blob itself (`NAME.zip`, an unzipped artifact).
+    Whole,
+    /// Entry `n` of the blob's zip central directory.
+    Entry(usize),
+}
+
+/// A zip artifact's parsed central directory and the tree a user sees.
+pub struct ArchiveIndex {
+    pub cd: CentralDirectory,
+    pub tree: ArchiveTree,
+}
+
+/// Shared by all requests; no lock held across I/O (waits are per key: single flights,
+/// block claims, one inflater per entry).
+pub struct DataLayer {
+    cache: Arc<DiskCache>,
+    blobs: Mutex<HashMap<BlobKey, Arc<CachedBlob>>>,
+    indexes: SingleFlight<BlobKey, Arc<ArchiveIndex>>,
+    offsets: SingleFlight<(BlobKey, usize), u64>,
+    /// The verdict on each entry that has been opened (whole blobs keep theirs in the blob).
+    entries: Mutex<HashMap<(BlobKey, usize), Arc<Integrity>>>,
+    inflaters: Mutex<HashMap<(BlobKey, usize), Arc<InflatedEntry>>>,
+}
+
+impl DataLayer {
+    pub fn new(cache: Arc<DiskCache>) -> DataLayer {
+        DataLayer {
+            cache,
+            blobs: Mutex::new(HashMap::new()),
+            indexes: SingleFlight::default(),
+            offsets: SingleFlight::default(),
+            entries: Mutex::new(HashMap::new()),
+            inflaters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn cache(&self) -> &Arc<DiskCache> {
+        &self.cache
+    }
+
+    /// Forgets everything about blob id `id`, every version (memory and disk).
+    pub fn drop_blob(&self, id: u64) {
+        self.blobs.lock().unwrap().retain(|k, _| k.id != id);
+        self.indexes.remove_if(|k| k.id == id);
+        self.offsets.remove_if(|(k, _)| k.id == id);
+        self.entries.lock().unwrap().retain(|(k, _), _| k.id != id);
+        self.inflaters
+            .lock()
+            .unwrap()
+            .retain(|(k, _), _| k.id != id);
+        self.cache.remove_blobs(id);
+    }
+
+    /// The blob behind the block cache (one per blob, shared by all readers).
+    pub fn blob(&self, b: &BlobRef) -> Arc<CachedBlob> {
+        if let Some(s) = self.blobs.lock().unwrap().get(&b.key) {
+            return s.clone();
+        }
+        let whole = b
+            .sha256
+            .clone()
+            .map(|h| Arc::new(Integrity::new(b.what.clone(), Expected::Sha256(h))));
+        let blob = Arc::new(CachedBlob::new(
+            self.cache.clone(),
+            b.key.clone(),
+            b.len,
+            b.remote.clone(),
+            whole,
+        ));
+        self.blobs
+            .lock()
+            .unwrap()
+            .entry(b.key.clone())
+            .or_insert(blob)
+            .clone()
+    }
+
+    /// The archive's central directory and tree: the tail and the directory by ranged reads,
+    /// never the whole archive (`ls` must not download one, even a small one).
+    pub async fn index(&self, b: &BlobRef) -> Result<Arc<ArchiveIndex>, DataError> {
+        self.indexes
+            .get_or_try_init(&b.key, || async {
+                let blob = self.blob(b);
+                let cd = read_central_directory(blob.as_ref()).await?;
+                let tree = ArchiveTree::build(&cd.entries);
+                tracing::debug!(blob = %b.what, entries = cd.entries.len(), "read central directory");
+                Ok::<_, DataError>(Arc::new(ArchiveIndex { cd, tree }))
+            })
+            .await
+    }
+
+    /// The blob for reading entries: what is missing of an archive up to
+    /// [`WHOLE_FETCH_THRESHOLD`] is fetched first, in one request; completing the blob checks
+    /// its digest (a mismatch drops it, and the entries' own checks fail their readers).
+    async fn blob_for_reading(&self, b: &BlobRef) -> Result<Arc<CachedBlob>, DataError> {
+        let blob = self.blob(b);
+        if b.len <= WHOLE_FETCH_THRESHOLD {
+            blob.ensure(0, b.len).await?;
+        }
+        Ok(blob)
+    }
+
+    /// Where entry `index`'s data starts in the blob (reads its local header once).
+    async fn data_offset(&self, b: &BlobRef, index: usize) -> Result<u64, DataError> {
+        let idx = self.index(b).await?;
+        let entry = idx.cd.entries.get(index).cloned().ok_or_else(no_entry)?;
+        self.offsets
+            .get_or_try_init(&(b.key.clone(), index), || async {
+                let blob = self.blob_for_reading(b).await?;
+                Ok::<_, DataError>(data_offset(blob.as_ref(), &entry).await?)
+            })
+            .await
+    }
+
+    /// Whether a file's bytes have been read through and verified (or there is nothing to
+    /// verify them against): then the kernel may keep them in its page cache, where no
+    /// handle's check would see them.
+    pub fn is_verified(&self, b: &BlobRef, spec: FileSpec) -> bool {
+        let good = |i: &Integrity| i.verdict() == verify::Verdict::Good;
+        match spec {
+            FileSpec::Whole => self.blob(b).whole().is_none_or(|w| good(w)),
+            FileSpec::Entry(n) => self
+                .entries
+                .lock()
+                .unwrap()
+                .get(&(b.key.clone(), n))
+                .is_some_and(|i| good(i)),
+        }
+    }
+
+    /// Opens a file of the blob; nothing is read until the first read (but an entry's local
+    /// header, and a small archive whole).
+    pub async fn open(&self, b: &BlobRef, spec: FileSpec) -> Result<FileReader, DataError> {
+        let index = match spec {
+            FileSpec::Whole => {
+                let blob = self.blob(b);
+                let whole = blob.whole().cloned();
+                return Ok(FileReader::new(FileBytes::range(blob, 0, b.len), whole));
+            }
+            FileSpec::Entry(n) => n,
+        };
+        let idx = self.index(b).await?;
+        let e = idx.cd.entries.get(index).cloned().ok_or_else(no_entry)?;
+        check_readable(&e)?;
+        let start = self.data_offset(b, index).await?;
+        let blob = self.blob_for_reading(b).await?;
+        let key = (b.key.clone(), index);
+        let integrity = self
+            .entries
+            .lock()
+            .unwrap()
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(Integrity::new(
+                    format!("{}: {}", b.what, e.name),
+                    Expected::Crc32(e.crc32),
+                ))
+            })
+            .clone();
+        let bytes = if e.method == METHOD_STORED {
+            FileBytes::range(blob, start, e.uncompressed_size)
+        } else {
+            let inflater = self
+                .inflaters
+                .lock()
+                .unwrap()
+                .entry(key)
+                .or_insert_with(|| {
+                    Arc::new(InflatedEntry::new(
+                        blob,
+                        self.cache.clone(),
+                        index,
+                        start,
+                        e.clone(),
+                    ))
+                })
+                .clone();
+            FileBytes::Inflated(inflater)
+        };
+        Ok(FileReader::new(bytes, Some(integrity)))
+    }
+}
+
+fn no_entry() -> DataError {
+    DataError::Io(io::Error::from(io::ErrorKind::NotFound))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,228 @@
+//! An open file's reads: where its bytes come from ([`FileBytes`]: a blob range through the
+//! block cache with readahead, or a deflated entry's inflater) and the one place the integrity
+//! invariant is enforced for every byte path.
+//!
+//! Each read: refuse if this handle has seen a failure, or if the file failed a check since
+//! the handle was opened; if the file failed before it was opened, run the one refetch
+//! allowed (drop what is cached, read the whole file again, check it); serve the bytes and
+//! feed them to the handle's [`ServedCheck`]. The read that completes a failed check is EIO,
+//! the bad bytes are dropped, and the kernel is told not to keep the file's pages.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::DataError;
+use super::blob::CachedBlob;
+use super::inflate::InflatedEntry;
+use super::prefetch::Readahead;
+use super::verify::{Integrity, Outcome, ServedCheck, Verdict};
+use crate::archive::ArchiveError;
+use crate::source::ByteSource;
+
+/// How many bytes a check that reads a file through asks for at a time.
+const PASS_CHUNK: usize = 1 << 20;
+
+/// Where an open file's bytes come from.
+pub enum FileBytes {
+    /// `len` bytes of a blob from `base` (`NAME.zip`, an unzipped artifact, a stored entry).
+    Range {
+        blob: Arc<CachedBlob>,
+        base: u64,
+        len: u64,
+        readahead: Readahead,
+    },
+    /// A deflated entry.
+    Inflated(Arc<InflatedEntry>),
+}
+
+impl FileBytes {
+    pub fn range(blob: Arc<CachedBlob>, base: u64, len: u64) -> FileBytes {
+        FileBytes::Range {
+            readahead: Readahead::new(blob.clone(), base, len),
+            blob,
+            base,
+            len,
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        match self {
+            FileBytes::Range { len, .. } => *len,
+            FileBytes::Inflated(e) => e.size(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    async fn read(&self, offset: u64, size: usize, ahead: bool) -> Result<Vec<u8>, DataError> {
+        match self {
+            FileBytes::Range {
+                blob,
+                base,
+                len,
+                readahead,
+            } => {
+                if offset >= *len {
+                    return Ok(Vec::new());
+                }
+                let n = (size as u64).min(len - offset);
+                if ahead {
+                    readahead.before_read(offset, n).await?;
+                }
+                Ok(blob.read_at(base + offset, n as usize).await?.to_vec())
+            }
+            FileBytes::Inflated(e) => e.read(offset, size).await,
+        }
+    }
+
+    /// Forgets every cached copy of these bytes.
+    async fn drop_cached(&self) {
+        match self {
+            FileBytes::Range {
+                blob, base, len, ..
+            } => blob.drop_range(*base, *len),
+            FileBytes::Inflated(e) => e.drop_cached().await,
+        }
+    }
+
+    /// Reads the whole file through (fetching what is not cached) and checks it.
+    async fn check_through(&self, integrity: &Integrity) -> Result<Result<(), String>, DataError> {
+        let mut h = integrity.expected.hasher();
+        let mut off = 0;
+        while off < self.len() {
+            match self.read(off, PASS_CHUNK, true).await {
+                Ok(b) if b.is_empty() => break,
+                Ok(b) => {
+                    h.update(&b);
+                    off += b.len() as u64;
+                }
+                Err(DataError::Integrity(m) | DataError::Archive(ArchiveError::Corrupt(m))) => {
+                    return Ok(Err(m));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(h.check(&integrity.expected))
+    }
+}
+
+/// One open file.
+pub struct FileReader {
+    bytes: FileBytes,
+    /// `None`: nothing to check against (a blob without a digest).
+    integrity: Option<Arc<Integrity>>,
+    /// Failed checks of the file when this handle was opened.
+    failures_at_open: u32,
+    check: Mutex<Option<ServedCheck>>,
+    /// This handle served bytes of a file that failed a check: every read is EIO.
+    poisoned: AtomicBool,
+}
+
+impl FileReader {
+    pub fn new(bytes: FileBytes, integrity: Option<Arc<Integrity>>) -> FileReader {
+        let check = integrity
+            .as_ref()
+            .map(|i| ServedCheck::new(bytes.len(), i.expected.clone()));
+        FileReader {
+            failures_at_open: integrity.as_ref().map_or(0, |i| i.failures()),
+            bytes,
+            integrity,
+            check: Mutex::new(check),
+            poisoned: AtomicBool::new(false),
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn what(&self) -> &str {
+        self.integrity.as_ref().map_or("file", |i| i.what.as_str())
+    }
+
+    fn refused(&self) -> DataError {
+        DataError::Integrity(format!("{}: failed its check", self.what()))
+    }
+
+    /// Up to `size` bytes at `offset` (fewer only at the end of the file).
+    pub async fn read(&self, offset: u64, size: u32) -> Result<Vec<u8>, DataError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(self.refused());
+        }
+        if let Some(i) = &self.integrity {
+            self.admit(i).await?;
+        }
+        let data = match self.bytes.read(offset, size as usize, true).await {
+            // Bytes that do not inflate are changed bytes too (or a corrupt archive, which
+            // its refetch shows): the same failure as a wrong CRC.
+            Err(DataError::Integrity(m) | DataError::Archive(ArchiveError::Corrupt(m))) => {
+                return Err(self.failed(&m).await);
+            }
+            other => other?,
+        };
+        let outcome = match self.check.lock().unwrap().as_mut() {
+            Some(c) => c.feed(offset, &data),
+            None => Outcome::Pending,
+        };
+        let i = self.integrity.as_ref();
+        match (outcome, i) {
+            (Outcome::Matched, Some(i)) => i.pass(),
+            (Outcome::Mismatch(got), _) => return Err(self.failed(&got).await),
+            (Outcome::NeedsPass, Some(i)) if i.verdict() != Verdict::Good => {
+                match self.bytes.check_through(i).await? {
+                    Ok(()) => i.pass(),
+                    Err(got) => return Err(self.failed(&got).await),
+                }
+            }
+            _ => {}
+        }
+        Ok(data)
+    }
+
+    /// Lets a read go on, or not, by the file's verdict.
+    async fn admit(&self, i: &Integrity) -> Result<(), DataError> {
+        if i.failures() > self.failures_at_open {
+            // It failed while this handle was serving it.
+            self.poisoned.store(true, Ordering::Release);
+            return Err(self.refused());
+        }
+        if !matches!(i.verdict(), Verdict::Failed { .. }) {
+            return Ok(());
+        }
+        // It had failed before this handle was opened: one refetch may clear it.
+        let _one_at_a_time = i.refetching.lock().await;
+        if i.verdict() == (Verdict::Failed { refetched: false }) {
+            self.bytes.drop_cached().await;
+            let ok = self.bytes.check_through(i).await?;
+            if ok.is_err() {
+                self.bytes.drop_cached().await;
+            }
+            i.refetched(ok.is_ok());
+        }
+        match i.verdict() {
+            Verdict::Failed { .. } => Err(self.refused()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a failed check seen by this handle: the file's verdict, the bad bytes
+    /// dropped, this handle refused from now on.
+    async fn failed(&self, got: &str) -> DataError {
+        self.poisoned.store(true, Ordering::Release);
+        // Only the first to see this failure records it (another handle, or the check of a
+        // completed blob, may have); the bytes this handle was served go either way.
+        if let Some(i) = &self.integrity
+            && i.failures() == self.failures_at_open
+        {
+            i.fail(got);
+        }
+        self.bytes.drop_cached().await;
+        self.refused()
+    }
+}

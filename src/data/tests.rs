@@ -1,0 +1,302 @@
+//! The data layer without FUSE: an in-memory remote that can change a byte in flight, and
+//! every byte path (stored entry, deflated entry, whole blob) held to the integrity invariant;
+//! a cache far smaller than the files still gives the right bytes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use fake_github::zipgen::{EntryOptions, ZipBuilder, log_text, noise};
+
+use super::*;
+use crate::source::MemorySource;
+
+/// A blob host in memory that changes the byte at `flip_at` in the next `flips` bodies that
+/// cover it.
+struct FlakyRemote {
+    inner: MemorySource,
+    flip_at: u64,
+    flips: AtomicU64,
+    bytes: AtomicU64,
+}
+
+#[async_trait]
+impl ByteSource for FlakyRemote {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+
+    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+        let b = self.inner.read_at(offset, len).await?;
+        self.bytes.fetch_add(b.len() as u64, Ordering::SeqCst);
+        let end = offset + b.len() as u64;
+        if (offset..end).contains(&self.flip_at)
+            && self
+                .flips
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            let mut v = b.to_vec();
+            v[(self.flip_at - offset) as usize] ^= 0xFF;
+            return Ok(Bytes::from(v));
+        }
+        Ok(b)
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    data: DataLayer,
+    blob: BlobRef,
+    remote: Arc<FlakyRemote>,
+}
+
+fn sha(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+fn setup(zip: &[u8], cache_size: u64, flip_at: u64, flips: u64) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(crate::cache::DiskCache::open(dir.path(), cache_size).unwrap());
+    let remote = Arc::new(FlakyRemote {
+        inner: MemorySource(Bytes::from(zip.to_vec())),
+        flip_at,
+        flips: AtomicU64::new(flips),
+        bytes: AtomicU64::new(0),
+    });
+    let blob = BlobRef {
+        key: BlobKey {
+            id: 1,
+            version: "v".into(),
+        },
+        len: zip.len() as u64,
+        sha256: Some(sha(zip)),
+        what: "artifact 1".into(),
+        remote: remote.clone(),
+    };
+    Setup {
+        _dir: dir,
+        data: DataLayer::new(cache),
+        blob,
+        remote,
+    }
+}
+
+/// Reads a file through in `chunk`-sized reads: every result, in order.
+async fn read_through(r: &FileReader, chunk: u32) -> Vec<Result<Vec<u8>, DataError>> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off < r.len() {
+        let res = r.read(off, chunk).await;
+        let n = res.as_ref().map_or(chunk as u64, |b| b.len() as u64);
+        out.push(res);
+        off += n;
+    }
+    out
+}
+
+fn joined(results: Vec<Result<Vec<u8>, DataError>>) -> Result<Vec<u8>, String> {
+    let mut all = Vec::new();
+    for r in results {
+        all.extend(r.map_err(|e| e.to_string())?);
+    }
+    Ok(all)
+}
+
+/// A stored 3 MiB file after a deflated 2 MiB log: (zip, log, big, offset of big's data).
+fn archive() -> (Vec<u8>, Vec<u8>, Vec<u8>, u64) {
+    sized_archive(2 << 20, 3 << 20)
+}
+
+/// A stored `big_len` file after a deflated `log_len` log.
+fn sized_archive(log_len: usize, big_len: usize) -> (Vec<u8>, Vec<u8>, Vec<u8>, u64) {
+    let log = log_text(log_len, 1);
+    let big = noise(big_len, 2);
+    let mut z = ZipBuilder::new();
+    z.add("app.log", &log);
+    z.add_with("big.bin", &big, EntryOptions::stored());
+    let zip = z.finish();
+    let at = zip.windows(64).position(|w| w == &big[..64]).unwrap() as u64;
+    (zip, log, big, at)
+}
+
+#[tokio::test]
+async fn every_path_fails_the_read_that_completes_a_changed_file_and_every_later_one() {
+    let (zip, _, _, big_at) = archive();
+    // Stored entry, whole blob, deflated entry (a byte of its compressed data).
+    for (spec, flip_at) in [
+        (FileSpec::Entry(1), big_at + 1_000_000),
+        (FileSpec::Whole, big_at + 1_000_000),
+        (FileSpec::Entry(0), 5_000),
+    ] {
+        let s = setup(&zip, 1 << 30, flip_at, u64::MAX);
+        let r = s.data.open(&s.blob, spec).await.unwrap();
+        let mut results = read_through(&r, 128 << 10).await;
+        let last = results.pop().unwrap();
+        assert!(last.is_err(), "{spec:?}: the completing read");
+        assert!(r.read(0, 10).await.is_err(), "{spec:?}: a later read");
+        // A new handle: the one refetch is changed too, so EIO stays, without fetching more.
+        let r2 = s.data.open(&s.blob, spec).await.unwrap();
+        assert!(r2.read(0, 10).await.is_err(), "{spec:?}: refetch failed");
+        let fetched = s.remote.bytes.load(Ordering::SeqCst);
+        let r3 = s.data.open(&s.blob, spec).await.unwrap();
+        assert!(r3.read(0, 10).await.is_err(), "{spec:?}: EIO stays");
+        assert_eq!(s.remote.bytes.load(Ordering::SeqCst), fetched, "{spec:?}");
+    }
+}
+
+#[tokio::test]
+async fn one_refetch_heals_a_transient_change() {
+    let (zip, log, big, big_at) = archive();
+    for (spec, flip_at, want) in [
+        (FileSpec::Entry(1), big_at + 2_000_000, &big),
+        (FileSpec::Whole, big_at + 2_000_000, &zip),
+        (FileSpec::Entry(0), 9_000, &log),
+    ] {
+        let s = setup(&zip, 1 << 30, flip_at, 1);
+        let r = s.data.open(&s.blob, spec).await.unwrap();
+        assert!(joined(read_through(&r, 1 << 20).await).is_err(), "{spec:?}");
+        let r = s.data.open(&s.blob, spec).await.unwrap();
+        let got = joined(read_through(&r, 1 << 20).await).unwrap();
+        assert!(got == *want, "{spec:?}: right bytes after one refetch");
+        assert!(s.data.is_verified(&s.blob, spec), "{spec:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_mismatch_found_by_readahead_is_not_swallowed() {
+    let (zip, _, _, big_at) = archive();
+    let s = setup(&zip, 1 << 30, big_at + 100, u64::MAX);
+    let r = s.data.open(&s.blob, FileSpec::Whole).await.unwrap();
+    assert!(r.read(0, 4096).await.is_ok());
+    // Background readahead completes the blob: its digest check fails there.
+    s.data
+        .blob(&s.blob)
+        .ensure(0, zip.len() as u64)
+        .await
+        .unwrap();
+    assert!(
+        r.read(4096, 4096).await.is_err(),
+        "the open handle is refused"
+    );
+    assert!(!s.data.is_verified(&s.blob, FileSpec::Whole));
+}
+
+#[tokio::test]
+async fn two_readers_of_a_changed_file_both_end_in_eio() {
+    let (zip, _, _, big_at) = archive();
+    let s = setup(&zip, 1 << 30, big_at + 3, u64::MAX);
+    let a = s.data.open(&s.blob, FileSpec::Entry(1)).await.unwrap();
+    let b = s.data.open(&s.blob, FileSpec::Entry(1)).await.unwrap();
+    let chunk = 256 << 10;
+    let mut off = 0;
+    let (mut a_err, mut b_err) = (false, false);
+    while off < a.len() {
+        a_err |= a.read(off, chunk).await.is_err();
+        b_err |= b.read(off, chunk).await.is_err();
+        off += chunk as u64;
+    }
+    assert!(a_err && b_err);
+}
+
+#[tokio::test]
+async fn a_cache_far_smaller_than_the_files_gives_the_right_bytes_twice() {
+    let (zip, log, big, _) = sized_archive(8 << 20, 6 << 20);
+    let s = setup(&zip, 1 << 20, u64::MAX, 0);
+    for round in 0..2 {
+        for (spec, want) in [
+            (FileSpec::Entry(0), &log),
+            (FileSpec::Entry(1), &big),
+            (FileSpec::Whole, &zip),
+        ] {
+            let r = s.data.open(&s.blob, spec).await.unwrap();
+            let got = joined(read_through(&r, 128 << 10).await).unwrap();
+            assert!(got == *want, "{spec:?}, round {round}");
+            assert!(s.data.cache().used() <= 1 << 20, "{spec:?}, round {round}");
+        }
+    }
+    // Backwards through the deflated entry: each read behind the stream starts it over.
+    let r = s.data.open(&s.blob, FileSpec::Entry(0)).await.unwrap();
+    for off in [7 << 20, 3 << 20, 0] {
+        let got = r.read(off, 1000).await.unwrap();
+        assert_eq!(&got[..], &log[off as usize..off as usize + 1000]);
+    }
+}
+
+#[tokio::test]
+async fn a_deflated_entry_is_served_as_it_is_inflated_and_kept_when_verified() {
+    let log = log_text(24 << 20, 5);
+    let mut z = ZipBuilder::new();
+    z.add("app.log", &log);
+    z.add("other.txt", b"x");
+    let zip = z.finish();
+    let s = setup(&zip, 1 << 30, u64::MAX, 0);
+    let r = s.data.open(&s.blob, FileSpec::Entry(0)).await.unwrap();
+    let got = r.read(0, 4096).await.unwrap();
+    assert_eq!(&got[..], &log[..4096]);
+    let fetched = s.remote.bytes.load(Ordering::SeqCst);
+    assert!(
+        fetched <= 2 << 20,
+        "the first 4 KiB cost {fetched} of {} bytes",
+        zip.len()
+    );
+    let got = joined(read_through(&r, 1 << 20).await).unwrap();
+    assert!(got == log);
+    // Verified and copied: another handle reads from the cache, nothing fetched.
+    let fetched = s.remote.bytes.load(Ordering::SeqCst);
+    let r = s.data.open(&s.blob, FileSpec::Entry(0)).await.unwrap();
+    assert_eq!(
+        &r.read(5 << 20, 100).await.unwrap()[..],
+        &log[5 << 20..(5 << 20) + 100]
+    );
+    assert_eq!(s.remote.bytes.load(Ordering::SeqCst), fetched);
+    assert!(s.data.is_verified(&s.blob, FileSpec::Entry(0)));
+}
+
+#[tokio::test]
+async fn seek_points_bound_a_random_read_to_one_span_even_after_a_remount() {
+    use super::seek_index::SPAN;
+    let log = log_text(24 << 20, 9);
+    let mut z = ZipBuilder::new();
+    z.add("app.log", &log);
+    let zip = z.finish();
+    // 16 MiB: the compressed bytes stay cached, the inflated copy (24 MiB) is never kept.
+    let s = setup(&zip, 16 << 20, u64::MAX, 0);
+    let inflated = |data: &DataLayer| {
+        data.inflaters
+            .lock()
+            .unwrap()
+            .values()
+            .map(|e| e.inflated())
+            .sum::<u64>()
+    };
+    let r = s.data.open(&s.blob, FileSpec::Entry(0)).await.unwrap();
+    assert!(joined(read_through(&r, 1 << 20).await).unwrap() == log);
+    assert_eq!(inflated(&s.data), log.len() as u64);
+    let fetched = s.remote.bytes.load(Ordering::SeqCst);
+    // Backwards, from the end: each read inflates from the point before it.
+    for off in [22 << 20, 13 << 20, 5 << 20] {
+        let before = inflated(&s.data);
+        let got = r.read(off, 4096).await.unwrap();
+        assert_eq!(&got[..], &log[off as usize..off as usize + 4096]);
+        let cost = inflated(&s.data) - before;
+        assert!(
+            cost <= SPAN + (1 << 20),
+            "read at {off} inflated {cost} bytes"
+        );
+    }
+    assert_eq!(
+        s.remote.bytes.load(Ordering::SeqCst),
+        fetched,
+        "nothing fetched"
+    );
+    // A new mount on the same cache: the points come from the cache.
+    let data = DataLayer::new(s.data.cache().clone());
+    let r = data.open(&s.blob, FileSpec::Entry(0)).await.unwrap();
+    let off = 21 << 20;
+    let got = r.read(off, 4096).await.unwrap();
+    assert_eq!(&got[..], &log[off as usize..off as usize + 4096]);
+    assert!(inflated(&data) <= SPAN + (1 << 20), "{}", inflated(&data));
+}

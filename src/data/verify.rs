@@ -1,0 +1,308 @@
+//! Verification: what a file's bytes must hash to ([`Expected`]), the one shared verdict on
+//! each file however many handles read it ([`Integrity`]), and the running check each open
+//! handle keeps over exactly the bytes it served, in file order ([`ServedCheck`]).
+//!
+//! The invariant this serves (shared/contract.md, "Reading"): a program that reads a file from
+//! start to end never finishes with exit 0 on bytes that differ from what was uploaded. A
+//! handle hashes what it served, not what the cache holds now, so readahead, eviction and
+//! refetches underneath cannot hide a changed byte; the read that completes a failed check is
+//! EIO, and so is every later read until one refetch of the whole file verifies.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use sha2::Digest;
+
+/// What a whole file must hash to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expected {
+    /// A zip entry's CRC-32 (of its uncompressed bytes).
+    Crc32(u32),
+    /// A blob's `sha256:` digest, lowercase hex.
+    Sha256(String),
+}
+
+impl Expected {
+    pub fn hasher(&self) -> Hasher {
+        match self {
+            Expected::Crc32(_) => Hasher::Crc32(crc32fast::Hasher::new()),
+            Expected::Sha256(_) => Hasher::Sha256(Box::default()),
+        }
+    }
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expected::Crc32(c) => write!(f, "CRC-32 {c:08x}"),
+            Expected::Sha256(h) => write!(f, "sha256 {h}"),
+        }
+    }
+}
+
+/// A running hash of one of the [`Expected`] kinds.
+pub enum Hasher {
+    Crc32(crc32fast::Hasher),
+    Sha256(Box<sha2::Sha256>),
+}
+
+impl Hasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Crc32(h) => h.update(bytes),
+            Hasher::Sha256(h) => h.update(bytes),
+        }
+    }
+
+    /// `Ok` when the hash is what `want` says, else `Err(what it was)`.
+    pub fn check(self, want: &Expected) -> Result<(), String> {
+        let got = match self {
+            Hasher::Crc32(h) => format!("{:08x}", h.finalize()),
+            Hasher::Sha256(h) => hex::encode(h.finalize()),
+        };
+        let ok = match want {
+            Expected::Crc32(c) => got == format!("{c:08x}"),
+            Expected::Sha256(w) => got.eq_ignore_ascii_case(w),
+        };
+        if ok { Ok(()) } else { Err(got) }
+    }
+}
+
+/// The shared verdict on one file's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nobody has read it through yet.
+    Unchecked,
+    /// Read through and matched.
+    Good,
+    /// The latest check failed; the one refetch allowed after it has (or not) been tried
+    /// and failed too.
+    Failed { refetched: bool },
+}
+
+/// One file's integrity state, shared by every handle that reads it.
+pub struct Integrity {
+    /// The file, for log lines.
+    pub what: String,
+    pub expected: Expected,
+    verdict: Mutex<Verdict>,
+    /// Failed checks so far (never decreases).
+    failures: std::sync::atomic::AtomicU32,
+    /// At most one refetch at a time; the others wait for its verdict.
+    pub refetching: tokio::sync::Mutex<()>,
+}
+
+impl Integrity {
+    pub fn new(what: String, expected: Expected) -> Integrity {
+        Integrity {
+            what,
+            expected,
+            verdict: Mutex::new(Verdict::Unchecked),
+            failures: Default::default(),
+            refetching: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn verdict(&self) -> Verdict {
+        *self.verdict.lock().unwrap()
+    }
+
+    /// How many checks have failed so far (a handle opened before a failure must not go on).
+    pub fn failures(&self) -> u32 {
+        self.failures.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Records a failed check (the caller drops the bad bytes).
+    pub fn fail(&self, got: &str) {
+        let mut v = self.verdict.lock().unwrap();
+        self.failures
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        *v = Verdict::Failed { refetched: false };
+        tracing::warn!(
+            "{}: {} expected, got {got}: EIO until a refetch verifies; cached bytes dropped",
+            self.what,
+            self.expected
+        );
+    }
+
+    /// Records the outcome of the one refetch allowed after a failure.
+    pub fn refetched(&self, ok: bool) {
+        let mut v = self.verdict.lock().unwrap();
+        if ok {
+            *v = Verdict::Good;
+            tracing::info!("{}: refetched and verified", self.what);
+        } else if let Verdict::Failed { .. } = *v {
+            *v = Verdict::Failed { refetched: true };
+            tracing::warn!("{}: the refetch failed its check too: EIO stays", self.what);
+        }
+    }
+
+    /// Records a check that passed (never overrides a failure: only a refetch clears one).
+    pub fn pass(&self) {
+        let mut v = self.verdict.lock().unwrap();
+        if *v == Verdict::Unchecked {
+            *v = Verdict::Good;
+        }
+    }
+}
+
+/// Bytes served out of order kept for the running hash until the gap before them is served.
+const STASH_LIMIT: usize = 8 << 20;
+
+/// What feeding served bytes to a [`ServedCheck`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing decided yet (or decided before).
+    Pending,
+    /// Every byte was served, in order, and they hash right.
+    Matched,
+    /// Every byte was served and they hash wrong: what they hashed to.
+    Mismatch(String),
+    /// As many bytes as the file holds were served, but not in an order the running hash
+    /// could follow: the file has to be checked by reading it through once.
+    NeedsPass,
+}
+
+/// One handle's running check over the bytes it served, in file order: bytes that arrive
+/// ahead of the hash (concurrent reads finishing out of order) wait in a bounded stash.
+pub struct ServedCheck {
+    len: u64,
+    expected: Expected,
+    hasher: Option<Hasher>,
+    upto: u64,
+    stash: BTreeMap<u64, Vec<u8>>,
+    stash_bytes: usize,
+    served: u64,
+    pass_asked: bool,
+}
+
+impl ServedCheck {
+    pub fn new(len: u64, expected: Expected) -> ServedCheck {
+        ServedCheck {
+            len,
+            hasher: Some(expected.hasher()),
+            expected,
+            upto: 0,
+            stash: BTreeMap::new(),
+            stash_bytes: 0,
+            served: 0,
+            pass_asked: false,
+        }
+    }
+
+    /// Takes bytes `offset..offset + data.len()` as served.
+    pub fn feed(&mut self, offset: u64, data: &[u8]) -> Outcome {
+        self.served += data.len() as u64;
+        let Some(h) = self.hasher.as_mut() else {
+            return Outcome::Pending;
+        };
+        let end = offset + data.len() as u64;
+        if offset <= self.upto && end > self.upto {
+            h.update(&data[(self.upto - offset) as usize..]);
+            self.upto = end;
+            while let Some(entry) = self.stash.first_entry() {
+                if *entry.key() > self.upto {
+                    break;
+                }
+                let at = *entry.key();
+                let bytes = entry.remove();
+                self.stash_bytes -= bytes.len();
+                let e = at + bytes.len() as u64;
+                if e > self.upto {
+                    h.update(&bytes[(self.upto - at) as usize..]);
+                    self.upto = e;
+                }
+            }
+        } else if offset > self.upto && !self.pass_asked {
+            if self.stash_bytes + data.len() <= STASH_LIMIT {
+                self.stash_bytes += data.len();
+                self.stash.insert(offset, data.to_vec());
+            } else {
+                // Too far out of order to follow: a read-through check decides instead.
+                self.stash.clear();
+                self.stash_bytes = 0;
+                self.pass_asked = true;
+            }
+        }
+        if self.upto >= self.len {
+            let h = self.hasher.take().expect("checked above");
+            self.stash.clear();
+            return match h.check(&self.expected) {
+                Ok(()) => Outcome::Matched,
+                Err(got) => Outcome::Mismatch(got),
+            };
+        }
+        if self.served >= self.len && self.pass_asked {
+            self.hasher = None;
+            self.stash.clear();
+            self.stash_bytes = 0;
+            return Outcome::NeedsPass;
+        }
+        Outcome::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crc(d: &[u8]) -> Expected {
+        Expected::Crc32(crc32fast::hash(d))
+    }
+
+    #[test]
+    fn in_order_and_reordered_reads_are_hashed_as_served() {
+        let d: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+        let mut c = ServedCheck::new(d.len() as u64, crc(&d));
+        assert_eq!(c.feed(0, &d[..3000]), Outcome::Pending);
+        assert_eq!(c.feed(6000, &d[6000..]), Outcome::Pending, "stashed");
+        assert_eq!(c.feed(1000, &d[1000..4000]), Outcome::Pending, "overlap");
+        assert_eq!(c.feed(4000, &d[4000..6000]), Outcome::Matched);
+        // A changed byte anywhere is a mismatch.
+        let mut bad = d.clone();
+        bad[7777] ^= 1;
+        let mut c = ServedCheck::new(d.len() as u64, crc(&d));
+        c.feed(5000, &bad[5000..]);
+        assert!(matches!(c.feed(0, &bad[..5000]), Outcome::Mismatch(_)));
+        // Sha-256 too.
+        let want = Expected::Sha256(hex::encode(sha2::Sha256::digest(&d)));
+        let mut c = ServedCheck::new(d.len() as u64, want);
+        assert!(matches!(c.feed(0, &bad), Outcome::Mismatch(_)));
+    }
+
+    #[test]
+    fn reads_too_far_apart_ask_for_a_pass_once_everything_was_served() {
+        let len = STASH_LIMIT as u64 * 3;
+        let chunk = vec![0u8; 1 << 20];
+        let mut c = ServedCheck::new(len, Expected::Crc32(0));
+        let mut outcomes = Vec::new();
+        // The second half first (more than the stash holds), then the first half.
+        for off in (len / 2..len)
+            .step_by(chunk.len())
+            .chain((0..len / 2).step_by(chunk.len()))
+        {
+            outcomes.push(c.feed(off, &chunk));
+        }
+        assert_eq!(outcomes.pop(), Some(Outcome::NeedsPass));
+        assert!(outcomes.iter().all(|o| *o == Outcome::Pending));
+        assert_eq!(c.feed(0, &chunk), Outcome::Pending, "asked once");
+    }
+
+    #[test]
+    fn a_failure_stays_until_a_refetch_verifies() {
+        let i = Integrity::new("f".into(), Expected::Crc32(1));
+        i.pass();
+        assert_eq!(i.verdict(), Verdict::Good);
+        i.fail("2");
+        assert_eq!(i.failures(), 1);
+        i.pass();
+        assert_eq!(i.failures(), 1, "a pass does not clear a failure");
+        i.refetched(false);
+        assert_eq!(i.verdict(), Verdict::Failed { refetched: true });
+        i.fail("3");
+        assert_eq!(i.verdict(), Verdict::Failed { refetched: false });
+        i.refetched(true);
+        assert_eq!(i.verdict(), Verdict::Good);
+        assert_eq!(i.failures(), 2, "never decreases");
+    }
+}

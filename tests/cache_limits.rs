@@ -1,0 +1,270 @@
+//! Real-mount tests that the cache never breaks a read (shared/contract.md, "Reading"): a
+//! file bigger than `--cache-size` reads right, twice; a cache on a filesystem too small for
+//! what is read still gives the right bytes; `--cache-min-free` keeps the filesystem free;
+//! `--cache-size` bounds everything under the cache directory, the log included; and a
+//! remount after `kill -9` in the middle of writing blocks or inflating reads right.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use fake_github::Faults;
+use fake_github::zipgen::{EntryOptions, ZipBuilder, log_text, noise};
+
+const REPO: &str = "octo-org/hello";
+const MIB: usize = 1 << 20;
+
+/// A 24 MiB log (deflated) and a 16 MiB stored file: (zip, log, big).
+fn archive() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let log = log_text(24 * MIB, 1);
+    let big = noise(16 * MIB, 2);
+    let mut z = ZipBuilder::new();
+    z.add("app.log", &log);
+    z.add_with("big.bin", &big, EntryOptions::stored());
+    (z.finish(), log, big)
+}
+
+/// A fake serving [`archive`] as run 1's `big`: (fake, zip, log, big).
+fn fake_with_archive() -> (fake_github::FakeGitHub, Vec<u8>, Vec<u8>, Vec<u8>) {
+    let gh = start_fake();
+    let (zip, log, big) = archive();
+    add_hello(&gh, "big", 1, zip.clone());
+    (gh, zip, log, big)
+}
+
+/// A mount whose cache lives on `fs`, with a cap far beyond its size.
+fn on_tmpfs(gh: &fake_github::FakeGitHub, fs: &Tmpfs, extra: &[&str]) -> MountBuilder {
+    let mut b = MountBuilder::new(gh, REPO)
+        .cache_dir(&fs.path())
+        .arg("--cache-size")
+        .arg("1G");
+    for a in extra {
+        b = b.arg(a);
+    }
+    b
+}
+
+fn sha_of(path: &Path) -> String {
+    let (ok, out, err) = sh(&format!("sha256sum '{}'", path.display()));
+    assert!(ok, "sha256sum {}: {err}", path.display());
+    out.split_whitespace().next().unwrap().to_string()
+}
+
+/// Bytes the files under `dir` really occupy on disk.
+fn disk_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let md = e.as_ref().unwrap().metadata().unwrap();
+            if md.is_dir() {
+                stack.push(e.unwrap().path());
+            } else {
+                total += md.blocks() * 512;
+            }
+        }
+    }
+    total
+}
+
+/// A small tmpfs mounted for the test (needs root, as CI runs).
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn new(size: &str) -> Tmpfs {
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "this test mounts a tmpfs: run the suite as root (CI does)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount -t tmpfs");
+        Tmpfs { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    fn free(&self) -> u64 {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(self.dir.path().as_os_str().as_bytes()).unwrap();
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+        st.f_bavail as u64 * st.f_frsize as u64
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn files_bigger_than_the_cache_read_right_twice() {
+    fuse_available_or_fail();
+    let gh = start_fake();
+    let (zip, log, big) = archive();
+    add_hello(&gh, "big", 1, zip.clone());
+    let m = MountBuilder::new(&gh, REPO)
+        .arg("--cache-size")
+        .arg("4M")
+        .mount();
+    let art = m.path("octo-org/hello/runs/1/big");
+    for round in 0..2 {
+        assert_eq!(sha_of(&art.join("app.log")), sha256(&log), "round {round}");
+        assert_eq!(sha_of(&art.join("big.bin")), sha256(&big), "round {round}");
+        let (ok, out, err) = sh(&format!("head -c 100 '{}'", art.join("app.log").display()));
+        assert!(ok, "{err}");
+        assert_eq!(out.as_bytes(), &log[..100]);
+        assert!(disk_usage(&m.cache_dir) <= 4 << 20, "round {round}");
+    }
+    assert_eq!(
+        sha_of(&m.path("octo-org/hello/runs/1/big.zip")),
+        sha256(&zip)
+    );
+}
+
+#[test]
+fn a_cache_on_a_full_filesystem_costs_speed_not_reads() {
+    fuse_available_or_fail();
+    let fs = Tmpfs::new("6m");
+    let (gh, zip, log, big) = fake_with_archive();
+    let stderr = tempfile::NamedTempFile::new().unwrap();
+    let m = on_tmpfs(&gh, &fs, &[]).stderr_to(stderr.path()).mount();
+    let art = m.path("octo-org/hello/runs/1/big");
+    assert_eq!(sha_of(&art.join("big.bin")), sha256(&big));
+    assert_eq!(sha_of(&art.join("app.log")), sha256(&log));
+    assert_eq!(
+        sha_of(&m.path("octo-org/hello/runs/1/big.zip")),
+        sha256(&zip)
+    );
+    drop(m);
+    let log = std::fs::read_to_string(stderr.path()).unwrap();
+    assert!(
+        log.contains("reading from the network without caching"),
+        "one warning says why: {log}"
+    );
+}
+
+#[test]
+fn cache_min_free_keeps_the_filesystem_free() {
+    fuse_available_or_fail();
+    let fs = Tmpfs::new("40m");
+    let (gh, zip, _, big) = fake_with_archive();
+    let m = on_tmpfs(&gh, &fs, &["--cache-min-free", "30M"]).mount();
+    assert_eq!(
+        sha_of(&m.path("octo-org/hello/runs/1/big/big.bin")),
+        sha256(&big)
+    );
+    assert_eq!(
+        sha_of(&m.path("octo-org/hello/runs/1/big.zip")),
+        sha256(&zip)
+    );
+    assert!(fs.free() >= 30 << 20, "free: {}", fs.free());
+}
+
+#[test]
+fn the_cap_counts_every_file_under_the_cache_directory_the_log_included() {
+    fuse_available_or_fail();
+    let gh = start_fake();
+    let mut ids = Vec::new();
+    for i in 0..30u64 {
+        let mut z = ZipBuilder::new();
+        z.add("a.txt", &log_text(200_000, i));
+        z.add_with("b.bin", &noise(300_000, i), EntryOptions::stored());
+        ids.push(add_hello(&gh, &format!("art{i}"), 100 + i, z.finish()));
+    }
+    // A background mount logs (at debug level) into its cache directory.
+    let (dir, mountpoint, out) = MountBuilder::new(&gh, REPO)
+        .arg("--cache-size")
+        .arg("2M")
+        .arg("-vv")
+        .mount_background();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cache_dir = dir.path().join("cache");
+    for round in 0..3 {
+        for i in 0..30u64 {
+            let art = mountpoint.join(format!("octo-org/hello/runs/{}/art{i}", 100 + i));
+            assert!(std::fs::read(art.join("a.txt")).unwrap().len() == 200_000);
+            assert!(std::fs::read(art.join("b.bin")).unwrap().len() == 300_000);
+        }
+        let used = disk_usage(&cache_dir);
+        if used > 2 << 20 {
+            let (_, du, _) = sh(&format!(
+                "du -a --block-size=1 '{}' | sort -n | tail -40",
+                cache_dir.display()
+            ));
+            panic!("round {round}: {used} bytes under the cache dir:\n{du}");
+        }
+    }
+    assert!(
+        cache_dir.join("artifactfs.log.1").exists(),
+        "the log rotated"
+    );
+    unmount(&mountpoint);
+    let _ = ids;
+}
+
+/// Waits until the fake has sent at least `bytes` blob bytes.
+fn wait_for_bytes(gh: &fake_github::FakeGitHub, bytes: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while gh.counters().blob_bytes_total < bytes {
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_remount_after_kill_9_mid_write_reads_right() {
+    fuse_available_or_fail();
+    let gh = start_fake();
+    let (zip, log, big) = archive();
+    add_hello(&gh, "big", 1, zip);
+    let cache = tempfile::tempdir().unwrap();
+    for (file, want) in [("big.bin", &big), ("app.log", &log)] {
+        gh.set_faults(Faults {
+            blob_bandwidth: Some(4 << 20),
+            ..Default::default()
+        });
+        gh.reset_counters();
+        let m = MountBuilder::new(&gh, REPO).cache_dir(cache.path()).mount();
+        let p = m.path(&format!("octo-org/hello/runs/1/big/{file}"));
+        let reader = std::thread::spawn(move || std::fs::read(p));
+        // Blocks are being written (and for the log, an inflated copy too) when it dies.
+        wait_for_bytes(&gh, 3 << 20);
+        m.crash();
+        let _ = reader.join();
+        gh.set_faults(Faults::default());
+        let m = MountBuilder::new(&gh, REPO).cache_dir(cache.path()).mount();
+        let p = m.path(&format!("octo-org/hello/runs/1/big/{file}"));
+        assert_eq!(sha_of(&p), sha256(want), "{file} after kill -9");
+        m.unmount();
+    }
+}

@@ -74,6 +74,7 @@ struct Plan {
     content_type: String,
     file_name: String,
     truncate: bool,
+    stall: bool,
     throttle: Option<u64>,
     delay: Option<Duration>,
     no_range: bool,
@@ -166,7 +167,7 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
     // count); the others when the answer is made.
     let sent = if plan.throttle.is_some() {
         0
-    } else if plan.truncate {
+    } else if plan.truncate || plan.stall {
         slice.len() as u64 / 2
     } else {
         slice.len() as u64
@@ -181,7 +182,9 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
         }
     }
     let in_flight = InFlight::start(shared.clone());
-    let body = if plan.truncate {
+    let body = if plan.stall {
+        stalled(slice, shared.clone())
+    } else if plan.truncate {
         // Headers and half the body go out; then the connection drops, as when a proxy or
         // the storage front end gives up mid-transfer.
         let half = slice.slice(..slice.len() / 2);
@@ -203,6 +206,34 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
     };
     b.body(Body::from_stream(tracked(body, in_flight)))
         .expect("valid response")
+}
+
+/// Half of `data`, then nothing with the connection open, until the client goes away
+/// (counted as abandoned) or [`STALL_RELEASE`] passes (then the connection drops).
+fn stalled(data: Bytes, shared: Arc<Shared>) -> Body {
+    struct Abandoned(Arc<Shared>, bool);
+    impl Drop for Abandoned {
+        fn drop(&mut self) {
+            if !self.1 {
+                self.0.state.lock().unwrap().counters.blob_stalls_abandoned += 1;
+            }
+        }
+    }
+    let half = data.slice(..data.len() / 2);
+    let guard = Abandoned(shared, false);
+    let stream =
+        futures_util::stream::unfold((Some(half), guard), |(half, mut guard)| async move {
+            match half {
+                Some(h) => Some((Ok(h), (None, guard))),
+                None => {
+                    tokio::time::sleep(crate::faults::STALL_RELEASE).await;
+                    guard.1 = true; // released by us, not abandoned
+                    let e = std::io::Error::other("fake-github: stalled body released");
+                    Some((Err(e), (None, guard)))
+                }
+            }
+        });
+    Body::from_stream(stream)
 }
 
 /// Counts a blob body as in flight from its headers until it is sent or dropped.
@@ -378,6 +409,13 @@ fn plan(
     if truncate {
         st.counters.inject("blob_cut");
     }
+    let stall = is_get
+        && !truncate
+        && fires(st.faults.blob_stall_every, st.fault_counts.blob)
+        && body.len() > 1;
+    if stall {
+        st.counters.blob_stalls += 1;
+    }
     let throttle = st
         .faults
         .blob_throttle
@@ -396,6 +434,7 @@ fn plan(
         content_type,
         file_name,
         truncate,
+        stall,
         throttle,
         delay: st.faults.blob_delay,
         no_range: st.faults.no_range,

@@ -42,6 +42,10 @@ pub struct Counters {
     pub blob_bytes_flipped: u64,
     /// The most blob bodies being sent at the same time.
     pub blob_in_flight_max: u64,
+    /// Blob bodies stalled halfway (the `blob_stall_every` fault).
+    pub blob_stalls: u64,
+    /// Stalled bodies the client gave up on before the fake released them.
+    pub blob_stalls_abandoned: u64,
 }
 
 impl Counters {

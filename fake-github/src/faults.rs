@@ -16,6 +16,10 @@ pub struct Faults {
     /// Every Nth blob body is cut off halfway (the connection drops after half the bytes
     /// promised by `Content-Length`).
     pub blob_truncate_every: u64,
+    /// Every Nth blob body stops halfway with the connection left open, as a stalled
+    /// transfer does; the fake gives up on it (drops the connection) after
+    /// [`STALL_RELEASE`], so a client that never notices still ends.
+    pub blob_stall_every: u64,
     /// Every Nth successful (200) API answer has its body cut off halfway (the connection
     /// drops after half the bytes promised by `Content-Length`).
     pub api_truncate_every: u64,
@@ -54,6 +58,9 @@ pub struct BlobFlip {
     /// How many bodies are changed before the link heals (0: every one, forever).
     pub times: u64,
 }
+
+/// How long a stalled blob body is held open before the fake drops it.
+pub const STALL_RELEASE: Duration = Duration::from_secs(20);
 
 /// True on every `every`th call (counting from 1); never when `every` is 0.
 pub(crate) fn fires(every: u64, count: u64) -> bool {

@@ -47,6 +47,9 @@ struct Args {
     /// Every Nth blob body is cut off halfway (0: never).
     #[arg(long, default_value_t = 0)]
     blob_truncate_every: u64,
+    /// Every Nth blob body stalls halfway with the connection left open
+    #[arg(long, default_value_t = 0)]
+    blob_stall_every: u64,
     /// Added latency on every API request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     api_delay_ms: u64,
@@ -74,6 +77,7 @@ fn main() -> anyhow::Result<()> {
             api_fail_every: args.api_fail_every,
             api_429_every: args.api_429_every,
             blob_truncate_every: args.blob_truncate_every,
+            blob_stall_every: args.blob_stall_every,
             api_delay: (args.api_delay_ms > 0).then(|| Duration::from_millis(args.api_delay_ms)),
             blob_delay: (args.blob_delay_ms > 0).then(|| Duration::from_millis(args.blob_delay_ms)),
             no_range: args.no_range,

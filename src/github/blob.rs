@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use url::Url;
 
+use super::body::{BodyError, read_into};
 use super::client::{GitHubClient, error_chain, redact};
 use super::error::ApiError;
 use super::retry::RetryPolicy;
@@ -177,16 +178,27 @@ impl BlobHandle {
         let end = offset
             .checked_add(len - 1)
             .ok_or_else(|| ApiError::Protocol(format!("range {offset}+{len} overflows")))?;
-        self.with_retries(|url| async move { self.try_range(&url, offset, end).await })
+        // What earlier attempts got stays: a retry asks only for the rest.
+        let partial = Mutex::new(BytesMut::new());
+        let partial = &partial;
+        self.with_retries(|url| async move { self.try_range(&url, offset, end, partial).await })
             .await
     }
 
-    async fn try_range(&self, url: &Url, offset: u64, end: u64) -> Result<Bytes, Attempt> {
+    async fn try_range(
+        &self,
+        url: &Url,
+        offset: u64,
+        end: u64,
+        partial: &Mutex<BytesMut>,
+    ) -> Result<Bytes, Attempt> {
+        let have = partial.lock().unwrap().len() as u64;
+        let from = offset + have;
         let resp = self
             .blob
             .http
             .get(url.clone())
-            .header(header::RANGE, format!("bytes={offset}-{end}"))
+            .header(header::RANGE, format!("bytes={from}-{end}"))
             .send()
             .await
             .map_err(|e| Attempt::Retry(network(url, &e)))?;
@@ -200,14 +212,21 @@ impl BlobHandle {
                         redact(url)
                     )))
                 })?;
-                if start != offset {
+                if start != from {
                     return Err(Attempt::Fatal(ApiError::Protocol(format!(
-                        "asked for bytes from {offset}, got from {start}"
+                        "asked for bytes from {from}, got from {start}"
                     ))));
                 }
                 let expect = want.min(total.saturating_sub(offset));
-                let body = read_exact_body(resp, url, expect).await?;
-                Ok(body)
+                let mut buf = std::mem::take(&mut *partial.lock().unwrap());
+                buf.reserve((expect - have) as usize);
+                match read_into(resp, url, expect, &mut buf).await {
+                    Ok(()) => Ok(buf.freeze()),
+                    Err(BodyError::Retry(e)) => {
+                        *partial.lock().unwrap() = buf;
+                        Err(Attempt::Retry(e))
+                    }
+                }
             }
             StatusCode::RANGE_NOT_SATISFIABLE => Ok(Bytes::new()),
             _ => {
@@ -221,6 +240,7 @@ impl BlobHandle {
                         "blob host ignored Range (200): reading the whole blob for a range"
                     );
                 }
+                partial.lock().unwrap().clear(); // a whole body: start over
                 slice_of_stream(resp, url, offset, want).await
             }
         }
@@ -414,32 +434,6 @@ fn check_status(resp: Response, url: &Url) -> Result<Response, Attempt> {
         }),
         _ => Attempt::Fatal(ApiError::Protocol(msg)),
     })
-}
-
-/// Reads a body that must be exactly `expect` bytes; shorter is a truncation (retry).
-async fn read_exact_body(mut resp: Response, url: &Url, expect: u64) -> Result<Bytes, Attempt> {
-    let mut buf = BytesMut::with_capacity(expect.min(64 << 20) as usize);
-    loop {
-        match resp.chunk().await {
-            Ok(Some(c)) => {
-                buf.extend_from_slice(&c);
-                if buf.len() as u64 > expect {
-                    buf.truncate(expect as usize);
-                    break;
-                }
-            }
-            Ok(None) => break,
-            Err(e) => return Err(Attempt::Retry(network(url, &e))),
-        }
-    }
-    if (buf.len() as u64) < expect {
-        return Err(Attempt::Retry(ApiError::Network(format!(
-            "{}: body ended after {} of {expect} bytes",
-            redact(url),
-            buf.len()
-        ))));
-    }
-    Ok(buf.freeze())
 }
 
 /// From a full (200) body, the `want` bytes at `offset`, streaming past the rest.

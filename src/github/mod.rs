@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod blob;
+pub mod body;
 pub mod client;
 pub mod error;
 pub mod link;

@@ -87,6 +87,14 @@ impl Remote for GitHubRemote {
         r
     }
 
+    async fn owner_exists(&self, owner: &str) -> Result<bool, ApiError> {
+        self.api.owner_exists(owner).await
+    }
+
+    fn can_download(&self) -> bool {
+        self.api.has_token()
+    }
+
     async fn artifact_kind(&self, repo: &RepoRef, id: u64) -> Result<ArtifactKind, ApiError> {
         self.handle(repo, id).kind().await
     }

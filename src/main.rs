@@ -188,6 +188,9 @@ enum Cmd {
     /// Unmount a mounted artifactfs
     Unmount { mountpoint: PathBuf },
     /// Mount a built-in sample repository served by an in-process fake GitHub (no token, no network)
+    #[command(mut_arg("cache_dir", |a| a.help(
+        "Disk cache directory [default: a new temporary directory, removed when the demo ends]"
+    )))]
     Demo {
         /// Where to mount [default: a new directory under /tmp]
         mountpoint: Option<PathBuf>,
@@ -314,7 +317,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if !foreground && !mount::is_daemon_child() {
                 return mount::daemonize_and_wait(&cache_dir);
             }
-            let token = artifactfs::github::auth::discover_token();
+            let token = artifactfs::github::auth::discover_token(&api_url);
             let mountpoint = std::fs::canonicalize(&mountpoint)?;
             let opts = MountOptions {
                 mountpoint,
@@ -453,6 +456,19 @@ mod tests {
         let mut bad = common.clone();
         bad.options = vec!["uid=x".into()];
         assert!(apply_o_options(&mut bad).is_err());
+    }
+
+    #[test]
+    fn demo_help_shows_the_cache_default_demo_uses() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let demo = cmd.find_subcommand_mut("demo").unwrap();
+        let help = demo.render_help().to_string();
+        assert!(help.contains("temporary directory"), "{help}");
+        assert!(!help.contains("XDG_CACHE_HOME"), "{help}");
+        let mut cmd = Cli::command();
+        let mount = cmd.find_subcommand_mut("mount").unwrap();
+        assert!(mount.render_help().to_string().contains("XDG_CACHE_HOME"));
     }
 
     #[test]

@@ -83,7 +83,15 @@ fn lists_every_page_with_the_documented_headers() {
     assert_eq!(ids.len(), 250);
     let c = gh.counters();
     assert_eq!(c.endpoint("list_repo"), 3, "per_page=100: three pages");
+    // The documented headers on every request: the token, Accept, X-GitHub-Api-Version and a
+    // User-Agent (without which GitHub answers 403).
     assert_eq!(c.api_auth_headers_seen, 3);
+    assert_eq!(c.api_without_documented_headers, 0);
+    assert_eq!(
+        c.api_user_agents.iter().collect::<Vec<_>>(),
+        vec![&format!("artifactfs/{}", env!("CARGO_PKG_VERSION"))]
+    );
+    assert_eq!(c.refused_no_user_agent, 0);
 
     // The name filter and the run listing.
     let one = rt
@@ -98,11 +106,70 @@ fn lists_every_page_with_the_documented_headers() {
     assert_eq!(got, one[0]);
     assert!(got.sha256_hex().is_some());
 
-    // Unchanged listings revalidate to 304 and give the same answer.
+    // Unchanged listings revalidate to 304 and give the same answer: every page, although a
+    // 304 carries no Link (the next page's URL is kept with each page's ETag).
     let before = gh.counters().not_modified;
     let again = rt.block_on(api.list_artifacts(&repo(), None)).unwrap();
-    assert_eq!(again, all);
+    assert_eq!(again.len(), all.len(), "pages lost on revalidation");
+    assert!(again == all);
     assert_eq!(gh.counters().not_modified - before, 3);
+}
+
+#[test]
+fn a_renamed_repository_is_followed_on_the_api_origin_only() {
+    let gh = FakeGitHub::start(FakeConfig::default());
+    for i in 0..150u64 {
+        add_raw(&gh, &format!("r{i}"), vec![i as u8; 10]);
+    }
+    let data = body(5000);
+    let id = add_raw(&gh, "big", data.clone());
+    let doomed = add_raw(&gh, "doomed", vec![1; 10]);
+    gh.rename_repo("octo-org/hello", "new-owner/renamed");
+    let api = client(&gh, Some(TOKEN));
+    let rt = rt();
+    // The old name answers 301 to /repositories/ID/...: followed, with the token; both
+    // pages come (the second by its Link under /repositories/ID).
+    let all = rt.block_on(api.list_artifacts(&repo(), None)).unwrap();
+    assert_eq!(all.len(), 152);
+    let c = gh.counters();
+    assert_eq!(c.endpoint("list_repo"), 3, "one 301, then two pages");
+    assert_eq!(
+        c.api_auth_headers_seen, 3,
+        "the token is kept on the API origin"
+    );
+    // The move is remembered: the next listing goes straight to the new place.
+    gh.reset_counters();
+    assert_eq!(
+        rt.block_on(api.list_artifacts(&repo(), None))
+            .unwrap()
+            .len(),
+        152
+    );
+    assert_eq!(gh.counters().endpoint("list_repo"), 2);
+    // Downloads: 301, then the 302 to the blob host; DELETE: 307, method kept.
+    let h = handle(&gh, &api, id);
+    assert_eq!(
+        rt.block_on(h.read_range(100, 1000)).unwrap(),
+        &data[100..1100]
+    );
+    rt.block_on(api.delete_artifact(&repo(), doomed)).unwrap();
+    assert_eq!(gh.counters().deleted_ids, vec![doomed]);
+
+    // A redirect to another origin is not followed, and the token never goes there.
+    let other = FakeGitHub::start(FakeConfig::default());
+    add_raw(&other, "elsewhere", vec![2; 10]);
+    gh.add_repo("octo-org", "moved-away", false);
+    gh.redirect_repo_elsewhere(
+        "octo-org/moved-away",
+        &format!("{}/repos/octo-org/hello", other.api_url()),
+    );
+    let away = RepoRef::new("octo-org", "moved-away");
+    match rt.block_on(api.list_artifacts(&away, None)) {
+        Err(ApiError::Protocol(m)) => assert!(m.contains("not followed"), "{m}"),
+        other => panic!("followed a redirect to another host: {other:?}"),
+    }
+    assert_eq!(other.counters().api_requests, 0);
+    assert!(other.counters().api_tokens_seen.is_empty());
 }
 
 #[test]
@@ -327,10 +394,13 @@ fn deletes_once_and_maps_errors() {
         let anon = client(&gh, None);
         // b and the expired one: the client returns what the API lists.
         assert_eq!(anon.list_artifacts(&repo(), None).await.unwrap().len(), 2);
+        // Without a token no download redirect is asked for (GitHub would answer 401).
+        let downloads = gh.counters().endpoint("download");
         assert!(matches!(
             anon.download_url(&repo(), b).await,
-            Err(ApiError::Unauthorized(_))
+            Err(ApiError::NeedsToken(_))
         ));
+        assert_eq!(gh.counters().endpoint("download"), downloads);
         assert!(matches!(
             anon.list_artifacts(&RepoRef::new("octo-org", "secret"), None)
                 .await,

@@ -378,6 +378,7 @@ fn plan(
     st.fault_counts.blob_403 += 1;
     let every = st.faults.blob_force_403_every;
     if fires(every, st.fault_counts.blob_403) && (every == 1 || !first_use) {
+        st.counters.inject("blob_403");
         return Err(Box::new(azure_error(
             StatusCode::FORBIDDEN,
             "AuthorizationFailure",
@@ -405,6 +406,9 @@ fn plan(
     }
     let truncate =
         is_get && fires(st.faults.blob_truncate_every, st.fault_counts.blob) && body.len() > 1;
+    if truncate {
+        st.counters.inject("blob_cut");
+    }
     let stall = is_get
         && !truncate
         && fires(st.faults.blob_stall_every, st.fault_counts.blob)

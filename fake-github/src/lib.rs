@@ -1,5 +1,5 @@
 //! A fake GitHub for artifactfs's tests, benchmarks and demo: the five Actions artifact
-//! endpoints on one listener, the signed blob host they redirect to on another, fault switches
+//! endpoints (plus `GET /users/{login}` and renamed repositories' redirects) on one listener, the signed blob host they redirect to on another, fault switches
 //! and counters. It follows GitHub's REST reference and the documented behaviour of the blob
 //! host (see `../shared/contract.md`), not artifactfs's habits.
 //!
@@ -12,6 +12,9 @@ pub mod blob;
 pub mod counters;
 pub mod demo;
 pub mod faults;
+mod pages;
+pub mod quota;
+mod routes;
 mod state;
 pub mod zipgen;
 
@@ -255,6 +258,47 @@ impl FakeGitHub {
             .lock()
             .unwrap()
             .add_repo(owner, name, private);
+    }
+
+    /// Makes a user (`organization`: false) or an organisation exist without repositories.
+    /// Owners of repositories exist anyway.
+    pub fn add_user(&self, login: &str, organization: bool) {
+        self.shared
+            .state
+            .lock()
+            .unwrap()
+            .add_user(login, organization);
+    }
+
+    /// Renames (or, with another owner, transfers) a repository. The old name then answers
+    /// 301 (307 for DELETE) to `/repositories/{id}/...`, as GitHub does.
+    pub fn rename_repo(&self, from: &str, to: &str) {
+        let (fo, fr) = from.split_once('/').expect("OWNER/REPO");
+        let (to_o, to_r) = to.split_once('/').expect("OWNER/REPO");
+        self.shared
+            .state
+            .lock()
+            .unwrap()
+            .rename_repo((fo, fr), (to_o, to_r));
+    }
+
+    /// Makes `owner/repo` answer 301 to the same path under `base` (a base URL on another
+    /// host, e.g. another fake's `api_url() + "/repos/o/r"`): what a hostile or broken server
+    /// could send, to check that a client does not follow it (nor send its token there).
+    pub fn redirect_repo_elsewhere(&self, repo: &str, base: &str) {
+        let (o, r) = repo.split_once('/').expect("OWNER/REPO");
+        self.shared
+            .state
+            .lock()
+            .unwrap()
+            .moved_elsewhere
+            .insert(state::key(o, r), base.trim_end_matches('/').to_string());
+    }
+
+    /// The id of a repository (what `/repositories/{id}` takes).
+    pub fn repo_id(&self, owner: &str, name: &str) -> Option<u64> {
+        let st = self.shared.state.lock().unwrap();
+        st.repos.get(&state::key(owner, name)).map(|r| r.id)
     }
 
     /// Adds an artifact and returns its id (ids count from 1001).

@@ -21,6 +21,13 @@ pub(crate) struct Repo {
     pub private: bool,
 }
 
+/// A user or organisation (`GET /users/{login}`).
+pub(crate) struct User {
+    pub login: String,
+    pub id: u64,
+    pub organization: bool,
+}
+
 pub(crate) struct StoredArtifact {
     pub id: u64,
     /// Lower-cased (owner, repo) key of the repository it belongs to.
@@ -50,6 +57,12 @@ pub(crate) struct FaultCounts {
 
 pub(crate) struct State {
     pub repos: HashMap<(String, String), Repo>,
+    /// Old (owner, name) of a renamed or transferred repository → its id.
+    pub moved: HashMap<(String, String), u64>,
+    /// (owner, name) → a base URL on another host it answers 301 to (`{base}/{rest}`).
+    pub moved_elsewhere: HashMap<(String, String), String>,
+    /// Lower-cased login → user or organisation.
+    pub users: HashMap<String, User>,
     pub artifacts: BTreeMap<u64, StoredArtifact>,
     pub next_id: u64,
     pub next_repo_id: u64,
@@ -102,6 +115,9 @@ impl State {
         let rate_limited_until = faults.rate_limit_exhausted_for.map(|d| Instant::now() + d);
         State {
             repos: HashMap::new(),
+            moved: HashMap::new(),
+            moved_elsewhere: HashMap::new(),
+            users: HashMap::new(),
             artifacts: BTreeMap::new(),
             next_id: 1001,
             next_repo_id: 500_001,
@@ -139,6 +155,38 @@ impl State {
         if repo.id == id {
             self.next_repo_id += 1;
         }
+        self.add_user(owner, true);
+    }
+
+    /// Makes `login` exist (an organisation, or a user), if it does not yet.
+    pub fn add_user(&mut self, login: &str, organization: bool) {
+        let id = 9000 + self.users.len() as u64;
+        self.users
+            .entry(login.to_ascii_lowercase())
+            .or_insert_with(|| User {
+                login: login.to_string(),
+                id,
+                organization,
+            });
+    }
+
+    /// Renames or transfers a repository: its artifacts go with it, and the old name answers
+    /// with a redirect to `/repositories/{id}` from then on.
+    pub fn rename_repo(&mut self, from: (&str, &str), to: (&str, &str)) {
+        let old = key(from.0, from.1);
+        let Some(mut repo) = self.repos.remove(&old) else {
+            return;
+        };
+        let new = key(to.0, to.1);
+        repo.owner = to.0.to_string();
+        repo.name = to.1.to_string();
+        self.moved.insert(old.clone(), repo.id);
+        self.moved.remove(&new);
+        self.repos.insert(new.clone(), repo);
+        for a in self.artifacts.values_mut().filter(|a| a.repo == old) {
+            a.repo = new.clone();
+        }
+        self.add_user(to.0, true);
     }
 
     pub fn add_artifact(&mut self, spec: FakeArtifactSpec) -> u64 {

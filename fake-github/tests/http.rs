@@ -21,6 +21,7 @@ fn rt() -> tokio::runtime::Runtime {
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
+        .user_agent("fake-github-tests")
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()

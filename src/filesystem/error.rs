@@ -51,7 +51,8 @@ impl FsError {
         }
     }
 
-    /// Errors a user causes in the ordinary course (not worth a warning in the log).
+    /// Errors a user causes in the ordinary course (not worth a warning in the log). A read
+    /// without a token is one: the client says once that downloads need a token.
     pub fn is_ordinary(&self) -> bool {
         matches!(
             self,
@@ -61,7 +62,26 @@ impl FsError {
                 | FsError::NotDir
                 | FsError::IsDir
                 | FsError::NoAttr
-        )
+        ) || self.needs_token()
+    }
+
+    /// Whether this is a read refused for want of a token, however the layers wrapped it.
+    pub fn needs_token(&self) -> bool {
+        fn io_needs_token(e: &std::io::Error) -> bool {
+            let mut inner = e.get_ref();
+            while let Some(i) = inner {
+                if let Some(a) = i.downcast_ref::<ApiError>() {
+                    return matches!(a, ApiError::NeedsToken(_));
+                }
+                inner = i.downcast_ref::<std::io::Error>().and_then(|e| e.get_ref());
+            }
+            false
+        }
+        match self {
+            FsError::Api(a) => matches!(a, ApiError::NeedsToken(_)),
+            FsError::Io(e) | FsError::Archive(ArchiveError::Source(e)) => io_needs_token(e),
+            _ => false,
+        }
     }
 }
 

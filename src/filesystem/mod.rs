@@ -6,14 +6,13 @@ pub mod error;
 pub mod inode;
 mod kinds;
 pub mod listing;
+mod metadata;
 pub mod names;
 pub mod remote;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
-
-use futures::StreamExt;
+use std::time::{Duration, SystemTime};
 
 use crate::archive::tree::NodeKind;
 use crate::cache::{BlobKey, DiskCache};
@@ -24,12 +23,11 @@ pub use error::{FsError, FsResult};
 pub use inode::{Ino, Node, ROOT_INO};
 use inode::{InodeTable, RepoIdx};
 use kinds::Kinds;
-use listing::{Listing, RunChild, parse_time};
+use listing::{RunChild, parse_time};
+use metadata::{Remembered, Repos};
 use names::{valid_owner, valid_repo};
 pub use remote::Remote;
 
-/// How many download redirects (kind probes) run at once for one listing.
-const KIND_PROBES_IN_FLIGHT: usize = 8;
 /// Kernel cache lifetime for things inside a zip (they never change).
 pub const ENTRY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Kernel cache lifetime for listing directories (owners, repos, runs/, latest/, branches/).
@@ -81,20 +79,6 @@ pub struct FsConfig {
     pub read_only: bool,
 }
 
-struct RepoState {
-    repo: RepoRef,
-    /// Named on the command line (or reached by path and found to exist).
-    visible: bool,
-    listing: Mutex<Option<Arc<Listing>>>,
-    refresh: tokio::sync::Mutex<()>,
-}
-
-#[derive(Default)]
-struct Repos {
-    list: Vec<Arc<RepoState>>,
-    by_key: HashMap<(String, String), RepoIdx>,
-}
-
 /// An open file: the cached local copy it reads from, opened on first read.
 struct OpenFile {
     ino: Ino,
@@ -109,6 +93,7 @@ pub struct ArtifactFs {
     cfg: FsConfig,
     inodes: InodeTable,
     repos: Mutex<Repos>,
+    remembered: Remembered,
     handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
     /// Files whose bytes failed a check: the kernel must not keep their pages.
     corrupt: Mutex<std::collections::HashSet<Ino>>,
@@ -135,6 +120,7 @@ impl ArtifactFs {
             remote,
             inodes: InodeTable::new(),
             repos: Mutex::new(Repos::default()),
+            remembered: Remembered::default(),
             handles: Mutex::new(HashMap::new()),
             corrupt: Mutex::new(std::collections::HashSet::new()),
             next_handle: std::sync::atomic::AtomicU64::new(1),
@@ -155,82 +141,7 @@ impl ArtifactFs {
         self.inodes.len()
     }
 
-    // ----- repositories and listings -------------------------------------------------
-
-    fn repo_idx(&self, repo: &RepoRef, visible: bool) -> RepoIdx {
-        let mut repos = self.repos.lock().unwrap();
-        if let Some(&i) = repos.by_key.get(&repo.key()) {
-            if visible && !repos.list[i].visible {
-                let old = &repos.list[i];
-                let st = Arc::new(RepoState {
-                    repo: old.repo.clone(),
-                    visible: true,
-                    listing: Mutex::new(old.listing.lock().unwrap().clone()),
-                    refresh: tokio::sync::Mutex::new(()),
-                });
-                repos.list[i] = st;
-            }
-            return i;
-        }
-        let i = repos.list.len();
-        repos.list.push(Arc::new(RepoState {
-            repo: repo.clone(),
-            visible,
-            listing: Mutex::new(None),
-            refresh: tokio::sync::Mutex::new(()),
-        }));
-        repos.by_key.insert(repo.key(), i);
-        i
-    }
-
-    fn repo(&self, idx: RepoIdx) -> Arc<RepoState> {
-        self.repos.lock().unwrap().list[idx].clone()
-    }
-
-    /// Seeds a repository's listing with one just fetched (the mount's preflight), so the
-    /// first `ls` doesn't list it again.
-    pub fn prime_listing(&self, repo: &RepoRef, artifacts: Vec<Artifact>) {
-        let idx = self.repo_idx(repo, true);
-        let st = self.repo(idx);
-        *st.listing.lock().unwrap() = Some(Arc::new(Listing::build(artifacts, Instant::now())));
-    }
-
-    /// The repository's listing, refreshed when older than `--metadata-ttl`. A failed
-    /// refresh serves the previous listing (logged); a failed first load is an error.
-    async fn listing(&self, idx: RepoIdx) -> FsResult<Arc<Listing>> {
-        let st = self.repo(idx);
-        let fresh = |st: &RepoState| {
-            st.listing
-                .lock()
-                .unwrap()
-                .clone()
-                .filter(|l| l.fetched_at.elapsed() < self.cfg.metadata_ttl)
-        };
-        if let Some(l) = fresh(&st) {
-            return Ok(l);
-        }
-        let _guard = st.refresh.lock().await;
-        if let Some(l) = fresh(&st) {
-            return Ok(l);
-        }
-        match self.remote.list_artifacts(&st.repo).await {
-            Ok(all) => {
-                let l = Arc::new(Listing::build(all, Instant::now()));
-                *st.listing.lock().unwrap() = Some(l.clone());
-                Ok(l)
-            }
-            Err(e) => {
-                let stale = st.listing.lock().unwrap().clone();
-                match (stale, &e) {
-                    (_, ApiError::NotFound(_)) | (None, _) => Err(e.into()),
-                    (Some(old), _) => {
-                        tracing::warn!(repo = %st.repo, "listing refresh failed, serving the previous one: {e}");
-                        Ok(old)
-                    }
-                }
-            }
-        }
-    }
+    // ----- repositories and listings: see `metadata` --------------------------------
 
     async fn artifact(&self, idx: RepoIdx, id: u64) -> FsResult<Artifact> {
         self.listing(idx)
@@ -238,51 +149,6 @@ impl ArtifactFs {
             .artifact(id)
             .cloned()
             .ok_or(FsError::NotFound)
-    }
-
-    /// Learns the kinds of `ids` not known yet (one redirect each, a few at a time, each
-    /// remembered in the cache). Artifacts whose kind can't be learnt are logged and left out.
-    async fn ensure_kinds(&self, idx: RepoIdx, ids: Vec<u64>) {
-        let kinds = self.kinds.clone();
-        let missing: Vec<u64> = ids
-            .into_iter()
-            .filter(|id| kinds.get(*id).is_none())
-            .collect();
-        if missing.is_empty() {
-            return;
-        }
-        let repo = self.repo(idx).repo.clone();
-        futures::stream::iter(missing)
-            .map(|id| {
-                let repo = repo.clone();
-                let remote = self.remote.clone();
-                async move { (id, remote.artifact_kind(&repo, id).await) }
-            })
-            .buffer_unordered(KIND_PROBES_IN_FLIGHT)
-            .for_each(|(id, r)| {
-                match r {
-                    Ok(kind) => kinds.set(id, kind),
-                    Err(e) => tracing::warn!(repo = %repo, artifact = id, "could not tell zip from raw: {e}"),
-                }
-                futures::future::ready(())
-            })
-            .await;
-    }
-
-    async fn run_children(&self, idx: RepoIdx, run: u64) -> FsResult<Vec<(String, RunChild)>> {
-        let l = self.listing(idx).await?;
-        let ids: Vec<u64> = l
-            .runs
-            .get(&run)
-            .ok_or(FsError::NotFound)?
-            .iter()
-            .map(|(_, id)| *id)
-            .collect();
-        self.ensure_kinds(idx, ids).await;
-        // A kind we could not learn (no token, network trouble) is taken to be a zip, the
-        // common case, and not remembered: the next listing asks again.
-        let kinds = self.kinds.clone();
-        Ok(l.run_children(run, |id| Some(kinds.get(id).unwrap_or(ArtifactKind::Zip))))
     }
 
     async fn archive_index(
@@ -306,10 +172,12 @@ impl ArtifactFs {
     async fn child(&self, parent: &Node, name: &str) -> FsResult<Node> {
         match parent {
             Node::Root => {
-                if !valid_owner(name) {
+                let owner = name.to_ascii_lowercase();
+                // An owner not named on the command line exists only if GitHub says so.
+                if !valid_owner(name) || !self.owner_exists(&owner).await? {
                     return Err(FsError::NotFound);
                 }
-                Ok(Node::Owner(name.to_ascii_lowercase()))
+                Ok(Node::Owner(owner))
             }
             Node::Owner(owner) => {
                 if !valid_repo(name) {
@@ -323,9 +191,7 @@ impl ArtifactFs {
                 };
                 // A repo not named on the command line exists if it can be listed.
                 self.listing(idx).await?;
-                if !self.repo(idx).visible {
-                    self.repo_idx(&repo, true);
-                }
+                self.repo_idx(&repo, true);
                 Ok(Node::Repo(idx))
             }
             Node::Repo(r) => match name {
@@ -531,7 +397,7 @@ impl ArtifactFs {
                     repos
                         .list
                         .iter()
-                        .filter(|s| s.visible)
+                        .filter(|s| s.visible.load(std::sync::atomic::Ordering::Relaxed))
                         .map(|s| s.repo.owner.clone())
                         .collect()
                 };
@@ -547,7 +413,10 @@ impl ArtifactFs {
                         .list
                         .iter()
                         .enumerate()
-                        .filter(|(_, s)| s.visible && s.repo.owner.eq_ignore_ascii_case(owner))
+                        .filter(|(_, s)| {
+                            s.visible.load(std::sync::atomic::Ordering::Relaxed)
+                                && s.repo.owner.eq_ignore_ascii_case(owner)
+                        })
                         .map(|(i, s)| (s.repo.name.clone(), i))
                         .collect()
                 };
@@ -567,7 +436,12 @@ impl ArtifactFs {
                 }
             }
             Node::Run(r, run) => {
-                for (name, c) in self.run_children(*r, *run).await? {
+                // Files first: `rm -rf runs/RUN` then deletes each artifact by `NAME.zip`
+                // before it reaches `NAME/`, which is gone by then (quiet under -f), rather
+                // than failing on every entry inside `NAME/`.
+                let mut kids = self.run_children(*r, *run).await?;
+                kids.sort_by_key(|(_, c)| matches!(c, RunChild::ArtifactDir(_)));
+                for (name, c) in kids {
                     let (node, kind) = match c {
                         RunChild::ArtifactDir(id) => (Node::ArtifactDir(*r, id), FileKind::Dir),
                         RunChild::ArchiveFile(id) => (Node::ArchiveFile(*r, id), FileKind::File),
@@ -869,6 +743,8 @@ impl ArtifactFs {
         }
         match self.remote.delete_artifact(&st.repo, id).await {
             Ok(()) => {
+                st.deletions
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tracing::info!(repo = %st.repo, artifact = id, "deleted artifact");
                 {
                     let mut slot = st.listing.lock().unwrap();
@@ -965,5 +841,7 @@ fn blob_key(a: &Artifact) -> BlobKey {
     BlobKey { id: a.id, version }
 }
 
+#[cfg(test)]
+mod metadata_tests;
 #[cfg(test)]
 mod tests;

@@ -23,10 +23,13 @@ struct MemArtifact {
 }
 
 #[derive(Default)]
-struct MemoryRemote {
+pub(super) struct MemoryRemote {
     arts: Mutex<Vec<MemArtifact>>,
-    list_calls: AtomicU64,
-    kind_calls: AtomicU64,
+    pub(super) list_calls: AtomicU64,
+    pub(super) kind_calls: AtomicU64,
+    pub(super) owner_calls: AtomicU64,
+    /// Users and organisations that exist without artifacts.
+    pub(super) users: Mutex<Vec<String>>,
     deletes: AtomicU64,
     blob_bytes: Arc<AtomicU64>,
     delete_error: Mutex<Option<ApiError>>,
@@ -77,6 +80,14 @@ impl Remote for MemoryRemote {
         Ok(())
     }
 
+    async fn owner_exists(&self, owner: &str) -> Result<bool, ApiError> {
+        self.owner_calls.fetch_add(1, Ordering::SeqCst);
+        let arts = self.arts.lock().unwrap();
+        let users = self.users.lock().unwrap();
+        Ok(users.iter().any(|u| u.eq_ignore_ascii_case(owner))
+            || arts.iter().any(|a| a.repo.0.eq_ignore_ascii_case(owner)))
+    }
+
     async fn artifact_kind(&self, _repo: &RepoRef, id: u64) -> Result<ArtifactKind, ApiError> {
         self.kind_calls.fetch_add(1, Ordering::SeqCst);
         let arts = self.arts.lock().unwrap();
@@ -102,7 +113,7 @@ impl Remote for MemoryRemote {
 
 impl MemoryRemote {
     #[allow(clippy::too_many_arguments)]
-    fn add(
+    pub(super) fn add(
         &self,
         id: u64,
         name: &str,
@@ -140,7 +151,7 @@ impl MemoryRemote {
     }
 }
 
-fn sample_zip() -> Vec<u8> {
+pub(super) fn sample_zip() -> Vec<u8> {
     let mut z = ZipBuilder::new();
     z.add("logs/unit/a.log", b"unit test log\n");
     z.add_with(
@@ -204,6 +215,7 @@ fn fixture(read_only: bool) -> Fixture {
         },
     );
     remote.add(4, "big", 102, "main", 4, big_zip(), ArtifactKind::Zip);
+    remote.users.lock().unwrap().push("someone".into());
     let dir = tempfile::tempdir().unwrap();
     let cache = Arc::new(DiskCache::open(&dir.path().join("cache"), 1 << 30).unwrap());
     let fs = ArtifactFs::new(
@@ -222,7 +234,7 @@ fn fixture(read_only: bool) -> Fixture {
     }
 }
 
-async fn resolve(fs: &ArtifactFs, path: &str) -> FsResult<Attr> {
+pub(super) async fn resolve(fs: &ArtifactFs, path: &str) -> FsResult<Attr> {
     let mut attr = fs.getattr(ROOT_INO).await?;
     for part in path.split('/').filter(|p| !p.is_empty()) {
         attr = fs.lookup(attr.ino, part).await?;
@@ -230,7 +242,7 @@ async fn resolve(fs: &ArtifactFs, path: &str) -> FsResult<Attr> {
     Ok(attr)
 }
 
-async fn names(fs: &ArtifactFs, path: &str) -> Vec<String> {
+pub(super) async fn names(fs: &ArtifactFs, path: &str) -> Vec<String> {
     let a = resolve(fs, path).await.unwrap();
     fs.readdir(a.ino)
         .await
@@ -270,7 +282,8 @@ async fn tree_has_runs_latest_and_branches() {
     );
     assert_eq!(
         names(&f.fs, "octo/hello/runs/101").await,
-        vec!["logs", "logs.zip", "notes"]
+        vec!["logs.zip", "notes", "logs"],
+        "files first, then the artifact directories"
     );
     assert_eq!(
         names(&f.fs, "octo/hello/runs/100/logs").await,
@@ -441,7 +454,7 @@ async fn refused_deletes_send_nothing_or_keep_the_artifact() {
     );
     assert_eq!(
         names(&f.fs, "octo/hello/runs/101").await,
-        vec!["logs", "logs.zip", "notes"]
+        vec!["logs.zip", "notes", "logs"]
     );
 }
 

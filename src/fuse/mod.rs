@@ -120,7 +120,8 @@ impl FuseAdapter {
 }
 
 /// After a delete: tell the kernel the names that went with it (after the reply, since
-/// the kernel holds the parent directory's lock until then).
+/// the kernel holds the parent directory's lock until then). Blocks until it can take that
+/// lock: never call it on a runtime worker.
 fn invalidate(notifier: &OnceLock<Notifier>, stale: Vec<Invalidation>) {
     let Some(n) = notifier.get() else {
         return;
@@ -576,7 +577,10 @@ impl FuseAdapter {
             match r {
                 Ok(stale) => {
                     reply.ok();
-                    invalidate(&notifier, stale);
+                    // Off the runtime's workers: the kernel's invalidation waits for the
+                    // parent directory's lock, which the caller's next `unlink` (`rm -rf`)
+                    // holds while it waits for a lookup that needs a worker to answer.
+                    tokio::task::spawn_blocking(move || invalidate(&notifier, stale));
                 }
                 Err(e) => {
                     log_error(if dir { "rmdir" } else { "unlink" }, &name, &e);

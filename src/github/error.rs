@@ -13,6 +13,10 @@ pub enum ApiError {
     /// 401 bad credentials.
     #[error("unauthorized (bad credentials): {0}")]
     Unauthorized(String),
+    /// A download asked for without a token (GitHub needs one even for public
+    /// repositories): nothing was sent.
+    #[error("downloads need a token (GH_TOKEN): {0}")]
+    NeedsToken(String),
     /// 403 that is not a rate limit, or a blob URL that stayed forbidden after a refresh.
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -35,7 +39,9 @@ impl ApiError {
     pub fn errno(&self) -> i32 {
         match self {
             ApiError::NotFound(_) | ApiError::Gone(_) => libc::ENOENT,
-            ApiError::Unauthorized(_) | ApiError::Forbidden(_) => libc::EACCES,
+            ApiError::Unauthorized(_) | ApiError::Forbidden(_) | ApiError::NeedsToken(_) => {
+                libc::EACCES
+            }
             ApiError::RateLimited(_)
             | ApiError::Server { .. }
             | ApiError::Network(_)

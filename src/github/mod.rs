@@ -7,6 +7,7 @@ pub mod body;
 pub mod client;
 pub mod error;
 pub mod link;
+pub mod redact;
 pub mod retry;
 pub mod types;
 

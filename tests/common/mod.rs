@@ -5,11 +5,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fake_github::{FakeConfig, FakeGitHub};
 
 pub const TOKEN: &str = "test-token";
+/// The daemon's PATH: system tools, no `gh`.
+pub const SYSTEM_PATH: &str = "/usr/bin:/bin:/usr/sbin:/sbin";
 
 /// Real-mount tests need FUSE. Under CI its absence is a failure, elsewhere a skip.
 pub fn fuse_available() -> bool {
@@ -24,6 +28,51 @@ pub fn fuse_available() -> bool {
         eprintln!("skipping: FUSE unavailable (/dev/fuse or fusermount3 missing)");
     }
     ok
+}
+
+/// Daemons this test binary has running, with their mountpoints (for the watchdog).
+static LIVE: Mutex<Vec<(u32, PathBuf)>> = Mutex::new(Vec::new());
+
+/// Fails a hung test without leaving mounts or daemons behind (and without ending the test
+/// binary): still armed after `secs`, it kills every daemon this binary has running and
+/// detaches their mounts, so the test's blocked calls fail (ENOTCONN) and it ends by its own
+/// panic, its guards cleaning up as usual. Meant for tests that run one at a time. Dropping
+/// it disarms it.
+pub struct Watchdog(Arc<AtomicBool>);
+
+impl Watchdog {
+    pub fn arm(name: &'static str, secs: u64) -> Watchdog {
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            while !d.load(Ordering::SeqCst) {
+                if t.elapsed() > Duration::from_secs(secs) {
+                    eprintln!("watchdog: {name} still running after {secs} s: ending its mounts");
+                    let live = LIVE.lock().unwrap().clone();
+                    for (pid, mountpoint) in live {
+                        // SAFETY: kill(2) on a child this binary started.
+                        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                        let _ = Command::new("fusermount3")
+                            .arg("-u")
+                            .arg("-z")
+                            .arg(&mountpoint)
+                            .stderr(Stdio::null())
+                            .status();
+                    }
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Watchdog(done)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// For tests written after FUSE became a requirement of the suite: no FUSE is a failure.
@@ -56,6 +105,7 @@ pub struct MountBuilder {
     extra: Vec<String>,
     cache_dir: Option<PathBuf>,
     stderr: Option<PathBuf>,
+    path_first: Option<PathBuf>,
 }
 
 impl MountBuilder {
@@ -67,7 +117,18 @@ impl MountBuilder {
             extra: Vec::new(),
             cache_dir: None,
             stderr: None,
+            path_first: None,
         }
+    }
+    /// Puts `dir` first on the daemon's PATH (a stand-in `gh`, say).
+    pub fn path_first(mut self, dir: &Path) -> Self {
+        self.path_first = Some(dir.to_path_buf());
+        self
+    }
+    /// A different `--api-url` (the fake's origin with another prefix, a redirect...).
+    pub fn api_url(mut self, url: &str) -> Self {
+        self.api_url = url.to_string();
+        self
     }
     pub fn token(mut self, t: Option<&str>) -> Self {
         self.token = t.map(str::to_string);
@@ -101,7 +162,11 @@ impl MountBuilder {
             .args(&self.extra)
             .env_remove("GH_TOKEN")
             .env_remove("GITHUB_TOKEN")
-            .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin"); // no `gh` token discovery
+            // No `gh` token discovery unless a test puts a stand-in first.
+            .env("PATH", SYSTEM_PATH);
+        if let Some(d) = &self.path_first {
+            cmd.env("PATH", format!("{}:{SYSTEM_PATH}", d.display()));
+        }
         if let Some(t) = &self.token {
             cmd.env("GH_TOKEN", t);
         }
@@ -131,6 +196,7 @@ impl MountBuilder {
             assert!(Instant::now() < deadline, "mount did not come up");
             std::thread::sleep(Duration::from_millis(50));
         }
+        LIVE.lock().unwrap().push((child.id(), mountpoint.clone()));
         Mount {
             dir,
             mountpoint,
@@ -180,6 +246,7 @@ impl Mount {
     /// mount so the mountpoint can be reused.
     pub fn crash(mut self) {
         if let Some(mut child) = self.child.take() {
+            LIVE.lock().unwrap().retain(|(pid, _)| *pid != child.id());
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -192,6 +259,7 @@ impl Mount {
 
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            LIVE.lock().unwrap().retain(|(pid, _)| *pid != child.id());
             // SIGTERM: the daemon unmounts itself.
             unsafe {
                 libc::kill(child.id() as i32, libc::SIGTERM);

@@ -1,0 +1,203 @@
+//! Core tests of what is remembered about GitHub (`metadata`): unknown owners and missing
+//! repositories (negative answers kept for the TTL), stale listings served while one refresh
+//! runs, and zip-or-raw probes (none without a token; a failed one not repeated within the
+//! TTL). Counts of remote calls, never wall time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::tests::{MemoryRemote, names, resolve, sample_zip};
+use super::*;
+use crate::source::ByteSource;
+
+/// The in-memory remote, with a gate on listings, a token switch and failing probes.
+struct Gated {
+    inner: MemoryRemote,
+    /// While set, listings wait for a permit.
+    gated: AtomicBool,
+    permits: tokio::sync::Semaphore,
+    token: bool,
+    probes_fail: AtomicBool,
+    list_calls: AtomicU64,
+}
+
+#[async_trait]
+impl Remote for Gated {
+    async fn list_artifacts(&self, repo: &RepoRef) -> Result<Vec<Artifact>, ApiError> {
+        self.list_calls.fetch_add(1, Ordering::SeqCst);
+        if self.gated.load(Ordering::SeqCst) {
+            self.permits.acquire().await.unwrap().forget();
+        }
+        self.inner.list_artifacts(repo).await
+    }
+    async fn delete_artifact(&self, repo: &RepoRef, id: u64) -> Result<(), ApiError> {
+        self.inner.delete_artifact(repo, id).await
+    }
+    async fn owner_exists(&self, owner: &str) -> Result<bool, ApiError> {
+        self.inner.owner_exists(owner).await
+    }
+    fn can_download(&self) -> bool {
+        self.token
+    }
+    async fn artifact_kind(&self, repo: &RepoRef, id: u64) -> Result<ArtifactKind, ApiError> {
+        if self.probes_fail.load(Ordering::SeqCst) {
+            self.inner.kind_calls.fetch_add(1, Ordering::SeqCst);
+            return Err(ApiError::Server {
+                status: 502,
+                what: "probe".into(),
+            });
+        }
+        self.inner.artifact_kind(repo, id).await
+    }
+    fn blob(&self, repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource> {
+        self.inner.blob(repo, artifact)
+    }
+}
+
+struct Setup {
+    fs: ArtifactFs,
+    remote: Arc<Gated>,
+    _dir: tempfile::TempDir,
+}
+
+fn setup(token: bool, ttl: Duration) -> Setup {
+    let inner = MemoryRemote::default();
+    inner.add(1, "logs", 100, "main", 1, sample_zip(), ArtifactKind::Zip);
+    inner.add(2, "logs", 101, "main", 2, sample_zip(), ArtifactKind::Zip);
+    let raw = ArtifactKind::Raw {
+        file_name: Some("notes.txt".into()),
+    };
+    inner.add(3, "notes", 101, "main", 3, b"raw notes\n".to_vec(), raw);
+    inner.users.lock().unwrap().push("someone".into());
+    let remote = Arc::new(Gated {
+        inner,
+        gated: AtomicBool::new(false),
+        permits: tokio::sync::Semaphore::new(0),
+        token,
+        probes_fail: AtomicBool::new(false),
+        list_calls: AtomicU64::new(0),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(DiskCache::open(&dir.path().join("cache"), 1 << 30).unwrap());
+    let fs = ArtifactFs::new(
+        remote.clone(),
+        cache,
+        FsConfig {
+            repos: vec![RepoRef::new("octo", "hello")],
+            metadata_ttl: ttl,
+            read_only: false,
+        },
+    );
+    Setup {
+        fs,
+        remote,
+        _dir: dir,
+    }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+async fn errno(fs: &ArtifactFs, path: &str) -> i32 {
+    match resolve(fs, path).await {
+        Ok(_) => 0,
+        Err(e) => e.errno(),
+    }
+}
+
+#[tokio::test]
+async fn unknown_owners_exist_only_if_github_says_so_and_answers_are_kept() {
+    let s = setup(true, HOUR);
+    let calls = || s.remote.inner.owner_calls.load(Ordering::SeqCst);
+    assert_eq!(errno(&s.fs, "no-such-owner").await, libc::ENOENT);
+    assert_eq!(errno(&s.fs, "No-Such-Owner").await, libc::ENOENT);
+    assert_eq!(calls(), 1, "the negative answer is kept");
+    assert_eq!(errno(&s.fs, "someone").await, 0);
+    assert_eq!(errno(&s.fs, "someone").await, 0);
+    assert_eq!(calls(), 2, "the positive answer is kept");
+    // An owner named on the command line is not asked about.
+    assert_eq!(errno(&s.fs, "OCTO").await, 0);
+    assert_eq!(calls(), 2);
+    assert_eq!(
+        names(&s.fs, "").await,
+        vec!["octo"],
+        "only named owners are listed"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_repository_is_remembered_for_the_ttl() {
+    let s = setup(true, HOUR);
+    let before = s.remote.list_calls.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        assert_eq!(errno(&s.fs, "someone/missing").await, libc::ENOENT);
+    }
+    assert_eq!(s.remote.list_calls.load(Ordering::SeqCst) - before, 1);
+}
+
+#[tokio::test]
+async fn a_stale_listing_is_served_while_one_refresh_runs() {
+    // TTL zero: every listing is stale as soon as it is made.
+    let s = setup(true, Duration::ZERO);
+    let guard = Duration::from_secs(30);
+    assert_eq!(names(&s.fs, "octo/hello/runs").await, vec!["100", "101"]);
+    let first = s.remote.list_calls.load(Ordering::SeqCst);
+    // The API hangs from now on: callers are answered from the stale listing at once, and
+    // only one refresh is started however many callers come.
+    s.remote.gated.store(true, Ordering::SeqCst);
+    s.remote
+        .inner
+        .add(9, "new", 102, "main", 9, sample_zip(), ArtifactKind::Zip);
+    for _ in 0..5 {
+        let got = tokio::time::timeout(guard, names(&s.fs, "octo/hello/runs"))
+            .await
+            .expect("a caller waited on a refresh although a listing existed");
+        assert_eq!(got, vec!["100", "101"]);
+    }
+    tokio::task::yield_now().await;
+    assert_eq!(s.remote.list_calls.load(Ordering::SeqCst) - first, 1);
+    // The API answers again: the refresh lands, and the next caller sees the new run.
+    s.remote.permits.add_permits(1);
+    let mut seen = Vec::new();
+    for _ in 0..1000 {
+        seen = names(&s.fs, "octo/hello/runs").await;
+        if seen.len() == 3 {
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(seen, vec!["100", "101", "102"]);
+}
+
+#[tokio::test]
+async fn without_a_token_no_zip_or_raw_probe_is_made() {
+    let s = setup(false, HOUR);
+    for _ in 0..3 {
+        for run in ["100", "101"] {
+            names(&s.fs, &format!("octo/hello/runs/{run}")).await;
+        }
+    }
+    assert_eq!(s.remote.inner.kind_calls.load(Ordering::SeqCst), 0);
+    // Every artifact shows as a zip artifact.
+    assert_eq!(
+        names(&s.fs, "octo/hello/runs/101").await,
+        vec!["logs.zip", "notes.zip", "logs", "notes"]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_probe_is_not_repeated_within_the_ttl() {
+    let s = setup(true, HOUR);
+    s.remote.probes_fail.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        names(&s.fs, "octo/hello/runs/101").await;
+    }
+    assert_eq!(
+        s.remote.inner.kind_calls.load(Ordering::SeqCst),
+        2,
+        "one probe per artifact of the run, not one per listing"
+    );
+}

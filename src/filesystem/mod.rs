@@ -215,4 +215,6 @@ impl ArtifactFs {
 #[cfg(test)]
 mod metadata_tests;
 #[cfg(test)]
+mod reftests;
+#[cfg(test)]
 mod tests;

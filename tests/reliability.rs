@@ -209,6 +209,10 @@ fn signed_urls_expire_mid_read_and_forced_403s_get_fresh_ones() {
     );
     let forced = gh.counters();
     let forced_requests = forced.blob_requests - before.blob_requests;
+    assert!(
+        forced.injected("blob_403") > before.injected("blob_403"),
+        "the URL in use was refused at least once"
+    );
 
     // Every blob request refused: one fresh URL, then a clean error, no hang, no wrong bytes.
     gh.set_faults(Faults {

@@ -18,6 +18,9 @@ use crate::faults::fires;
 use crate::state::unix_millis;
 use crate::{BlobKind, Shared};
 
+/// How long a URL issued after a forced expiry is spared by the forced-403 fault.
+const FRESH_URL_MS: u64 = 5_000;
+
 fn azure_error(status: StatusCode, code: &str, msg: &str) -> Response {
     let body = format!(
         "\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{code}</Code><Message>{msg}</Message></Error>"
@@ -372,18 +375,34 @@ fn plan(
             "Server failed to authenticate the request. Signed expiry time has passed or the signature is wrong.",
         )));
     }
-    // A forced 403 stands for a signature that expired: it never hits a URL on its first
-    // use (a fresh URL is valid for a minute), unless every request is refused (N = 1).
-    let first_use = st.used_signatures.insert(sig.to_string());
-    st.fault_counts.blob_403 += 1;
-    let every = st.faults.blob_force_403_every;
-    if fires(every, st.fault_counts.blob_403) && (every == 1 || !first_use) {
-        st.counters.inject("blob_403");
-        return Err(Box::new(azure_error(
+    // A forced 403 stands for a signature that expired: that URL stays refused, as an
+    // expired one does, for everyone holding it. A URL issued after an expiry of its
+    // artifact's URL is fresh (a real one is good for a minute): spared for a few seconds,
+    // so the readers that shared the expired URL each get one refresh that works. N = 1
+    // refuses everything.
+    let now = unix_millis();
+    let issued = expires.saturating_sub(st.url_ttl.as_millis() as u64);
+    let refused = || {
+        Err(Box::new(azure_error(
             StatusCode::FORBIDDEN,
             "AuthorizationFailure",
             "This request is not authorized to perform this operation.",
-        )));
+        )))
+    };
+    if st.expired_signatures.contains(sig) {
+        return refused();
+    }
+    let fresh = st
+        .forced_expiry_at
+        .get(&id)
+        .is_some_and(|&t| issued >= t && now < issued + FRESH_URL_MS);
+    st.fault_counts.blob_403 += 1;
+    let every = st.faults.blob_force_403_every;
+    if fires(every, st.fault_counts.blob_403) && (every == 1 || !fresh) {
+        st.counters.inject("blob_403");
+        st.expired_signatures.insert(sig.to_string());
+        st.forced_expiry_at.insert(id, now);
+        return refused();
     }
     let Some(a) = st.artifacts.get(&id) else {
         return Err(Box::new(azure_error(

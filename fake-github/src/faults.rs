@@ -28,9 +28,9 @@ pub struct Faults {
     /// The primary rate limit is exhausted for this long from when the faults are set:
     /// 403 with `x-ratelimit-remaining: 0` and `x-ratelimit-reset` at the end of the window.
     pub rate_limit_exhausted_for: Option<Duration>,
-    /// Every Nth blob request answers 403 `AuthenticationFailed`, as for an expired signature:
-    /// never on a URL's first use (a fresh URL is good for a minute), unless N = 1 (a host
-    /// that refuses everything).
+    /// Every Nth blob request answers 403, as for an expired signature: that URL stays
+    /// refused; a URL issued after such an expiry is spared for 5 s (a fresh URL is good for a
+    /// minute), so each reader gets one refresh that works. N = 1 refuses everything.
     pub blob_force_403_every: u64,
     /// Download redirects point at opaque blob paths (`/blob/ID/content`, no file name, no
     /// `.zip`), as other storage back ends give: zip or not must come from the blob's headers.

@@ -74,8 +74,10 @@ pub(crate) struct State {
     pub fault_counts: FaultCounts,
     /// Blob bodies being sent right now.
     pub blob_in_flight: u64,
-    /// Blob URL signatures seen so far (a forced 403 spares a URL's first use).
-    pub used_signatures: std::collections::HashSet<String>,
+    /// Blob URL signatures refused by the forced-403 fault: expired for good.
+    pub expired_signatures: std::collections::HashSet<String>,
+    /// When each artifact's URL was last expired by the forced-403 fault (unix ms).
+    pub forced_expiry_at: HashMap<u64, u64>,
     pub rate_limited_until: Option<Instant>,
     pub counters: Counters,
     /// Remaining primary quota per token ("" = anonymous).
@@ -128,7 +130,8 @@ impl State {
             secret,
             faults,
             fault_counts: FaultCounts::default(),
-            used_signatures: Default::default(),
+            expired_signatures: Default::default(),
+            forced_expiry_at: HashMap::new(),
             blob_in_flight: 0,
             rate_limited_until,
             counters: Counters::default(),

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::tests::{MemoryRemote, names, resolve, sample_zip};
+use super::memory_remote::MemoryRemote;
+use super::tests::{names, resolve, sample_zip};
 use super::*;
+use crate::github::{ApiError, ArtifactKind};
 use crate::source::ByteSource;
 
 /// The in-memory remote, with a gate on listings, a token switch and failing probes.

@@ -864,7 +864,8 @@ def write_report(all_res, info, meta, out_dir):
         lines.append(f"- {model}: {met} of {len(rs)} targets met, {nm} not met, {un} not "
                      "measured.")
     lines += [
-        f"- Fake data set generated in {meta['setup_s']} s per model.",
+        "- Fake data set generated in "
+        + " and ".join(f"{x:.0f}" for x in meta["setup_s"]) + " s (link model, loopback).",
         "",
         "Raw figures (JSON, every run):",
         "",

@@ -394,6 +394,8 @@ async fn a_byte_changed_in_flight_is_eio_for_a_full_read_and_refused_reads_are_e
 async fn a_slow_remote_does_not_hold_up_a_listing_already_known() {
     let f = fixture(false);
     assert!(resolve(&f.fs, "octo/hello/runs/100").await.is_ok());
+    // What runs hold is known once their artifacts' kinds are (listing runs/ learns them).
+    names(&f.fs, "octo/hello/runs/101").await;
     f.remote.faults.lock().unwrap().latency = Some(Duration::from_secs(3600));
     // Served from the listing in memory (fresh within --metadata-ttl): no wait.
     let attr = tokio::time::timeout(

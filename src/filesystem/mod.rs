@@ -9,6 +9,7 @@ pub mod listing;
 mod metadata;
 pub mod names;
 pub mod remote;
+pub mod statfs;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};

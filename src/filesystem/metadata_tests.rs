@@ -11,6 +11,7 @@ use async_trait::async_trait;
 
 use super::tests::{MemoryRemote, names, resolve, sample_zip};
 use super::*;
+use crate::github::{ApiError, ArtifactKind};
 use crate::source::ByteSource;
 
 /// The in-memory remote, with a gate on listings, a token switch and failing probes.

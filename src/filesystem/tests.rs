@@ -12,6 +12,7 @@ use fake_github::zipgen::{EntryOptions, Method, ZipBuilder};
 use sha2::{Digest, Sha256};
 
 use super::*;
+use crate::github::{ApiError, ArtifactKind};
 use crate::github::WorkflowRun;
 use crate::source::ByteSource;
 

@@ -38,19 +38,6 @@ pub enum Node {
     BranchLink(RepoIdx, String, String),
 }
 
-impl Node {
-    /// The artifact this node belongs to, if any.
-    pub fn artifact(&self) -> Option<(RepoIdx, u64)> {
-        match *self {
-            Node::ArtifactDir(r, id)
-            | Node::ArchiveFile(r, id)
-            | Node::RawFile(r, id)
-            | Node::Entry(r, id, _) => Some((r, id)),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Default)]
 struct Table {
     by_node: HashMap<Node, Ino>,

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::tests::{MemoryRemote, names, resolve, sample_zip};
+use super::memory_remote::MemoryRemote;
+use super::tests::{names, resolve, sample_zip};
 use super::*;
 use crate::github::{ApiError, ArtifactKind};
 use crate::source::ByteSource;

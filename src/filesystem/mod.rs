@@ -7,6 +7,7 @@ pub mod error;
 pub mod inode;
 mod kinds;
 pub mod listing;
+pub mod memory_remote;
 mod metadata;
 pub mod names;
 mod reading;

@@ -1,156 +1,16 @@
 //! Core tests against an in-memory remote: the contract's tree, reading and deleting, with
 //! no FUSE and no HTTP.
 
-use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use fake_github::zipgen::{EntryOptions, Method, ZipBuilder};
-use sha2::{Digest, Sha256};
 
 use super::*;
+use crate::filesystem::memory_remote::{MemoryFaults, MemoryRemote};
 use crate::github::{ApiError, ArtifactKind};
-use crate::github::WorkflowRun;
-use crate::source::ByteSource;
-
-struct MemArtifact {
-    repo: (String, String),
-    artifact: Artifact,
-    body: Bytes,
-    kind: ArtifactKind,
-}
-
-#[derive(Default)]
-pub(super) struct MemoryRemote {
-    arts: Mutex<Vec<MemArtifact>>,
-    pub(super) list_calls: AtomicU64,
-    pub(super) kind_calls: AtomicU64,
-    pub(super) owner_calls: AtomicU64,
-    /// Users and organisations that exist without artifacts.
-    pub(super) users: Mutex<Vec<String>>,
-    deletes: AtomicU64,
-    blob_bytes: Arc<AtomicU64>,
-    delete_error: Mutex<Option<ApiError>>,
-}
-
-struct MemBlob {
-    body: Bytes,
-    served: Arc<AtomicU64>,
-}
-
-#[async_trait]
-impl ByteSource for MemBlob {
-    fn len(&self) -> u64 {
-        self.body.len() as u64
-    }
-    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
-        let start = (offset as usize).min(self.body.len());
-        let end = (start + len).min(self.body.len());
-        self.served
-            .fetch_add((end - start) as u64, Ordering::SeqCst);
-        Ok(self.body.slice(start..end))
-    }
-}
-
-#[async_trait]
-impl Remote for MemoryRemote {
-    async fn list_artifacts(&self, repo: &RepoRef) -> Result<Vec<Artifact>, ApiError> {
-        self.list_calls.fetch_add(1, Ordering::SeqCst);
-        let arts = self.arts.lock().unwrap();
-        let key = repo.key();
-        let v: Vec<Artifact> = arts
-            .iter()
-            .filter(|a| a.repo == key)
-            .map(|a| a.artifact.clone())
-            .collect();
-        if v.is_empty() && key.1 != "empty" {
-            return Err(ApiError::NotFound(repo.to_string()));
-        }
-        Ok(v)
-    }
-
-    async fn delete_artifact(&self, _repo: &RepoRef, id: u64) -> Result<(), ApiError> {
-        self.deletes.fetch_add(1, Ordering::SeqCst);
-        if let Some(e) = self.delete_error.lock().unwrap().clone() {
-            return Err(e);
-        }
-        self.arts.lock().unwrap().retain(|a| a.artifact.id != id);
-        Ok(())
-    }
-
-    async fn owner_exists(&self, owner: &str) -> Result<bool, ApiError> {
-        self.owner_calls.fetch_add(1, Ordering::SeqCst);
-        let arts = self.arts.lock().unwrap();
-        let users = self.users.lock().unwrap();
-        Ok(users.iter().any(|u| u.eq_ignore_ascii_case(owner))
-            || arts.iter().any(|a| a.repo.0.eq_ignore_ascii_case(owner)))
-    }
-
-    async fn artifact_kind(&self, _repo: &RepoRef, id: u64) -> Result<ArtifactKind, ApiError> {
-        self.kind_calls.fetch_add(1, Ordering::SeqCst);
-        let arts = self.arts.lock().unwrap();
-        arts.iter()
-            .find(|a| a.artifact.id == id)
-            .map(|a| a.kind.clone())
-            .ok_or_else(|| ApiError::NotFound(id.to_string()))
-    }
-
-    fn blob(&self, _repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource> {
-        let arts = self.arts.lock().unwrap();
-        let body = arts
-            .iter()
-            .find(|a| a.artifact.id == artifact.id)
-            .map(|a| a.body.clone())
-            .unwrap_or_default();
-        Arc::new(MemBlob {
-            body,
-            served: self.blob_bytes.clone(),
-        })
-    }
-}
-
-impl MemoryRemote {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn add(
-        &self,
-        id: u64,
-        name: &str,
-        run: u64,
-        branch: &str,
-        day: u32,
-        body: Vec<u8>,
-        kind: ArtifactKind,
-    ) {
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
-        self.arts.lock().unwrap().push(MemArtifact {
-            repo: ("octo".into(), "hello".into()),
-            artifact: Artifact {
-                id,
-                node_id: None,
-                name: name.into(),
-                size_in_bytes: body.len() as u64,
-                url: None,
-                archive_download_url: None,
-                expired: false,
-                created_at: Some(format!("2024-01-{day:02}T00:00:00Z")),
-                expires_at: Some("2024-04-01T00:00:00Z".into()),
-                updated_at: None,
-                digest: Some(digest),
-                workflow_run: Some(WorkflowRun {
-                    id: Some(run),
-                    head_branch: Some(branch.into()),
-                    head_sha: Some("abc".into()),
-                    ..Default::default()
-                }),
-            },
-            body: Bytes::from(body),
-            kind,
-        });
-    }
-}
 
 pub(super) fn sample_zip() -> Vec<u8> {
     let mut z = ZipBuilder::new();
@@ -462,11 +322,7 @@ async fn refused_deletes_send_nothing_or_keep_the_artifact() {
 #[tokio::test]
 async fn corrupt_download_is_eio_and_not_cached() {
     let f = fixture(false);
-    {
-        let mut arts = f.remote.arts.lock().unwrap();
-        let a = arts.iter_mut().find(|a| a.artifact.id == 3).unwrap();
-        a.body = Bytes::from_static(b"tampered!\n");
-    }
+    f.remote.replace_body(3, Bytes::from_static(b"tampered!\n"));
     let err = read_all(&f.fs, "octo/hello/runs/101/notes")
         .await
         .unwrap_err();
@@ -491,4 +347,61 @@ async fn repos_by_path() {
         f.fs.lookup(root.ino, ".git").await.unwrap_err().errno(),
         libc::ENOENT
     );
+}
+
+#[tokio::test]
+async fn a_byte_changed_in_flight_is_eio_for_a_full_read_and_refused_reads_are_eacces() {
+    let f = fixture(false);
+    // The big archive's stored entry, one byte changed by the blob host.
+    f.remote
+        .add(9, "big", 109, "main", 9, big_zip(), ArtifactKind::Zip);
+    f.remote.add(
+        10,
+        "other",
+        110,
+        "main",
+        10,
+        sample_zip(),
+        ArtifactKind::Zip,
+    );
+    f.remote.faults.lock().unwrap().flip = Some((9, 2_000_000));
+    let err = read_all(&f.fs, "octo/hello/runs/109/big/noise.bin")
+        .await
+        .unwrap_err();
+    assert_eq!(err.errno(), libc::EIO);
+    assert_eq!(
+        read_all(&f.fs, "octo/hello/runs/109/big.zip")
+            .await
+            .unwrap_err()
+            .errno(),
+        libc::EIO
+    );
+    // A blob host that refuses (an expired URL that stays refused): EACCES, not EIO.
+    *f.remote.faults.lock().unwrap() = MemoryFaults {
+        blob_error: Some(std::io::ErrorKind::PermissionDenied),
+        ..Default::default()
+    };
+    assert_eq!(
+        read_all(&f.fs, "octo/hello/runs/110/other.zip")
+            .await
+            .unwrap_err()
+            .errno(),
+        libc::EACCES
+    );
+}
+
+#[tokio::test]
+async fn a_slow_remote_does_not_hold_up_a_listing_already_known() {
+    let f = fixture(false);
+    assert!(resolve(&f.fs, "octo/hello/runs/100").await.is_ok());
+    f.remote.faults.lock().unwrap().latency = Some(Duration::from_secs(3600));
+    // Served from the listing in memory (fresh within --metadata-ttl): no wait.
+    let attr = tokio::time::timeout(
+        Duration::from_secs(5),
+        resolve(&f.fs, "octo/hello/runs/101/notes"),
+    )
+    .await
+    .expect("no wait on the network")
+    .unwrap();
+    assert_eq!(attr.kind, FileKind::File);
 }

@@ -1,0 +1,199 @@
+//! An in-memory GitHub for the core's tests: artifacts with their bodies, counters of what
+//! was asked, and fault switches (listing errors, latency, a byte changed in flight, refused
+//! blob reads, failing deletes), so the contract's behaviour is tested without FUSE or HTTP.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use super::Remote;
+use crate::github::{ApiError, Artifact, ArtifactKind, RepoRef, WorkflowRun};
+use crate::source::ByteSource;
+
+/// What the in-memory remote does wrong, on demand.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryFaults {
+    /// Listings fail with this error.
+    pub list_error: Option<ApiError>,
+    /// Every call and every blob read waits this long first.
+    pub latency: Option<Duration>,
+    /// Blob reads covering (artifact id, offset) carry that byte XOR 0xFF.
+    pub flip: Option<(u64, u64)>,
+    /// Blob reads fail with this kind (`PermissionDenied` for a refused URL).
+    pub blob_error: Option<io::ErrorKind>,
+}
+
+struct MemArtifact {
+    repo: (String, String),
+    artifact: Artifact,
+    body: Bytes,
+    kind: ArtifactKind,
+}
+
+#[derive(Default)]
+pub struct MemoryRemote {
+    pub faults: Mutex<MemoryFaults>,
+    arts: Mutex<Vec<MemArtifact>>,
+    pub list_calls: AtomicU64,
+    pub kind_calls: AtomicU64,
+    pub owner_calls: AtomicU64,
+    /// Users and organisations that exist without artifacts.
+    pub users: Mutex<Vec<String>>,
+    pub deletes: AtomicU64,
+    pub blob_bytes: Arc<AtomicU64>,
+    pub delete_error: Mutex<Option<ApiError>>,
+}
+
+struct MemBlob {
+    id: u64,
+    body: Bytes,
+    served: Arc<AtomicU64>,
+    faults: MemoryFaults,
+}
+
+#[async_trait]
+impl ByteSource for MemBlob {
+    fn len(&self) -> u64 {
+        self.body.len() as u64
+    }
+    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+        if let Some(d) = self.faults.latency {
+            tokio::time::sleep(d).await;
+        }
+        if let Some(kind) = self.faults.blob_error {
+            return Err(io::Error::new(kind, "in-memory blob host: refused"));
+        }
+        let start = (offset as usize).min(self.body.len());
+        let end = (start + len).min(self.body.len());
+        self.served
+            .fetch_add((end - start) as u64, Ordering::SeqCst);
+        let bytes = self.body.slice(start..end);
+        match self.faults.flip {
+            Some((id, at)) if id == self.id && (start as u64..end as u64).contains(&at) => {
+                let mut v = bytes.to_vec();
+                v[(at - start as u64) as usize] ^= 0xFF;
+                Ok(Bytes::from(v))
+            }
+            _ => Ok(bytes),
+        }
+    }
+}
+
+#[async_trait]
+impl Remote for MemoryRemote {
+    async fn list_artifacts(&self, repo: &RepoRef) -> Result<Vec<Artifact>, ApiError> {
+        self.list_calls.fetch_add(1, Ordering::SeqCst);
+        let faults = self.faults.lock().unwrap().clone();
+        if let Some(d) = faults.latency {
+            tokio::time::sleep(d).await;
+        }
+        if let Some(e) = faults.list_error {
+            return Err(e);
+        }
+        let arts = self.arts.lock().unwrap();
+        let key = repo.key();
+        let v: Vec<Artifact> = arts
+            .iter()
+            .filter(|a| a.repo == key)
+            .map(|a| a.artifact.clone())
+            .collect();
+        if v.is_empty() && key.1 != "empty" {
+            return Err(ApiError::NotFound(repo.to_string()));
+        }
+        Ok(v)
+    }
+
+    async fn delete_artifact(&self, _repo: &RepoRef, id: u64) -> Result<(), ApiError> {
+        self.deletes.fetch_add(1, Ordering::SeqCst);
+        if let Some(e) = self.delete_error.lock().unwrap().clone() {
+            return Err(e);
+        }
+        self.arts.lock().unwrap().retain(|a| a.artifact.id != id);
+        Ok(())
+    }
+
+    async fn owner_exists(&self, owner: &str) -> Result<bool, ApiError> {
+        self.owner_calls.fetch_add(1, Ordering::SeqCst);
+        let arts = self.arts.lock().unwrap();
+        let users = self.users.lock().unwrap();
+        Ok(users.iter().any(|u| u.eq_ignore_ascii_case(owner))
+            || arts.iter().any(|a| a.repo.0.eq_ignore_ascii_case(owner)))
+    }
+
+    async fn artifact_kind(&self, _repo: &RepoRef, id: u64) -> Result<ArtifactKind, ApiError> {
+        self.kind_calls.fetch_add(1, Ordering::SeqCst);
+        let arts = self.arts.lock().unwrap();
+        arts.iter()
+            .find(|a| a.artifact.id == id)
+            .map(|a| a.kind.clone())
+            .ok_or_else(|| ApiError::NotFound(id.to_string()))
+    }
+
+    fn blob(&self, _repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource> {
+        let arts = self.arts.lock().unwrap();
+        let body = arts
+            .iter()
+            .find(|a| a.artifact.id == artifact.id)
+            .map(|a| a.body.clone())
+            .unwrap_or_default();
+        Arc::new(MemBlob {
+            id: artifact.id,
+            body,
+            served: self.blob_bytes.clone(),
+            faults: self.faults.lock().unwrap().clone(),
+        })
+    }
+}
+
+impl MemoryRemote {
+    /// Serves other bytes for artifact `id` than its digest says (a tampered blob).
+    pub fn replace_body(&self, id: u64, body: Bytes) {
+        let mut arts = self.arts.lock().unwrap();
+        if let Some(a) = arts.iter_mut().find(|a| a.artifact.id == id) {
+            a.body = body;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn add(
+        &self,
+        id: u64,
+        name: &str,
+        run: u64,
+        branch: &str,
+        day: u32,
+        body: Vec<u8>,
+        kind: ArtifactKind,
+    ) {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+        self.arts.lock().unwrap().push(MemArtifact {
+            repo: ("octo".into(), "hello".into()),
+            artifact: Artifact {
+                id,
+                node_id: None,
+                name: name.into(),
+                size_in_bytes: body.len() as u64,
+                url: None,
+                archive_download_url: None,
+                expired: false,
+                created_at: Some(format!("2024-01-{day:02}T00:00:00Z")),
+                expires_at: Some("2024-04-01T00:00:00Z".into()),
+                updated_at: None,
+                digest: Some(digest),
+                workflow_run: Some(WorkflowRun {
+                    id: Some(run),
+                    head_branch: Some(branch.into()),
+                    head_sha: Some("abc".into()),
+                    ..Default::default()
+                }),
+            },
+            body: Bytes::from(body),
+            kind,
+        });
+    }
+}

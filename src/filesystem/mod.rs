@@ -216,4 +216,6 @@ impl ArtifactFs {
 #[cfg(test)]
 mod metadata_tests;
 #[cfg(test)]
+mod reftests;
+#[cfg(test)]
 mod tests;

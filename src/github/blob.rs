@@ -12,12 +12,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{self, HeaderMap};
+use reqwest::header;
 use reqwest::{Response, StatusCode};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use url::Url;
 
+use super::blob_headers::{content_range, kind_from_headers, percent_decode};
 use super::body::{BodyError, read_into};
 use super::client::{GitHubClient, error_chain, redact};
 use super::error::ApiError;
@@ -477,150 +478,4 @@ async fn slice_of_stream(
         ))));
     }
     Ok(buf.freeze())
-}
-
-/// `Content-Range: bytes START-END/TOTAL` → (start, end inclusive, total).
-pub fn content_range(h: &HeaderMap) -> Option<(u64, u64, u64)> {
-    let v = h.get(header::CONTENT_RANGE)?.to_str().ok()?;
-    let rest = v.trim().strip_prefix("bytes ")?;
-    let (range, total) = rest.split_once('/')?;
-    let (s, e) = range.split_once('-')?;
-    let (s, e) = (s.trim().parse().ok()?, e.trim().parse().ok()?);
-    let total = total.trim().parse().ok()?;
-    (s <= e && e < total).then_some((s, e, total))
-}
-
-/// Zip or raw, from `Content-Type` / `Content-Disposition`.
-fn kind_from_headers(h: &HeaderMap) -> Option<ArtifactKind> {
-    let ct = h
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let file_name = h
-        .get(header::CONTENT_DISPOSITION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(disposition_file_name);
-    if ct.starts_with("application/zip") || ct.starts_with("application/x-zip") {
-        return Some(ArtifactKind::Zip);
-    }
-    if ct.is_empty() && file_name.is_none() {
-        return None;
-    }
-    Some(ArtifactKind::Raw { file_name })
-}
-
-/// `attachment; filename="a b.txt"` or `filename*=UTF-8''a%20b.txt` → the name.
-pub fn disposition_file_name(v: &str) -> Option<String> {
-    let mut plain = None;
-    for part in v.split(';') {
-        let (k, val) = match part.trim().split_once('=') {
-            Some(kv) => kv,
-            None => continue,
-        };
-        let k = k.trim().to_ascii_lowercase();
-        let val = val.trim();
-        if k == "filename*" {
-            let enc = val.splitn(3, '\'').nth(2).unwrap_or(val);
-            return Some(percent_decode(enc)).filter(|s| !s.is_empty());
-        }
-        if k == "filename" {
-            plain = Some(val.trim_matches('"').to_string()).filter(|s| !s.is_empty());
-        }
-    }
-    plain
-}
-
-fn percent_decode(s: &str) -> String {
-    fn hex(c: u8) -> Option<u8> {
-        (c as char).to_digit(16).map(|d| d as u8)
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
-        {
-            out.push(h << 4 | l);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use reqwest::header::HeaderValue;
-
-    #[test]
-    fn parses_content_range() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_static("bytes 10-19/100"),
-        );
-        assert_eq!(content_range(&h), Some((10, 19, 100)));
-        h.insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_static("bytes */100"),
-        );
-        assert_eq!(content_range(&h), None);
-        h.insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_static("bytes 10-100/100"),
-        );
-        assert_eq!(content_range(&h), None);
-    }
-
-    #[test]
-    fn reads_file_names_from_content_disposition() {
-        assert_eq!(
-            disposition_file_name("attachment; filename=notes.md").as_deref(),
-            Some("notes.md")
-        );
-        assert_eq!(
-            disposition_file_name(r#"attachment; filename="a b.txt""#).as_deref(),
-            Some("a b.txt")
-        );
-        assert_eq!(
-            disposition_file_name("attachment; filename=x; filename*=UTF-8''r%C3%A9sum%C3%A9.txt")
-                .as_deref(),
-            Some("résumé.txt")
-        );
-        assert_eq!(disposition_file_name("inline"), None);
-    }
-
-    #[test]
-    fn tells_zip_from_raw_by_headers() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/zip"),
-        );
-        assert_eq!(kind_from_headers(&h), Some(ArtifactKind::Zip));
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        h.insert(
-            header::CONTENT_DISPOSITION,
-            HeaderValue::from_static("attachment; filename=log.txt"),
-        );
-        assert_eq!(
-            kind_from_headers(&h),
-            Some(ArtifactKind::Raw {
-                file_name: Some("log.txt".into())
-            })
-        );
-    }
-
-    #[test]
-    fn percent_decoding_tolerates_bad_escapes() {
-        assert_eq!(percent_decode("a%20b"), "a b");
-        assert_eq!(percent_decode("a%2"), "a%2");
-        assert_eq!(percent_decode("%zz%"), "%zz%");
-    }
 }

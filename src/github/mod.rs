@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod blob;
+pub mod blob_headers;
 pub mod body;
 pub mod client;
 pub mod error;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::memory_remote::MemoryRemote;
-use super::tests::{names, resolve, sample_zip};
+use super::tests::{core_for, names, resolve, sample_zip};
 use super::*;
 use crate::github::{ApiError, ArtifactKind};
 use crate::source::ByteSource;
@@ -82,17 +82,7 @@ fn setup(token: bool, ttl: Duration) -> Setup {
         probes_fail: AtomicBool::new(false),
         list_calls: AtomicU64::new(0),
     });
-    let dir = tempfile::tempdir().unwrap();
-    let cache = Arc::new(DiskCache::open(&dir.path().join("cache"), 1 << 30).unwrap());
-    let fs = ArtifactFs::new(
-        remote.clone(),
-        cache,
-        FsConfig {
-            repos: vec![RepoRef::new("octo", "hello")],
-            metadata_ttl: ttl,
-            read_only: false,
-        },
-    );
+    let (fs, dir) = core_for(remote.clone(), ttl, false);
     Setup {
         fs,
         remote,
@@ -224,17 +214,7 @@ async fn listing_runs_probes_every_artifact_a_few_at_a_time_in_the_background() 
         );
     }
     remote.faults.lock().unwrap().latency = Some(Duration::from_millis(20));
-    let dir = tempfile::tempdir().unwrap();
-    let cache = Arc::new(DiskCache::open(dir.path(), 1 << 30).unwrap());
-    let fs = ArtifactFs::new(
-        remote.clone(),
-        cache,
-        FsConfig {
-            repos: vec![RepoRef::new("octo", "hello")],
-            metadata_ttl: Duration::from_secs(60),
-            read_only: false,
-        },
-    );
+    let (fs, _dir) = core_for(remote.clone(), Duration::from_secs(60), false);
     assert_eq!(names(&fs, "octo/hello/runs").await.len(), 20);
     // No run directory was listed: the probes were started by listing runs/.
     tokio::time::timeout(Duration::from_secs(30), async {

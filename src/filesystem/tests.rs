@@ -77,22 +77,32 @@ fn fixture(read_only: bool) -> Fixture {
     );
     remote.add(4, "big", 102, "main", 4, big_zip(), ArtifactKind::Zip);
     remote.users.lock().unwrap().push("someone".into());
-    let dir = tempfile::tempdir().unwrap();
-    let cache = Arc::new(DiskCache::open(&dir.path().join("cache"), 1 << 30).unwrap());
-    let fs = ArtifactFs::new(
-        remote.clone(),
-        cache,
-        FsConfig {
-            repos: vec![RepoRef::new("octo", "hello")],
-            metadata_ttl: Duration::from_secs(60),
-            read_only,
-        },
-    );
+    let (fs, dir) = core_for(remote.clone(), Duration::from_secs(60), read_only);
     Fixture {
         fs,
         remote,
         _dir: dir,
     }
+}
+
+/// A core over `remote` for `octo/hello`, its cache in a new temporary directory.
+pub(super) fn core_for(
+    remote: Arc<dyn Remote>,
+    ttl: Duration,
+    read_only: bool,
+) -> (ArtifactFs, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(DiskCache::open(&dir.path().join("cache"), 1 << 30).unwrap());
+    let fs = ArtifactFs::new(
+        remote,
+        cache,
+        FsConfig {
+            repos: vec![RepoRef::new("octo", "hello")],
+            metadata_ttl: ttl,
+            read_only,
+        },
+    );
+    (fs, dir)
 }
 
 pub(super) async fn resolve(fs: &ArtifactFs, path: &str) -> FsResult<Attr> {

@@ -2,28 +2,25 @@
 //! real one. No token, no network; Ctrl-C unmounts.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use fake_github::{FakeConfig, FakeGitHub};
 
-use crate::fuse::Owner;
+use crate::config::{CoreArgs, FuseArgs, RemoteArgs};
 use crate::github::RepoRef;
-use crate::mount::{self, MountOptions};
+use crate::mount;
 
+/// `artifactfs demo`'s arguments: the shared ones, no repository (the demo serves its own).
+#[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
+    /// Where to mount [default: a new directory under /tmp]
     pub mountpoint: Option<PathBuf>,
-    pub cache_dir: Option<PathBuf>,
-    pub cache_size: u64,
-    pub cache_min_free: u64,
-    pub metadata_ttl: Duration,
-    pub read_only: bool,
-    pub allow_other: bool,
-    pub owner: Owner,
-    pub fuse_options: Vec<String>,
-    pub request_timeout: Option<Duration>,
-    pub max_rate_limit_wait: Duration,
+    #[command(flatten)]
+    pub core: CoreArgs,
+    #[command(flatten)]
+    pub fuse: FuseArgs,
 }
 
+/// Runs the demo with `args` (`-o` already folded in: see [`crate::config::apply_o_options`]).
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let config = FakeConfig::default();
     let token = config.tokens.keys().next().cloned();
@@ -44,30 +41,19 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&mountpoint)?;
     mount::preflight(&mountpoint)?;
     let mountpoint = std::fs::canonicalize(&mountpoint)?;
-    let cache_dir = args.cache_dir.unwrap_or_else(|| tmp.path().join("cache"));
-
-    let opts = MountOptions {
-        mountpoint: mountpoint.clone(),
+    let remote = RemoteArgs {
         repos: vec![repo.clone()],
         api_url: url::Url::parse(&gh.api_url())?,
-        token,
-        cache_dir,
-        cache_size: args.cache_size,
-        cache_min_free: args.cache_min_free,
-        log_budget: 0,
-        metadata_ttl: args.metadata_ttl,
-        read_only: args.read_only,
-        allow_other: args.allow_other,
-        foreground: true,
-        owner: args.owner,
-        fuse_options: args.fuse_options,
-        request_timeout: args.request_timeout,
-        max_rate_limit_wait: args.max_rate_limit_wait,
     };
+    let mut core = args
+        .core
+        .core_config(remote, args.fuse.read_only, || tmp.path().join("cache"));
+    core.token = token;
+    let fuse = args.fuse.fuse_config(mountpoint.clone());
     let m = mountpoint.display().to_string();
     let base = format!("{m}/{}/{}", repo.owner, repo.name);
     let sample = info.interesting_paths.clone();
-    let result = mount::run_mount(opts, move || {
+    let result = mount::run_mount(&core, &fuse, move || {
         println!("artifactfs demo: {repo} (served by a built-in fake GitHub) is mounted at {m}");
         println!();
         println!("Try, in another terminal:");

@@ -10,9 +10,11 @@
 
 pub mod archive;
 pub mod cache;
+pub mod config;
 pub mod data;
 pub mod demo;
 pub mod filesystem;
+pub mod fstab;
 pub mod fuse;
 pub mod github;
 pub mod github_remote;
@@ -20,3 +22,4 @@ pub mod logfile;
 pub mod mount;
 pub mod single_flight;
 pub mod source;
+pub mod startup;

@@ -298,6 +298,9 @@ fn check_cached_digest(
     key: &BlobKey,
     whole: &Integrity,
 ) -> io::Result<bool> {
+    if whole.verdict() != Verdict::Unchecked {
+        return Ok(true); // decided meanwhile (a reader's check, a refetch)
+    }
     let mut h = whole.expected.hasher();
     let before = file.evictions();
     let mut off = 0u64;
@@ -315,7 +318,9 @@ fn check_cached_digest(
             Ok(true)
         }
         Err(got) => {
-            whole.fail(&got);
+            if !whole.fail_unchecked(&got) {
+                return Ok(true); // decided meanwhile: the readers' checks go on
+            }
             drop_blocks(file, cache, key, 0, file.block_count().saturating_sub(1));
             Ok(false)
         }

@@ -125,6 +125,17 @@ impl Integrity {
         );
     }
 
+    /// Records a failed check by a check nobody asked for (a fetch completing a blob),
+    /// only while nothing is known yet: it must not start a new failure episode over a
+    /// verdict (or a refetch) already under way. True when it did.
+    pub fn fail_unchecked(&self, got: &str) -> bool {
+        if *self.verdict.lock().unwrap() != Verdict::Unchecked {
+            return false;
+        }
+        self.fail(got);
+        true
+    }
+
     /// Records the outcome of the one refetch allowed after a failure.
     pub fn refetched(&self, ok: bool) {
         let mut v = self.verdict.lock().unwrap();

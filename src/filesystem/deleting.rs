@@ -100,7 +100,7 @@ impl ArtifactFs {
                     }
                 }
                 self.data.drop_blob(id);
-                self.kinds.forget(id);
+                self.probes.forget(id);
                 Ok(stale)
             }
             Err(e) => {

@@ -41,6 +41,9 @@ pub struct MemoryRemote {
     arts: Mutex<Vec<MemArtifact>>,
     pub list_calls: AtomicU64,
     pub kind_calls: AtomicU64,
+    /// Kind probes running now, and the most at once.
+    pub kind_in_flight: AtomicU64,
+    pub kind_in_flight_max: AtomicU64,
     pub owner_calls: AtomicU64,
     /// Users and organisations that exist without artifacts.
     pub users: Mutex<Vec<String>>,
@@ -127,6 +130,13 @@ impl Remote for MemoryRemote {
 
     async fn artifact_kind(&self, _repo: &RepoRef, id: u64) -> Result<ArtifactKind, ApiError> {
         self.kind_calls.fetch_add(1, Ordering::SeqCst);
+        let now = self.kind_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.kind_in_flight_max.fetch_max(now, Ordering::SeqCst);
+        let latency = self.faults.lock().unwrap().latency;
+        if let Some(d) = latency {
+            tokio::time::sleep(d).await;
+        }
+        self.kind_in_flight.fetch_sub(1, Ordering::SeqCst);
         let arts = self.arts.lock().unwrap();
         arts.iter()
             .find(|a| a.artifact.id == id)

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use futures::StreamExt;
 use futures::future::{BoxFuture, FutureExt, Shared};
 
 use crate::github::{ApiError, Artifact, ArtifactKind, RepoRef};
@@ -18,9 +17,6 @@ use crate::github::{ApiError, Artifact, ArtifactKind, RepoRef};
 use super::inode::RepoIdx;
 use super::listing::{Listing, RunChild};
 use super::{ArtifactFs, FsError, FsResult, Remote};
-
-/// How many download redirects (kind probes) run at once for one listing.
-const KIND_PROBES_IN_FLIGHT: usize = 8;
 
 type Refresh = Shared<BoxFuture<'static, Result<Arc<Listing>, ApiError>>>;
 
@@ -62,8 +58,6 @@ pub(super) struct Repos {
 pub(super) struct Remembered {
     /// Lower-cased login → (exists, when asked).
     owners: Mutex<HashMap<String, (bool, Instant)>>,
-    /// Artifact id → when its zip-or-raw probe failed.
-    failed_probes: Mutex<HashMap<u64, Instant>>,
 }
 
 impl ArtifactFs {
@@ -166,50 +160,6 @@ impl ArtifactFs {
         Ok(exists)
     }
 
-    /// Learns the kinds of `ids` not known yet (one redirect each, a few at a time, each
-    /// remembered in the cache). Artifacts whose kind can't be learnt are logged, left out,
-    /// and not asked about again for `--metadata-ttl`. Without a token nothing is asked.
-    async fn ensure_kinds(&self, idx: RepoIdx, ids: Vec<u64>) {
-        if !self.remote.can_download() {
-            return;
-        }
-        let kinds = self.kinds.clone();
-        let ttl = self.cfg.metadata_ttl;
-        let missing: Vec<u64> = {
-            let failed = self.remembered.failed_probes.lock().unwrap();
-            ids.into_iter()
-                .filter(|id| kinds.get(*id).is_none())
-                .filter(|id| failed.get(id).is_none_or(|t| t.elapsed() >= ttl))
-                .collect()
-        };
-        if missing.is_empty() {
-            return;
-        }
-        let repo = self.repo(idx).repo.clone();
-        futures::stream::iter(missing)
-            .map(|id| {
-                let repo = repo.clone();
-                let remote = self.remote.clone();
-                async move { (id, remote.artifact_kind(&repo, id).await) }
-            })
-            .buffer_unordered(KIND_PROBES_IN_FLIGHT)
-            .for_each(|(id, r)| {
-                match r {
-                    Ok(kind) => kinds.set(id, kind),
-                    Err(e) => {
-                        tracing::warn!(repo = %repo, artifact = id, "could not tell zip from raw: {e}");
-                        self.remembered
-                            .failed_probes
-                            .lock()
-                            .unwrap()
-                            .insert(id, Instant::now());
-                    }
-                }
-                futures::future::ready(())
-            })
-            .await;
-    }
-
     pub(super) async fn run_children(
         &self,
         idx: RepoIdx,
@@ -223,11 +173,14 @@ impl ArtifactFs {
             .iter()
             .map(|(_, id)| *id)
             .collect();
-        self.ensure_kinds(idx, ids).await;
+        let repo = self.repo(idx).repo.clone();
+        self.probes.ensure(&repo, ids).await;
         // A kind we could not learn (no token, network trouble) is taken to be a zip, the
         // common case, and not remembered in the cache.
-        let kinds = self.kinds.clone();
-        Ok(l.run_children(run, |id| Some(kinds.get(id).unwrap_or(ArtifactKind::Zip))))
+        let probes = &self.probes;
+        Ok(l.run_children(run, |id| {
+            Some(probes.known(id).unwrap_or(ArtifactKind::Zip))
+        }))
     }
 }
 

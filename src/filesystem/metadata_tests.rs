@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::memory_remote::MemoryRemote;
-use super::tests::{names, resolve, sample_zip};
+use super::tests::{core_for, names, resolve, sample_zip};
 use super::*;
 use crate::github::{ApiError, ArtifactKind};
 use crate::source::ByteSource;
@@ -82,17 +82,7 @@ fn setup(token: bool, ttl: Duration) -> Setup {
         probes_fail: AtomicBool::new(false),
         list_calls: AtomicU64::new(0),
     });
-    let dir = tempfile::tempdir().unwrap();
-    let cache = Arc::new(DiskCache::open(&dir.path().join("cache"), 1 << 30).unwrap());
-    let fs = ArtifactFs::new(
-        remote.clone(),
-        cache,
-        FsConfig {
-            repos: vec![RepoRef::new("octo", "hello")],
-            metadata_ttl: ttl,
-            read_only: false,
-        },
-    );
+    let (fs, dir) = core_for(remote.clone(), ttl, false);
     Setup {
         fs,
         remote,
@@ -202,4 +192,48 @@ async fn a_failed_probe_is_not_repeated_within_the_ttl() {
         2,
         "one probe per artifact of the run, not one per listing"
     );
+}
+
+#[tokio::test]
+async fn listing_runs_probes_every_artifact_a_few_at_a_time_in_the_background() {
+    let remote = Arc::new(MemoryRemote::default());
+    for i in 0..40u64 {
+        let kind = if i % 4 == 0 {
+            ArtifactKind::Raw { file_name: None }
+        } else {
+            ArtifactKind::Zip
+        };
+        remote.add(
+            100 + i,
+            &format!("a{i}"),
+            1 + i / 2,
+            "main",
+            1,
+            sample_zip(),
+            kind,
+        );
+    }
+    remote.faults.lock().unwrap().latency = Some(Duration::from_millis(20));
+    let (fs, _dir) = core_for(remote.clone(), Duration::from_secs(60), false);
+    assert_eq!(names(&fs, "octo/hello/runs").await.len(), 20);
+    // No run directory was listed: the probes were started by listing runs/.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while remote.kind_calls.load(Ordering::SeqCst) < 40 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("every artifact probed in the background");
+    let most = remote.kind_in_flight_max.load(Ordering::SeqCst);
+    assert!((2..=8).contains(&most), "{most} probes at once");
+    // Listing every run now costs no probe, and each artifact was probed once.
+    for run in 1..=20u64 {
+        let n = names(&fs, &format!("octo/hello/runs/{run}")).await;
+        assert_eq!(
+            n.len(),
+            if run % 2 == 1 { 3 } else { 4 },
+            "run {run}: {n:?}"
+        );
+    }
+    assert_eq!(remote.kind_calls.load(Ordering::SeqCst), 40);
 }

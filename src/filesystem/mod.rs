@@ -10,8 +10,10 @@ pub mod listing;
 pub mod memory_remote;
 mod metadata;
 pub mod names;
+mod probes;
 mod reading;
 pub mod remote;
+pub mod statfs;
 pub mod views;
 mod xattrs;
 
@@ -92,7 +94,7 @@ struct OpenFile {
 pub struct ArtifactFs {
     remote: Arc<dyn Remote>,
     data: DataLayer,
-    kinds: Arc<Kinds>,
+    probes: Arc<probes::Prober>,
     cfg: FsConfig,
     inodes: InodeTable,
     repos: Mutex<Repos>,
@@ -107,7 +109,11 @@ pub struct ArtifactFs {
 impl ArtifactFs {
     pub fn new(remote: Arc<dyn Remote>, cache: Arc<DiskCache>, cfg: FsConfig) -> ArtifactFs {
         let fs = ArtifactFs {
-            kinds: Arc::new(Kinds::load(cache.clone())),
+            probes: Arc::new(probes::Prober::new(
+                remote.clone(),
+                Arc::new(Kinds::load(cache.clone())),
+                cfg.metadata_ttl,
+            )),
             data: DataLayer::new(cache),
             remote,
             inodes: InodeTable::new(),

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 
 use super::memory_remote::MemoryRemote;
 use super::names::encode_branch;
-use super::tests::{names, resolve, sample_zip};
+use super::tests::{core_for, names, resolve, sample_zip};
 use super::*;
 use crate::github::ArtifactKind;
 
@@ -122,17 +122,7 @@ async fn run_case(
         remote.add(id, s.name, s.run, s.branch, day, body, kind);
         arts.insert(id, s);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let cache = Arc::new(DiskCache::open(dir.path(), 1 << 30).unwrap());
-    let fs = ArtifactFs::new(
-        remote,
-        cache,
-        FsConfig {
-            repos: vec![RepoRef::new("octo", "hello")],
-            metadata_ttl: Duration::from_secs(3600),
-            read_only: false,
-        },
-    );
+    let (fs, _dir) = core_for(remote, Duration::from_secs(3600), false);
     check(&fs, &arts).await?;
     for d in deletes {
         if arts.is_empty() {

@@ -77,22 +77,32 @@ fn fixture(read_only: bool) -> Fixture {
     );
     remote.add(4, "big", 102, "main", 4, big_zip(), ArtifactKind::Zip);
     remote.users.lock().unwrap().push("someone".into());
-    let dir = tempfile::tempdir().unwrap();
-    let cache = Arc::new(DiskCache::open(&dir.path().join("cache"), 1 << 30).unwrap());
-    let fs = ArtifactFs::new(
-        remote.clone(),
-        cache,
-        FsConfig {
-            repos: vec![RepoRef::new("octo", "hello")],
-            metadata_ttl: Duration::from_secs(60),
-            read_only,
-        },
-    );
+    let (fs, dir) = core_for(remote.clone(), Duration::from_secs(60), read_only);
     Fixture {
         fs,
         remote,
         _dir: dir,
     }
+}
+
+/// A core over `remote` for `octo/hello`, its cache in a new temporary directory.
+pub(super) fn core_for(
+    remote: Arc<dyn Remote>,
+    ttl: Duration,
+    read_only: bool,
+) -> (ArtifactFs, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(DiskCache::open(&dir.path().join("cache"), 1 << 30).unwrap());
+    let fs = ArtifactFs::new(
+        remote,
+        cache,
+        FsConfig {
+            repos: vec![RepoRef::new("octo", "hello")],
+            metadata_ttl: ttl,
+            read_only,
+        },
+    );
+    (fs, dir)
 }
 
 pub(super) async fn resolve(fs: &ArtifactFs, path: &str) -> FsResult<Attr> {
@@ -394,6 +404,8 @@ async fn a_byte_changed_in_flight_is_eio_for_a_full_read_and_refused_reads_are_e
 async fn a_slow_remote_does_not_hold_up_a_listing_already_known() {
     let f = fixture(false);
     assert!(resolve(&f.fs, "octo/hello/runs/100").await.is_ok());
+    // What runs hold is known once their artifacts' kinds are (listing runs/ learns them).
+    names(&f.fs, "octo/hello/runs/101").await;
     f.remote.faults.lock().unwrap().latency = Some(Duration::from_secs(3600));
     // Served from the listing in memory (fresh within --metadata-ttl): no wait.
     let attr = tokio::time::timeout(

@@ -12,12 +12,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, KernelConfig, LockOwner, Notifier, OpenAccMode, OpenFlags, ReplyAttr, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    AccessFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
+    LockOwner, Notifier, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 
-use crate::filesystem::{ArtifactFs, Attr, DirEntry, FileKind, FsError, Invalidation};
+use crate::filesystem::{ArtifactFs, DirEntry, FileKind, Invalidation};
+
+mod reply;
+use reply::{fail, file_attr, file_type, refuse, reply_xattr};
 
 /// Who owns every file (the mounting user unless `--uid/--gid` say otherwise).
 #[derive(Clone, Copy, Debug)]
@@ -36,46 +39,6 @@ pub struct FuseAdapter {
     /// `--daemon-timeout`: a request not answered by then is dropped, which fuser answers
     /// with EIO, so no caller waits on the network forever.
     request_timeout: Option<std::time::Duration>,
-}
-
-fn errno(e: &FsError) -> Errno {
-    Errno::from_i32(e.errno())
-}
-
-fn log_error(op: &str, what: &dyn std::fmt::Display, e: &FsError) {
-    if e.is_ordinary() {
-        tracing::debug!("{op} {what}: {e} (errno {})", e.errno());
-    } else {
-        tracing::warn!("{op} {what}: {e} (errno {})", e.errno());
-    }
-}
-
-fn file_attr(owner: Owner, a: &Attr) -> FileAttr {
-    FileAttr {
-        ino: INodeNo(a.ino),
-        size: a.size,
-        blocks: a.size.div_ceil(512),
-        atime: a.mtime,
-        mtime: a.mtime,
-        ctime: a.mtime,
-        crtime: a.mtime,
-        kind: file_type(a.kind),
-        perm: a.perm,
-        nlink: if a.kind == FileKind::Dir { 2 } else { 1 },
-        uid: owner.uid,
-        gid: owner.gid,
-        rdev: 0,
-        blksize: 4096,
-        flags: 0,
-    }
-}
-
-fn file_type(k: FileKind) -> FileType {
-    match k {
-        FileKind::Dir => FileType::Directory,
-        FileKind::File => FileType::RegularFile,
-        FileKind::Symlink => FileType::Symlink,
-    }
 }
 
 impl FuseAdapter {
@@ -180,10 +143,7 @@ impl Filesystem for FuseAdapter {
         self.spawn(async move {
             match fs.lookup(parent.0, &name).await {
                 Ok(a) => reply.entry(&a.ttl, &file_attr(owner, &a), Generation(0)),
-                Err(e) => {
-                    log_error("lookup", &name, &e);
-                    reply.error(errno(&e))
-                }
+                Err(e) => fail!(reply, "lookup", name, e),
             }
         });
     }
@@ -194,10 +154,7 @@ impl Filesystem for FuseAdapter {
         self.spawn(async move {
             match fs.getattr(ino.0).await {
                 Ok(a) => reply.attr(&a.ttl, &file_attr(owner, &a)),
-                Err(e) => {
-                    log_error("getattr", &ino.0, &e);
-                    reply.error(errno(&e))
-                }
+                Err(e) => fail!(reply, "getattr", ino.0, e),
             }
         });
     }
@@ -207,10 +164,7 @@ impl Filesystem for FuseAdapter {
         self.spawn(async move {
             match fs.readlink(ino.0).await {
                 Ok(t) => reply.data(t.as_bytes()),
-                Err(e) => {
-                    log_error("readlink", &ino.0, &e);
-                    reply.error(errno(&e))
-                }
+                Err(e) => fail!(reply, "readlink", ino.0, e),
             }
         });
     }
@@ -229,10 +183,7 @@ impl Filesystem for FuseAdapter {
                     reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE)
                 }
                 Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO),
-                Err(e) => {
-                    log_error("open", &ino.0, &e);
-                    reply.error(errno(&e))
-                }
+                Err(e) => fail!(reply, "open", ino.0, e),
             }
         });
     }
@@ -254,10 +205,7 @@ impl Filesystem for FuseAdapter {
             let work = async move {
                 match fs.read(fh.0, offset, size).await {
                     Ok(data) => reply.data(&data),
-                    Err(e) => {
-                        log_error("read", &ino.0, &e);
-                        reply.error(errno(&e))
-                    }
+                    Err(e) => fail!(reply, "read", ino.0, e),
                 }
             };
             // fuser answers FUSE_INTERRUPT with ENOSYS, so a Ctrl-C'd reader is noticed by
@@ -326,10 +274,7 @@ impl Filesystem for FuseAdapter {
                     dirs.lock().unwrap().insert(fh, Arc::new(entries));
                     reply.opened(FileHandle(fh), FopenFlags::empty())
                 }
-                Err(e) => {
-                    log_error("opendir", &ino.0, &e);
-                    reply.error(errno(&e))
-                }
+                Err(e) => fail!(reply, "opendir", ino.0, e),
             }
         });
     }
@@ -375,20 +320,17 @@ impl Filesystem for FuseAdapter {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let cache = self.fs.cache();
-        let bsize = 4096u64;
-        let blocks = cache.limit() / bsize;
-        let free = cache.limit().saturating_sub(cache.used()) / bsize;
-        let files = self.fs.inode_count() as u64;
+        let s = self.fs.statfs();
+        let (blocks, free, bsize) = (s.blocks, s.free_blocks, s.block_size);
         reply.statfs(
             blocks,
             free,
             free,
-            files,
-            u32::MAX as u64,
-            bsize as u32,
-            255,
-            bsize as u32,
+            s.files,
+            s.free_files,
+            bsize,
+            s.name_max,
+            bsize,
         );
     }
 
@@ -401,10 +343,7 @@ impl Filesystem for FuseAdapter {
                     Some((_, v)) => reply_xattr(reply, size, v.as_bytes()),
                     None => reply.error(Errno::from_i32(libc::ENODATA)),
                 },
-                Err(e) => {
-                    log_error("getxattr", &ino.0, &e);
-                    reply.error(errno(&e))
-                }
+                Err(e) => fail!(reply, "getxattr", ino.0, e),
             }
         });
     }
@@ -421,10 +360,7 @@ impl Filesystem for FuseAdapter {
                     }
                     reply_xattr(reply, size, &buf)
                 }
-                Err(e) => {
-                    log_error("listxattr", &ino.0, &e);
-                    reply.error(errno(&e))
-                }
+                Err(e) => fail!(reply, "listxattr", ino.0, e),
             }
         });
     }
@@ -437,127 +373,22 @@ impl Filesystem for FuseAdapter {
         }
     }
 
-    // ----- every other write is refused ----------------------------------------------
-
-    fn setattr(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
-        _size: Option<u64>,
-        _atime: Option<fuser::TimeOrNow>,
-        _mtime: Option<fuser::TimeOrNow>,
-        _ctime: Option<SystemTime>,
-        _fh: Option<FileHandle>,
-        _crtime: Option<SystemTime>,
-        _chgtime: Option<SystemTime>,
-        _bkuptime: Option<SystemTime>,
-        _flags: Option<fuser::BsdFileFlags>,
-        reply: ReplyAttr,
-    ) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn mknod(
-        &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        _rdev: u32,
-        reply: ReplyEntry,
-    ) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn mkdir(
-        &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        reply: ReplyEntry,
-    ) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn symlink(
-        &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _link_name: &OsStr,
-        _target: &Path,
-        reply: ReplyEntry,
-    ) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn rename(
-        &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _newparent: INodeNo,
-        _newname: &OsStr,
-        _flags: fuser::RenameFlags,
-        reply: ReplyEmpty,
-    ) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn link(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _newparent: INodeNo,
-        _newname: &OsStr,
-        reply: ReplyEntry,
-    ) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn create(
-        &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        _flags: i32,
-        reply: fuser::ReplyCreate,
-    ) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn setxattr(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _name: &OsStr,
-        _value: &[u8],
-        _flags: i32,
-        _position: u32,
-        reply: ReplyEmpty,
-    ) {
-        reply.error(Errno::EROFS);
-    }
-
-    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::EROFS);
-    }
-}
-
-fn reply_xattr(reply: ReplyXattr, size: u32, value: &[u8]) {
-    if size == 0 {
-        reply.size(value.len() as u32);
-    } else if value.len() > size as usize {
-        reply.error(Errno::from_i32(libc::ERANGE));
-    } else {
-        reply.data(value);
+    // Every other write is refused.
+    refuse! {
+        fn setattr(
+            INodeNo, Option<u32>, Option<u32>, Option<u32>, Option<u64>,
+            Option<fuser::TimeOrNow>, Option<fuser::TimeOrNow>, Option<SystemTime>,
+            Option<FileHandle>, Option<SystemTime>, Option<SystemTime>, Option<SystemTime>,
+            Option<fuser::BsdFileFlags>,
+        ) -> ReplyAttr = EROFS;
+        fn mknod(INodeNo, &OsStr, u32, u32, u32) -> ReplyEntry = EROFS;
+        fn mkdir(INodeNo, &OsStr, u32, u32) -> ReplyEntry = EROFS;
+        fn symlink(INodeNo, &OsStr, &Path) -> ReplyEntry = EROFS;
+        fn rename(INodeNo, &OsStr, INodeNo, &OsStr, fuser::RenameFlags) -> ReplyEmpty = EROFS;
+        fn link(INodeNo, INodeNo, &OsStr) -> ReplyEntry = EROFS;
+        fn create(INodeNo, &OsStr, u32, u32, i32) -> fuser::ReplyCreate = EROFS;
+        fn setxattr(INodeNo, &OsStr, &[u8], i32, u32) -> ReplyEmpty = EROFS;
+        fn removexattr(INodeNo, &OsStr) -> ReplyEmpty = EROFS;
     }
 }
 
@@ -582,10 +413,7 @@ impl FuseAdapter {
                     // holds while it waits for a lookup that needs a worker to answer.
                     tokio::task::spawn_blocking(move || invalidate(&notifier, stale));
                 }
-                Err(e) => {
-                    log_error(if dir { "rmdir" } else { "unlink" }, &name, &e);
-                    reply.error(errno(&e))
-                }
+                Err(e) => fail!(reply, if dir { "rmdir" } else { "unlink" }, name, e),
             }
         });
     }

@@ -75,6 +75,11 @@ impl View for Runs {
         match node {
             Node::Runs(r) => {
                 let l = fs.listing(*r).await?;
+                // Whoever lists runs/ is likely to look inside the runs next: learn every
+                // artifact's kind now, a few at a time, instead of run after run.
+                let ids = l.artifacts.iter().map(|a| a.id).collect();
+                fs.probes
+                    .ensure_in_background(fs.repo(*r).repo.clone(), ids);
                 for run in l.runs.keys() {
                     out.push((run.to_string(), Node::Run(*r, *run), FileKind::Dir));
                 }

@@ -71,7 +71,8 @@ impl FileBytes {
                 if ahead {
                     readahead.before_read(offset, n).await?;
                 }
-                Ok(blob.read_at(base + offset, n as usize).await?.to_vec())
+                // Reuses the buffer read from the cache (no copy when it is the only owner).
+                Ok(Vec::from(blob.read_at(base + offset, n as usize).await?))
             }
             FileBytes::Inflated(e) => e.read(offset, size).await,
         }

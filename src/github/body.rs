@@ -14,7 +14,7 @@ use super::client::{error_chain, redact};
 use super::error::ApiError;
 
 /// The shortest wait for a next chunk before the transfer counts as stalled.
-pub const MIN_STALL: Duration = Duration::from_secs(2);
+pub const MIN_STALL: Duration = Duration::from_secs(1);
 /// The longest (the HTTP client's read timeout takes over past it).
 pub const MAX_STALL: Duration = Duration::from_secs(30);
 /// How many times the body's mean gap between chunks a wait may last.

@@ -54,8 +54,6 @@ pub struct InflatedEntry {
 
 #[derive(Default)]
 struct State {
-    /// The complete, CRC-checked copy in the cache.
-    complete: Option<Arc<File>>,
     stream: Option<Stream>,
     /// The copy being written by the current stream: bytes `0..stream.out_pos`.
     spill: Option<Spill>,
@@ -199,8 +197,13 @@ impl InflatedEntry {
             return Ok(Vec::new());
         }
         let n = (n as u64).min(size - off);
+        // The complete, CRC-checked copy, while the cache has it (opened per read: an idle
+        // entry holds no descriptor, and an evicted copy's space is freed at once).
+        if let Some(f) = self.complete_copy() {
+            return Ok(pread_full(&f, off, n as usize)?);
+        }
         let mut st = self.state.lock().await;
-        if let Some(f) = self.complete_copy(&mut st) {
+        if let Some(f) = self.complete_copy() {
             drop(st);
             return Ok(pread_full(&f, off, n as usize)?);
         }
@@ -227,19 +230,8 @@ impl InflatedEntry {
     }
 
     /// The committed copy, if the cache still has it.
-    fn complete_copy(&self, st: &mut State) -> Option<Arc<File>> {
-        match self.cache.entry(&self.key, self.index) {
-            Some(path) => {
-                if st.complete.is_none() {
-                    st.complete = File::open(path).ok().map(Arc::new);
-                }
-                st.complete.clone()
-            }
-            None => {
-                st.complete = None; // evicted: inflate again
-                None
-            }
-        }
+    fn complete_copy(&self) -> Option<File> {
+        File::open(self.cache.entry(&self.key, self.index)?).ok()
     }
 
     /// Makes the stream able to reach `off`: the current one if it is at or before it (and
@@ -444,10 +436,12 @@ impl InflatedEntry {
                 .cache
                 .commit_entry(&self.key, self.index, &sp.path, &sp.reservation)
             {
-                Ok(path) => st.complete = File::open(path).ok().map(Arc::new),
+                Ok(_) => {}
                 Err(err) => self.cache.write_failed("an inflated entry", &err),
             }
         }
+        // Done: the stream's buffers go (a later read uses the copy or a seek point).
+        st.stream = None;
         Ok(())
     }
 }

@@ -48,6 +48,10 @@ use verify::{Expected, Integrity};
 /// (see `docs/benchmarks.md`).
 pub const WHOLE_FETCH_THRESHOLD: u64 = 1 << 20;
 
+/// How many deflated entries keep their inflater (stream buffers, seek points) when no file
+/// has them open: each may hold a few MiB while streaming.
+const INFLATERS_KEPT: std::num::NonZeroUsize = std::num::NonZeroUsize::new(32).unwrap();
+
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// A check failed (CRC-32 or digest): EIO.
@@ -96,7 +100,8 @@ pub struct DataLayer {
     offsets: SingleFlight<(BlobKey, usize), u64>,
     /// The verdict on each entry that has been opened (whole blobs keep theirs in the blob).
     entries: Mutex<HashMap<(BlobKey, usize), Arc<Integrity>>>,
-    inflaters: Mutex<HashMap<(BlobKey, usize), Arc<InflatedEntry>>>,
+    /// The inflaters of recently read deflated entries (open files keep theirs alive).
+    inflaters: Mutex<lru::LruCache<(BlobKey, usize), Arc<InflatedEntry>>>,
 }
 
 impl DataLayer {
@@ -107,7 +112,7 @@ impl DataLayer {
             indexes: SingleFlight::default(),
             offsets: SingleFlight::default(),
             entries: Mutex::new(HashMap::new()),
-            inflaters: Mutex::new(HashMap::new()),
+            inflaters: Mutex::new(lru::LruCache::new(INFLATERS_KEPT)),
         }
     }
 
@@ -121,10 +126,17 @@ impl DataLayer {
         self.indexes.remove_if(|k| k.id == id);
         self.offsets.remove_if(|(k, _)| k.id == id);
         self.entries.lock().unwrap().retain(|(k, _), _| k.id != id);
-        self.inflaters
-            .lock()
-            .unwrap()
-            .retain(|(k, _), _| k.id != id);
+        {
+            let mut inflaters = self.inflaters.lock().unwrap();
+            let gone: Vec<_> = inflaters
+                .iter()
+                .filter(|((k, _), _)| k.id == id)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in gone {
+                inflaters.pop(&k);
+            }
+        }
         self.cache.remove_blobs(id);
     }
 
@@ -241,8 +253,7 @@ impl DataLayer {
                 .inflaters
                 .lock()
                 .unwrap()
-                .entry(key)
-                .or_insert_with(|| {
+                .get_or_insert(key, || {
                     Arc::new(InflatedEntry::new(
                         blob,
                         self.cache.clone(),

@@ -268,8 +268,8 @@ async fn seek_points_bound_a_random_read_to_one_span_even_after_a_remount() {
         data.inflaters
             .lock()
             .unwrap()
-            .values()
-            .map(|e| e.inflated())
+            .iter()
+            .map(|(_, e)| e.inflated())
             .sum::<u64>()
     };
     let r = s.data.open(&s.blob, FileSpec::Entry(0)).await.unwrap();
@@ -299,4 +299,20 @@ async fn seek_points_bound_a_random_read_to_one_span_even_after_a_remount() {
     let got = r.read(off, 4096).await.unwrap();
     assert_eq!(&got[..], &log[off as usize..off as usize + 4096]);
     assert!(inflated(&data) <= SPAN + (1 << 20), "{}", inflated(&data));
+}
+
+#[tokio::test]
+async fn reading_many_deflated_entries_keeps_a_bounded_number_of_inflaters() {
+    let mut z = ZipBuilder::new();
+    for i in 0..100u64 {
+        z.add(&format!("logs/{i}.log"), &log_text(200_000, i));
+    }
+    let zip = z.finish();
+    let s = setup(&zip, 1 << 30, u64::MAX, 0);
+    for i in 0..100usize {
+        let r = s.data.open(&s.blob, FileSpec::Entry(i)).await.unwrap();
+        assert_eq!(r.read(0, 100).await.unwrap().len(), 100, "entry {i}");
+    }
+    let kept = s.data.inflaters.lock().unwrap().len();
+    assert!(kept <= super::INFLATERS_KEPT.get(), "{kept} inflaters kept");
 }

@@ -350,17 +350,21 @@ impl DiskCache {
     /// The block file for `key`'s blob of `len` bytes (opened once, shared).
     pub fn block_file(&self, key: &BlobKey, len: u64) -> io::Result<std::sync::Arc<BlockFile>> {
         let stem = key.stem();
-        if let Some(f) = self.blocks.lock().unwrap().get(&stem)
+        let mut blocks = self.blocks.lock().unwrap();
+        if let Some(f) = blocks.get(&stem)
             && f.len() == len
         {
             return Ok(f.clone());
         }
+        // Opened under the lock: one instance per blob, also against `evict_block`.
         let f = std::sync::Arc::new(BlockFile::open(&self.root.join("blocks"), &stem, len)?);
+        blocks.insert(stem.clone(), f.clone());
+        drop(blocks);
         self.state
             .lock()
             .unwrap()
             .set_fixed(map_rel(&stem), blob_overhead(f.map_len()));
-        Ok(self.blocks.lock().unwrap().entry(stem).or_insert(f).clone())
+        Ok(f)
     }
 
     /// Accounts blocks just written (most recently used), then evicts past the limit.
@@ -399,18 +403,26 @@ impl DiskCache {
         }
     }
 
+    /// Punches block `i` of `stem` through the one `BlockFile` of that blob (opened and
+    /// registered here if nobody has it open: a second instance would keep its own bitmap).
     fn evict_block(&self, stem: &str, i: u64) {
-        let open = self.blocks.lock().unwrap().get(stem).cloned();
-        let file = match open {
-            Some(f) => f,
-            None => {
-                let map = self.root.join(map_rel(stem));
-                let Some(len) = BlockFile::recorded_len(&map) else {
-                    return;
-                };
-                match BlockFile::open(&self.root.join("blocks"), stem, len) {
-                    Ok(f) => std::sync::Arc::new(f),
-                    Err(_) => return,
+        let file = {
+            let mut blocks = self.blocks.lock().unwrap();
+            match blocks.get(stem) {
+                Some(f) => f.clone(),
+                None => {
+                    let map = self.root.join(map_rel(stem));
+                    let Some(len) = BlockFile::recorded_len(&map) else {
+                        return;
+                    };
+                    match BlockFile::open(&self.root.join("blocks"), stem, len) {
+                        Ok(f) => {
+                            let f = std::sync::Arc::new(f);
+                            blocks.insert(stem.to_string(), f.clone());
+                            f
+                        }
+                        Err(_) => return,
+                    }
                 }
             }
         };

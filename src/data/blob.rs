@@ -382,7 +382,9 @@ impl ByteSource for CachedBlob {
                     break;
                 }
             };
-            if file.evictions() == before || file.missing(first, last).is_empty() {
+            // Any eviction meanwhile may have punched what was read (even if the block came
+            // back since): read again.
+            if file.evictions() == before {
                 self.cache.touch_blocks(&self.key, first, last);
                 return Ok(Bytes::from(data));
             }

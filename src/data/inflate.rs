@@ -199,13 +199,12 @@ impl InflatedEntry {
         let n = (n as u64).min(size - off);
         // The complete, CRC-checked copy, while the cache has it (opened per read: an idle
         // entry holds no descriptor, and an evicted copy's space is freed at once).
-        if let Some(f) = self.complete_copy() {
-            return Ok(pread_full(&f, off, n as usize)?);
+        if let Some(b) = self.read_copy(off, n) {
+            return Ok(b);
         }
         let mut st = self.state.lock().await;
-        if let Some(f) = self.complete_copy() {
-            drop(st);
-            return Ok(pread_full(&f, off, n as usize)?);
+        if let Some(b) = self.read_copy(off, n) {
+            return Ok(b);
         }
         if let (Some(sp), Some(s)) = (&st.spill, &st.stream)
             && off + n <= s.out_pos
@@ -229,9 +228,28 @@ impl InflatedEntry {
         result
     }
 
-    /// The committed copy, if the cache still has it.
-    fn complete_copy(&self) -> Option<File> {
-        File::open(self.cache.entry(&self.key, self.index)?).ok()
+    /// Bytes `off..off + n` from the committed copy, if the cache still has it. A copy that
+    /// cannot be read (a failing cache disk, a truncated file) is dropped with one warning,
+    /// and the bytes are inflated again instead.
+    fn read_copy(&self, off: u64, n: u64) -> Option<Vec<u8>> {
+        let f = File::open(self.cache.entry(&self.key, self.index)?).ok()?;
+        match pread_full(&f, off, n as usize) {
+            Ok(b) if b.len() as u64 == n => Some(b),
+            Ok(b) => {
+                let e = io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{} of {n} bytes", b.len()),
+                );
+                self.cache.write_failed("(reading) an inflated entry", &e);
+                self.cache.remove_entry(&self.key, self.index);
+                None
+            }
+            Err(e) => {
+                self.cache.write_failed("(reading) an inflated entry", &e);
+                self.cache.remove_entry(&self.key, self.index);
+                None
+            }
+        }
     }
 
     /// Makes the stream able to reach `off`: the current one if it is at or before it (and

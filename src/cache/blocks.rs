@@ -32,6 +32,8 @@ pub struct BlockFile {
     map_path: PathBuf,
     present: Mutex<Vec<u8>>,
     evictions: AtomicU64,
+    /// Blocks written so far (with `evictions`: whether any byte may differ from before).
+    writes: AtomicU64,
 }
 
 fn open_private(path: &Path) -> io::Result<File> {
@@ -81,6 +83,7 @@ impl BlockFile {
             map_path,
             present: Mutex::new(present),
             evictions: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
         };
         f.persist(&f.present.lock().unwrap())?;
         Ok(f)
@@ -177,6 +180,7 @@ impl BlockFile {
             ));
         }
         self.data.write_all_at(bytes, i * BLOCK_SIZE)?;
+        self.writes.fetch_add(1, Ordering::SeqCst);
         let mut p = self.present.lock().unwrap();
         p[(i / 8) as usize] |= 1 << (i % 8);
         self.persist(&p)
@@ -193,6 +197,12 @@ impl BlockFile {
             let _ = self.persist(&p);
         }
         punch_hole(&self.data, i * BLOCK_SIZE, self.block_len(i));
+    }
+
+    /// Changes whenever a block is written or evicted: the cached bytes are the same as when
+    /// it last had this value.
+    pub fn changes(&self) -> u64 {
+        self.evictions.load(Ordering::SeqCst) + self.writes.load(Ordering::SeqCst)
     }
 
     /// How many blocks were ever evicted (a reader compares it around its `pread`).

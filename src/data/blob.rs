@@ -94,6 +94,12 @@ impl CachedBlob {
         &self.key
     }
 
+    /// Changes whenever a cached byte of the blob is written or evicted: a verdict holds for
+    /// the cached bytes only while it stays the same. `None`: the blob is not cached.
+    pub fn generation(&self) -> Option<u64> {
+        self.file.as_ref().map(|f| f.changes())
+    }
+
     /// The verdict on the whole blob (when it has a digest).
     pub fn whole(&self) -> Option<&Arc<Integrity>> {
         self.whole.as_ref()
@@ -260,15 +266,17 @@ impl CachedBlob {
                 whole.fail(&sha256_hex(&bytes));
                 bytes = self.fetch_exact(0, self.len).await?;
                 let ok = sha256_hex(&bytes).eq_ignore_ascii_case(want);
-                whole.refetched(ok);
+                whole.refetched(ok, None);
                 if !ok {
                     return Err(digest_error(&whole.what));
                 }
             }
-            whole.pass();
         }
         if let Some(file) = self.cached(0, self.len.div_ceil(BLOCK_SIZE).max(1) - 1) {
             self.store(&file.clone(), 0, bytes).await;
+        }
+        if let Some(whole) = &self.whole {
+            whole.pass(self.generation());
         }
         Ok(())
     }
@@ -302,19 +310,19 @@ fn check_cached_digest(
         return Ok(true); // decided meanwhile (a reader's check, a refetch)
     }
     let mut h = whole.expected.hasher();
-    let before = file.evictions();
+    let before = file.changes();
     let mut off = 0u64;
     while off < file.len() {
         let chunk = file.read(off, 1 << 20)?;
         h.update(&chunk);
         off += chunk.len() as u64;
     }
-    if file.evictions() != before {
-        return Ok(true); // blocks went while hashing: no verdict
+    if file.changes() != before {
+        return Ok(true); // blocks changed while hashing: no verdict
     }
     match h.check(&whole.expected) {
         Ok(()) => {
-            whole.pass();
+            whole.pass(Some(before));
             Ok(true)
         }
         Err(got) => {

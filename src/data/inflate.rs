@@ -177,6 +177,11 @@ impl InflatedEntry {
         self.entry.uncompressed_size
     }
 
+    /// The blob the compressed bytes come from.
+    pub fn blob(&self) -> &Arc<CachedBlob> {
+        &self.blob
+    }
+
     /// Bytes inflated so far by every stream of this entry.
     pub fn inflated(&self) -> u64 {
         self.inflated.load(Ordering::Relaxed)

@@ -201,19 +201,20 @@ impl DataLayer {
             .await
     }
 
-    /// Whether a file's bytes have been read through and verified (or there is nothing to
-    /// verify them against): then the kernel may keep them in its page cache, where no
-    /// handle's check would see them.
+    /// Whether a file's bytes have been read through and verified, and nothing of its blob
+    /// was evicted since (or there is nothing to verify them against): then the kernel may
+    /// keep them in its page cache, where no handle's check would see them.
     pub fn is_verified(&self, b: &BlobRef, spec: FileSpec) -> bool {
-        let good = |i: &Integrity| i.verdict() == verify::Verdict::Good;
+        let blob = self.blob(b);
+        let generation = blob.generation();
         match spec {
-            FileSpec::Whole => self.blob(b).whole().is_none_or(|w| good(w)),
+            FileSpec::Whole => blob.whole().is_none_or(|w| w.good_at(generation)),
             FileSpec::Entry(n) => self
                 .entries
                 .lock()
                 .unwrap()
                 .get(&(b.key.clone(), n))
-                .is_some_and(|i| good(i)),
+                .is_some_and(|i| i.good_at(generation)),
         }
     }
 

@@ -78,6 +78,14 @@ impl FileBytes {
         }
     }
 
+    /// The generation of the cached bytes (see [`CachedBlob::generation`]).
+    fn generation(&self) -> Option<u64> {
+        match self {
+            FileBytes::Range { blob, .. } => blob.generation(),
+            FileBytes::Inflated(e) => e.blob().generation(),
+        }
+    }
+
     /// Forgets every cached copy of these bytes.
     async fn drop_cached(&self) {
         match self {
@@ -173,11 +181,11 @@ impl FileReader {
         };
         let i = self.integrity.as_ref();
         match (outcome, i) {
-            (Outcome::Matched, Some(i)) => i.pass(),
+            (Outcome::Matched, Some(i)) => i.pass(self.bytes.generation()),
             (Outcome::Mismatch(got), _) => return Err(self.failed(&got).await),
-            (Outcome::NeedsPass, Some(i)) if i.verdict() != Verdict::Good => {
+            (Outcome::NeedsPass, Some(i)) if !i.good_at(self.bytes.generation()) => {
                 match self.bytes.check_through(i).await? {
-                    Ok(()) => i.pass(),
+                    Ok(()) => i.pass(self.bytes.generation()),
                     Err(got) => return Err(self.failed(&got).await),
                 }
             }
@@ -204,7 +212,7 @@ impl FileReader {
             if ok.is_err() {
                 self.bytes.drop_cached().await;
             }
-            i.refetched(ok.is_ok());
+            i.refetched(ok.is_ok(), self.bytes.generation());
         }
         match i.verdict() {
             Verdict::Failed { .. } => Err(self.refused()),

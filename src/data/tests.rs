@@ -316,3 +316,24 @@ async fn reading_many_deflated_entries_keeps_a_bounded_number_of_inflaters() {
     let kept = s.data.inflaters.lock().unwrap().len();
     assert!(kept <= super::INFLATERS_KEPT.get(), "{kept} inflaters kept");
 }
+
+#[tokio::test]
+async fn a_verified_file_is_trusted_only_while_nothing_of_its_blob_was_evicted() {
+    let (zip, _, big, _) = sized_archive(1 << 20, 3 << 20);
+    // 3 MiB: reading the archive after the 3 MiB file evicts blocks of the file.
+    let s = setup(&zip, 3 << 20, u64::MAX, 0);
+    let r = s.data.open(&s.blob, FileSpec::Entry(1)).await.unwrap();
+    assert!(joined(read_through(&r, 1 << 20).await).unwrap() == big);
+    assert!(s.data.is_verified(&s.blob, FileSpec::Entry(1)));
+    let whole = s.data.open(&s.blob, FileSpec::Whole).await.unwrap();
+    assert!(joined(read_through(&whole, 128 << 10).await).unwrap() == zip);
+    // Its cached bytes may have been refetched since: the kernel must not keep its pages
+    // (every read goes through a check again) until a reader verifies it anew.
+    assert!(!s.data.is_verified(&s.blob, FileSpec::Entry(1)));
+    let r = s.data.open(&s.blob, FileSpec::Entry(1)).await.unwrap();
+    assert!(joined(read_through(&r, 1 << 20).await).unwrap() == big);
+    assert!(
+        s.data.is_verified(&s.blob, FileSpec::Entry(1)),
+        "read through and matched again: trusted again"
+    );
+}

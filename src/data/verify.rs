@@ -80,6 +80,9 @@ pub enum Verdict {
     Failed { refetched: bool },
 }
 
+/// A generation that no cache has: a verdict reached on bytes not kept.
+const NO_GENERATION: u64 = u64::MAX;
+
 /// One file's integrity state, shared by every handle that reads it.
 pub struct Integrity {
     /// The file, for log lines.
@@ -88,6 +91,8 @@ pub struct Integrity {
     verdict: Mutex<Verdict>,
     /// Failed checks so far (never decreases).
     failures: std::sync::atomic::AtomicU32,
+    /// The generation of the cached bytes when the check passed (see [`Integrity::good_at`]).
+    good_gen: std::sync::atomic::AtomicU64,
     /// At most one refetch at a time; the others wait for its verdict.
     pub refetching: tokio::sync::Mutex<()>,
 }
@@ -99,6 +104,7 @@ impl Integrity {
             expected,
             verdict: Mutex::new(Verdict::Unchecked),
             failures: Default::default(),
+            good_gen: std::sync::atomic::AtomicU64::new(NO_GENERATION),
             refetching: tokio::sync::Mutex::new(()),
         }
     }
@@ -136,11 +142,13 @@ impl Integrity {
         true
     }
 
-    /// Records the outcome of the one refetch allowed after a failure.
-    pub fn refetched(&self, ok: bool) {
+    /// Records the outcome of the one refetch allowed after a failure (`generation`: of the
+    /// cached bytes it verified).
+    pub fn refetched(&self, ok: bool, generation: Option<u64>) {
         let mut v = self.verdict.lock().unwrap();
         if ok {
             *v = Verdict::Good;
+            self.set_generation(generation);
             tracing::info!("{}: refetched and verified", self.what);
         } else if let Verdict::Failed { .. } = *v {
             *v = Verdict::Failed { refetched: true };
@@ -148,12 +156,32 @@ impl Integrity {
         }
     }
 
-    /// Records a check that passed (never overrides a failure: only a refetch clears one).
-    pub fn pass(&self) {
+    /// Records a check that passed over the cached bytes of `generation` (never overrides a
+    /// failure: only a refetch clears one).
+    pub fn pass(&self, generation: Option<u64>) {
         let mut v = self.verdict.lock().unwrap();
-        if *v == Verdict::Unchecked {
+        if matches!(*v, Verdict::Unchecked | Verdict::Good) {
+            // Passing again over bytes refetched since the last pass makes those trusted.
             *v = Verdict::Good;
+            self.set_generation(generation);
         }
+    }
+
+    fn set_generation(&self, generation: Option<u64>) {
+        self.good_gen.store(
+            generation.unwrap_or(NO_GENERATION),
+            std::sync::atomic::Ordering::Release,
+        );
+    }
+
+    /// Whether the bytes in the cache now are the ones that passed: the verdict is good and
+    /// nothing of the blob was evicted (and maybe refetched) since. Only then may the kernel
+    /// keep the file's pages, where no handle's check sees them; `generation` is the blob's
+    /// eviction count now (`None`: not cached at all).
+    pub fn good_at(&self, generation: Option<u64>) -> bool {
+        self.verdict() == Verdict::Good
+            && generation
+                .is_some_and(|g| g == self.good_gen.load(std::sync::atomic::Ordering::Acquire))
     }
 }
 
@@ -302,17 +330,18 @@ mod tests {
     #[test]
     fn a_failure_stays_until_a_refetch_verifies() {
         let i = Integrity::new("f".into(), Expected::Crc32(1));
-        i.pass();
+        i.pass(Some(3));
         assert_eq!(i.verdict(), Verdict::Good);
+        assert!(i.good_at(Some(3)) && !i.good_at(Some(4)) && !i.good_at(None));
         i.fail("2");
         assert_eq!(i.failures(), 1);
-        i.pass();
+        i.pass(Some(3));
         assert_eq!(i.failures(), 1, "a pass does not clear a failure");
-        i.refetched(false);
+        i.refetched(false, None);
         assert_eq!(i.verdict(), Verdict::Failed { refetched: true });
         i.fail("3");
         assert_eq!(i.verdict(), Verdict::Failed { refetched: false });
-        i.refetched(true);
+        i.refetched(true, Some(5));
         assert_eq!(i.verdict(), Verdict::Good);
         assert_eq!(i.failures(), 2, "never decreases");
     }

@@ -5,6 +5,8 @@
 //! §15.4.5 lists, `GET /users/{login}` answers for owners only, and a renamed repository
 //! answers 301 (307 for other methods) to `/repositories/{id}/...`.
 
+mod common;
+
 use std::collections::BTreeSet;
 
 use fake_github::zipgen::ZipBuilder;
@@ -12,24 +14,9 @@ use fake_github::{FakeArtifactSpec, FakeConfig, FakeGitHub};
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use common::Answer;
+
 const TOKEN: &str = "test-token";
-
-struct Answer {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_string())
-    }
-}
 
 /// One request; `ua`: the User-Agent to send, if any.
 fn request(

@@ -2,13 +2,15 @@
 //! `Link`, `per_page` clamp, name filter, the 302 and the blob host's Range/403/416 answers,
 //! ETag/304, tokens, DELETE, the GHES prefix and the fault switches.
 
+mod common;
+
 use std::time::Duration;
 
 use fake_github::zipgen::ZipBuilder;
 use fake_github::{FakeArtifactSpec, FakeConfig, FakeGitHub, Faults, TokenAccess};
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
-use serde_json::Value;
+
+use common::Answer;
 
 const TOKEN: &str = "test-token";
 
@@ -25,23 +27,6 @@ fn http() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_string())
-    }
 }
 
 fn get(url: &str, token: Option<&str>, extra: &[(&str, &str)]) -> Answer {

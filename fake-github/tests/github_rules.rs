@@ -9,8 +9,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use fake_github::zipgen::ZipBuilder;
-use fake_github::{FakeArtifactSpec, FakeConfig, FakeGitHub};
+use fake_github::FakeGitHub;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -35,19 +34,7 @@ fn request(
         if let Some(ua) = ua {
             b = b.user_agent(ua);
         }
-        let mut req = b.build().unwrap().request(method, url);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        for (k, v) in extra {
-            req = req.header(*k, *v);
-        }
-        let resp = req.send().await.unwrap();
-        Answer {
-            status: resp.status(),
-            headers: resp.headers().clone(),
-            body: resp.bytes().await.unwrap().to_vec(),
-        }
+        common::send(b.build().unwrap().request(method, url), token, extra).await
     })
 }
 
@@ -56,19 +43,7 @@ fn get(url: &str, token: Option<&str>) -> Answer {
 }
 
 fn fake_with(n: u64) -> FakeGitHub {
-    let gh = FakeGitHub::start(FakeConfig::default());
-    for i in 0..n {
-        let mut z = ZipBuilder::new();
-        z.add("f.txt", format!("{i}").as_bytes());
-        gh.add_artifact(FakeArtifactSpec::zip(
-            "o",
-            "r",
-            &format!("a{i}"),
-            10,
-            z.finish(),
-        ));
-    }
-    gh
+    common::fake_with_artifacts(n, 1)
 }
 
 /// The first example response of "List artifacts for a repository" in GitHub's reference.

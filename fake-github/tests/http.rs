@@ -6,7 +6,6 @@ mod common;
 
 use std::time::Duration;
 
-use fake_github::zipgen::ZipBuilder;
 use fake_github::{FakeArtifactSpec, FakeConfig, FakeGitHub, Faults, TokenAccess};
 use reqwest::StatusCode;
 
@@ -34,40 +33,11 @@ fn get(url: &str, token: Option<&str>, extra: &[(&str, &str)]) -> Answer {
 }
 
 fn send(method: reqwest::Method, url: &str, token: Option<&str>, extra: &[(&str, &str)]) -> Answer {
-    rt().block_on(async {
-        let mut req = http().request(method, url);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        for (k, v) in extra {
-            req = req.header(*k, *v);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await.unwrap().to_vec();
-        Answer {
-            status,
-            headers,
-            body,
-        }
-    })
+    rt().block_on(common::send(http().request(method, url), token, extra))
 }
 
 fn with_artifacts(n: u64) -> FakeGitHub {
-    let gh = FakeGitHub::start(FakeConfig::default());
-    for i in 0..n {
-        let mut z = ZipBuilder::new();
-        z.add("f.txt", format!("{i}").as_bytes());
-        gh.add_artifact(FakeArtifactSpec::zip(
-            "o",
-            "r",
-            &format!("a{i}"),
-            10 + i % 2,
-            z.finish(),
-        ));
-    }
-    gh
+    common::fake_with_artifacts(n, 2)
 }
 
 #[test]

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+use fake_github::zipgen::ZipBuilder;
+use fake_github::{FakeArtifactSpec, FakeConfig, FakeGitHub};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -22,4 +24,41 @@ impl Answer {
             .get(name)
             .map(|v| v.to_str().unwrap().to_string())
     }
+}
+
+/// Sends `req` with `token` (bearer) and `extra` headers; the answer read whole.
+pub async fn send(
+    mut req: reqwest::RequestBuilder,
+    token: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Answer {
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    Answer {
+        status: resp.status(),
+        headers: resp.headers().clone(),
+        body: resp.bytes().await.unwrap().to_vec(),
+    }
+}
+
+/// A fake with `n` small zip artifacts `a0..` in `o/r`, spread over `runs` runs from 10.
+pub fn fake_with_artifacts(n: u64, runs: u64) -> FakeGitHub {
+    let gh = FakeGitHub::start(FakeConfig::default());
+    for i in 0..n {
+        let mut z = ZipBuilder::new();
+        z.add("f.txt", format!("{i}").as_bytes());
+        gh.add_artifact(FakeArtifactSpec::zip(
+            "o",
+            "r",
+            &format!("a{i}"),
+            10 + i % runs,
+            z.finish(),
+        ));
+    }
+    gh
 }

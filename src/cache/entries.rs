@@ -38,13 +38,7 @@ impl DiskCache {
         let dest = self.root.join(&rel);
         let size = on_disk(fs::metadata(tmp)?.len());
         fs::rename(tmp, &dest)?;
-        {
-            let mut st = self.state.lock().unwrap();
-            if let Some(old) = st.files.put(rel, size) {
-                st.total -= old;
-            }
-            st.total += size;
-        }
+        self.state.lock().unwrap().put(rel, size);
         reservation.release();
         self.evict_to_limit();
         Ok(dest)
@@ -63,44 +57,24 @@ impl DiskCache {
 
     /// Keeps seek points for entry `index` of `key` (replaced atomically, evictable).
     pub fn store_seek_points(&self, key: &BlobKey, index: usize, bytes: &[u8]) {
-        use std::io::Write;
         if !self.writable() || !self.fits(bytes.len() as u64) {
             return;
         }
         let rel = Self::seek_rel(key, index);
-        let dest = self.root.join(&rel);
-        let written = self.temp_file().and_then(|(tmp, mut f)| {
-            let r = f
-                .write_all(bytes)
-                .and_then(|()| mkdir_private(dest.parent().expect("entry path has a parent")))
-                .and_then(|()| fs::rename(&tmp, &dest));
-            if r.is_err() {
-                let _ = fs::remove_file(&tmp);
-            }
-            r
-        });
-        if let Err(e) = written {
-            self.write_failed("seek points", &e);
+        if self.write_file(&rel, bytes, "seek points").is_err() {
             return;
         }
-        {
-            let mut st = self.state.lock().unwrap();
-            let size = on_disk(bytes.len() as u64);
-            if let Some(old) = st.files.put(rel, size) {
-                st.total -= old;
-            }
-            st.total += size;
-        }
+        self.state
+            .lock()
+            .unwrap()
+            .put(rel, on_disk(bytes.len() as u64));
         self.evict_to_limit();
     }
 
     /// Drops a cached inflated entry (it failed a check, or its blob is gone).
     pub fn remove_entry(&self, key: &BlobKey, index: usize) {
         let rel = Self::entry_rel(key, index);
-        let known = {
-            let mut st = self.state.lock().unwrap();
-            st.files.pop(&rel).map(|size| st.total -= size).is_some()
-        };
+        let known = self.state.lock().unwrap().remove(&rel);
         if known {
             let _ = fs::remove_file(self.root.join(rel));
         }

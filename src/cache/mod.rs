@@ -82,6 +82,25 @@ struct LruState {
 }
 
 impl LruState {
+    /// Accounts `rel` as `size` bytes, most recently used.
+    fn put(&mut self, rel: PathBuf, size: u64) {
+        if let Some(old) = self.files.put(rel, size) {
+            self.total -= old;
+        }
+        self.total += size;
+    }
+
+    /// Stops accounting `rel`; whether it was accounted.
+    fn remove(&mut self, rel: &Path) -> bool {
+        match self.files.pop(rel) {
+            Some(size) => {
+                self.total -= size;
+                true
+            }
+            None => false,
+        }
+    }
+
     fn used(&self) -> u64 {
         self.total + self.fixed_total + self.pinned
     }
@@ -217,8 +236,7 @@ impl DiskCache {
             pinned: 0,
         };
         for (rel, size, _) in found {
-            state.total += size;
-            state.files.put(rel, size);
+            state.put(rel, size);
         }
         for (rel, size, _) in fixed {
             state.set_fixed(rel, size);
@@ -302,9 +320,7 @@ impl DiskCache {
                 return Some(p);
             }
             // Removed behind our back: forget it.
-            if let Some(size) = st.files.pop(rel) {
-                st.total -= size;
-            }
+            st.remove(rel);
         }
         None
     }
@@ -373,11 +389,7 @@ impl DiskCache {
         {
             let mut st = self.state.lock().unwrap();
             for &i in blocks {
-                let size = on_disk(file.block_len(i));
-                if let Some(old) = st.files.put(block_rel(&stem, i), size) {
-                    st.total -= old;
-                }
-                st.total += size;
+                st.put(block_rel(&stem, i), on_disk(file.block_len(i)));
             }
         }
         self.evict_to_limit();
@@ -388,9 +400,7 @@ impl DiskCache {
         let stem = key.stem();
         let mut st = self.state.lock().unwrap();
         for &i in blocks {
-            if let Some(size) = st.files.pop(&block_rel(&stem, i)) {
-                st.total -= size;
-            }
+            st.remove(&block_rel(&stem, i));
         }
     }
 
@@ -446,9 +456,7 @@ impl DiskCache {
                 .filter(|k| ours(k))
                 .collect();
             for k in &keys {
-                if let Some(size) = st.files.pop(k) {
-                    st.total -= size;
-                }
+                st.remove(k);
             }
             let maps: Vec<PathBuf> = st.fixed.keys().filter(|k| ours(k)).cloned().collect();
             for m in maps {
@@ -519,24 +527,38 @@ impl DiskCache {
 
     /// Replaces `meta/NAME` atomically (counted against the cap, never evicted).
     pub fn store_meta(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
-        use std::io::Write;
         if !self.writable() {
             return Ok(());
         }
-        let (tmp, mut f) = self.temp_file()?;
-        let written = f.write_all(bytes);
-        drop(f);
-        if let Err(e) = written.and_then(|()| fs::rename(&tmp, self.root.join("meta").join(name))) {
-            let _ = fs::remove_file(&tmp);
-            self.write_failed("metadata", &e);
-            return Err(e);
-        }
+        let rel = Path::new("meta").join(name);
+        self.write_file(&rel, bytes, "metadata")?;
         self.state
             .lock()
             .unwrap()
-            .set_fixed(Path::new("meta").join(name), on_disk(bytes.len() as u64));
+            .set_fixed(rel, on_disk(bytes.len() as u64));
         self.evict_to_limit();
         Ok(())
+    }
+
+    /// Writes `rel` whole and atomically (a temporary file renamed into place); a failure
+    /// leaves nothing behind and pauses the cache ([`DiskCache::write_failed`]).
+    fn write_file(&self, rel: &Path, bytes: &[u8], what: &str) -> io::Result<()> {
+        use std::io::Write;
+        let dest = self.root.join(rel);
+        let written = self.temp_file().and_then(|(tmp, mut f)| {
+            let r = f
+                .write_all(bytes)
+                .and_then(|()| mkdir_private(dest.parent().expect("a file under the root")))
+                .and_then(|()| fs::rename(&tmp, &dest));
+            if r.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            r
+        });
+        if let Err(e) = &written {
+            self.write_failed(what, e);
+        }
+        written
     }
 }
 

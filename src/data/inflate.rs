@@ -238,17 +238,16 @@ impl InflatedEntry {
     /// and the bytes are inflated again instead.
     fn read_copy(&self, off: u64, n: u64) -> Option<Vec<u8>> {
         let f = File::open(self.cache.entry(&self.key, self.index)?).ok()?;
-        match pread_full(&f, off, n as usize) {
-            Ok(b) if b.len() as u64 == n => Some(b),
-            Ok(b) => {
-                let e = io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("{} of {n} bytes", b.len()),
-                );
-                self.cache.write_failed("(reading) an inflated entry", &e);
-                self.cache.remove_entry(&self.key, self.index);
-                None
+        let read = pread_full(&f, off, n as usize).and_then(|b| {
+            if b.len() as u64 == n {
+                Ok(b)
+            } else {
+                let short = format!("{} of {n} bytes", b.len());
+                Err(io::Error::new(io::ErrorKind::UnexpectedEof, short))
             }
+        });
+        match read {
+            Ok(b) => Some(b),
             Err(e) => {
                 self.cache.write_failed("(reading) an inflated entry", &e);
                 self.cache.remove_entry(&self.key, self.index);

@@ -5,8 +5,9 @@
 //! Each read: refuse if this handle has seen a failure, or if the file failed a check since
 //! the handle was opened; if the file failed before it was opened, run the one refetch
 //! allowed (drop what is cached, read the whole file again, check it); serve the bytes and
-//! feed them to the handle's [`ServedCheck`]. The read that completes a failed check is EIO,
-//! the bad bytes are dropped, and the kernel is told not to keep the file's pages.
+//! feed them to the handle's [`ServedCheck`]. The read that completes a failed check is EIO
+//! and the bad bytes are dropped; the file is no longer verified, so its later opens do not
+//! let the kernel keep its pages.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -56,7 +57,7 @@ impl FileBytes {
         self.len() == 0
     }
 
-    async fn read(&self, offset: u64, size: usize, ahead: bool) -> Result<Vec<u8>, DataError> {
+    async fn read(&self, offset: u64, size: usize) -> Result<Vec<u8>, DataError> {
         match self {
             FileBytes::Range {
                 blob,
@@ -68,9 +69,7 @@ impl FileBytes {
                     return Ok(Vec::new());
                 }
                 let n = (size as u64).min(len - offset);
-                if ahead {
-                    readahead.before_read(offset, n).await?;
-                }
+                readahead.before_read(offset, n).await?;
                 // Reuses the buffer read from the cache (no copy when it is the only owner).
                 Ok(Vec::from(blob.read_at(base + offset, n as usize).await?))
             }
@@ -101,7 +100,7 @@ impl FileBytes {
         let mut h = integrity.expected.hasher();
         let mut off = 0;
         while off < self.len() {
-            match self.read(off, PASS_CHUNK, true).await {
+            match self.read(off, PASS_CHUNK).await {
                 Ok(b) if b.is_empty() => break,
                 Ok(b) => {
                     h.update(&b);
@@ -167,7 +166,7 @@ impl FileReader {
         if let Some(i) = &self.integrity {
             self.admit(i).await?;
         }
-        let data = match self.bytes.read(offset, size as usize, true).await {
+        let data = match self.bytes.read(offset, size as usize).await {
             // Bytes that do not inflate are changed bytes too (or a corrupt archive, which
             // its refetch shows): the same failure as a wrong CRC.
             Err(DataError::Integrity(m) | DataError::Archive(ArchiveError::Corrupt(m))) => {

@@ -81,6 +81,8 @@ struct Plan {
     throttle: Option<u64>,
     delay: Option<Duration>,
     no_range: bool,
+    /// The range asked for (`Whole` when the host ignores Range).
+    range: RangeRequest,
     /// Offset in the blob of a byte to change in flight.
     flip: Option<u64>,
 }
@@ -90,7 +92,7 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
     let headers = req.headers().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
-    let plan = match plan(&shared, &method, &headers, &path, &query) {
+    let mut plan = match plan(&shared, &method, &headers, &path, &query) {
         Ok(p) => p,
         Err(r) => return *r,
     };
@@ -98,11 +100,7 @@ pub(crate) async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<B
         tokio::time::sleep(d).await;
     }
     let total = plan.body.len() as u64;
-    let range = if plan.no_range {
-        RangeRequest::Whole
-    } else {
-        parse_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()))
-    };
+    let range = std::mem::replace(&mut plan.range, RangeRequest::Whole);
     let (status, mut slice, bounds) = match range {
         RangeRequest::Whole | RangeRequest::Invalid => (StatusCode::OK, plan.body.clone(), None),
         RangeRequest::Suffix => {
@@ -301,10 +299,6 @@ fn throttled(
     })
 }
 
-fn headers_range(headers: &HeaderMap) -> RangeRequest {
-    parse_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()))
-}
-
 /// The offset to change in this body, if the flip fault covers it (and counts the flip).
 fn flip_at(
     st: &mut crate::state::State,
@@ -318,7 +312,7 @@ fn flip_at(
         return None;
     }
     let (start, end) = match *range {
-        RangeRequest::From(s, e) if !st.faults.no_range => (s, e.unwrap_or(total - 1)),
+        RangeRequest::From(s, e) => (s, e.unwrap_or(total - 1)),
         _ => (0, total - 1),
     };
     if f.offset < start || f.offset > end {
@@ -440,14 +434,15 @@ fn plan(
         .blob_throttle
         .and_then(|(tid, bps)| (tid == id).then_some(bps))
         .or(st.faults.blob_bandwidth);
-    let flip = flip_at(
-        &mut st,
-        id,
-        is_get,
-        &headers_range(headers),
-        body.len() as u64,
-    );
+    // What the answer covers: the whole blob when the host ignores Range.
+    let range = if st.faults.no_range {
+        RangeRequest::Whole
+    } else {
+        parse_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()))
+    };
+    let flip = flip_at(&mut st, id, is_get, &range, body.len() as u64);
     Ok(Plan {
+        range,
         flip,
         body,
         content_type,

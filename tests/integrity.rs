@@ -44,19 +44,6 @@ fn fake_with_mixed() -> (fake_github::FakeGitHub, u64, Vec<u8>, Vec<u8>, usize) 
     (gh, id, zip, big, big_at)
 }
 
-/// The fake's blob byte count once it has not moved for half a second.
-fn settled_blob_bytes(gh: &fake_github::FakeGitHub) -> u64 {
-    let mut last = gh.counters().blob_bytes_total;
-    loop {
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        let now = gh.counters().blob_bytes_total;
-        if now == last {
-            return now;
-        }
-        last = now;
-    }
-}
-
 fn flip(gh: &fake_github::FakeGitHub, artifact: u64, offset: usize, times: u64) {
     gh.set_faults(Faults {
         blob_flip: Some(BlobFlip {

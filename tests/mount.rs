@@ -6,6 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 
+use artifactfs::archive::central_directory::tail_len_for;
 use common::*;
 use fake_github::zipgen::{EntryOptions, Method, ZipBuilder};
 use fake_github::{FakeArtifactSpec, FakeConfig, FakeGitHub, TokenAccess};
@@ -35,18 +36,16 @@ fn listing_pages_through_250_artifacts() {
     }
     let gh = start_fake();
     let mut want = BTreeSet::new();
+    let mut sizes = std::collections::HashMap::new();
     for i in 0..250u64 {
         let run = 9000 + i % 5;
         let name = format!("matrix-{i:03}");
         let mut z = ZipBuilder::new();
         z.add("out.txt", format!("artifact {i}\n").as_bytes());
-        gh.add_artifact(FakeArtifactSpec::zip(
-            "octo-org",
-            "hello",
-            &name,
-            run,
-            z.finish(),
-        ));
+        let zip = z.finish();
+        let len = zip.len() as u64;
+        let id = gh.add_artifact(FakeArtifactSpec::zip("octo-org", "hello", &name, run, zip));
+        sizes.insert(id, len);
         want.insert(format!("{run}/{name}"));
     }
     let m = MountBuilder::new(&gh, REPO).mount();
@@ -71,7 +70,31 @@ fn listing_pages_through_250_artifacts() {
     let c = gh.counters();
     // 250 artifacts at per_page=100: three pages for the (single) listing.
     assert_eq!(c.by_endpoint.get("list_repo").copied(), Some(3));
-    assert_eq!(c.blob_bytes_total, 0, "ls never downloads");
+    // Listing runs/ reads each zip's central directory ahead (the contract allows `ls` that
+    // read, because that is what the directory is) and nothing else: one tail read each.
+    // (These archives are smaller than a tail read, so theirs is the whole archive.)
+    let blob_requests = || gh.counters().by_endpoint.get("blob").copied().unwrap_or(0);
+    let waited = std::time::Instant::now();
+    while blob_requests() < 250 {
+        assert!(
+            waited.elapsed().as_secs() < 60,
+            "{} of 250 central directories read ahead after a minute",
+            blob_requests()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    settled_blob_bytes(&gh);
+    let c = gh.counters();
+    assert_eq!(c.by_endpoint.get("blob").copied(), Some(250));
+    for (id, bytes) in &c.blob_bytes_by_artifact {
+        let len = sizes[id];
+        assert_eq!(
+            *bytes,
+            tail_len_for(len),
+            "artifact {id} of {len} bytes: its tail only"
+        );
+    }
+    assert_eq!(c.blob_bytes_by_artifact.len(), 250);
     assert_eq!(
         fs::read_to_string(m.path("octo-org/hello/runs/9003/matrix-003/out.txt")).unwrap(),
         "artifact 3\n"

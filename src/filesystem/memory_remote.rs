@@ -49,6 +49,8 @@ pub struct MemoryRemote {
     pub users: Mutex<Vec<String>>,
     pub deletes: AtomicU64,
     pub blob_bytes: Arc<AtomicU64>,
+    /// Every blob read answered: (artifact id, start, end).
+    pub blob_reads: Arc<Mutex<Vec<(u64, u64, u64)>>>,
     pub delete_error: Mutex<Option<ApiError>>,
 }
 
@@ -56,6 +58,7 @@ struct MemBlob {
     id: u64,
     body: Bytes,
     served: Arc<AtomicU64>,
+    reads: Arc<Mutex<Vec<(u64, u64, u64)>>>,
     faults: MemoryFaults,
 }
 
@@ -75,6 +78,7 @@ impl ByteSource for MemBlob {
         let end = (start + len).min(self.body.len());
         self.served
             .fetch_add((end - start) as u64, Ordering::SeqCst);
+        (self.reads.lock().unwrap()).push((self.id, start as u64, end as u64));
         let bytes = self.body.slice(start..end);
         match self.faults.flip {
             Some((id, at)) if id == self.id && (start as u64..end as u64).contains(&at) => {
@@ -155,6 +159,7 @@ impl Remote for MemoryRemote {
             id: artifact.id,
             body,
             served: self.blob_bytes.clone(),
+            reads: self.blob_reads.clone(),
             faults: self.faults.lock().unwrap().clone(),
         })
     }

@@ -10,8 +10,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::memory_remote::MemoryRemote;
+use super::probes::INDEX_READAHEAD_BUDGET;
 use super::tests::{core_for, names, resolve, sample_zip};
 use super::*;
+use crate::archive::central_directory::{TAIL_LEN, tail_len_for};
 use crate::github::{ApiError, ArtifactKind};
 use crate::source::ByteSource;
 
@@ -236,4 +238,117 @@ async fn listing_runs_probes_every_artifact_a_few_at_a_time_in_the_background() 
         );
     }
     assert_eq!(remote.kind_calls.load(Ordering::SeqCst), 40);
+}
+
+/// The blob reads `remote` answered for artifact `id`: (start, end).
+fn reads_of(remote: &MemoryRemote, id: u64) -> Vec<(u64, u64)> {
+    let reads = remote.blob_reads.lock().unwrap();
+    reads
+        .iter()
+        .filter(|r| r.0 == id)
+        .map(|r| (r.1, r.2))
+        .collect()
+}
+
+#[tokio::test]
+async fn listing_runs_reads_every_zip_central_directory_ahead_and_nothing_else() {
+    let remote = Arc::new(MemoryRemote::default());
+    let zip = sample_zip();
+    for i in 0..12u64 {
+        let kind = if i % 4 == 0 {
+            ArtifactKind::Raw { file_name: None }
+        } else {
+            ArtifactKind::Zip
+        };
+        remote.add(
+            100 + i,
+            &format!("a{i}"),
+            1 + i / 2,
+            "main",
+            1,
+            zip.clone(),
+            kind,
+        );
+    }
+    remote.faults.lock().unwrap().latency = Some(Duration::from_millis(5));
+    let (fs, _dir) = core_for(remote.clone(), Duration::from_secs(60), false);
+    assert_eq!(names(&fs, "octo/hello/runs").await.len(), 6);
+    let zips: Vec<u64> = (0..12u64).filter(|i| i % 4 != 0).map(|i| 100 + i).collect();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while zips.iter().any(|id| reads_of(&remote, *id).is_empty()) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("every zip's central directory read after listing runs/ alone");
+    // Each zip: one read, of its tail (here the whole small archive: its tail is all of it).
+    let len = zip.len() as u64;
+    let tail = (len - tail_len_for(len), len);
+    for id in &zips {
+        assert_eq!(reads_of(&remote, *id), vec![tail], "artifact {id}");
+    }
+    for raw in [100, 104, 108] {
+        assert_eq!(
+            reads_of(&remote, raw),
+            vec![],
+            "raw artifact {raw} is not read"
+        );
+    }
+    // Listing the artifacts' directories now costs no blob read.
+    let before = remote.blob_reads.lock().unwrap().len();
+    for i in (0..12u64).filter(|i| i % 4 != 0) {
+        let run = 1 + i / 2;
+        let n = names(&fs, &format!("octo/hello/runs/{run}/a{i}")).await;
+        assert_eq!(n, vec!["bin", "empty.txt", "logs", "report.txt"], "a{i}");
+    }
+    assert_eq!(remote.blob_reads.lock().unwrap().len(), before);
+}
+
+#[tokio::test]
+async fn central_directories_are_read_ahead_newest_first_within_the_budget() {
+    // Archives just over TAIL_LEN: each read ahead costs one full tail.
+    let mut z = fake_github::zipgen::ZipBuilder::new();
+    z.add_with(
+        "blob.bin",
+        &vec![7u8; TAIL_LEN as usize],
+        fake_github::zipgen::EntryOptions {
+            method: fake_github::zipgen::Method::Stored,
+            ..Default::default()
+        },
+    );
+    let zip = z.finish();
+    let per_artifact = tail_len_for(zip.len() as u64);
+    assert_eq!(per_artifact, TAIL_LEN);
+    let fit = (INDEX_READAHEAD_BUDGET / per_artifact) as usize;
+    let total = fit + 20;
+    let remote = Arc::new(MemoryRemote::default());
+    for i in 0..total as u64 {
+        remote.add(
+            1000 + i,
+            "a",
+            1 + i,
+            "main",
+            1,
+            zip.clone(),
+            ArtifactKind::Zip,
+        );
+    }
+    let (fs, _dir) = core_for(remote.clone(), Duration::from_secs(60), false);
+    let listing = fs.listing(0).await.unwrap();
+    let repo = RepoRef::new("octo", "hello");
+    let blobs = (listing.artifacts.iter())
+        .map(|a| (a.id, fs.blob_ref(&repo, a)))
+        .collect();
+    fs.probes.read_ahead(&repo, blobs, &fs.data).await;
+    assert_eq!(remote.kind_calls.load(Ordering::SeqCst), total as u64);
+    let read: Vec<u64> = (0..total as u64)
+        .filter(|i| !reads_of(&remote, 1000 + i).is_empty())
+        .collect();
+    let newest: Vec<u64> = (20..total as u64).collect();
+    assert_eq!(
+        read, newest,
+        "the newest {fit} artifacts, not the 20 oldest"
+    );
+    let bytes = remote.blob_bytes.load(Ordering::SeqCst);
+    assert!(bytes <= INDEX_READAHEAD_BUDGET, "{bytes} bytes read ahead");
 }

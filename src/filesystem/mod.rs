@@ -93,7 +93,7 @@ struct OpenFile {
 
 pub struct ArtifactFs {
     remote: Arc<dyn Remote>,
-    data: DataLayer,
+    data: Arc<DataLayer>,
     probes: Arc<probes::Prober>,
     cfg: FsConfig,
     inodes: InodeTable,
@@ -114,7 +114,7 @@ impl ArtifactFs {
                 Arc::new(Kinds::load(cache.clone())),
                 cfg.metadata_ttl,
             )),
-            data: DataLayer::new(cache),
+            data: Arc::new(DataLayer::new(cache)),
             remote,
             inodes: InodeTable::new(),
             repos: Mutex::new(Repos::default()),
@@ -158,6 +158,17 @@ impl ArtifactFs {
         let repo = self.repo(idx).repo.clone();
         let index = self.data.index(&self.blob_ref(&repo, &a)).await?;
         Ok((a, index))
+    }
+
+    /// What listing `runs/` starts in the background: see [`probes::Prober::read_ahead_in_background`].
+    fn read_ahead_runs(&self, idx: RepoIdx, artifacts: &[Artifact]) {
+        let repo = self.repo(idx).repo.clone();
+        let blobs = artifacts
+            .iter()
+            .map(|a| (a.id, self.blob_ref(&repo, a)))
+            .collect();
+        self.probes
+            .read_ahead_in_background(repo, blobs, self.data.clone());
     }
 
     // ----- names -----------------------------------------------------------------------

@@ -2,8 +2,11 @@
 //! probes run a few at a time ([`IN_FLIGHT`]), each artifact is probed once however many
 //! listings want it (single flight), answers are remembered ([`Kinds`], persisted), failures
 //! are not asked again for `--metadata-ttl`, and without a token nothing is asked. Listing
-//! `runs/` starts the probes of every artifact in the background, so that `ls -R`, `tree` or
-//! `find` over a repository do not pay one round trip per artifact in sequence.
+//! `runs/` starts the probes of every artifact in the background and, as each zip artifact
+//! is known, the read of its central directory (within [`INDEX_READAHEAD_BUDGET`], newest
+//! artifacts first), so that `ls -R`, `tree` or `find` over a repository do not pay two round
+//! trips per artifact in sequence. The contract allows `ls` a zip's central directory (that
+//! is what the directory is), never more: see docs/design.md, "Directory readahead".
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,11 +16,19 @@ use futures::StreamExt;
 
 use super::Remote;
 use super::kinds::Kinds;
+use crate::archive::central_directory::tail_len_for;
+use crate::data::{BlobRef, DataLayer};
 use crate::github::{ArtifactKind, RepoRef};
 use crate::single_flight::SingleFlight;
 
 /// How many download redirects (kind probes) run at once for one request.
 pub const IN_FLIGHT: usize = 8;
+/// How many central directory reads listing `runs/` keeps in flight (blob host: no API quota).
+pub const INDEX_IN_FLIGHT: usize = 16;
+/// The most tail bytes (see [`tail_len_for`]) one listing of `runs/` reads ahead: every
+/// central directory of a repository of small artifacts, those of the newest few dozen big
+/// ones. Paid once: the tails stay in the block cache.
+pub const INDEX_READAHEAD_BUDGET: u64 = 16 << 20;
 
 pub struct Prober {
     remote: Arc<dyn Remote>,
@@ -56,13 +67,7 @@ impl Prober {
         if !self.remote.can_download() {
             return;
         }
-        let missing: Vec<u64> = {
-            let failed = self.failed.lock().unwrap();
-            ids.into_iter()
-                .filter(|id| self.kinds.get(*id).is_none())
-                .filter(|id| failed.get(id).is_none_or(|t| t.elapsed() >= self.ttl))
-                .collect()
-        };
+        let missing: Vec<u64> = ids.into_iter().filter(|id| self.needs_probe(*id)).collect();
         futures::stream::iter(missing)
             .map(|id| self.probe(repo, id))
             .buffer_unordered(IN_FLIGHT)
@@ -70,15 +75,68 @@ impl Prober {
             .await;
     }
 
-    /// [`Prober::ensure`] in the background (when a runtime is running).
-    pub fn ensure_in_background(self: &Arc<Self>, repo: RepoRef, ids: Vec<u64>) {
-        if ids.iter().all(|id| self.kinds.get(*id).is_some()) {
+    /// What listing `runs/` starts in the background (when a runtime is running): the kinds
+    /// of `artifacts` not known yet, [`IN_FLIGHT`] at a time, and, for each zip artifact as
+    /// soon as its kind is known, its central directory, [`INDEX_IN_FLIGHT`] at a time. Only
+    /// the newest artifacts whose tails fit in [`INDEX_READAHEAD_BUDGET`] are read ahead;
+    /// failures are left for whoever lists the artifact to meet and report.
+    pub fn read_ahead_in_background(
+        self: &Arc<Self>,
+        repo: RepoRef,
+        artifacts: Vec<(u64, BlobRef)>,
+        data: Arc<DataLayer>,
+    ) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !self.remote.can_download() {
             return;
         }
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let me = self.clone();
-            rt.spawn(async move { me.ensure(&repo, ids).await });
+        let me = self.clone();
+        rt.spawn(async move { me.read_ahead(&repo, artifacts, &data).await });
+    }
+
+    /// `artifacts`: id and blob, oldest first.
+    pub(super) async fn read_ahead(
+        &self,
+        repo: &RepoRef,
+        artifacts: Vec<(u64, BlobRef)>,
+        data: &DataLayer,
+    ) {
+        let mut budget = INDEX_READAHEAD_BUDGET;
+        let mut wanted = vec![false; artifacts.len()];
+        for (i, (_, b)) in artifacts.iter().enumerate().rev() {
+            let cost = tail_len_for(b.len);
+            if cost > budget {
+                break;
+            }
+            budget -= cost;
+            wanted[i] = true;
         }
+        futures::stream::iter(artifacts.into_iter().zip(wanted))
+            .map(|((id, b), wanted)| async move {
+                if self.needs_probe(id) {
+                    self.probe(repo, id).await;
+                }
+                let zip = self.kinds.get(id) == Some(ArtifactKind::Zip);
+                (wanted && zip).then_some(b)
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .filter_map(futures::future::ready)
+            .map(|b| async move {
+                if let Err(e) = data.index(&b).await {
+                    tracing::debug!(blob = %b.what, "central directory read ahead failed: {e}");
+                }
+            })
+            .buffer_unordered(INDEX_IN_FLIGHT)
+            .for_each(|_| futures::future::ready(()))
+            .await;
+    }
+
+    /// Not known, and not failed within `--metadata-ttl`.
+    fn needs_probe(&self, id: u64) -> bool {
+        self.kinds.get(id).is_none()
+            && (self.failed.lock().unwrap().get(&id)).is_none_or(|t| t.elapsed() >= self.ttl)
     }
 
     async fn probe(&self, repo: &RepoRef, id: u64) {

@@ -334,3 +334,16 @@ pub fn errno_of<T>(r: std::io::Result<T>) -> i32 {
         Err(e) => e.raw_os_error().unwrap_or(-1),
     }
 }
+
+/// The fake's blob byte count once it has not moved for half a second.
+pub fn settled_blob_bytes(gh: &fake_github::FakeGitHub) -> u64 {
+    let mut last = gh.counters().blob_bytes_total;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let now = gh.counters().blob_bytes_total;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}

@@ -76,10 +76,9 @@ impl View for Runs {
             Node::Runs(r) => {
                 let l = fs.listing(*r).await?;
                 // Whoever lists runs/ is likely to look inside the runs next: learn every
-                // artifact's kind now, a few at a time, instead of run after run.
-                let ids = l.artifacts.iter().map(|a| a.id).collect();
-                fs.probes
-                    .ensure_in_background(fs.repo(*r).repo.clone(), ids);
+                // artifact's kind and read the zips' directories now, a few at a time,
+                // instead of run after run.
+                fs.read_ahead_runs(*r, &l.artifacts);
                 for run in l.runs.keys() {
                     out.push((run.to_string(), Node::Run(*r, *run), FileKind::Dir));
                 }

@@ -907,6 +907,13 @@ def main():
     if "warm" in rows and "seq" not in rows:
         rows.append("seq")
     t0 = time.perf_counter()
+    # What was measured: the tree scripts/bench.sh just built (read now, not at the end, when
+    # edits made while the run went on would be counted in).
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "src",
+                            "fake-github", "Cargo.lock", "bench"],
+                           capture_output=True, text=True).stdout.strip() != ""
     work = tempfile.mkdtemp(prefix="artifactfs-bench-")
     all_res, info, setup = {}, None, []
     try:
@@ -945,11 +952,6 @@ def main():
                         f"mountpoint -q $m && {q(AF)} unmount $m; done"], check=False,
                        stderr=subprocess.DEVNULL)
         shutil.rmtree(work, ignore_errors=True)
-    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "src",
-                            "fake-github", "Cargo.lock", "bench"],
-                           capture_output=True, text=True).stdout.strip() != ""
     meta = {"date": time.strftime("%Y-%m-%d"), "commit": commit, "dirty": dirty, "runs": runs,
             "total_s": time.perf_counter() - t0, "setup_s": setup,
             "gh": bool(shutil.which("gh"))}

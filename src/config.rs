@@ -15,8 +15,15 @@ use crate::github::RepoRef;
 /// Which repositories, on which GitHub.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RemoteArgs {
-    /// Repository to show, as OWNER/REPO (repeatable)
-    #[arg(long = "repo", value_name = "OWNER/REPO", value_parser = parse_repo)]
+    /// Repository to show, as OWNER/REPO (repeatable; the environment variable takes a
+    /// comma-separated list)
+    #[arg(
+        long = "repo",
+        value_name = "OWNER/REPO",
+        value_parser = parse_repo,
+        env = "ARTIFACTFS_REPO",
+        value_delimiter = ','
+    )]
     pub repos: Vec<RepoRef>,
     /// GitHub API URL (GitHub Enterprise Server: https://HOST/api/v3)
     #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]

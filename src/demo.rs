@@ -14,6 +14,10 @@ use crate::mount;
 pub struct DemoArgs {
     /// Where to mount [default: a new directory under /tmp]
     pub mountpoint: Option<PathBuf>,
+    /// Run only the demo's fake GitHub, in the foreground, and print its API URL and token
+    /// (for `mount`, an fstab line or `serve` to use); Ctrl-C stops it
+    #[arg(long, conflicts_with = "mountpoint")]
+    pub github_only: bool,
     #[command(flatten)]
     pub core: CoreArgs,
     #[command(flatten)]
@@ -27,6 +31,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let gh = FakeGitHub::start(config);
     let info = fake_github::demo::populate(&gh);
     let repo = RepoRef::new(info.owner.clone(), info.repo.clone());
+    if args.github_only {
+        println!("GITHUB_API_URL={}", gh.api_url());
+        println!("GH_TOKEN={}", token.as_deref().unwrap_or_default());
+        println!("REPO={repo}");
+        println!("# the demo's fake GitHub; Ctrl-C stops it");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        tokio::runtime::Runtime::new()?.block_on(until_stopped())?;
+        gh.shutdown();
+        return Ok(());
+    }
 
     let tmp = tempfile::Builder::new()
         .prefix("artifactfs-demo-")
@@ -70,4 +85,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     });
     gh.shutdown();
     result
+}
+
+/// Until SIGINT or SIGTERM.
+async fn until_stopped() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
 }

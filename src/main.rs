@@ -1,5 +1,8 @@
-//! The `artifactfs` command line: `mount`, `unmount`, `demo`. The options are declared in
-//! [`artifactfs::config`]; fstab-style invocations are rewritten by [`artifactfs::fstab`].
+//! The `artifactfs` command line: `mount`, `unmount`, `demo`, `man`, `completions`. The
+//! options are declared in [`artifactfs::config`]; fstab-style invocations are rewritten by
+//! [`artifactfs::fstab`].
+
+mod manual;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +35,17 @@ enum Cmd {
         "Disk cache directory [default: a new temporary directory, removed when the demo ends]"
     )))]
     Demo(DemoArgs),
+    /// Print the manual page (try `artifactfs man | man -l -`), or write every page to a directory
+    Man {
+        /// Write artifactfs.1 and an artifactfs-SUBCOMMAND.1 per subcommand into DIR instead
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Print the completion script for a shell (e.g. `artifactfs completions bash`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Logs to stderr; a background mount logs to its capped file in the cache directory.
@@ -79,6 +93,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)?;
             init_logging(args.core.verbose, None);
             demo::run(args)
+        }
+        Cmd::Man { dir: None } => Ok(manual::main_page(&mut std::io::stdout().lock())?),
+        Cmd::Man { dir: Some(dir) } => {
+            for page in manual::write_pages(&dir)? {
+                println!("{}", dir.join(page).display());
+            }
+            Ok(())
+        }
+        Cmd::Completions { shell } => {
+            manual::completions(shell, &mut std::io::stdout().lock());
+            Ok(())
         }
     }
 }
@@ -142,6 +167,48 @@ mod tests {
         let mut cmd = Cli::command();
         let mount = cmd.find_subcommand_mut("mount").unwrap();
         assert!(mount.render_help().to_string().contains("XDG_CACHE_HOME"));
+    }
+
+    #[test]
+    fn the_user_unit_runs_a_foreground_mount_caching_under_xdg_and_unmounts_on_stop() {
+        use clap::CommandFactory;
+        let unit = include_str!("../packaging/artifactfs@.service");
+        let line = |key: &str| {
+            let l = unit.lines().find_map(|l| l.strip_prefix(key));
+            l.unwrap_or_else(|| panic!("no {key}")).to_string()
+        };
+        // What systemd runs for artifactfs@home-u-a.service (%f: /home/u/a; %C: the user's
+        // XDG_CACHE_HOME; $ARTIFACTFS_OPTIONS from the instance's environment file).
+        let start = line("ExecStart=")
+            .replace("%f", "/home/u/a")
+            .replace("%C", "/home/u/.cache")
+            .replace("$ARTIFACTFS_OPTIONS", "--cache-size 2G");
+        let argv: Vec<&str> = start.split_whitespace().collect();
+        assert_eq!(argv[0], "/usr/bin/artifactfs");
+        let cli = Cli::try_parse_from(argv.iter().chain(&["--repo", "o/r"])).unwrap();
+        let Cmd::Mount(m) = cli.command else {
+            panic!("not a mount: {start}");
+        };
+        assert_eq!(m.mountpoint, PathBuf::from("/home/u/a"));
+        assert!(m.foreground, "systemd supervises the process: {start}");
+        assert_eq!(
+            m.core.cache_dir,
+            Some(PathBuf::from("/home/u/.cache/artifactfs"))
+        );
+        assert_eq!(m.core.cache_size, 2 << 30);
+        assert_eq!(line("ExecStop="), "/usr/bin/artifactfs unmount %f");
+        assert_eq!(line("EnvironmentFile="), "%E/artifactfs/%i.env");
+        // The repositories come from that file.
+        let cmd = Cli::command();
+        let mount = cmd.find_subcommand("mount").unwrap();
+        let repo = mount
+            .get_arguments()
+            .find(|a| a.get_id() == "repos")
+            .unwrap();
+        assert_eq!(
+            repo.get_env(),
+            Some(std::ffi::OsStr::new("ARTIFACTFS_REPO"))
+        );
     }
 
     #[test]

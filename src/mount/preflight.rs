@@ -35,10 +35,30 @@ fn check_fuse() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `prog`'s path on `$PATH`, if it is there.
+/// Where programs are looked for when `PATH` is unset: mount(8) runs `mount.fuse3` and
+/// `mount.artifactfs` (fstab, `mount -t fuse.artifactfs`) with no `PATH` at all.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `prog`'s path on `$PATH` (or [`DEFAULT_PATH`] when it is unset), if it is there.
 pub fn which(prog: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
+    which_in(std::env::var_os("PATH").as_deref(), prog)
+}
+
+fn which_in(path: Option<&std::ffi::OsStr>, prog: &str) -> Option<PathBuf> {
+    let path = path.unwrap_or(DEFAULT_PATH.as_ref());
+    std::env::split_paths(path)
         .map(|d| d.join(prog))
         .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_path_programs_are_found_where_debian_puts_them() {
+        // `sh` is in /bin or /usr/bin on every system this runs on.
+        assert!(which_in(None, "sh").is_some());
+        assert!(which_in(Some("/nonexistent".as_ref()), "sh").is_none());
+    }
 }

@@ -53,10 +53,32 @@ fn fuser_config(cfg: &FuseConfig, read_only: bool) -> fuser::Config {
         config.mount_options.push(MountOption::DefaultPermissions);
     }
     for o in &cfg.options {
-        config.mount_options.push(fuse_option(o));
+        // A flag given overrides the default it contradicts (mount(8) spells out `dev,suid`
+        // for an fstab line, which fuser would otherwise refuse as conflicting).
+        let o = fuse_option(o);
+        if let Some(opposite) = opposite(&o) {
+            config.mount_options.retain(|m| *m != opposite);
+        }
+        config.mount_options.push(o);
     }
     config.n_threads = Some(2);
     config
+}
+
+/// The flag `o` contradicts, if it is one of a pair.
+fn opposite(o: &MountOption) -> Option<MountOption> {
+    use MountOption as M;
+    Some(match o {
+        M::Dev => M::NoDev,
+        M::NoDev => M::Dev,
+        M::Suid => M::NoSuid,
+        M::NoSuid => M::Suid,
+        M::Exec => M::NoExec,
+        M::NoExec => M::Exec,
+        M::Atime => M::NoAtime,
+        M::NoAtime => M::Atime,
+        _ => return None,
+    })
 }
 
 /// A `-o` option for FUSE: the kernel's mount flags by name, anything else as given.
@@ -144,4 +166,29 @@ pub fn stop(bg: BackgroundSession, mountpoint: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_given_override_the_defaults_they_contradict() {
+        let cfg = FuseConfig {
+            mountpoint: "/mnt".into(),
+            owner: crate::fuse::Owner { uid: 0, gid: 0 },
+            allow_other: false,
+            // What mount(8) passes for an fstab line, plus one of ours.
+            options: vec!["dev".into(), "suid".into(), "noexec".into()],
+            request_timeout: None,
+        };
+        let o = fuser_config(&cfg, true).mount_options;
+        for want in [MountOption::Dev, MountOption::Suid, MountOption::NoExec] {
+            assert!(o.contains(&want), "{want:?} missing from {o:?}");
+        }
+        for gone in [MountOption::NoDev, MountOption::NoSuid] {
+            assert!(!o.contains(&gone), "{gone:?} still in {o:?}");
+        }
+        assert!(o.contains(&MountOption::NoAtime) && o.contains(&MountOption::RO));
+    }
 }

@@ -1,4 +1,4 @@
-//! The `artifactfs` command line: `mount`, `unmount`, `demo`. The options are declared in
+//! The `artifactfs` command line: `mount`, `unmount`, `demo`, `serve`. The options are declared in
 //! [`artifactfs::config`]; fstab-style invocations are rewritten by [`artifactfs::fstab`].
 
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use artifactfs::demo::{self, DemoArgs};
 use artifactfs::fstab::fstab_args;
 use artifactfs::mount::{self, MountArgs};
+use artifactfs::serve::{self, ServeArgs};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,6 +33,8 @@ enum Cmd {
         "Disk cache directory [default: a new temporary directory, removed when the demo ends]"
     )))]
     Demo(DemoArgs),
+    /// Serve the same tree over HTTP for a browser (foreground; Ctrl-C stops)
+    Serve(ServeArgs),
 }
 
 /// Logs to stderr; a background mount logs to its capped file in the cache directory.
@@ -79,6 +82,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)?;
             init_logging(args.core.verbose, None);
             demo::run(args)
+        }
+        Cmd::Serve(args) => {
+            init_logging(args.core.verbose, None);
+            serve::run(args)
         }
     }
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod serve;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -333,4 +335,51 @@ pub fn errno_of<T>(r: std::io::Result<T>) -> i32 {
         Ok(_) => 0,
         Err(e) => e.raw_os_error().unwrap_or(-1),
     }
+}
+
+/// Where `needle` first occurs in `hay`.
+pub fn find(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len())
+        .position(|w| w == needle)
+        .expect("needle in haystack")
+}
+
+/// A 20 MiB stored entry after a deflated 8 MiB log: (zip, log, big, offset of big's data).
+pub fn mixed_archive() -> (Vec<u8>, Vec<u8>, Vec<u8>, usize) {
+    use fake_github::zipgen::{EntryOptions, ZipBuilder, log_text, noise};
+    const MIB: usize = 1 << 20;
+    let log = log_text(8 * MIB, 5);
+    let big = noise(20 * MIB, 6);
+    let mut z = ZipBuilder::new();
+    z.add("app.log", &log);
+    z.add_with("big.bin", &big, EntryOptions::stored());
+    let zip = z.finish();
+    let at = find(&zip, &big[..64]);
+    (zip, log, big, at)
+}
+
+/// The fake's blob byte count once it has not moved for half a second.
+pub fn settled_blob_bytes(gh: &FakeGitHub) -> u64 {
+    let mut last = gh.counters().blob_bytes_total;
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = gh.counters().blob_bytes_total;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// The blob host changes the byte at `offset` of `artifact`'s blob in flight, `times` times
+/// (0: every time).
+pub fn flip(gh: &FakeGitHub, artifact: u64, offset: usize, times: u64) {
+    gh.set_faults(fake_github::Faults {
+        blob_flip: Some(fake_github::BlobFlip {
+            artifact: Some(artifact),
+            offset: offset as u64,
+            times,
+        }),
+        ..Default::default()
+    });
 }

@@ -91,12 +91,17 @@ fn file(name: &str) -> Vec<u8> {
         .1
 }
 
+/// Adds `site` (run 42, branch `feature/x`); returns its id.
+fn add_site(gh: &FakeGitHub) -> u64 {
+    gh.add_artifact(
+        FakeArtifactSpec::zip("octo-org", "hello", "site", 42, site_zip()).branch("feature/x"),
+    )
+}
+
 /// The fake with `site` and a server in front of it.
 fn site_server() -> (FakeGitHub, Server, u64) {
     let gh = start_fake();
-    let id = gh.add_artifact(
-        FakeArtifactSpec::zip("octo-org", "hello", "site", 42, site_zip()).branch("feature/x"),
-    );
+    let id = add_site(&gh);
     let s = ServeBuilder::new(&gh, REPO).start();
     (gh, s, id)
 }
@@ -390,9 +395,7 @@ fn the_token_never_appears_in_a_page_a_header_or_the_log() {
         tokens: [(SECRET.to_string(), TokenAccess::ReadWrite)].into(),
         ..Default::default()
     });
-    gh.add_artifact(
-        FakeArtifactSpec::zip("octo-org", "hello", "site", 42, site_zip()).branch("feature/x"),
-    );
+    add_site(&gh);
     let mut s = ServeBuilder::new(&gh, REPO)
         .token(Some(SECRET))
         .arg("-vv")
@@ -441,13 +444,7 @@ fn the_token_never_appears_in_a_page_a_header_or_the_log() {
 #[test]
 fn without_a_token_listings_work_and_files_are_403() {
     let gh = start_fake();
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "site",
-        42,
-        site_zip(),
-    ));
+    add_site(&gh);
     let s = ServeBuilder::new(&gh, REPO).token(None).start();
     ok(&s.get("/octo-org/hello/runs/42/"), "listing");
     let r = s.get(&format!("{SITE}.zip"));
@@ -476,13 +473,7 @@ fn loopback_by_default_a_warning_otherwise() {
     assert_eq!(r.status, 200);
     assert!(!s.log_text().contains("not loopback"));
     let gh = start_fake();
-    gh.add_artifact(FakeArtifactSpec::zip(
-        "octo-org",
-        "hello",
-        "site",
-        42,
-        site_zip(),
-    ));
+    add_site(&gh);
     let wide = ServeBuilder::new(&gh, REPO).addr("0.0.0.0:0").start();
     assert!(
         wide.log_text().contains("not loopback"),
@@ -546,17 +537,8 @@ fn a_changed_byte_aborts_the_connection() {
 #[test]
 fn a_small_file_of_a_big_archive_costs_what_cat_costs_and_big_files_stream() {
     let gh = start_fake();
-    let mut z = ZipBuilder::new();
-    for i in 0..3000u64 {
-        z.add(
-            &format!("logs/job-{i}.log"),
-            &log_text(1_000 + (i as usize % 5) * 10, i),
-        );
-    }
-    let payload = noise(64 * MIB, 9);
-    z.add_with("payload.bin", &payload, EntryOptions::stored());
-    let zip = z.finish();
-    add_hello(&gh, "many", 3, zip.clone());
+    let (zip, payload) = many_logs_archive();
+    add_hello(&gh, "many", 3, zip);
     let s = ServeBuilder::new(&gh, REPO).start();
     let base = "/octo-org/hello/runs/3/many";
     // The listing walk the mount's lookup needs, then the cold read of one small file: the
@@ -565,7 +547,7 @@ fn a_small_file_of_a_big_archive_costs_what_cat_costs_and_big_files_stream() {
     gh.reset_counters();
     let r = s.get(&format!("{base}/logs/job-1234.log"));
     ok(&r, "small file");
-    assert_eq!(r.body, log_text(1_000 + 4 * 10, 1234));
+    assert_eq!(r.body, many_logs_job(1234));
     let c = gh.counters();
     assert_eq!(c.endpoint("download"), 1, "{c:?}");
     assert_eq!(c.endpoint("blob"), 2, "{c:?}");

@@ -383,3 +383,21 @@ pub fn flip(gh: &FakeGitHub, artifact: u64, offset: usize, times: u64) {
         ..Default::default()
     });
 }
+
+/// 3000 small deflated logs (`logs/job-I.log`, see [`many_logs_job`]) and a 64 MiB stored
+/// `payload.bin`: (zip, payload).
+pub fn many_logs_archive() -> (Vec<u8>, Vec<u8>) {
+    use fake_github::zipgen::{EntryOptions, ZipBuilder, noise};
+    let mut z = ZipBuilder::new();
+    for i in 0..3000u64 {
+        z.add(&format!("logs/job-{i}.log"), &many_logs_job(i));
+    }
+    let payload = noise(64 << 20, 9);
+    z.add_with("payload.bin", &payload, EntryOptions::stored());
+    (z.finish(), payload)
+}
+
+/// `logs/job-I.log` of [`many_logs_archive`].
+pub fn many_logs_job(i: u64) -> Vec<u8> {
+    fake_github::zipgen::log_text(1_000 + (i as usize % 5) * 10, i)
+}

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what artifactfs needs to mount and to run its tests (Debian/Ubuntu): fuse3
-# (fusermount3), attr (getfattr), unzip and curl for the tests. Idempotent and quiet when
-# everything is already there.
+# (fusermount3), attr (getfattr), unzip and curl for the tests, and chromium for the real-browser
+# test of `artifactfs serve` (and scripts/screenshots.sh). Idempotent and quiet when everything
+# is already there.
 set -euo pipefail
 need=()
 command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
 command -v getfattr >/dev/null 2>&1 || need+=(attr)
 command -v unzip >/dev/null 2>&1 || need+=(unzip)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -1,5 +1,6 @@
 //! `artifactfs demo`: an in-process fake GitHub serving a sample repository, mounted like a
-//! real one. No token, no network; Ctrl-C unmounts.
+//! real one (or, with `--serve`, served over HTTP like `artifactfs serve`). No token, no
+//! network; Ctrl-C unmounts.
 
 use std::path::PathBuf;
 
@@ -16,8 +17,12 @@ pub struct DemoArgs {
     pub mountpoint: Option<PathBuf>,
     /// Run only the demo's fake GitHub, in the foreground, and print its API URL and token
     /// (for `mount`, an fstab line or `serve` to use); Ctrl-C stops it
-    #[arg(long, conflicts_with = "mountpoint")]
+    #[arg(long, conflicts_with_all = ["mountpoint", "serve"])]
     pub github_only: bool,
+    /// Serve the sample repository over HTTP instead of mounting it [default address:
+    /// 127.0.0.1:8080]
+    #[arg(long, value_name = "HOST:PORT", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
+    pub serve: Option<String>,
     #[command(flatten)]
     pub core: CoreArgs,
     #[command(flatten)]
@@ -43,6 +48,24 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    if let Some(addr) = &args.serve {
+        let addr = crate::serve::resolve_addr(addr)?;
+        let tmp = tempfile::Builder::new()
+            .prefix("artifactfs-demo-")
+            .tempdir()?;
+        let remote = RemoteArgs {
+            repos: vec![repo.clone()],
+            api_url: url::Url::parse(&gh.api_url())?,
+        };
+        let mut core = args
+            .core
+            .core_config(remote, true, || tmp.path().join("cache"));
+        core.token = token;
+        let start = crate::serve::paths::url_of(&[repo.owner, repo.name], true);
+        let result = crate::serve::run_core(&core, addr, &start);
+        gh.shutdown();
+        return result;
+    }
     let tmp = tempfile::Builder::new()
         .prefix("artifactfs-demo-")
         .tempdir()?;

@@ -7,6 +7,7 @@
 //! - `data`: the data layer: fetching through the cache, readahead, inflating, verification.
 //! - `filesystem`: the contract's tree and semantics as plain async Rust (no FUSE types).
 //! - `fuse`: the thin fuser adapter.
+//! - [`serve`]: the same tree over HTTP (`artifactfs serve`), a second front end of the core.
 
 pub mod archive;
 pub mod cache;
@@ -20,6 +21,7 @@ pub mod github;
 pub mod github_remote;
 pub mod logfile;
 pub mod mount;
+pub mod serve;
 pub mod single_flight;
 pub mod source;
 pub mod startup;

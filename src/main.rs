@@ -1,6 +1,6 @@
-//! The `artifactfs` command line: `mount`, `unmount`, `demo`, `man`, `completions`. The
-//! options are declared in [`artifactfs::config`]; fstab-style invocations are rewritten by
-//! [`artifactfs::fstab`].
+//! The `artifactfs` command line: `mount`, `unmount`, `demo`, `serve`, `man`,
+//! `completions`. The options are declared in [`artifactfs::config`]; fstab-style
+//! invocations are rewritten by [`artifactfs::fstab`].
 
 mod manual;
 
@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use artifactfs::demo::{self, DemoArgs};
 use artifactfs::fstab::fstab_args;
 use artifactfs::mount::{self, MountArgs};
+use artifactfs::serve::{self, ServeArgs};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -46,6 +47,8 @@ enum Cmd {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Serve the same tree over HTTP for a browser (foreground; Ctrl-C stops)
+    Serve(ServeArgs),
 }
 
 /// Logs to stderr; a background mount logs to its capped file in the cache directory.
@@ -104,6 +107,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Completions { shell } => {
             manual::completions(shell, &mut std::io::stdout().lock());
             Ok(())
+        }
+        Cmd::Serve(args) => {
+            init_logging(args.core.verbose, None);
+            serve::run(args)
         }
     }
 }

@@ -10,29 +10,11 @@ use std::fs;
 use std::os::unix::fs::FileExt;
 
 use common::*;
+use fake_github::Faults;
 use fake_github::zipgen::{EntryOptions, ZipBuilder, log_text, noise};
-use fake_github::{BlobFlip, Faults};
 
 const REPO: &str = "octo-org/hello";
 const MIB: usize = 1 << 20;
-
-fn find(hay: &[u8], needle: &[u8]) -> usize {
-    hay.windows(needle.len())
-        .position(|w| w == needle)
-        .expect("needle in haystack")
-}
-
-/// A 20 MiB stored entry after a deflated 8 MiB log: (zip, log, big, offset of big's data).
-fn mixed_archive() -> (Vec<u8>, Vec<u8>, Vec<u8>, usize) {
-    let log = log_text(8 * MIB, 5);
-    let big = noise(20 * MIB, 6);
-    let mut z = ZipBuilder::new();
-    z.add("app.log", &log);
-    z.add_with("big.bin", &big, EntryOptions::stored());
-    let zip = z.finish();
-    let at = find(&zip, &big[..64]);
-    (zip, log, big, at)
-}
 
 /// A fake serving [`mixed_archive`] as run 1's `mixed`: (fake, its id, zip, big, big's data
 /// offset).
@@ -42,17 +24,6 @@ fn fake_with_mixed() -> (fake_github::FakeGitHub, u64, Vec<u8>, Vec<u8>, usize) 
     let (zip, _, big, big_at) = mixed_archive();
     let id = add_hello(&gh, "mixed", 1, zip.clone());
     (gh, id, zip, big, big_at)
-}
-
-fn flip(gh: &fake_github::FakeGitHub, artifact: u64, offset: usize, times: u64) {
-    gh.set_faults(Faults {
-        blob_flip: Some(BlobFlip {
-            artifact: Some(artifact),
-            offset: offset as u64,
-            times,
-        }),
-        ..Default::default()
-    });
 }
 
 /// `sha256sum FILE`: Ok(hex) when it exits 0, Err(stderr) otherwise.

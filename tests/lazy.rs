@@ -368,20 +368,12 @@ fn a_cold_cat_of_a_small_file_in_a_big_archive_costs_three_round_trips() {
         return;
     }
     let gh = start_fake();
-    let mut z = ZipBuilder::new();
-    for i in 0..3000u64 {
-        z.add(
-            &format!("logs/job-{i}.log"),
-            &log_text(1_000 + (i as usize % 5) * 10, i),
-        );
-    }
-    z.add_with("payload.bin", &noise(64 << 20, 9), EntryOptions::stored());
-    let zip = z.finish();
-    add_hello(&gh, "many", 3, zip.clone());
+    let (zip, _) = many_logs_archive();
+    add_hello(&gh, "many", 3, zip);
     let m = MountBuilder::new(&gh, REPO).mount();
     let p = m.path("octo-org/hello/runs/3/many/logs/job-1234.log");
     gh.reset_counters();
-    assert_eq!(fs::read(&p).unwrap(), log_text(1_000 + 4 * 10, 1234));
+    assert_eq!(fs::read(&p).unwrap(), many_logs_job(1234));
     let c = gh.counters();
     // The redirect, the tail with the central directory in it, the entry's block.
     assert_eq!(c.endpoint("download"), 1, "{c:?}");

@@ -1,7 +1,8 @@
 //! The built-in sample repository `octo-demo/hello-artifacts` that `artifactfs demo` and the
 //! standalone server's `--demo` serve: several runs on two branches, upload-artifact-style zips
 //! (data descriptors, no directory entries, nested paths, an executable), an unzipped artifact,
-//! an expired one, and a 120-artifact matrix run so listings page. About 1 MB in all.
+//! an expired one, an HTML report that loads its data with `fetch()`, and a 120-artifact matrix
+//! run so listings page. About 1 MB in all.
 
 use crate::zipgen::{EntryOptions, Method, ZipBuilder, log_text, noise};
 use crate::{FakeArtifactSpec, FakeGitHub};
@@ -46,6 +47,101 @@ fn test_results(run: u64, failures: u32) -> Vec<u8> {
     );
     z.finish()
 }
+
+/// The names of the tests in [`html_report`]; the first `failures` of them fail.
+const REPORT_TESTS: [&str; 8] = [
+    "login rejects a wrong password",
+    "login works",
+    "logout clears the session",
+    "profile page shows the avatar",
+    "search finds an artifact by name",
+    "settings are saved",
+    "the API answers 304 to a fresh ETag",
+    "uploads resume after a reset",
+];
+
+/// An HTML test report as test tools upload them (upload-artifact of a report folder):
+/// `index.html` with a stylesheet and a script that `fetch()`es `data/results.json` and
+/// writes the results into the page (so it stays empty when opened from `file://`). Once
+/// loaded, `#summary` reads `N passed, M failed (run RUN)` and each test is a table row.
+pub fn html_report(run: u64, failures: u32) -> Vec<u8> {
+    let tests: Vec<String> = REPORT_TESTS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let ok = i as u32 >= failures;
+            format!(
+                "    {{\"name\": \"{name}\", \"status\": \"{}\", \"ms\": {}}}",
+                if ok { "passed" } else { "failed" },
+                37 + (i as u64 * 53 + run) % 400
+            )
+        })
+        .collect();
+    let json = format!(
+        "{{\n  \"run\": {run},\n  \"tests\": [\n{}\n  ]\n}}\n",
+        tests.join(",\n")
+    );
+    let mut z = ZipBuilder::new();
+    z.add("index.html", REPORT_HTML.as_bytes());
+    z.add("assets/report.css", REPORT_CSS.as_bytes());
+    z.add("assets/report.js", REPORT_JS.as_bytes());
+    z.add("data/results.json", json.as_bytes());
+    z.finish()
+}
+
+const REPORT_HTML: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Test report</title>
+<link rel="stylesheet" href="assets/report.css">
+</head>
+<body>
+<header><h1>Test report</h1><p id="summary">Loading results…</p></header>
+<main>
+<div class="bar"><div id="passed"></div></div>
+<table id="tests"><thead><tr><th>Test</th><th>Status</th><th>Time</th></tr></thead><tbody></tbody></table>
+</main>
+<script src="assets/report.js"></script>
+</body>
+</html>
+"#;
+
+const REPORT_CSS: &str = "body{margin:0;font:15px/1.5 system-ui,sans-serif;color:#1f2328;background:#f6f8fa}
+header{background:#24292f;color:#fff;padding:20px 32px}h1{margin:0;font-size:24px}
+#summary{margin:4px 0 0;font-size:17px;color:#d1d9e0}main{max-width:860px;margin:24px auto;padding:0 16px}
+.bar{height:10px;border-radius:5px;background:#cf222e;overflow:hidden;margin-bottom:16px}
+#passed{height:100%;background:#1a7f37;width:0}
+table{width:100%;border-collapse:collapse;background:#fff;border:1px solid #d1d9e0}
+th,td{text-align:left;padding:8px 12px;border-top:1px solid #d1d9e0}th{background:#f6f8fa;font-size:13px}
+td.passed{color:#1a7f37;font-weight:600}td.failed{color:#cf222e;font-weight:600}td.ms{color:#59636e}
+";
+
+const REPORT_JS: &str = "fetch('data/results.json')
+  .then(function (r) { return r.json(); })
+  .then(function (d) {
+    var passed = d.tests.filter(function (t) { return t.status === 'passed'; }).length;
+    var failed = d.tests.length - passed;
+    document.getElementById('summary').textContent =
+      passed + ' passed, ' + failed + ' failed (run ' + d.run + ')';
+    document.getElementById('passed').style.width = (100 * passed / d.tests.length) + '%';
+    var body = document.querySelector('#tests tbody');
+    d.tests.forEach(function (t) {
+      var tr = document.createElement('tr');
+      [[t.name, 'name'], [t.status, t.status], [t.ms + ' ms', 'ms']].forEach(function (c) {
+        var td = document.createElement('td');
+        td.textContent = c[0];
+        td.className = c[1];
+        tr.appendChild(td);
+      });
+      body.appendChild(tr);
+    });
+  })
+  .catch(function (e) {
+    document.getElementById('summary').textContent = 'could not load the results: ' + e;
+  });
+";
 
 fn build_output(run: u64) -> Vec<u8> {
     let mut z = ZipBuilder::new();
@@ -102,6 +198,12 @@ pub fn populate(gh: &FakeGitHub) -> DemoInfo {
         ids.push(gh.add_artifact(
             FakeArtifactSpec::zip(o, r, "build-linux", run, build_output(run)).branch(branch),
         ));
+        ids.push(
+            gh.add_artifact(
+                FakeArtifactSpec::zip(o, r, "html-report", run, html_report(run, failures))
+                    .branch(branch),
+            ),
+        );
     }
     let (last_run, _, _) = runs[runs.len() - 1];
     ids.push(gh.add_artifact(FakeArtifactSpec::raw(

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod serve;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -335,15 +337,67 @@ pub fn errno_of<T>(r: std::io::Result<T>) -> i32 {
     }
 }
 
+/// Where `needle` first occurs in `hay`.
+pub fn find(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len())
+        .position(|w| w == needle)
+        .expect("needle in haystack")
+}
+
+/// A 20 MiB stored entry after a deflated 8 MiB log: (zip, log, big, offset of big's data).
+pub fn mixed_archive() -> (Vec<u8>, Vec<u8>, Vec<u8>, usize) {
+    use fake_github::zipgen::{EntryOptions, ZipBuilder, log_text, noise};
+    const MIB: usize = 1 << 20;
+    let log = log_text(8 * MIB, 5);
+    let big = noise(20 * MIB, 6);
+    let mut z = ZipBuilder::new();
+    z.add("app.log", &log);
+    z.add_with("big.bin", &big, EntryOptions::stored());
+    let zip = z.finish();
+    let at = find(&zip, &big[..64]);
+    (zip, log, big, at)
+}
+
 /// The fake's blob byte count once it has not moved for half a second.
-pub fn settled_blob_bytes(gh: &fake_github::FakeGitHub) -> u64 {
+pub fn settled_blob_bytes(gh: &FakeGitHub) -> u64 {
     let mut last = gh.counters().blob_bytes_total;
     loop {
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(500));
         let now = gh.counters().blob_bytes_total;
         if now == last {
             return now;
         }
         last = now;
     }
+}
+
+/// The blob host changes the byte at `offset` of `artifact`'s blob in flight, `times` times
+/// (0: every time).
+pub fn flip(gh: &FakeGitHub, artifact: u64, offset: usize, times: u64) {
+    gh.set_faults(fake_github::Faults {
+        blob_flip: Some(fake_github::BlobFlip {
+            artifact: Some(artifact),
+            offset: offset as u64,
+            times,
+        }),
+        ..Default::default()
+    });
+}
+
+/// 3000 small deflated logs (`logs/job-I.log`, see [`many_logs_job`]) and a 64 MiB stored
+/// `payload.bin`: (zip, payload).
+pub fn many_logs_archive() -> (Vec<u8>, Vec<u8>) {
+    use fake_github::zipgen::{EntryOptions, ZipBuilder, noise};
+    let mut z = ZipBuilder::new();
+    for i in 0..3000u64 {
+        z.add(&format!("logs/job-{i}.log"), &many_logs_job(i));
+    }
+    let payload = noise(64 << 20, 9);
+    z.add_with("payload.bin", &payload, EntryOptions::stored());
+    (z.finish(), payload)
+}
+
+/// `logs/job-I.log` of [`many_logs_archive`].
+pub fn many_logs_job(i: u64) -> Vec<u8> {
+    fake_github::zipgen::log_text(1_000 + (i as usize % 5) * 10, i)
 }

@@ -13,15 +13,17 @@ if ! command -v cargo-deb >/dev/null 2>&1; then
   cargo install cargo-deb --locked --quiet
 fi
 cargo build --release --locked -p artifactfs
+bin="${CARGO_TARGET_DIR:-target}/release/artifactfs"
 out=target/packaging
 rm -rf "$out"
 mkdir -p "$out/completions"
-target/release/artifactfs man --dir "$out/man" >/dev/null
-target/release/artifactfs completions bash >"$out/completions/artifactfs.bash"
-target/release/artifactfs completions zsh >"$out/completions/_artifactfs"
-target/release/artifactfs completions fish >"$out/completions/artifactfs.fish"
+"$bin" man --dir "$out/man" >/dev/null
+"$bin" completions bash >"$out/completions/artifactfs.bash"
+"$bin" completions zsh >"$out/completions/_artifactfs"
+"$bin" completions fish >"$out/completions/artifactfs.fish"
 # mount(8) runs /usr/sbin/mount.artifactfs for `-t artifactfs` and fstab lines.
 ln -s ../bin/artifactfs "$out/mount.artifactfs"
-rm -f target/debian/artifactfs_*.deb
+debs="${CARGO_TARGET_DIR:-target}/debian"
+rm -f "$debs"/artifactfs_*.deb
 cargo deb --no-build --locked -p artifactfs >&2
-ls target/debian/artifactfs_*.deb
+ls "$debs"/artifactfs_*.deb

@@ -13,7 +13,8 @@ export DEBIAN_FRONTEND=noninteractive
 deb=$(bash scripts/package.sh | tail -1)
 echo "package: $deb ($(du -h "$deb" | cut -f1))"
 command -v man >/dev/null 2>&1 || $sudo apt-get install -y -qq man-db >/dev/null
-$sudo apt-get install -y -qq "./$deb" >/dev/null
+case "$deb" in /*) ;; *) deb="./$deb" ;; esac  # apt-get takes a path only as ./ or /
+$sudo apt-get install -y -qq "$deb" >/dev/null
 
 work=$(mktemp -d)
 gh_pid=""

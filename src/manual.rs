@@ -140,7 +140,7 @@ pub fn main_page(out: &mut dyn Write) -> std::io::Result<()> {
     preformatted(&mut r, EXAMPLES);
     r.control("SH", ["SEE ALSO"]);
     r.text([roman(
-        "artifactfs-mount(1), artifactfs-demo(1), fusermount3(1), mount.fuse3(8), gh(1)",
+        "artifactfs-mount(1), artifactfs-serve(1), artifactfs-demo(1), fusermount3(1), mount.fuse3(8), gh(1)",
     )]);
     out.write_all(r.render().as_bytes())?;
     man.render_version_section(out)

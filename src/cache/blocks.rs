@@ -186,17 +186,26 @@ impl BlockFile {
         self.persist(&p)
     }
 
-    /// Drops block `i`: bit cleared and persisted, then the hole punched.
+    /// Drops block `i`: bit cleared and persisted, then the hole punched. When the map can't
+    /// be written, the bytes stay (the map on disk still says present: a hole there would be
+    /// zeros served as the blob's bytes after a remount); only this process forgets them.
     pub fn punch(&self, i: u64) {
         self.evictions.fetch_add(1, Ordering::SeqCst);
-        {
+        let persisted = {
             let mut p = self.present.lock().unwrap();
             if let Some(b) = p.get_mut((i / 8) as usize) {
                 *b &= !(1 << (i % 8));
             }
-            let _ = self.persist(&p);
+            self.persist(&p)
+        };
+        match persisted {
+            Ok(()) => punch_hole(&self.data, i * BLOCK_SIZE, self.block_len(i)),
+            Err(e) => tracing::warn!(
+                map = %self.map_path.display(),
+                block = i,
+                "cache: could not record an eviction ({e}); the block's bytes are kept"
+            ),
         }
-        punch_hole(&self.data, i * BLOCK_SIZE, self.block_len(i));
     }
 
     /// Changes whenever a block is written or evicted: the cached bytes are the same as when
@@ -319,5 +328,31 @@ mod tests {
         assert_eq!(f.read(0, 4).unwrap(), vec![0; 4], "punched: no stale bytes");
         f.punch(1);
         assert_eq!(f.missing(0, 1), vec![0, 1]);
+    }
+
+    #[test]
+    fn an_eviction_the_map_cannot_record_keeps_the_bytes_it_still_claims() {
+        let d = tempfile::tempdir().unwrap();
+        let map = d.path().join("a5-v.map");
+        let f = BlockFile::open(d.path(), "a5-v", 2 * BLOCK_SIZE).unwrap();
+        f.write_block(0, &block(0, BLOCK_SIZE)).unwrap();
+        f.write_block(1, &block(1, BLOCK_SIZE)).unwrap();
+        // The map can't be written (here: a directory where it was).
+        let on_disk = fs::read(&map).unwrap();
+        fs::remove_file(&map).unwrap();
+        fs::create_dir(&map).unwrap();
+        f.punch(0);
+        assert_eq!(f.missing(0, 1), vec![0], "this process no longer serves it");
+        drop(f);
+        // Remounted with the map as the disk still has it: block 0 present, and its bytes.
+        fs::remove_dir(&map).unwrap();
+        fs::write(&map, on_disk).unwrap();
+        let f = BlockFile::open(d.path(), "a5-v", 2 * BLOCK_SIZE).unwrap();
+        assert!(f.all_present());
+        let kept = f.read(0, BLOCK_SIZE as usize).unwrap() == block(0, BLOCK_SIZE);
+        assert!(
+            kept,
+            "block 0 reads as what was written, not a punched hole"
+        );
     }
 }

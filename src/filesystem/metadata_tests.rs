@@ -196,25 +196,25 @@ async fn a_failed_probe_is_not_repeated_within_the_ttl() {
     );
 }
 
-#[tokio::test]
-async fn listing_runs_probes_every_artifact_a_few_at_a_time_in_the_background() {
+/// `n` artifacts `a0`, `a1`, ... (ids from 100), two per run (runs from 1); every fourth one
+/// (`a0`, `a4`, ...) unzipped, the others [`sample_zip`].
+fn two_per_run(n: u64) -> Arc<MemoryRemote> {
     let remote = Arc::new(MemoryRemote::default());
-    for i in 0..40u64 {
+    for i in 0..n {
         let kind = if i % 4 == 0 {
             ArtifactKind::Raw { file_name: None }
         } else {
             ArtifactKind::Zip
         };
-        remote.add(
-            100 + i,
-            &format!("a{i}"),
-            1 + i / 2,
-            "main",
-            1,
-            sample_zip(),
-            kind,
-        );
+        let name = format!("a{i}");
+        remote.add(100 + i, &name, 1 + i / 2, "main", 1, sample_zip(), kind);
     }
+    remote
+}
+
+#[tokio::test]
+async fn listing_runs_probes_every_artifact_a_few_at_a_time_in_the_background() {
+    let remote = two_per_run(40);
     remote.faults.lock().unwrap().latency = Some(Duration::from_millis(20));
     let (fs, _dir) = core_for(remote.clone(), Duration::from_secs(60), false);
     assert_eq!(names(&fs, "octo/hello/runs").await.len(), 20);
@@ -252,24 +252,8 @@ fn reads_of(remote: &MemoryRemote, id: u64) -> Vec<(u64, u64)> {
 
 #[tokio::test]
 async fn listing_runs_reads_every_zip_central_directory_ahead_and_nothing_else() {
-    let remote = Arc::new(MemoryRemote::default());
+    let remote = two_per_run(12);
     let zip = sample_zip();
-    for i in 0..12u64 {
-        let kind = if i % 4 == 0 {
-            ArtifactKind::Raw { file_name: None }
-        } else {
-            ArtifactKind::Zip
-        };
-        remote.add(
-            100 + i,
-            &format!("a{i}"),
-            1 + i / 2,
-            "main",
-            1,
-            zip.clone(),
-            kind,
-        );
-    }
     remote.faults.lock().unwrap().latency = Some(Duration::from_millis(5));
     let (fs, _dir) = core_for(remote.clone(), Duration::from_secs(60), false);
     assert_eq!(names(&fs, "octo/hello/runs").await.len(), 6);

@@ -25,3 +25,4 @@ pub mod serve;
 pub mod single_flight;
 pub mod source;
 pub mod startup;
+pub mod status;

@@ -70,22 +70,25 @@ pub(super) fn unmount_patiently(mountpoint: &Path) -> anyhow::Result<()> {
 
 /// Whether `mountpoint` is a mount point of ours right now (per /proc/self/mounts).
 pub fn is_mounted(mountpoint: &Path) -> bool {
-    mounts()
+    mount_table()
         .iter()
-        .any(|(dir, fstype)| dir == mountpoint && fstype.starts_with("fuse"))
+        .any(|(_, dir, fstype)| dir == mountpoint && fstype.starts_with("fuse"))
 }
 
-/// Every artifactfs mount point in this mount namespace (file system type `fuse.artifactfs`).
+/// Every artifactfs mount point in this mount namespace: type `fuse.artifactfs`, or `fuse`
+/// with the source `artifactfs` (where the subtype is not recorded).
 pub fn artifactfs_mounts() -> Vec<PathBuf> {
-    mounts()
+    mount_table()
         .into_iter()
-        .filter(|(_, fstype)| fstype == "fuse.artifactfs")
-        .map(|(dir, _)| dir)
+        .filter(|(src, _, fstype)| {
+            fstype == "fuse.artifactfs" || (src == "artifactfs" && fstype.starts_with("fuse"))
+        })
+        .map(|(_, dir, _)| dir)
         .collect()
 }
 
-/// /proc/self/mounts as (mount point, file system type).
-fn mounts() -> Vec<(PathBuf, String)> {
+/// /proc/self/mounts as (source, mount point, file system type).
+fn mount_table() -> Vec<(String, PathBuf, String)> {
     let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
         return Vec::new();
     };
@@ -93,8 +96,9 @@ fn mounts() -> Vec<(PathBuf, String)> {
         .lines()
         .filter_map(|l| {
             let mut f = l.split_whitespace();
-            let (_src, dir, fstype) = (f.next()?, f.next()?, f.next()?);
-            Some((PathBuf::from(unescape_octal(dir)), fstype.to_string()))
+            let (src, dir, fstype) = (f.next()?, f.next()?, f.next()?);
+            let dir = PathBuf::from(unescape_octal(dir));
+            Some((src.to_string(), dir, fstype.to_string()))
         })
         .collect()
 }

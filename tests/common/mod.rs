@@ -108,6 +108,7 @@ pub struct MountBuilder {
     cache_dir: Option<PathBuf>,
     stderr: Option<PathBuf>,
     path_first: Option<PathBuf>,
+    envs: Vec<(String, String)>,
 }
 
 impl MountBuilder {
@@ -120,7 +121,14 @@ impl MountBuilder {
             cache_dir: None,
             stderr: None,
             path_first: None,
+            envs: Vec::new(),
         }
+    }
+    /// Sets an environment variable of the daemon (`XDG_RUNTIME_DIR`, say).
+    pub fn env(mut self, key: &str, value: &Path) -> Self {
+        self.envs
+            .push((key.to_string(), value.display().to_string()));
+        self
     }
     /// Puts `dir` first on the daemon's PATH (a stand-in `gh`, say).
     pub fn path_first(mut self, dir: &Path) -> Self {
@@ -172,6 +180,7 @@ impl MountBuilder {
         if let Some(t) = &self.token {
             cmd.env("GH_TOKEN", t);
         }
+        cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
         cmd
     }
 

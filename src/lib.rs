@@ -21,6 +21,7 @@ pub mod github;
 pub mod github_remote;
 pub mod logfile;
 pub mod mount;
+pub mod prefetch;
 pub mod serve;
 pub mod single_flight;
 pub mod source;

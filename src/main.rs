@@ -1,6 +1,6 @@
-//! The `artifactfs` command line: `mount`, `unmount`, `demo`, `serve`, `status`, `man`,
-//! `completions`. The options are declared in [`artifactfs::config`]; fstab-style
-//! invocations are rewritten by [`artifactfs::fstab`].
+//! The `artifactfs` command line: `mount`, `unmount`, `demo`, `serve`, `status`,
+//! `prefetch`, `man`, `completions`. The options are declared in [`artifactfs::config`];
+//! fstab-style invocations are rewritten by [`artifactfs::fstab`].
 
 mod manual;
 
@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use artifactfs::demo::{self, DemoArgs};
 use artifactfs::fstab::fstab_args;
 use artifactfs::mount::{self, MountArgs};
+use artifactfs::prefetch::PrefetchArgs;
 use artifactfs::serve::{self, ServeArgs};
 use artifactfs::status::command::StatusArgs;
 
@@ -53,6 +54,8 @@ enum Cmd {
     /// What each running mount is doing: repos, cache, hits and misses, bytes fetched,
     /// requests in flight, the GitHub rate limit, the last errors
     Status(StatusArgs),
+    /// Fill the cache for offline use: whole artifacts, a run, latest/, a branch or a repo
+    Prefetch(PrefetchArgs),
 }
 
 /// Logs to stderr; a background mount logs to its capped file in the cache directory. The
@@ -124,6 +127,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             serve::run(args)
         }
         Cmd::Status(args) => artifactfs::status::command::run(args),
+        Cmd::Prefetch(args) => artifactfs::prefetch::run(args),
     }
 }
 

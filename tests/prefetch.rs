@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use common::*;
-use fake_github::Faults;
 use fake_github::zipgen::{EntryOptions, ZipBuilder};
+use fake_github::{BlobFlip, Faults};
 
 const REPO: &str = "octo-org/hello";
 
@@ -171,6 +171,44 @@ fn links_and_paths_inside_an_artifact_are_the_artifact_once() {
     let out = prefetch(&[p("")]);
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("prefetched 2 artifacts"));
+}
+
+#[test]
+fn an_artifact_that_fails_its_check_is_reported_and_the_exit_is_non_zero() {
+    fuse_available_or_fail();
+    let _w = Watchdog::arm("prefetch corrupt", 120);
+    let gh = start_fake();
+    let mut z = ZipBuilder::new();
+    z.add_with("good.bin", &noise(1 << 20, 6), EntryOptions::stored());
+    let good = z.finish();
+    add_hello(&gh, "good", 7, good.clone());
+    let bad = noise(2 << 20, 7);
+    let bad_id = add_hello_raw(&gh, "bad", 7, "bad.bin", bad);
+    let m = MountBuilder::new(&gh, REPO).mount();
+    // Every body of the bad blob carries one changed byte: its digest never matches.
+    gh.set_faults(Faults {
+        blob_flip: Some(BlobFlip {
+            artifact: Some(bad_id),
+            offset: 1000,
+            times: 0,
+        }),
+        ..Default::default()
+    });
+    let out = prefetch(&[m.path("octo-org/hello/runs/7")]);
+    assert!(!out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("octo-org/hello/runs/7/good.zip"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("prefetched 1 of 2 artifacts"), "{stdout}");
+    assert!(stdout.contains("; 1 failed"), "{stdout}");
+    assert!(
+        stderr.contains("octo-org/hello/runs/7/bad: Input/output error"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 of 2 artifacts failed"), "{stderr}");
 }
 
 #[test]

@@ -15,22 +15,6 @@ use fake_github::{BlobFlip, Faults};
 
 const REPO: &str = "octo-org/hello";
 
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 33) as u8
-        })
-        .collect()
-}
-
-fn text(n: usize) -> Vec<u8> {
-    (0..n).map(|i| b"offline reads\n"[i % 14]).collect()
-}
-
 fn prefetch(args: &[PathBuf]) -> Output {
     Command::new(bin())
         .arg("prefetch")

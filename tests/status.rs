@@ -15,18 +15,6 @@ use fake_github::zipgen::{EntryOptions, ZipBuilder};
 
 const REPO: &str = "octo-org/hello";
 
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 33) as u8
-        })
-        .collect()
-}
-
 /// `artifactfs status ARGS...` with `runtime` as its XDG_RUNTIME_DIR.
 fn status(runtime: &Path, args: &[&Path]) -> Output {
     Command::new(bin())

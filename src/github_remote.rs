@@ -1,6 +1,7 @@
 //! Binds the GitHub client to the filesystem core's [`Remote`] trait: listings and deletes
 //! through the API client, blob reads through per-artifact [`BlobHandle`]s (which keep the
-//! short-lived signed URL and refresh it when it expires).
+//! short-lived signed URL and refresh it when it expires). Blob reads in flight and the bytes
+//! they bring are counted for the mount's status.
 
 use std::collections::HashMap;
 use std::io;
@@ -14,19 +15,22 @@ use crate::github::blob::{BlobClient, BlobHandle};
 use crate::github::client::GitHubClient;
 use crate::github::{ApiError, Artifact, ArtifactKind, RepoRef};
 use crate::source::ByteSource;
+use crate::status::Stats;
 
 pub struct GitHubRemote {
     api: GitHubClient,
     blob: BlobClient,
     handles: Mutex<HashMap<(String, String, u64), Arc<BlobHandle>>>,
+    stats: Arc<Stats>,
 }
 
 impl GitHubRemote {
-    pub fn new(api: GitHubClient, blob: BlobClient) -> Self {
+    pub fn new(api: GitHubClient, blob: BlobClient, stats: Arc<Stats>) -> Self {
         GitHubRemote {
             api,
             blob,
             handles: Mutex::new(HashMap::new()),
+            stats,
         }
     }
 
@@ -51,6 +55,7 @@ impl GitHubRemote {
 struct GitHubBlob {
     handle: Arc<BlobHandle>,
     len: u64,
+    stats: Arc<Stats>,
 }
 
 #[async_trait]
@@ -64,7 +69,10 @@ impl ByteSource for GitHubBlob {
         if len == 0 {
             return Ok(Bytes::new());
         }
-        Ok(self.handle.read_range(offset, len).await?)
+        let _counted = self.stats.blob_request();
+        let bytes = self.handle.read_range(offset, len).await?;
+        self.stats.blob_bytes(bytes.len() as u64);
+        Ok(bytes)
     }
 
     fn whole_only(&self) -> bool {
@@ -103,6 +111,7 @@ impl Remote for GitHubRemote {
         Arc::new(GitHubBlob {
             handle: self.handle(repo, artifact.id),
             len: artifact.size_in_bytes,
+            stats: self.stats.clone(),
         })
     }
 }

@@ -1,6 +1,6 @@
-//! The `artifactfs` command line: `mount`, `unmount`, `demo`, `serve`, `man`,
-//! `completions`. The options are declared in [`artifactfs::config`]; fstab-style
-//! invocations are rewritten by [`artifactfs::fstab`].
+//! The `artifactfs` command line: `mount`, `unmount`, `demo`, `serve`, `status`,
+//! `prefetch`, `man`, `completions`. The options are declared in [`artifactfs::config`];
+//! fstab-style invocations are rewritten by [`artifactfs::fstab`].
 
 mod manual;
 
@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand};
 use artifactfs::demo::{self, DemoArgs};
 use artifactfs::fstab::fstab_args;
 use artifactfs::mount::{self, MountArgs};
+use artifactfs::prefetch::PrefetchArgs;
 use artifactfs::serve::{self, ServeArgs};
+use artifactfs::status::command::StatusArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -49,10 +51,18 @@ enum Cmd {
     },
     /// Serve the same tree over HTTP for a browser (foreground; Ctrl-C stops)
     Serve(ServeArgs),
+    /// What each running mount is doing: repos, cache, hits and misses, bytes fetched,
+    /// requests in flight, the GitHub rate limit, the last errors
+    Status(StatusArgs),
+    /// Fill the cache for offline use: whole artifacts, a run, latest/, a branch or a repo
+    Prefetch(PrefetchArgs),
 }
 
-/// Logs to stderr; a background mount logs to its capped file in the cache directory.
+/// Logs to stderr; a background mount logs to its capped file in the cache directory. The
+/// last warnings and errors are also kept for `artifactfs status`.
 fn init_logging(verbose: u8, log: Option<artifactfs::logfile::CappedLog>) {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    use tracing_subscriber::prelude::*;
     let default = match verbose {
         0 => "warn",
         1 => "info,artifactfs=info",
@@ -60,11 +70,15 @@ fn init_logging(verbose: u8, log: Option<artifactfs::logfile::CappedLog>) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let fmt = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match log {
-        Some(file) => fmt.with_writer(file).with_ansi(false).try_init(),
-        None => fmt.with_writer(std::io::stderr).try_init(),
+    let fmt = tracing_subscriber::fmt::layer();
+    let fmt = match log {
+        Some(file) => fmt.with_writer(BoxMakeWriter::new(file)).with_ansi(false),
+        None => fmt.with_writer(BoxMakeWriter::new(std::io::stderr)),
     };
+    let _ = tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(artifactfs::status::warnings::layer())
+        .try_init();
 }
 
 fn main() -> ExitCode {
@@ -112,6 +126,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging(args.core.verbose, None);
             serve::run(args)
         }
+        Cmd::Status(args) => artifactfs::status::command::run(args),
+        Cmd::Prefetch(args) => artifactfs::prefetch::run(args),
     }
 }
 

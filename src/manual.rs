@@ -80,6 +80,10 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "RUST_LOG",
         "Log filter (tracing's EnvFilter syntax), overriding -v.",
     ),
+    (
+        "XDG_RUNTIME_DIR",
+        "Where a mount's status socket lives ($XDG_RUNTIME_DIR/artifactfs/), else /tmp/artifactfs-UID/.",
+    ),
 ];
 
 const FILES: &[(&str, &str)] = &[
@@ -91,6 +95,11 @@ const FILES: &[(&str, &str)] = &[
     (
         "~/.cache/artifactfs/artifactfs.log",
         "A background mount's log (capped in size).",
+    ),
+    (
+        "$XDG_RUNTIME_DIR/artifactfs/MOUNTPOINT.sock",
+        "A running mount's status socket (0600, in a 0700 directory; MOUNTPOINT escaped as \
+         by systemd-escape --path), read by artifactfs status; removed on unmount.",
     ),
     (
         "/etc/fstab",
@@ -110,6 +119,8 @@ ls ~/a/octo-org/hello/runs/
 cat ~/a/octo-org/hello/latest/test-results/summary.txt
 grep -r FAILED ~/a/octo-org/hello/runs/123456789/
 rm ~/a/octo-org/hello/runs/123456789/logs.zip
+artifactfs prefetch ~/a/octo-org/hello/latest/   # for offline use
+artifactfs status         # what each mount is doing
 artifactfs unmount ~/a
 artifactfs demo           # no token, no network";
 
@@ -140,7 +151,7 @@ pub fn main_page(out: &mut dyn Write) -> std::io::Result<()> {
     preformatted(&mut r, EXAMPLES);
     r.control("SH", ["SEE ALSO"]);
     r.text([roman(
-        "artifactfs-mount(1), artifactfs-serve(1), artifactfs-demo(1), fusermount3(1), mount.fuse3(8), gh(1)",
+        "artifactfs-mount(1), artifactfs-serve(1), artifactfs-status(1), artifactfs-prefetch(1), artifactfs-demo(1), fusermount3(1), mount.fuse3(8), gh(1)",
     )]);
     out.write_all(r.render().as_bytes())?;
     man.render_version_section(out)

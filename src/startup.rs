@@ -14,6 +14,7 @@ use crate::github::blob::BlobClient;
 use crate::github::client::{ClientConfig, GitHubClient};
 use crate::github::{ApiError, Artifact, RepoRef};
 use crate::github_remote::GitHubRemote;
+use crate::status::Stats;
 
 /// The multi-threaded runtime every request is answered on.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -29,22 +30,27 @@ pub fn open_core(
     rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<Arc<ArtifactFs>> {
     raise_open_files_limit();
-    let api = client(cfg)?;
+    let stats = Arc::new(Stats::default());
+    if let Some(t) = &cfg.token {
+        stats.warnings().hide(t);
+    }
+    let api = client(cfg, stats.clone())?;
     let listings = rt.block_on(list_named_repos(&api, cfg))?;
     let cache = Arc::new(
         DiskCache::open_with(&cfg.cache_dir, cfg.cache_limits)
             .with_context(|| format!("cache dir {}", cfg.cache_dir.display()))?,
     );
-    let remote = Arc::new(GitHubRemote::new(api, BlobClient::new()));
-    let fs = Arc::new(ArtifactFs::new(remote, cache, cfg.fs_config()));
+    let remote = Arc::new(GitHubRemote::new(api, BlobClient::new(), stats.clone()));
+    let fs = Arc::new(ArtifactFs::new(remote, cache, cfg.fs_config(), stats));
     for (repo, all) in listings {
         fs.prime_listing(&repo, all);
     }
     Ok(fs)
 }
 
-fn client(cfg: &CoreConfig) -> anyhow::Result<GitHubClient> {
+fn client(cfg: &CoreConfig, stats: Arc<Stats>) -> anyhow::Result<GitHubClient> {
     let mut c = ClientConfig::new(cfg.api_url.clone(), cfg.token.clone());
+    c.stats = stats;
     c.user_agent = format!("artifactfs/{}", env!("CARGO_PKG_VERSION"));
     c.retry.max_rate_limit_wait = cfg.max_rate_limit_wait;
     GitHubClient::new(c).map_err(|e| anyhow!("GitHub client: {e}"))

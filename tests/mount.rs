@@ -13,22 +13,6 @@ use fake_github::{FakeArtifactSpec, FakeConfig, FakeGitHub, TokenAccess};
 
 const REPO: &str = "octo-org/hello";
 
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 33) as u8
-        })
-        .collect()
-}
-
-fn text(n: usize) -> Vec<u8> {
-    (0..n).map(|i| b"artifactfs lazy reads\n"[i % 22]).collect()
-}
-
 #[test]
 fn listing_pages_through_250_artifacts() {
     if !fuse_available() {

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use super::verify::{Expected, Integrity, Verdict};
 use crate::cache::{BLOCK_SIZE, BlobKey, BlockFile, DiskCache};
 use crate::source::ByteSource;
+use crate::status::Stats;
 
 /// The most bytes one request asks for (and holds in memory).
 pub const MAX_REQUEST: u64 = 8 << 20;
@@ -37,6 +38,8 @@ pub struct CachedBlob {
     whole: Option<Arc<Integrity>>,
     /// Blocks being fetched right now → a receiver that changes (or closes) when done.
     pending: Mutex<HashMap<u64, watch::Receiver<bool>>>,
+    /// Where blocks read from the cache (hits) and fetched (misses) are counted.
+    stats: Arc<Stats>,
 }
 
 /// Removes this fetcher's claims when it finishes or is dropped (cancelled).
@@ -71,6 +74,7 @@ impl CachedBlob {
         len: u64,
         remote: Arc<dyn ByteSource>,
         whole: Option<Arc<Integrity>>,
+        stats: Arc<Stats>,
     ) -> CachedBlob {
         let file = match cache.block_file(&key, len) {
             Ok(f) => Some(f),
@@ -87,6 +91,7 @@ impl CachedBlob {
             remote,
             whole,
             pending: Mutex::new(HashMap::new()),
+            stats,
         }
     }
 
@@ -281,9 +286,12 @@ impl CachedBlob {
         Ok(())
     }
 
-    /// Exactly `want` bytes at `off` from the remote (fewer is an error).
+    /// Exactly `want` bytes at `off` from the remote (fewer is an error); each block it
+    /// covers is a miss.
     async fn fetch_exact(&self, off: u64, want: u64) -> io::Result<Bytes> {
         let bytes = self.remote.read_at(off, want as usize).await?;
+        let (first, last) = (off / BLOCK_SIZE, (off + want.max(1) - 1) / BLOCK_SIZE);
+        self.stats.cache_misses(last - first + 1);
         if (bytes.len() as u64) < want {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -371,6 +379,10 @@ impl ByteSource for CachedBlob {
         let Some((first, last)) = self.block_range(offset, len as u64) else {
             return Ok(Bytes::new());
         };
+        if let Some(file) = &self.file {
+            let missing = file.missing(first, last).len() as u64;
+            self.stats.cache_hits(last - first + 1 - missing);
+        }
         for _ in 0..8 {
             let Some(file) = self.cached(first, last) else {
                 break;
@@ -458,7 +470,14 @@ mod tests {
             version: "v".into(),
         };
         let whole = digest.map(|d| Arc::new(Integrity::new("blob 1".into(), Expected::Sha256(d))));
-        let src = CachedBlob::new(cache, key, d.len() as u64, remote.clone(), whole);
+        let src = CachedBlob::new(
+            cache,
+            key,
+            d.len() as u64,
+            remote.clone(),
+            whole,
+            Default::default(),
+        );
         (remote, src)
     }
 

@@ -31,6 +31,7 @@ use crate::archive::tree::ArchiveTree;
 use crate::cache::{BlobKey, DiskCache};
 use crate::single_flight::SingleFlight;
 use crate::source::ByteSource;
+use crate::status::Stats;
 
 pub use blob::CachedBlob;
 use inflate::InflatedEntry;
@@ -95,6 +96,8 @@ pub struct ArchiveIndex {
 /// block claims, one inflater per entry).
 pub struct DataLayer {
     cache: Arc<DiskCache>,
+    /// Where cache hits and misses are counted.
+    stats: Arc<Stats>,
     blobs: Mutex<HashMap<BlobKey, Arc<CachedBlob>>>,
     indexes: SingleFlight<BlobKey, Arc<ArchiveIndex>>,
     offsets: SingleFlight<(BlobKey, usize), u64>,
@@ -105,9 +108,10 @@ pub struct DataLayer {
 }
 
 impl DataLayer {
-    pub fn new(cache: Arc<DiskCache>) -> DataLayer {
+    pub fn new(cache: Arc<DiskCache>, stats: Arc<Stats>) -> DataLayer {
         DataLayer {
             cache,
+            stats,
             blobs: Mutex::new(HashMap::new()),
             indexes: SingleFlight::default(),
             offsets: SingleFlight::default(),
@@ -155,6 +159,7 @@ impl DataLayer {
             b.len,
             b.remote.clone(),
             whole,
+            self.stats.clone(),
         ));
         self.blobs
             .lock()

@@ -78,7 +78,7 @@ fn setup(zip: &[u8], cache_size: u64, flip_at: u64, flips: u64) -> Setup {
     };
     Setup {
         _dir: dir,
-        data: DataLayer::new(cache),
+        data: DataLayer::new(cache, Default::default()),
         blob,
         remote,
     }
@@ -293,7 +293,7 @@ async fn seek_points_bound_a_random_read_to_one_span_even_after_a_remount() {
         "nothing fetched"
     );
     // A new mount on the same cache: the points come from the cache.
-    let data = DataLayer::new(s.data.cache().clone());
+    let data = DataLayer::new(s.data.cache().clone(), Default::default());
     let r = data.open(&s.blob, FileSpec::Entry(0)).await.unwrap();
     let off = 21 << 20;
     let got = r.read(off, 4096).await.unwrap();

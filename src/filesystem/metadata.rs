@@ -81,6 +81,18 @@ impl ArtifactFs {
         self.repos.lock().unwrap().list[idx].clone()
     }
 
+    /// The repositories shown: named on the command line, or reached by path and found to
+    /// exist.
+    pub fn visible_repos(&self) -> Vec<RepoRef> {
+        let repos = self.repos.lock().unwrap();
+        repos
+            .list
+            .iter()
+            .filter(|r| r.visible.load(Ordering::Relaxed))
+            .map(|r| r.repo.clone())
+            .collect()
+    }
+
     /// Seeds a repository's listing with one just fetched (the mount's preflight), so the
     /// first `ls` doesn't list it again.
     pub fn prime_listing(&self, repo: &RepoRef, artifacts: Vec<Artifact>) {

@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime};
 use crate::cache::DiskCache;
 use crate::data::{ArchiveIndex, DataLayer, FileReader};
 use crate::github::{Artifact, RepoRef};
+use crate::status::Stats;
 
 pub use error::{FsError, FsResult};
 pub use inode::{Ino, Node, ROOT_INO};
@@ -104,17 +105,24 @@ pub struct ArtifactFs {
     corrupt: Mutex<std::collections::HashSet<Ino>>,
     next_handle: std::sync::atomic::AtomicU64,
     mounted_at: SystemTime,
+    stats: Arc<Stats>,
 }
 
 impl ArtifactFs {
-    pub fn new(remote: Arc<dyn Remote>, cache: Arc<DiskCache>, cfg: FsConfig) -> ArtifactFs {
+    /// The core over `remote`; what it does is counted in `stats` (see [`crate::status`]).
+    pub fn new(
+        remote: Arc<dyn Remote>,
+        cache: Arc<DiskCache>,
+        cfg: FsConfig,
+        stats: Arc<Stats>,
+    ) -> ArtifactFs {
         let fs = ArtifactFs {
             probes: Arc::new(probes::Prober::new(
                 remote.clone(),
                 Arc::new(Kinds::load(cache.clone())),
                 cfg.metadata_ttl,
             )),
-            data: Arc::new(DataLayer::new(cache)),
+            data: Arc::new(DataLayer::new(cache, stats.clone())),
             remote,
             inodes: InodeTable::new(),
             repos: Mutex::new(Repos::default()),
@@ -123,6 +131,7 @@ impl ArtifactFs {
             corrupt: Mutex::new(std::collections::HashSet::new()),
             next_handle: std::sync::atomic::AtomicU64::new(1),
             mounted_at: SystemTime::now(),
+            stats,
             cfg,
         };
         for r in fs.cfg.repos.clone() {
@@ -133,6 +142,10 @@ impl ArtifactFs {
 
     pub fn cache(&self) -> &Arc<DiskCache> {
         self.data.cache()
+    }
+
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
     }
 
     pub fn inode_count(&self) -> usize {

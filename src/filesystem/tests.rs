@@ -101,6 +101,7 @@ pub(super) fn core_for(
             metadata_ttl: ttl,
             read_only,
         },
+        Default::default(),
     );
     (fs, dir)
 }

@@ -20,8 +20,9 @@ use url::Url;
 use super::error::ApiError;
 use super::link;
 pub use super::redact::{error_chain, redact, scrub_queries};
-use super::retry::{RateLimit, RetryPolicy, rate_limit};
+use super::retry::{RateLimit, RetryPolicy, note_quota, rate_limit};
 use super::types::{Artifact, ArtifactList, RepoRef};
+use crate::status::Stats;
 
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 pub const API_VERSION: &str = "2022-11-28";
@@ -44,6 +45,8 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Requests to the API host in flight at once.
     pub max_in_flight: usize,
+    /// Where requests and the rate limit are counted.
+    pub stats: Arc<Stats>,
 }
 
 impl ClientConfig {
@@ -57,6 +60,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             max_in_flight: 16,
+            stats: Default::default(),
         }
     }
 }
@@ -74,6 +78,7 @@ struct Inner {
     token: Option<HeaderValue>,
     retry: RetryPolicy,
     in_flight: Semaphore,
+    stats: Arc<Stats>,
     /// The last answer per GET URL, for `If-None-Match`.
     pages: Mutex<HashMap<String, Cached>>,
     /// Permanent redirects seen (301/308 on the API origin): asked URL → where it moved.
@@ -150,6 +155,7 @@ impl GitHubClient {
                 token,
                 retry: cfg.retry.clone(),
                 in_flight: Semaphore::new(cfg.max_in_flight.max(1)),
+                stats: cfg.stats.clone(),
                 pages: Mutex::new(HashMap::new()),
                 moved: Mutex::new(HashMap::new()),
                 warned_no_token: AtomicBool::new(false),
@@ -405,6 +411,7 @@ impl GitHubClient {
             }
             let result = {
                 let _permit = self.inner.in_flight.acquire().await;
+                let _counted = self.inner.stats.api_request();
                 req.send().await
             };
             let what = format!("{method} {}", redact(&url));
@@ -415,7 +422,7 @@ impl GitHubClient {
                 ),
                 Ok(resp) => {
                     let status = resp.status();
-                    log_quota(&resp);
+                    note_quota(status.as_u16(), resp.headers(), &self.inner.stats);
                     if status.is_success() || status == StatusCode::NOT_MODIFIED {
                         return Ok(resp);
                     }
@@ -537,20 +544,6 @@ fn api_message(body: &str) -> String {
 
 /// How long to back off from a secondary rate limit that gave no `retry-after`.
 const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
-
-fn log_quota(resp: &Response) {
-    let h = resp.headers();
-    let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("?");
-    if h.contains_key("x-ratelimit-remaining") {
-        tracing::info!(
-            status = resp.status().as_u16(),
-            remaining = get("x-ratelimit-remaining"),
-            limit = get("x-ratelimit-limit"),
-            reset = get("x-ratelimit-reset"),
-            "API quota"
-        );
-    }
-}
 
 #[cfg(test)]
 mod tests {

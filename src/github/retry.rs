@@ -1,9 +1,12 @@
 //! When and how long to retry: exponential backoff with full jitter, bounded by a number of
-//! attempts and a total time budget, and the waits GitHub's rate-limit headers ask for.
+//! attempts and a total time budget, and the waits GitHub's rate-limit headers ask for; what
+//! those headers say is logged and kept for the mount's status ([`note_quota`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::HeaderMap;
+
+use crate::status::Stats;
 
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
@@ -85,6 +88,26 @@ pub fn rate_limit(status: u16, headers: &HeaderMap, body: &str) -> RateLimit {
         return RateLimit::Secondary(None);
     }
     RateLimit::None
+}
+
+/// Logs the `x-ratelimit-*` headers of an API answer (when it has them) and records them in
+/// `stats`.
+pub fn note_quota(status: u16, headers: &HeaderMap, stats: &Stats) {
+    let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let Some(remaining) = get("x-ratelimit-remaining") else {
+        return;
+    };
+    tracing::info!(
+        status,
+        remaining,
+        limit = get("x-ratelimit-limit").unwrap_or("?"),
+        reset = get("x-ratelimit-reset").unwrap_or("?"),
+        "API quota"
+    );
+    let num = |n: &str| get(n).and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(left) = num("x-ratelimit-remaining") {
+        stats.rate_limit_seen(left, num("x-ratelimit-limit"), num("x-ratelimit-reset"));
+    }
 }
 
 #[cfg(test)]

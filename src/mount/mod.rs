@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::bail;
 
 use crate::config::{self, CoreArgs, CoreConfig, FuseArgs, FuseConfig, RemoteArgs};
+use crate::status::socket::StatusSocket;
 
 pub mod daemon;
 pub mod preflight;
@@ -18,7 +19,7 @@ pub mod unmount;
 
 pub use daemon::{background_log, is_daemon_child};
 pub use preflight::preflight;
-pub use unmount::{is_mounted, unmount};
+pub use unmount::{artifactfs_mounts, is_mounted, unmount};
 
 /// `artifactfs mount`'s arguments.
 #[derive(clap::Args, Debug, Clone)]
@@ -82,7 +83,8 @@ pub fn mount(mut cfg: MountConfig) -> anyhow::Result<()> {
     run_mount(&cfg.core, &cfg.fuse, || {})
 }
 
-/// Mounts and serves until unmounted or signalled. `on_ready` runs once the mount answers.
+/// Mounts and serves until unmounted or signalled, with a status socket while mounted.
+/// `on_ready` runs once the mount answers.
 pub fn run_mount(
     core: &CoreConfig,
     fuse: &FuseConfig,
@@ -90,12 +92,15 @@ pub fn run_mount(
 ) -> anyhow::Result<()> {
     let rt = crate::startup::runtime()?;
     let fs = crate::startup::open_core(core, &rt)?;
-    let bg = session::start(fs, &rt, fuse, core.read_only)?;
+    let bg = session::start(fs.clone(), &rt, fuse, core.read_only)?;
     session::wait_until_answering(&fuse.mountpoint)?;
+    // For `artifactfs status`; removed when dropped (after the unmount, or on a failure).
+    let status = StatusSocket::start(rt.handle(), &fuse.mountpoint, fs);
     daemon::signal_ready();
     on_ready();
     rt.block_on(session::until_stopped(&bg))?;
     session::stop(bg, &fuse.mountpoint)?;
+    drop(status);
     rt.shutdown_timeout(Duration::from_secs(1));
     Ok(())
 }

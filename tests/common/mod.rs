@@ -108,6 +108,7 @@ pub struct MountBuilder {
     cache_dir: Option<PathBuf>,
     stderr: Option<PathBuf>,
     path_first: Option<PathBuf>,
+    envs: Vec<(String, String)>,
 }
 
 impl MountBuilder {
@@ -120,7 +121,14 @@ impl MountBuilder {
             cache_dir: None,
             stderr: None,
             path_first: None,
+            envs: Vec::new(),
         }
+    }
+    /// Sets an environment variable of the daemon (`XDG_RUNTIME_DIR`, say).
+    pub fn env(mut self, key: &str, value: &Path) -> Self {
+        self.envs
+            .push((key.to_string(), value.display().to_string()));
+        self
     }
     /// Puts `dir` first on the daemon's PATH (a stand-in `gh`, say).
     pub fn path_first(mut self, dir: &Path) -> Self {
@@ -172,6 +180,7 @@ impl MountBuilder {
         if let Some(t) = &self.token {
             cmd.env("GH_TOKEN", t);
         }
+        cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
@@ -400,4 +409,22 @@ pub fn many_logs_archive() -> (Vec<u8>, Vec<u8>) {
 /// `logs/job-I.log` of [`many_logs_archive`].
 pub fn many_logs_job(i: u64) -> Vec<u8> {
     fake_github::zipgen::log_text(1_000 + (i as usize % 5) * 10, i)
+}
+
+/// `n` pseudo-random bytes (incompressible), the same for the same seed.
+pub fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 33) as u8
+        })
+        .collect()
+}
+
+/// `n` bytes of repeated text (deflates well).
+pub fn text(n: usize) -> Vec<u8> {
+    (0..n).map(|i| b"artifactfs lazy reads\n"[i % 22]).collect()
 }

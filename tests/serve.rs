@@ -577,3 +577,42 @@ fn a_small_file_of_a_big_archive_costs_what_cat_costs_and_big_files_stream() {
     ok(&r, "payload");
     assert_eq!(sha256(&r.body), sha256(&payload));
 }
+
+#[test]
+fn status_and_metrics_count_what_the_server_fetched() {
+    let (gh, s, _) = site_server();
+    gh.reset_counters();
+    ok(&s.get("/octo-org/hello/runs/42/site/data.json"), "a file");
+    let fetched = settled_blob_bytes(&gh);
+    assert!(fetched > 0);
+
+    let r = s.get("/_status");
+    ok(&r, "/_status");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let st: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(st["blob_bytes_fetched"], fetched, "{st}");
+    assert_eq!(st["repos"], serde_json::json!(["octo-org/hello"]), "{st}");
+    assert!(st["cache_used_bytes"].as_u64().unwrap() >= fetched, "{st}");
+    assert!(st["api_requests"].as_u64().unwrap() > 0, "{st}");
+
+    let m = s.get("/_metrics");
+    ok(&m, "/_metrics");
+    assert_eq!(
+        m.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = String::from_utf8(m.body.clone()).unwrap();
+    let line = format!("artifactfs_blob_fetched_bytes_total {fetched}\n");
+    assert!(text.contains(&line), "no {line:?} in\n{text}");
+    assert!(
+        text.contains("artifactfs_repo{repo=\"octo-org/hello\"} 1\n"),
+        "{text}"
+    );
+    for page in [&r.raw, &m.raw] {
+        assert!(!page.contains(TOKEN), "the token in {page}");
+    }
+    // Read-only like the rest.
+    let post = request(&s.addr, "POST", "/_status", &[]);
+    assert_eq!(post.status, 405);
+}

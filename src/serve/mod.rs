@@ -2,7 +2,8 @@
 //! cache, verification, token rules). This module owns the command's arguments, the
 //! listener and the one handler that dispatches a request: [`paths`] turns the URL into a
 //! node, [`files`] answers for a file, [`listing`] for a directory, [`respond`] holds the
-//! shared answers (errors, redirects). Read-only: GET and HEAD, nothing else.
+//! shared answers (errors, redirects). Read-only: GET and HEAD, nothing else. `/_status`
+//! and `/_metrics` give the core's numbers (see [`crate::status`]).
 
 pub mod files;
 pub mod listing;
@@ -199,6 +200,12 @@ async fn answer(app: &App, req: &Parts) -> Response {
     };
     if app.loopback && !loopback_host(req) {
         return respond::text(StatusCode::MISDIRECTED_REQUEST, "unknown host name");
+    }
+    // Owner names can't start with '_' on GitHub: these never hide a part of the tree.
+    match req.uri.path() {
+        "/_status" => return respond::status(&crate::status::Status::of(&app.fs), false),
+        "/_metrics" => return respond::status(&crate::status::Status::of(&app.fs), true),
+        _ => {}
     }
     let path = match UrlPath::parse(req.uri.path()) {
         Ok(p) => p,

@@ -23,6 +23,24 @@ pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
         .unwrap_or_else(|_| fallback())
 }
 
+/// The running core's numbers (`artifactfs status`'s): `/_status` as JSON, `/_metrics` in
+/// Prometheus' text format. Never cached.
+pub fn status(s: &crate::status::Status, prometheus: bool) -> Response {
+    let (body, kind) = if prometheus {
+        (
+            s.to_prometheus(),
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+    } else {
+        (s.to_json(), "application/json")
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, kind)
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from(body))
+        .unwrap_or_else(|_| fallback())
+}
+
 /// What a failed core call answers: ENOENT 404, EACCES 403, anything else (EIO: GitHub or
 /// the blob host failed, a check failed) 502. Logged with what it was about (never a URL
 /// of GitHub's: the core's messages carry none).

@@ -59,6 +59,16 @@ grep -q "artifactfs" /usr/share/bash-completion/completions/artifactfs
 test -s /usr/share/zsh/vendor-completions/_artifactfs
 test -s /usr/share/fish/vendor_completions.d/artifactfs.fish
 grep -q '^ExecStart=/usr/bin/artifactfs mount %f --foreground' /usr/lib/systemd/user/artifactfs@.service
+if command -v systemd-analyze >/dev/null 2>&1; then
+  # An instance of the template, checked as systemd parses it (commands, specifiers).
+  ln -s /usr/lib/systemd/user/artifactfs@.service "$work/artifactfs@home-u-a.service"
+  if out=$(systemd-analyze verify --man=no "$work/artifactfs@home-u-a.service" 2>&1) && [ -z "$out" ]; then
+    echo "ok: systemd-analyze verify artifactfs@home-u-a.service"
+  else
+    echo "FAIL: systemd-analyze verify: $out" >&2
+    exit 1
+  fi
+fi
 echo "ok: completions (bash, zsh, fish) and the user unit are installed"
 
 kill "$gh_pid"; gh_pid=""

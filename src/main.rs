@@ -193,7 +193,7 @@ mod tests {
     }
 
     #[test]
-    fn the_user_unit_runs_a_foreground_mount_caching_under_xdg_and_unmounts_on_stop() {
+    fn the_user_unit_runs_a_foreground_mount_caching_under_xdg_per_instance_and_unmounts_on_stop() {
         use clap::CommandFactory;
         let unit = include_str!("../packaging/artifactfs@.service");
         let line = |key: &str| {
@@ -204,6 +204,7 @@ mod tests {
         // XDG_CACHE_HOME; $ARTIFACTFS_OPTIONS from the instance's environment file).
         let start = line("ExecStart=")
             .replace("%f", "/home/u/a")
+            .replace("%i", "home-u-a")
             .replace("%C", "/home/u/.cache")
             .replace("$ARTIFACTFS_OPTIONS", "--cache-size 2G");
         let argv: Vec<&str> = start.split_whitespace().collect();
@@ -216,7 +217,8 @@ mod tests {
         assert!(m.foreground, "systemd supervises the process: {start}");
         assert_eq!(
             m.core.cache_dir,
-            Some(PathBuf::from("/home/u/.cache/artifactfs"))
+            Some(PathBuf::from("/home/u/.cache/artifactfs@home-u-a")),
+            "one cache directory per instance (one process per directory)"
         );
         assert_eq!(m.core.cache_size, 2 << 30);
         assert_eq!(line("ExecStop="), "/usr/bin/artifactfs unmount %f");

@@ -90,7 +90,8 @@ const FILES: &[(&str, &str)] = &[
     (
         "~/.cache/artifactfs/",
         "The disk cache (mode 0700): blob blocks, inflated entries, seek points, listings' \
-         metadata. Bounded by --cache-size; safe to delete while nothing is mounted.",
+         metadata. Bounded by --cache-size; one process at a time (a second mount or serve \
+         needs its own --cache-dir); safe to delete while nothing is mounted.",
     ),
     (
         "~/.cache/artifactfs/artifactfs.log",

@@ -431,6 +431,24 @@ fn mount_fails_fast_with_one_clear_line() {
     let (ok, err) = mount_fails(&nf, &mp, path);
     check("repo not found", ok, &err, "not found");
 
+    // A cache directory another artifactfs uses (after waiting for it to go away).
+    let first = MountBuilder::new(&gh, REPO)
+        .cache_dir(std::path::Path::new(cache))
+        .mount();
+    let (ok, err) = mount_fails(&base, &mp, path);
+    check(
+        "cache directory in use",
+        ok,
+        &err,
+        "in use by another artifactfs",
+    );
+    assert_eq!(
+        fs::read(first.path("octo-org/hello/runs/1/a/f")).unwrap(),
+        b"f\n",
+        "the first mount goes on"
+    );
+    drop(first);
+
     let mut down = base.to_vec();
     down[5] = "http://127.0.0.1:9";
     let t = Instant::now();

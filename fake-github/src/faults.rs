@@ -64,7 +64,7 @@ pub const STALL_RELEASE: Duration = Duration::from_secs(20);
 
 /// True on every `every`th call (counting from 1); never when `every` is 0.
 pub(crate) fn fires(every: u64, count: u64) -> bool {
-    every != 0 && count % every == 0
+    every != 0 && count.is_multiple_of(every)
 }
 
 #[cfg(test)]

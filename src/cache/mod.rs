@@ -20,7 +20,8 @@
 //! fails (ENOSPC, EDQUOT, EIO) is reported with [`DiskCache::write_failed`], after which the
 //! cache stops writing for a while and readers are served from the network.
 //! Files are immutable once renamed into place; readers keep an open descriptor, so eviction
-//! (unlink) never disturbs a read in progress. Nothing secret is written here.
+//! (unlink) never disturbs a read in progress. Nothing secret is written here. One process
+//! at a time uses a directory (see `lock`).
 
 use std::collections::HashMap;
 use std::fs;
@@ -37,9 +38,11 @@ use scan::{collect_blocks, collect_files};
 
 pub mod blocks;
 mod entries;
+mod lock;
 mod scan;
 
 pub use blocks::{BLOCK_SIZE, BlockFile};
+use lock::DirLock;
 
 /// Names one version of one blob's bytes. The cache only uses it to name files: `id` groups
 /// the versions that [`DiskCache::remove_blobs`] drops together.
@@ -128,6 +131,7 @@ pub struct DiskCache {
     blocks: Mutex<HashMap<String, std::sync::Arc<BlockFile>>>,
     /// Until when writing is paused after a failed write.
     paused_until: Mutex<Option<Instant>>,
+    _lock: DirLock,
 }
 
 /// Space promised to a file being written (an entry being inflated); given back when dropped
@@ -215,6 +219,8 @@ impl DiskCache {
     /// files are removed; existing files are accounted, oldest first.
     pub fn open_with(root: &Path, limits: Limits) -> io::Result<DiskCache> {
         mkdir_private(root)?;
+        // Before anything is removed or counted: this process alone uses the directory.
+        let lock = DirLock::take(root)?;
         for sub in ["tmp", "entries", "blocks", "meta"] {
             mkdir_private(&root.join(sub))?;
         }
@@ -248,6 +254,7 @@ impl DiskCache {
             tmp_counter: AtomicU64::new(0),
             blocks: Mutex::new(HashMap::new()),
             paused_until: Mutex::new(None),
+            _lock: lock,
         };
         cache.evict_to_limit();
         Ok(cache)

@@ -52,39 +52,39 @@ impl ArtifactFs {
         let before = self.listing(r).await?;
         let mut stale = Vec::new();
         if let Some((run, name)) = before.run_name(id) {
-            if let Some(run_ino) = self.inodes.existing(&Node::Run(r, run)) {
-                if let Ok(kids) = self.run_children(r, run).await {
-                    for (n, c) in kids {
-                        let cid = match c {
-                            RunChild::ArtifactDir(i)
-                            | RunChild::ArchiveFile(i)
-                            | RunChild::RawFile(i) => i,
-                        };
-                        if cid == id {
-                            stale.push(Invalidation {
-                                parent: run_ino,
-                                name: n,
-                            });
-                        }
-                    }
-                }
-            }
-            if let Some(latest_ino) = self.inodes.existing(&Node::Latest(r)) {
-                if before.latest.get(name) == Some(&id) {
-                    stale.push(Invalidation {
-                        parent: latest_ino,
-                        name: name.to_string(),
-                    });
-                }
-            }
-            for (b, m) in &before.branches {
-                if m.get(name) == Some(&id) {
-                    if let Some(bi) = self.inodes.existing(&Node::Branch(r, b.clone())) {
+            if let Some(run_ino) = self.inodes.existing(&Node::Run(r, run))
+                && let Ok(kids) = self.run_children(r, run).await
+            {
+                for (n, c) in kids {
+                    let cid = match c {
+                        RunChild::ArtifactDir(i)
+                        | RunChild::ArchiveFile(i)
+                        | RunChild::RawFile(i) => i,
+                    };
+                    if cid == id {
                         stale.push(Invalidation {
-                            parent: bi,
-                            name: name.to_string(),
+                            parent: run_ino,
+                            name: n,
                         });
                     }
+                }
+            }
+            if let Some(latest_ino) = self.inodes.existing(&Node::Latest(r))
+                && before.latest.get(name) == Some(&id)
+            {
+                stale.push(Invalidation {
+                    parent: latest_ino,
+                    name: name.to_string(),
+                });
+            }
+            for (b, m) in &before.branches {
+                if m.get(name) == Some(&id)
+                    && let Some(bi) = self.inodes.existing(&Node::Branch(r, b.clone()))
+                {
+                    stale.push(Invalidation {
+                        parent: bi,
+                        name: name.to_string(),
+                    });
                 }
             }
         }

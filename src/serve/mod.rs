@@ -230,27 +230,27 @@ async fn answer(app: &App, req: &Parts) -> Response {
             &with_query(path.to_url(true)),
         ),
         FileKind::Dir => {
-            if !query.list && !query.json {
-                if let Ok(index) = fs.lookup(attr.ino, "index.html").await {
-                    if index.kind == FileKind::File {
-                        let mut ipath = path.clone();
-                        ipath.segments.push("index.html".into());
-                        let mut itrail = trail;
-                        itrail.push(attr);
-                        let etag = files::etag_for(fs, &ipath, &itrail, &index).await;
-                        let what = format!("{what}index.html");
-                        return files::serve_file(
-                            fs,
-                            &what,
-                            "index.html",
-                            &index,
-                            etag,
-                            &req.headers,
-                            head,
-                        )
-                        .await;
-                    }
-                }
+            if !query.list
+                && !query.json
+                && let Ok(index) = fs.lookup(attr.ino, "index.html").await
+                && index.kind == FileKind::File
+            {
+                let mut ipath = path.clone();
+                ipath.segments.push("index.html".into());
+                let mut itrail = trail;
+                itrail.push(attr);
+                let etag = files::etag_for(fs, &ipath, &itrail, &index).await;
+                let what = format!("{what}index.html");
+                return files::serve_file(
+                    fs,
+                    &what,
+                    "index.html",
+                    &index,
+                    etag,
+                    &req.headers,
+                    head,
+                )
+                .await;
             }
             match listing::list(fs, &path, &attr).await {
                 Ok(l) if query.json => page(

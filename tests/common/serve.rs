@@ -242,10 +242,10 @@ pub fn start_reading(addr: &str, target: &str, n: usize) -> (TcpStream, Vec<u8>)
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 1 << 14];
     loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            if buf.len() >= end + 4 + n {
-                return (s, buf[end + 4..end + 4 + n].to_vec());
-            }
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+            && buf.len() >= end + 4 + n
+        {
+            return (s, buf[end + 4..end + 4 + n].to_vec());
         }
         let got = s.read(&mut chunk).unwrap();
         assert!(got > 0, "connection closed early");

@@ -43,7 +43,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("# the demo's fake GitHub; Ctrl-C stops it");
         use std::io::Write;
         std::io::stdout().flush()?;
-        tokio::runtime::Runtime::new()?.block_on(until_stopped())?;
+        tokio::runtime::Runtime::new()?.block_on(crate::startup::stop_requested());
         gh.shutdown();
         return Ok(());
     }
@@ -108,14 +108,4 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     });
     gh.shutdown();
     result
-}
-
-/// Until SIGINT or SIGTERM.
-async fn until_stopped() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r,
-        _ = term.recv() => Ok(()),
-    }
 }

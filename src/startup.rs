@@ -24,6 +24,29 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
+/// Returns when the process is asked to stop: SIGINT (Ctrl-C) or SIGTERM. A signal that
+/// can't be listened for is simply never heard; the other still stops.
+pub async fn stop_requested() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let int = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = int => {}
+        () = term => {}
+    }
+}
+
 /// Builds the core, failing fast when a named repository cannot be listed.
 pub fn open_core(
     cfg: &CoreConfig,

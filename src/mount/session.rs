@@ -139,12 +139,12 @@ fn raise_readahead(mountpoint: &Path) {
 
 /// Waits for SIGINT or SIGTERM, or for the session to end (unmounted from outside).
 pub async fn until_stopped(bg: &BackgroundSession) -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let stop = crate::startup::stop_requested();
+    tokio::pin!(stop);
     let mut interval = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+            () = &mut stop => break,
             _ = interval.tick() => if bg.guard.is_finished() { break },
         }
     }

@@ -278,6 +278,8 @@ async fn listing_runs_reads_every_zip_central_directory_ahead_and_nothing_else()
             "raw artifact {raw} is not read"
         );
     }
+    // Every artifact has been taken on: listing runs/ again starts nothing.
+    assert!(fs.probes.claim_for_read_ahead(100..112).is_empty());
     // Listing the artifacts' directories now costs no blob read.
     let before = remote.blob_reads.lock().unwrap().len();
     for i in (0..12u64).filter(|i| i % 4 != 0) {

@@ -174,10 +174,18 @@ impl ArtifactFs {
     }
 
     /// What listing `runs/` starts in the background: see [`probes::Prober::read_ahead_in_background`].
+    /// Each artifact is taken on once ([`probes::Prober::claim_for_read_ahead`]).
     fn read_ahead_runs(&self, idx: RepoIdx, artifacts: &[Artifact]) {
+        let new = self
+            .probes
+            .claim_for_read_ahead(artifacts.iter().map(|a| a.id));
+        if new.is_empty() {
+            return;
+        }
         let repo = self.repo(idx).repo.clone();
         let blobs = artifacts
             .iter()
+            .filter(|a| new.contains(&a.id))
             .map(|a| (a.id, self.blob_ref(&repo, a)))
             .collect();
         self.probes

@@ -4,11 +4,11 @@
 //! are not asked again for `--metadata-ttl`, and without a token nothing is asked. Listing
 //! `runs/` starts the probes of every artifact in the background and, as each zip artifact
 //! is known, the read of its central directory (within [`INDEX_READAHEAD_BUDGET`], newest
-//! artifacts first), so that `ls -R`, `tree` or `find` over a repository do not pay two round
+//! artifacts first; each artifact is taken on once), so that `ls -R`, `tree` or `find` over a repository do not pay two round
 //! trips per artifact in sequence. The contract allows `ls` a zip's central directory (that
 //! is what the directory is), never more: see docs/design.md, "Directory readahead".
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,9 @@ pub struct Prober {
     /// Artifact id → when its probe failed.
     failed: Mutex<HashMap<u64, Instant>>,
     inflight: SingleFlight<u64, ArtifactKind>,
+    /// Artifacts a read-ahead has taken on: each once, so listing `runs/` again (every
+    /// second under `ls -R` or a file manager) starts nothing for them.
+    read_ahead: Mutex<HashSet<u64>>,
 }
 
 impl Prober {
@@ -47,6 +50,7 @@ impl Prober {
             ttl,
             failed: Mutex::new(HashMap::new()),
             inflight: SingleFlight::default(),
+            read_ahead: Mutex::new(HashSet::new()),
         }
     }
 
@@ -75,11 +79,22 @@ impl Prober {
             .await;
     }
 
+    /// Of `ids`, those no read-ahead has taken on yet, taken on from now (none without a
+    /// token: nothing would be read).
+    pub fn claim_for_read_ahead(&self, ids: impl Iterator<Item = u64>) -> HashSet<u64> {
+        if !self.remote.can_download() {
+            return HashSet::new();
+        }
+        let mut taken = self.read_ahead.lock().unwrap();
+        ids.filter(|id| taken.insert(*id)).collect()
+    }
+
     /// What listing `runs/` starts in the background (when a runtime is running): the kinds
     /// of `artifacts` not known yet, [`IN_FLIGHT`] at a time, and, for each zip artifact as
     /// soon as its kind is known, its central directory, [`INDEX_IN_FLIGHT`] at a time. Only
     /// the newest artifacts whose tails fit in [`INDEX_READAHEAD_BUDGET`] are read ahead;
-    /// failures are left for whoever lists the artifact to meet and report.
+    /// failures are left for whoever lists the artifact to meet and report. `artifacts` are
+    /// those just claimed ([`Prober::claim_for_read_ahead`]).
     pub fn read_ahead_in_background(
         self: &Arc<Self>,
         repo: RepoRef,
@@ -89,9 +104,6 @@ impl Prober {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if !self.remote.can_download() {
-            return;
-        }
         let me = self.clone();
         rt.spawn(async move { me.read_ahead(&repo, artifacts, &data).await });
     }

@@ -711,20 +711,18 @@ def svg(all_res, info):
             continue
         res = {k: v for k, v in res.items() if "failed" not in v}
         label = "link model" if model == "link" else "loopback"
+        def against_peers(r, curl, gh):
+            bars = [("artifactfs", col(r["af"])), (curl, col(r["curl"]))]
+            return bars + ([(gh, col(r["gh"]))] if r["gh"] else [])
         if "small" in res:
-            r = res["small"]
-            bars = [("artifactfs", col(r["af"])), ("curl -L + unzip -p", col(r["curl"]))]
-            if r["gh"]:
-                bars.append(("gh run download", col(r["gh"])))
             panels.append((f"Cold cat of a 1 KB file in a {info['big_size'] / MIB:.0f} MiB "
-                           f"archive, {label} (s, lower is better)", bars))
+                           f"archive, {label} (s, lower is better)",
+                           against_peers(res["small"], "curl -L + unzip -p", "gh run download")))
         if "grep" in res:
-            r = res["grep"]
-            bars = [("artifactfs", col(r["af"])), ("curl + unzip -p | grep", col(r["curl"]))]
-            if r["gh"]:
-                bars.append(("gh run download + grep", col(r["gh"])))
             panels.append((f"grep -c over the {info['log_size'] / MIB:.0f} MiB deflated log, "
-                           f"{label} (s, lower is better)", bars))
+                           f"{label} (s, lower is better)",
+                           against_peers(res["grep"], "curl + unzip -p | grep",
+                                         "gh run download + grep")))
         if "seq" in res:
             r = res["seq"]
             bars = [("artifactfs cold", col(r["af"])), ("curl", col(r["curl"]))]

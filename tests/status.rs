@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use artifactfs::status::Status;
+use artifactfs::stats::Status;
 use common::*;
 use fake_github::Faults;
 use fake_github::zipgen::{EntryOptions, ZipBuilder};

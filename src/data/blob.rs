@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use super::verify::{Expected, Integrity, Verdict};
 use crate::cache::{BLOCK_SIZE, BlobKey, BlockFile, DiskCache};
 use crate::source::ByteSource;
-use crate::status::Stats;
+use crate::stats::Stats;
 
 /// The most bytes one request asks for (and holds in memory).
 pub const MAX_REQUEST: u64 = 8 << 20;

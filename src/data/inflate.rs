@@ -25,8 +25,8 @@ use bytes::Bytes;
 
 use super::DataError;
 use super::blob::CachedBlob;
-use super::prefetch::Readahead;
 use super::raw_inflate::{RawInflate, WINDOW};
+use super::readahead::Readahead;
 use super::seek_index::{SPAN, SeekIndex, SeekPoint};
 use crate::archive::central_directory::ZipEntry;
 use crate::archive::error::corrupt;

@@ -1,6 +1,6 @@
 //! The data layer: every byte a reader gets. For each byte path (a stored entry, a deflated
 //! entry, `NAME.zip`, an unzipped artifact, a small archive fetched whole) it owns fetching
-//! through the disk cache ([`blob`]), readahead ([`prefetch`]), inflating ([`inflate`]) and
+//! through the disk cache ([`blob`]), readahead ([`readahead`]), inflating ([`inflate`]) and
 //! verification ([`verify`], enforced in [`reader`]). The core asks it for a zip's index and
 //! for an open file's bytes; it knows blobs only as a [`BlobRef`] (an opaque key, a length,
 //! an optional digest and a ranged source), nothing of GitHub or FUSE.
@@ -14,8 +14,8 @@
 
 pub mod blob;
 pub mod inflate;
-pub mod prefetch;
 pub mod raw_inflate;
+pub mod readahead;
 pub mod reader;
 pub mod seek_index;
 pub mod verify;
@@ -31,7 +31,7 @@ use crate::archive::tree::ArchiveTree;
 use crate::cache::{BlobKey, DiskCache};
 use crate::single_flight::SingleFlight;
 use crate::source::ByteSource;
-use crate::status::Stats;
+use crate::stats::Stats;
 
 pub use blob::CachedBlob;
 use inflate::InflatedEntry;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use super::DataError;
 use super::blob::CachedBlob;
 use super::inflate::InflatedEntry;
-use super::prefetch::Readahead;
+use super::readahead::Readahead;
 use super::verify::{Integrity, Outcome, ServedCheck, Verdict};
 use crate::archive::ArchiveError;
 use crate::source::ByteSource;

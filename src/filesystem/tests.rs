@@ -9,7 +9,7 @@ use bytes::Bytes;
 use fake_github::zipgen::{EntryOptions, Method, ZipBuilder};
 
 use super::*;
-use crate::filesystem::memory_remote::{MemoryFaults, MemoryRemote};
+use crate::github::memory_remote::{MemoryFaults, MemoryRemote};
 use crate::github::{ApiError, ArtifactKind};
 
 pub(super) fn sample_zip() -> Vec<u8> {

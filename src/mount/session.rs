@@ -9,10 +9,11 @@ use std::time::Duration;
 use anyhow::anyhow;
 use fuser::{BackgroundSession, MountOption};
 
-use super::unmount::{is_mounted, unmount_patiently};
+use super::unmount::unmount_patiently;
 use crate::config::FuseConfig;
 use crate::filesystem::ArtifactFs;
 use crate::fuse::FuseAdapter;
+use crate::mount_table::is_mounted;
 
 /// Mounts the adapter over `fs` (answering on `rt`) and serves it from a background thread.
 pub fn start(

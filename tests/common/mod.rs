@@ -232,7 +232,7 @@ impl MountBuilder {
 }
 
 pub fn is_mounted(mountpoint: &Path) -> bool {
-    artifactfs::mount::is_mounted(mountpoint)
+    artifactfs::mount_table::is_mounted(mountpoint)
 }
 
 pub fn unmount(mountpoint: &Path) {

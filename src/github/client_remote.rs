@@ -10,12 +10,11 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::filesystem::Remote;
 use crate::github::blob::{BlobClient, BlobHandle};
 use crate::github::client::GitHubClient;
-use crate::github::{ApiError, Artifact, ArtifactKind, RepoRef};
+use crate::github::{ApiError, Artifact, ArtifactKind, Remote, RepoRef};
 use crate::source::ByteSource;
-use crate::status::Stats;
+use crate::stats::Stats;
 
 pub struct GitHubRemote {
     api: GitHubClient,

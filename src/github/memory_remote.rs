@@ -11,8 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::Remote;
-use crate::github::{ApiError, Artifact, ArtifactKind, RepoRef, WorkflowRun};
+use crate::github::{ApiError, Artifact, ArtifactKind, Remote, RepoRef, WorkflowRun};
 use crate::source::ByteSource;
 
 /// What the in-memory remote does wrong, on demand.

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod config;
 pub mod data;
 pub mod demo;
+pub mod error;
 pub mod filesystem;
 pub mod fstab;
 pub mod fuse;

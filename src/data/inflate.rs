@@ -299,7 +299,7 @@ impl InflatedEntry {
     /// and recording seek points unless they are known.
     fn restart(&self, st: &mut State) -> Result<(), DataError> {
         st.spill = None;
-        let z = RawInflate::new().map_err(io::Error::other)?;
+        let z = RawInflate::new().map_err(DataError::Inflater)?;
         st.stream = Some(Stream::new(z, 0, 0, true, st.index.is_none()));
         let size = self.entry.uncompressed_size;
         if !self.cache.fits(size) {

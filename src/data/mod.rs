@@ -21,7 +21,6 @@ pub mod seek_index;
 pub mod verify;
 
 use std::collections::HashMap;
-use std::io;
 use std::sync::{Arc, Mutex};
 
 use crate::archive::ArchiveError;
@@ -29,6 +28,7 @@ use crate::archive::central_directory::{CentralDirectory, read_central_directory
 use crate::archive::entry::{METHOD_STORED, check_readable, data_offset};
 use crate::archive::tree::ArchiveTree;
 use crate::cache::{BlobKey, DiskCache};
+use crate::error::SourceError;
 use crate::single_flight::SingleFlight;
 use crate::source::ByteSource;
 use crate::stats::Stats;
@@ -60,8 +60,11 @@ pub enum DataError {
     Integrity(String),
     #[error("archive: {0}")]
     Archive(#[from] ArchiveError),
-    #[error("I/O: {0}")]
-    Io(#[from] io::Error),
+    #[error("{0}")]
+    Source(#[from] SourceError),
+    /// zlib could not start a stream (out of memory): EIO.
+    #[error("inflater: {0}")]
+    Inflater(String),
 }
 
 /// A blob as the data layer sees it.
@@ -276,7 +279,7 @@ impl DataLayer {
 }
 
 fn no_entry() -> DataError {
-    DataError::Io(io::Error::from(io::ErrorKind::NotFound))
+    DataError::Source(SourceError::NotFound("no such entry".into()))
 }
 
 #[cfg(test)]

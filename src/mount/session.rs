@@ -177,7 +177,7 @@ mod tests {
     fn flags_given_override_the_defaults_they_contradict() {
         let cfg = FuseConfig {
             mountpoint: "/mnt".into(),
-            owner: crate::fuse::Owner { uid: 0, gid: 0 },
+            owner: crate::config::Owner { uid: 0, gid: 0 },
             allow_other: false,
             // What mount(8) passes for an fstab line, plus one of ours.
             options: vec!["dev".into(), "suid".into(), "noexec".into()],

@@ -121,15 +121,6 @@ impl CachedBlob {
         (self.cache.fits((last - first + 1) * BLOCK_SIZE) && self.cache.writable()).then_some(f)
     }
 
-    /// Whether every byte of `offset..offset+len` is on disk (no network needed).
-    pub fn is_cached(&self, offset: u64, len: u64) -> bool {
-        match (self.block_range(offset, len), &self.file) {
-            (Some((a, b)), Some(f)) => f.missing(a, b).is_empty(),
-            (None, _) => true,
-            (Some(_), None) => false,
-        }
-    }
-
     /// Makes every block under `offset..offset+len` present, when the cache can hold them
     /// (else does nothing: [`ByteSource::read_at`] then reads from the network).
     pub async fn ensure(&self, offset: u64, len: u64) -> Result<(), SourceError> {

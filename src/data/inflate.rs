@@ -183,6 +183,7 @@ impl InflatedEntry {
     }
 
     /// Bytes inflated so far by every stream of this entry.
+    #[cfg(test)]
     pub fn inflated(&self) -> u64 {
         self.inflated.load(Ordering::Relaxed)
     }

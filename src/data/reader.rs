@@ -53,10 +53,6 @@ impl FileBytes {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     async fn read(&self, offset: u64, size: usize) -> Result<Vec<u8>, DataError> {
         match self {
             FileBytes::Range {
@@ -142,12 +138,9 @@ impl FileReader {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> u64 {
         self.bytes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
     }
 
     fn what(&self) -> &str {

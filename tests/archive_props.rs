@@ -205,20 +205,5 @@ proptest! {
 }
 
 fn artifactfs_entry(name: &str) -> artifactfs::archive::central_directory::ZipEntry {
-    artifactfs::archive::central_directory::ZipEntry {
-        name: name.to_string(),
-        raw_name: name.as_bytes().to_vec(),
-        version_made_by: 3 << 8,
-        flags: 0,
-        method: 0,
-        dos_time: 0,
-        dos_date: 0,
-        crc32: 0,
-        compressed_size: 0,
-        uncompressed_size: 0,
-        local_header_offset: 0,
-        external_attributes: 0,
-        unix_mtime: None,
-        is_dir: name.ends_with('/'),
-    }
+    artifactfs::archive::central_directory::ZipEntry::named(name)
 }

@@ -8,6 +8,8 @@ pub mod body;
 pub mod client;
 pub mod client_remote;
 pub mod error;
+#[cfg(test)]
+pub mod failing_remote;
 pub mod link;
 #[cfg(test)]
 pub mod memory_remote;

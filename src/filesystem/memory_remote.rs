@@ -165,7 +165,30 @@ impl Remote for MemoryRemote {
     }
 }
 
+/// The id of `octo/hello` in the in-memory remote (a fork's runs carry another head
+/// repository id).
+pub const MEMORY_REPO_ID: u64 = 1;
+
 impl MemoryRemote {
+    /// Makes artifact `id` the build of a fork's pull request: its run's head repository is
+    /// `head_repository_id`, not the repository.
+    pub fn from_fork(&self, id: u64, head_repository_id: u64) {
+        let mut arts = self.arts.lock().unwrap();
+        if let Some(a) = arts.iter_mut().find(|a| a.artifact.id == id)
+            && let Some(r) = a.artifact.workflow_run.as_mut()
+        {
+            r.head_repository_id = Some(head_repository_id);
+        }
+    }
+
+    /// Sets artifact `id`'s `created_at` (a re-run's attempt made later, say).
+    pub fn set_created_at(&self, id: u64, created_at: &str) {
+        let mut arts = self.arts.lock().unwrap();
+        if let Some(a) = arts.iter_mut().find(|a| a.artifact.id == id) {
+            a.artifact.created_at = Some(created_at.into());
+        }
+    }
+
     /// Serves other bytes for artifact `id` than its digest says (a tampered blob).
     pub fn replace_body(&self, id: u64, body: Bytes) {
         let mut arts = self.arts.lock().unwrap();
@@ -202,9 +225,10 @@ impl MemoryRemote {
                 digest: Some(digest),
                 workflow_run: Some(WorkflowRun {
                     id: Some(run),
+                    repository_id: Some(MEMORY_REPO_ID),
+                    head_repository_id: Some(MEMORY_REPO_ID),
                     head_branch: Some(branch.into()),
                     head_sha: Some("abc".into()),
-                    ..Default::default()
                 }),
             },
             body: Bytes::from(body),

@@ -256,3 +256,5 @@ mod metadata_tests;
 mod reftests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod view_tests;

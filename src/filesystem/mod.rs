@@ -13,6 +13,7 @@ pub mod names;
 mod probes;
 mod reading;
 pub mod remote;
+pub mod run_meta;
 pub mod statfs;
 pub mod views;
 mod xattrs;

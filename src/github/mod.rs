@@ -1,4 +1,4 @@
-//! The GitHub layer: typed REST client for the five artifact endpoints (API host, with the
+//! The GitHub layer: typed REST client for the artifact endpoints, runs, workflows and pulls (API host, with the
 //! token) and the blob host (signed URLs, no token), with pagination, retries and rate limits.
 
 pub mod auth;
@@ -10,7 +10,9 @@ pub mod error;
 pub mod link;
 pub mod redact;
 pub mod retry;
+pub mod runs;
 pub mod types;
 
 pub use error::ApiError;
+pub use runs::{PullRequest, Run, RunFilter, RunsPage, Workflow};
 pub use types::{Artifact, ArtifactKind, ArtifactList, RepoRef, WorkflowRun};

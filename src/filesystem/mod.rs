@@ -11,6 +11,7 @@ mod metadata;
 pub mod names;
 mod probes;
 mod reading;
+pub mod run_meta;
 pub mod statfs;
 pub mod views;
 mod xattrs;
@@ -260,3 +261,5 @@ mod metadata_tests;
 mod reftests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod view_tests;

@@ -146,7 +146,14 @@ async fn tree_has_runs_latest_and_branches() {
     assert_eq!(names(&f.fs, "octo").await, vec!["hello"]);
     assert_eq!(
         names(&f.fs, "octo/hello").await,
-        vec!["branches", "latest", "runs"]
+        vec![
+            "branches",
+            "commits",
+            "latest",
+            "pulls",
+            "runs",
+            "workflows"
+        ]
     );
     assert_eq!(
         names(&f.fs, "octo/hello/runs").await,

@@ -52,8 +52,8 @@ fn listing_pages_through_250_artifacts() {
     let c = gh.counters();
     // 250 artifacts at per_page=100: three pages for the (single) listing.
     assert_eq!(c.by_endpoint.get("list_repo").copied(), Some(3));
-    // Listing runs/ reads each zip's central directory ahead (the contract allows `ls` that
-    // read, because that is what the directory is) and nothing else: one tail read each.
+    // Listing runs/ reads each zip's central directory ahead (`ls` may make that read, because
+    // that is what the directory is: docs/semantics.md) and nothing else: one tail read each.
     // (These archives are smaller than a tail read, so theirs is the whole archive.)
     let blob_requests = || gh.counters().by_endpoint.get("blob").copied().unwrap_or(0);
     let waited = std::time::Instant::now();

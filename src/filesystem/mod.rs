@@ -1,6 +1,7 @@
-//! The filesystem core: the contract's tree and semantics as plain async Rust. It knows
-//! nothing of FUSE: the adapter (`crate::fuse`) turns each kernel request into one call here
-//! and the result into a reply. Tested against an in-memory [`Remote`] (`github::memory_remote`).
+//! The filesystem core: the tree and semantics of docs/semantics.md as plain async Rust. It
+//! knows nothing of FUSE: the adapter (`crate::fuse`) turns each kernel request into one call
+//! here and the result into a reply. Tested against an in-memory [`Remote`]
+//! (`github::memory_remote`).
 
 mod deleting;
 pub mod error;

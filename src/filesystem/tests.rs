@@ -1,5 +1,5 @@
-//! Core tests against an in-memory remote: the contract's tree, reading and deleting, with
-//! no FUSE and no HTTP.
+//! Core tests against an in-memory remote: the tree, reading and deleting of
+//! docs/semantics.md, with no FUSE and no HTTP.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

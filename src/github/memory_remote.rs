@@ -1,6 +1,7 @@
 //! An in-memory GitHub for the core's tests: artifacts with their bodies, counters of what
 //! was asked, and fault switches (listing errors, latency, a byte changed in flight, refused
-//! blob reads, failing deletes), so the contract's behaviour is tested without FUSE or HTTP.
+//! blob reads, failing deletes), so the core's behaviour (docs/semantics.md) is tested without
+//! FUSE or HTTP.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -6,9 +6,14 @@
 //!
 //! The cache never breaks a read: a range too big for the cache, a cache that cannot be
 //! written (ENOSPC, EDQUOT, EIO: one warning, then a pause) or blocks evicted under a reader
-//! are all served from the network. When a fetch completes the blob, its sha256 is checked
-//! against the digest and the verdict recorded in the blob's [`Integrity`]; a whole-blob fetch
-//! (small archives, hosts that ignore `Range`) is checked before anything is stored.
+//! are all served from the network. Every block read back from the cache is checked against
+//! the checksum it got on arrival: a damaged one (zeros, a flipped bit, a torn write) is
+//! dropped and fetched once more, then EIO. A blob with a digest is verified by its
+//! [`SealPass`] in the background, which seals the block checksums; a block of a sealed blob
+//! fetched again must match its sealed checksum (else one more fetch, then EIO), in the cache
+//! or straight from the network. A whole-blob fetch (small archives, hosts that ignore
+//! `Range`) is checked before anything is stored. The blocks a read is about to serve are
+//! pinned, so eviction never punches them between their fetch and the read.
 
 use std::collections::HashMap;
 use std::io;
@@ -18,7 +23,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use super::seal::SealPass;
 use super::verify::{Expected, Integrity, Verdict};
+use crate::cache::blocks::{bad_block, checksum};
 use crate::cache::{BLOCK_SIZE, BlobKey, BlockFile, DiskCache};
 use crate::source::ByteSource;
 use crate::status::Stats;
@@ -40,6 +47,25 @@ pub struct CachedBlob {
     pending: Mutex<HashMap<u64, watch::Receiver<bool>>>,
     /// Where blocks read from the cache (hits) and fetched (misses) are counted.
     stats: Arc<Stats>,
+    /// The background check of the digest that seals the block checksums.
+    seal: Arc<SealPass>,
+}
+
+/// What storing fetched blocks came to.
+enum Stored {
+    Kept,
+    /// Not kept (the cache could not write them): the reader goes to the network.
+    NotKept,
+    /// These blocks differ from their sealed checksums: not stored.
+    Mismatch(Vec<u64>),
+}
+
+/// A block of a sealed blob fetched twice and wrong both times.
+fn mismatch_error(what: &str, i: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{what}: block {i} fetched twice, neither matches its sealed checksum"),
+    )
 }
 
 /// Removes this fetcher's claims when it finishes or is dropped (cancelled).
@@ -83,7 +109,7 @@ impl CachedBlob {
                 None
             }
         };
-        CachedBlob {
+        let blob = CachedBlob {
             cache,
             key,
             len,
@@ -92,7 +118,50 @@ impl CachedBlob {
             whole,
             pending: Mutex::new(HashMap::new()),
             stats,
+            seal: Arc::default(),
+        };
+        if blob.file.as_ref().is_some_and(|f| f.any_present()) {
+            blob.kick_seal(); // blocks cached by an earlier mount
         }
+        blob
+    }
+
+    /// Whether the digest verified and sealed the block checksums (every byte served from
+    /// now on is checked against them).
+    pub fn sealed(&self) -> bool {
+        self.whole.is_some() && self.file.as_ref().is_some_and(|f| f.is_sealed())
+    }
+
+    /// Whether the background check of the digest has work queued or running.
+    pub fn sealing(&self) -> bool {
+        self.seal.busy()
+    }
+
+    /// Lets the seal pass go on over cached blocks, in the background.
+    fn kick_seal(&self) {
+        let (Some(file), Some(whole)) = (&self.file, &self.whole) else {
+            return;
+        };
+        if file.is_sealed() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (file, whole, cache, key, seal) = (
+            file.clone(),
+            whole.clone(),
+            self.cache.clone(),
+            self.key.clone(),
+            self.seal.clone(),
+        );
+        seal.kicked();
+        rt.spawn_blocking(move || seal.run_kicked(&file, &cache, &key, &whole));
+    }
+
+    /// `--cache-size` (how far ahead a reader may fetch without evicting its own reads).
+    pub fn cache_limit(&self) -> u64 {
+        self.cache.limit()
     }
 
     pub fn key(&self) -> &BlobKey {
@@ -186,70 +255,108 @@ impl CachedBlob {
     pub fn drop_range(&self, offset: u64, len: u64) {
         if let (Some((first, last)), Some(f)) = (self.block_range(offset, len), &self.file) {
             drop_blocks(f, &self.cache, &self.key, first, last);
+            if !f.is_sealed() {
+                self.seal.reset(); // it may have hashed the bad bytes
+            }
         }
     }
 
     /// Fetches blocks `first..=last` in requests of at most `MAX_REQUEST`; false when they
-    /// were not kept (the cache could not write them, or they completed a blob that failed
-    /// its digest check).
+    /// were not kept (the cache could not write them). Blocks of a sealed blob that come back
+    /// different from their sealed checksums are fetched once more, then it is an error.
     async fn fetch_run(&self, file: &Arc<BlockFile>, first: u64, last: u64) -> io::Result<bool> {
         let per_request = (MAX_REQUEST / BLOCK_SIZE).max(1);
         let mut b = first;
         while b <= last {
             let e = last.min(b + per_request - 1);
-            let off = b * BLOCK_SIZE;
-            let want = ((e + 1) * BLOCK_SIZE).min(self.len) - off;
-            let bytes = self.fetch_exact(off, want).await?;
-            if !self.store(file, b, bytes).await {
-                return Ok(false);
+            match self.fetch_store(file, b, e).await? {
+                Stored::Kept => {}
+                Stored::NotKept => return Ok(false),
+                Stored::Mismatch(bad) => {
+                    tracing::warn!(
+                        "{}: blocks {bad:?} fetched again differ from their sealed checksums; fetching them once more",
+                        self.what()
+                    );
+                    for (x, y) in runs(&bad) {
+                        match self.fetch_store(file, x, y).await? {
+                            Stored::Kept => {}
+                            Stored::NotKept => return Ok(false),
+                            Stored::Mismatch(bad) => {
+                                return Err(mismatch_error(self.what(), bad[0]));
+                            }
+                        }
+                    }
+                }
             }
             b = e + 1;
         }
         Ok(true)
     }
 
-    /// Writes consecutive blocks starting at `first` (off the async threads); a write that
-    /// fails pauses the cache (false). If that completed the blob, checks its digest (false
-    /// when it failed: the blocks are dropped).
-    async fn store(&self, file: &Arc<BlockFile>, first: u64, bytes: Bytes) -> bool {
-        let file = file.clone();
+    fn what(&self) -> &str {
+        self.whole.as_ref().map_or("blob", |w| w.what.as_str())
+    }
+
+    /// Fetches blocks `first..=last` (one request) and stores them.
+    async fn fetch_store(
+        &self,
+        file: &Arc<BlockFile>,
+        first: u64,
+        last: u64,
+    ) -> io::Result<Stored> {
+        let off = first * BLOCK_SIZE;
+        let want = ((last + 1) * BLOCK_SIZE).min(self.len) - off;
+        let bytes = self.fetch_exact(off, want).await?;
+        Ok(self.store(file, first, bytes).await)
+    }
+
+    /// Writes consecutive blocks starting at `first` (off the async threads), each with its
+    /// checksum; a write that fails pauses the cache. Blocks that differ from their sealed
+    /// checksums are not stored. What was stored is handed to the seal pass.
+    async fn store(&self, file: &Arc<BlockFile>, first: u64, bytes: Bytes) -> Stored {
+        let f = file.clone();
         let cache = self.cache.clone();
         let key = self.key.clone();
-        let check = self
-            .whole
-            .clone()
-            .filter(|w| w.verdict() == Verdict::Unchecked);
-        let stored = tokio::task::spawn_blocking(move || -> io::Result<bool> {
+        let seal = self.whole.clone().map(|w| (w, self.seal.clone()));
+        let stored = tokio::task::spawn_blocking(move || -> io::Result<Vec<u64>> {
             let mut done = Vec::new();
+            let mut bad = Vec::new();
             let mut at = 0usize;
             let mut i = first;
             let result = loop {
                 if at >= bytes.len() {
-                    break Ok(true);
+                    break Ok(());
                 }
-                let n = file.block_len(i) as usize;
-                if let Err(e) = file.write_block(i, &bytes[at..at + n]) {
-                    break Err(e);
+                let n = f.block_len(i) as usize;
+                let block = &bytes[at..at + n];
+                let sum = checksum(block);
+                if !f.matches(i, sum) {
+                    bad.push(i);
+                } else {
+                    match f.write_block(i, block, sum) {
+                        Ok(()) => done.push(i),
+                        Err(e) if bad_block(&e).is_some() => bad.push(i),
+                        Err(e) => break Err(e),
+                    }
                 }
-                done.push(i);
                 at += n;
                 i += 1;
             };
-            cache.add_blocks(&key, &file, &done);
-            result?;
-            match check.filter(|_| file.all_present()) {
-                Some(whole) => check_cached_digest(&file, &cache, &key, &whole),
-                None => Ok(true),
+            cache.add_blocks(&key, &f, &done);
+            if let (Ok(()), true, Some((whole, pass))) = (&result, bad.is_empty(), seal) {
+                pass.advance(&f, &cache, &key, &whole, Some((first, &bytes)));
             }
+            result.map(|()| bad)
         })
         .await
         .map_err(io::Error::other)
         .and_then(|r| r);
         match stored {
-            Ok(kept) => kept,
+            Ok(bad) if bad.is_empty() => Stored::Kept,
+            Ok(bad) => Stored::Mismatch(bad),
             Err(e) => {
                 self.cache.write_failed("blob blocks", &e);
-                false
+                Stored::NotKept
             }
         }
     }
@@ -278,7 +385,8 @@ impl CachedBlob {
             }
         }
         if let Some(file) = self.cached(0, self.len.div_ceil(BLOCK_SIZE).max(1) - 1) {
-            self.store(&file.clone(), 0, bytes).await;
+            // Verified whole: a block that differs from a sealed checksum can't be here.
+            let _ = self.store(&file.clone(), 0, bytes).await;
         }
         if let Some(whole) = &self.whole {
             whole.pass(self.generation());
@@ -303,43 +411,6 @@ impl CachedBlob {
             ));
         }
         Ok(bytes.slice(..want as usize))
-    }
-}
-
-/// Hashes a complete blob from its block file and records the verdict; a mismatch drops
-/// every block (false).
-fn check_cached_digest(
-    file: &BlockFile,
-    cache: &DiskCache,
-    key: &BlobKey,
-    whole: &Integrity,
-) -> io::Result<bool> {
-    if whole.verdict() != Verdict::Unchecked {
-        return Ok(true); // decided meanwhile (a reader's check, a refetch)
-    }
-    let mut h = whole.expected.hasher();
-    let before = file.changes();
-    let mut off = 0u64;
-    while off < file.len() {
-        let chunk = file.read(off, 1 << 20)?;
-        h.update(&chunk);
-        off += chunk.len() as u64;
-    }
-    if file.changes() != before {
-        return Ok(true); // blocks changed while hashing: no verdict
-    }
-    match h.check(&whole.expected) {
-        Ok(()) => {
-            whole.pass(Some(before));
-            Ok(true)
-        }
-        Err(got) => {
-            if !whole.fail_unchecked(&got) {
-                return Ok(true); // decided meanwhile: the readers' checks go on
-            }
-            drop_blocks(file, cache, key, 0, file.block_count().saturating_sub(1));
-            Ok(false)
-        }
     }
 }
 
@@ -383,6 +454,12 @@ impl ByteSource for CachedBlob {
             let missing = file.missing(first, last).len() as u64;
             self.stats.cache_hits(last - first + 1 - missing);
         }
+        // Eviction leaves these blocks alone until the read is done.
+        let _pin = self
+            .file
+            .as_ref()
+            .map(|_| self.cache.pin(&self.key, first, last));
+        let mut refetched = false;
         for _ in 0..8 {
             let Some(file) = self.cached(first, last) else {
                 break;
@@ -391,32 +468,84 @@ impl ByteSource for CachedBlob {
             self.ensure(offset, len as u64).await?;
             if !file.missing(first, last).is_empty() {
                 if file.evictions() != before {
-                    continue; // evicted under us: try again
+                    continue; // dropped under us: try again
                 }
                 break; // not kept: from the network
             }
-            let data = match file.read(offset, len) {
-                Ok(d) => d,
-                Err(e) => {
-                    self.cache.write_failed("(reading) blob blocks", &e);
-                    break;
+            match file.read(offset, len) {
+                // Checked against the blocks' checksums: these are the bytes that arrived.
+                Ok(data) => {
+                    self.cache.touch_blocks(&self.key, first, last);
+                    return Ok(data);
                 }
-            };
-            // Any eviction meanwhile may have punched what was read (even if the block came
-            // back since): read again.
-            if file.evictions() == before {
-                self.cache.touch_blocks(&self.key, first, last);
-                return Ok(Bytes::from(data));
+                Err(e) => match bad_block(&e) {
+                    Some(_) if file.evictions() != before => {} // dropped under us: again
+                    Some(i) if refetched => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "{}: cached block {i} damaged again after a refetch",
+                                self.what()
+                            ),
+                        ));
+                    }
+                    Some(i) => {
+                        tracing::warn!(
+                            "cache: {}: block {i} does not match its checksum (damaged on disk); fetching it again",
+                            self.what()
+                        );
+                        refetched = true;
+                        drop_blocks(file, &self.cache, &self.key, i, i);
+                    }
+                    None => {
+                        self.cache.write_failed("(reading) blob blocks", &e);
+                        break;
+                    }
+                },
             }
         }
         // Not cacheable, the cache is paused, or too small to hold even this read.
+        self.fetch_uncached(offset, len).await
+    }
+}
+
+impl CachedBlob {
+    /// `len` bytes at `offset` straight from the network. A sealed blob's bytes are fetched
+    /// in whole blocks and checked against their sealed checksums (one more fetch, then EIO).
+    async fn fetch_uncached(&self, offset: u64, len: usize) -> io::Result<Bytes> {
         let end = (offset + len as u64).min(self.len);
-        self.fetch_exact(offset, end - offset).await
+        let Some(file) = self.file.as_ref().filter(|f| f.is_sealed()) else {
+            return self.fetch_exact(offset, end - offset).await;
+        };
+        let (first, last) = (offset / BLOCK_SIZE, (end - 1) / BLOCK_SIZE);
+        let start = first * BLOCK_SIZE;
+        let stop = ((last + 1) * BLOCK_SIZE).min(self.len);
+        let mut bad = 0;
+        for _attempt in 0..2 {
+            let bytes = self.fetch_exact(start, stop - start).await?;
+            let wrong = (first..=last).find(|&i| {
+                let at = ((i - first) * BLOCK_SIZE) as usize;
+                !file.matches(i, checksum(&bytes[at..at + file.block_len(i) as usize]))
+            });
+            match wrong {
+                None => {
+                    return Ok(bytes.slice((offset - start) as usize..(end - start) as usize));
+                }
+                Some(i) => {
+                    tracing::warn!(
+                        "{}: block {i} fetched again differs from its sealed checksum",
+                        self.what()
+                    );
+                    bad = i;
+                }
+            }
+        }
+        Err(mismatch_error(self.what(), bad))
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::source::MemorySource;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -481,6 +610,17 @@ mod tests {
         (remote, src)
     }
 
+    /// Waits for the blob's background check of its digest to finish what it can.
+    pub(crate) async fn settle(src: &CachedBlob) {
+        for _ in 0..2000 {
+            if !src.sealing() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        panic!("the seal pass never finished");
+    }
+
     #[tokio::test]
     async fn fetches_each_block_once_and_coalesces_runs() {
         let dir = tempfile::tempdir().unwrap();
@@ -517,7 +657,33 @@ mod tests {
         let got = src.read_at(0, d.len() + 10).await.unwrap();
         assert_eq!(got.len(), d.len());
         assert!(got[..] == d[..]);
+        settle(&src).await;
         assert_eq!(src.whole().unwrap().verdict(), Verdict::Good);
+        assert!(src.sealed(), "verified in the background: checksums sealed");
+    }
+
+    #[tokio::test]
+    async fn a_sealed_blob_checks_every_block_fetched_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = data(6 * BLOCK_SIZE as usize);
+        let (remote, src) = setup(dir.path(), &d, 1 << 30, Some(sha(&d)));
+        src.read_at(0, d.len()).await.unwrap();
+        settle(&src).await;
+        assert!(src.sealed());
+        // Block 3 evicted, then fetched again: a changed byte is refused, not stored.
+        let file = src.file.clone().unwrap();
+        file.punch(3);
+        let mut wrong = d[3 * BLOCK_SIZE as usize..4 * BLOCK_SIZE as usize].to_vec();
+        wrong[9] ^= 4;
+        assert!(matches!(
+            src.store(&file, 3, Bytes::from(wrong.clone())).await,
+            Stored::Mismatch(b) if b == vec![3]
+        ));
+        assert_eq!(file.missing(0, 5), vec![3]);
+        let requests = remote.requests.load(Ordering::SeqCst);
+        let got = src.read_at(3 * BLOCK_SIZE + 5, 10).await.unwrap();
+        assert_eq!(&got[..], &d[3 * BLOCK_SIZE as usize + 5..][..10]);
+        assert_eq!(remote.requests.load(Ordering::SeqCst), requests + 1);
     }
 
     #[tokio::test]
@@ -526,11 +692,14 @@ mod tests {
         let d = data(3 * BLOCK_SIZE as usize);
         let (_, src) = setup(dir.path(), &d, 1 << 30, Some("00".repeat(32)));
         src.read_at(0, 10).await.unwrap();
+        settle(&src).await;
         assert_eq!(src.whole().unwrap().verdict(), Verdict::Unchecked);
-        // The read that completes the blob records the failure where every reader sees it
-        // (a background prefetch completing it could not swallow it).
+        // Completing the blob lets the background check finish: the failure is recorded
+        // where every reader sees it (a background prefetch completing it can't swallow it).
         src.ensure(0, d.len() as u64).await.unwrap();
+        settle(&src).await;
         assert_eq!(src.whole().unwrap().failures(), 1);
+        assert!(!src.sealed());
         assert_eq!(src.file.as_ref().unwrap().missing(0, 2).len(), 3);
         assert_eq!(
             src.cache.used(),

@@ -17,6 +17,7 @@ pub mod inflate;
 pub mod prefetch;
 pub mod raw_inflate;
 pub mod reader;
+pub mod seal;
 pub mod seek_index;
 pub mod verify;
 
@@ -211,9 +212,12 @@ impl DataLayer {
     /// keep them in its page cache, where no handle's check would see them.
     pub fn is_verified(&self, b: &BlobRef, spec: FileSpec) -> bool {
         let blob = self.blob(b);
+        if blob.sealed() {
+            return true; // every byte served from now on is checked against its seal
+        }
         let generation = blob.generation();
         match spec {
-            FileSpec::Whole => blob.whole().is_none_or(|w| w.good_at(generation)),
+            FileSpec::Whole => blob.whole().is_none(),
             FileSpec::Entry(n) => self
                 .entries
                 .lock()

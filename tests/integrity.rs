@@ -332,3 +332,36 @@ fn a_block_damaged_in_the_cache_is_fetched_again_never_served() {
         );
     }
 }
+
+/// Where the CRC-32 of entry `name` sits in the archive's central directory.
+fn cd_crc_offset(zip: &[u8], name: &str) -> usize {
+    let u16_at = |p: usize| u16::from_le_bytes([zip[p], zip[p + 1]]) as usize;
+    let u32_at = |p: usize| u32::from_le_bytes(zip[p..p + 4].try_into().unwrap()) as usize;
+    let end = zip
+        .windows(4)
+        .rposition(|w| w == b"PK\x05\x06")
+        .expect("end record");
+    let mut at = u32_at(end + 16);
+    loop {
+        let (n, x, c) = (u16_at(at + 28), u16_at(at + 30), u16_at(at + 32));
+        if &zip[at + 46..at + 46 + n] == name.as_bytes() {
+            return at + 16;
+        }
+        at += 46 + n + x + c;
+    }
+}
+
+#[test]
+fn one_refetch_heals_a_byte_of_the_central_directory_changed_once() {
+    let (gh, id, zip, big, _) = fake_with_mixed();
+    flip(&gh, id, cd_crc_offset(&zip, "big.bin"), 1);
+    let m = MountBuilder::new(&gh, REPO).mount();
+    let path = m.path("octo-org/hello/runs/1/mixed/big.bin");
+    assert_eio(sha256sum(&path), "the CRC read is wrong");
+    assert_eq!(gh.counters().blob_bytes_flipped, 1);
+    assert_eq!(
+        sha256sum(&path),
+        Ok(sha256(&big)),
+        "the next open reads the central directory again"
+    );
+}

@@ -436,3 +436,43 @@ async fn a_block_damaged_on_disk_is_fetched_again_never_served() {
         );
     }
 }
+
+/// Where the CRC-32 of entry `name` sits in the archive's central directory.
+fn cd_crc_offset(zip: &[u8], name: &str) -> u64 {
+    let mut at = zip
+        .windows(4)
+        .rposition(|w| w == b"PK\x05\x06")
+        .expect("end record");
+    let u16_at = |p: usize| u16::from_le_bytes([zip[p], zip[p + 1]]) as usize;
+    let u32_at = |p: usize| u32::from_le_bytes(zip[p..p + 4].try_into().unwrap()) as usize;
+    at = u32_at(at + 16);
+    loop {
+        let (n, x, c) = (u16_at(at + 28), u16_at(at + 30), u16_at(at + 32));
+        if &zip[at + 46..at + 46 + n] == name.as_bytes() {
+            return at as u64 + 16;
+        }
+        at += 46 + n + x + c;
+    }
+}
+
+#[tokio::test]
+async fn one_refetch_heals_a_changed_byte_of_the_central_directory() {
+    let (zip, log, big, _) = archive();
+    for (spec, name, want) in [
+        (FileSpec::Entry(1), "big.bin", &big),
+        (FileSpec::Entry(0), "app.log", &log),
+    ] {
+        // One byte of the entry's CRC in the central directory, changed once.
+        let s = setup(&zip, 1 << 30, cd_crc_offset(&zip, name), 1);
+        let r = s.data.open(&s.blob, spec).await.unwrap();
+        assert!(
+            joined(read_through(&r, 1 << 20).await).is_err(),
+            "{name}: the check fails"
+        );
+        assert_eq!(s.remote.flips.load(Ordering::SeqCst), 0);
+        // The next open reads the central directory again: right bytes.
+        let r = s.data.open(&s.blob, spec).await.unwrap();
+        let got = joined(read_through(&r, 1 << 20).await);
+        assert!(got.as_ref() == Ok(want), "{name}: {:?}", got.err());
+    }
+}

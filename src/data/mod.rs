@@ -105,8 +105,11 @@ pub struct DataLayer {
     /// The verdict on each entry that has been opened (whole blobs keep theirs in the blob).
     entries: Mutex<HashMap<(BlobKey, usize), Arc<Integrity>>>,
     /// The inflaters of recently read deflated entries (open files keep theirs alive).
-    inflaters: Arc<Mutex<lru::LruCache<(BlobKey, usize), Arc<InflatedEntry>>>>,
+    inflaters: Arc<Mutex<Inflaters>>,
 }
+
+/// Recently read deflated entries' inflaters, by blob and entry.
+type Inflaters = lru::LruCache<(BlobKey, usize), Arc<InflatedEntry>>;
 
 impl DataLayer {
     pub fn new(cache: Arc<DiskCache>, stats: Arc<Stats>) -> DataLayer {

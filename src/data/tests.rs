@@ -439,13 +439,12 @@ async fn a_block_damaged_on_disk_is_fetched_again_never_served() {
 
 /// Where the CRC-32 of entry `name` sits in the archive's central directory.
 fn cd_crc_offset(zip: &[u8], name: &str) -> u64 {
-    let mut at = zip
+    let end = zip
         .windows(4)
         .rposition(|w| w == b"PK\x05\x06")
         .expect("end record");
     let u16_at = |p: usize| u16::from_le_bytes([zip[p], zip[p + 1]]) as usize;
-    let u32_at = |p: usize| u32::from_le_bytes(zip[p..p + 4].try_into().unwrap()) as usize;
-    at = u32_at(at + 16);
+    let mut at = u32::from_le_bytes(zip[end + 16..end + 20].try_into().unwrap()) as usize;
     loop {
         let (n, x, c) = (u16_at(at + 28), u16_at(at + 30), u16_at(at + 32));
         if &zip[at + 46..at + 46 + n] == name.as_bytes() {

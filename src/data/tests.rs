@@ -19,6 +19,7 @@ struct FlakyRemote {
     flip_at: AtomicU64,
     flips: AtomicU64,
     bytes: AtomicU64,
+    requests: AtomicU64,
 }
 
 impl FlakyRemote {
@@ -37,6 +38,7 @@ impl ByteSource for FlakyRemote {
 
     async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
         let b = self.inner.read_at(offset, len).await?;
+        self.requests.fetch_add(1, Ordering::SeqCst);
         self.bytes.fetch_add(b.len() as u64, Ordering::SeqCst);
         let end = offset + b.len() as u64;
         let flip_at = self.flip_at.load(Ordering::SeqCst);
@@ -74,6 +76,7 @@ fn setup(zip: &[u8], cache_size: u64, flip_at: u64, flips: u64) -> Setup {
         flip_at: AtomicU64::new(flip_at),
         flips: AtomicU64::new(flips),
         bytes: AtomicU64::new(0),
+        requests: AtomicU64::new(0),
     });
     let blob = BlobRef {
         key: BlobKey {
@@ -473,5 +476,61 @@ async fn one_refetch_heals_a_changed_byte_of_the_central_directory() {
         let r = s.data.open(&s.blob, spec).await.unwrap();
         let got = joined(read_through(&r, 1 << 20).await);
         assert!(got.as_ref() == Ok(want), "{name}: {:?}", got.err());
+    }
+}
+
+#[tokio::test]
+async fn many_small_archives_under_a_tiny_cache_cost_one_read_each_and_read_right() {
+    // 400 archives of one small file, a cache of 256 KiB: every blob's map and data file
+    // must be evictable with it, or the cache is over its cap for good and evicts every
+    // block as soon as it is written.
+    const N: u64 = 400;
+    const CAP: u64 = 256 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(crate::cache::DiskCache::open(dir.path(), CAP).unwrap());
+    let data = DataLayer::new(cache, Default::default());
+    let mut blobs = Vec::new();
+    for i in 0..N {
+        let text = log_text(123, i);
+        let mut z = ZipBuilder::new();
+        z.add("out/result.txt", &text);
+        let zip = z.finish();
+        let remote = Arc::new(FlakyRemote {
+            inner: MemorySource(Bytes::from(zip.clone())),
+            flip_at: AtomicU64::new(u64::MAX),
+            flips: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+        });
+        let blob = BlobRef {
+            key: BlobKey {
+                id: i + 1,
+                version: "v".into(),
+            },
+            len: zip.len() as u64,
+            sha256: Some(sha(&zip)),
+            what: format!("artifact {}", i + 1),
+            remote: remote.clone(),
+        };
+        blobs.push((blob, remote, text));
+    }
+    for (b, remote, text) in &blobs {
+        let idx = data.index(b).await.unwrap();
+        assert_eq!(idx.cd.entries.len(), 1);
+        let r = data.open(b, FileSpec::Entry(0)).await.unwrap();
+        let got = joined(read_through(&r, 128 << 10).await).unwrap();
+        assert!(got == *text, "{}", b.what);
+        let n = remote.requests.load(Ordering::SeqCst);
+        assert!(n <= 2, "{}: {n} requests", b.what);
+        assert!(
+            data.cache().used() <= CAP,
+            "{} > {CAP}",
+            data.cache().used()
+        );
+    }
+    for (b, _, _) in &blobs {
+        let blob = data.blob(b);
+        super::blob::tests::settle(&blob).await;
+        assert_eq!(blob.whole().unwrap().failures(), 0, "{}", b.what);
     }
 }

@@ -305,3 +305,22 @@ fn a_find_over_3000_small_artifacts_under_a_2m_cache_reads_each_directory_about_
         "a digest check failed on valid data:\n{text}"
     );
 }
+
+#[test]
+fn a_full_cache_filesystem_reads_in_large_ranges() {
+    fuse_available_or_fail();
+    let fs = Tmpfs::new("6m");
+    let gh = start_fake();
+    let big = noise(128 * MIB, 21);
+    let mut z = ZipBuilder::new();
+    z.add_with("big.bin", &big, EntryOptions::stored());
+    add_hello(&gh, "big", 1, z.finish());
+    let m = on_tmpfs(&gh, &fs, &[]).mount();
+    let path = m.path("octo-org/hello/runs/1/big/big.bin");
+    let before = gh.counters().blob_requests;
+    assert_eq!(sha_of(&path), sha256(&big));
+    let requests = gh.counters().blob_requests - before;
+    // A working cache reads 128 MiB in 2 MiB requests (64); a paused one in chunks at least
+    // as large, never one request per kernel read (1024 of 128 KiB).
+    assert!(requests <= 80, "{requests} blob requests for 128 MiB");
+}

@@ -37,12 +37,27 @@ pub struct SealPass {
     state: Mutex<State>,
     /// Kicks not finished yet.
     running: AtomicUsize,
+    /// How many times bad bytes of the blob were dropped (by this pass or a failed check).
+    drops: AtomicUsize,
 }
 
 impl SealPass {
     /// Starts over (bytes the pass hashed were found bad).
     pub fn reset(&self) {
         *self.state.lock().unwrap() = State::default();
+    }
+
+    /// Counts a drop of bad bytes: fetches under way for them stop (see
+    /// [`SealPass::drops`]) instead of fetching them again.
+    pub fn dropped(&self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// How many times bad bytes were dropped: a fetch (readahead) that sees this change
+    /// gives up, so only the reader that meets the failure, or its one refetch, fetches
+    /// them again.
+    pub fn drops(&self) -> usize {
+        self.drops.load(Ordering::SeqCst)
     }
 
     /// Whether a kick is queued or running.
@@ -132,6 +147,7 @@ impl SealPass {
                 "{}: the cached blocks hash to {got}, not the digest: dropped",
                 whole.what
             );
+            self.dropped();
             let present: Vec<u64> = (0..file.block_count()).filter(|&b| file.has(b)).collect();
             for &b in &present {
                 file.punch(b);

@@ -77,7 +77,8 @@ fn artifact_objects_have_the_documented_shape() {
     .json();
     assert_eq!(keys(&ours), keys(&doc));
     let (a, d) = (&ours["artifacts"][0], &doc["artifacts"][0]);
-    // `digest` is newer than the reference (the contract's GitHub facts); nothing else differs.
+    // `digest` is newer than the reference (docs/semantics.md, "What artifactfs assumes of
+    // GitHub"); nothing else differs.
     let mut documented = keys(d);
     documented.insert("digest".into());
     assert_eq!(keys(a), documented);

@@ -27,8 +27,9 @@ use super::seal::SealPass;
 use super::verify::{Expected, Integrity, Verdict};
 use crate::cache::blocks::{bad_block, checksum};
 use crate::cache::{BLOCK_SIZE, BlobKey, BlockFile, DiskCache};
+use crate::error::SourceError;
 use crate::source::ByteSource;
-use crate::status::Stats;
+use crate::stats::Stats;
 
 /// The most bytes one request asks for (and holds in memory).
 pub const MAX_REQUEST: u64 = 8 << 20;
@@ -74,11 +75,10 @@ enum Stored {
 }
 
 /// A block of a sealed blob fetched twice and wrong both times.
-fn mismatch_error(what: &str, i: u64) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("{what}: block {i} fetched twice, neither matches its sealed checksum"),
-    )
+fn mismatch_error(what: &str, i: u64) -> SourceError {
+    SourceError::Integrity(format!(
+        "{what}: block {i} fetched twice, neither matches its sealed checksum"
+    ))
 }
 
 /// Removes this fetcher's claims when it finishes or is dropped (cancelled).
@@ -99,11 +99,10 @@ impl Drop for Claims<'_> {
 }
 
 /// An error of the whole-blob digest check.
-pub fn digest_error(what: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("{what}: sha256 does not match the artifact's digest"),
-    )
+pub fn digest_error(what: &str) -> SourceError {
+    SourceError::Integrity(format!(
+        "{what}: sha256 does not match the artifact's digest"
+    ))
 }
 
 impl CachedBlob {
@@ -149,6 +148,7 @@ impl CachedBlob {
     }
 
     /// Whether the background check of the digest has work queued or running.
+    #[cfg(test)]
     pub fn sealing(&self) -> bool {
         self.seal.busy()
     }
@@ -207,6 +207,7 @@ impl CachedBlob {
     }
 
     /// Whether every byte of `offset..offset+len` is on disk (no network needed).
+    #[cfg(test)]
     pub fn is_cached(&self, offset: u64, len: u64) -> bool {
         match (self.block_range(offset, len), &self.file) {
             (Some((a, b)), Some(f)) => f.missing(a, b).is_empty(),
@@ -217,7 +218,7 @@ impl CachedBlob {
 
     /// Makes every block under `offset..offset+len` present, when the cache can hold them
     /// (else does nothing: [`ByteSource::read_at`] then reads from the network).
-    pub async fn ensure(&self, offset: u64, len: u64) -> io::Result<()> {
+    pub async fn ensure(&self, offset: u64, len: u64) -> Result<(), SourceError> {
         let Some((first, last)) = self.block_range(offset, len) else {
             return Ok(());
         };
@@ -292,7 +293,12 @@ impl CachedBlob {
     /// Fetches blocks `first..=last` in requests of at most `MAX_REQUEST`; false when they
     /// were not kept (the cache could not write them). Blocks of a sealed blob that come back
     /// different from their sealed checksums are fetched once more, then it is an error.
-    async fn fetch_run(&self, file: &Arc<BlockFile>, first: u64, last: u64) -> io::Result<bool> {
+    async fn fetch_run(
+        &self,
+        file: &Arc<BlockFile>,
+        first: u64,
+        last: u64,
+    ) -> Result<bool, SourceError> {
         let per_request = (MAX_REQUEST / BLOCK_SIZE).max(1);
         let mut b = first;
         while b <= last {
@@ -331,7 +337,7 @@ impl CachedBlob {
         file: &Arc<BlockFile>,
         first: u64,
         last: u64,
-    ) -> io::Result<Stored> {
+    ) -> Result<Stored, SourceError> {
         let off = first * BLOCK_SIZE;
         let want = ((last + 1) * BLOCK_SIZE).min(self.len) - off;
         let bytes = self.fetch_exact(off, want).await?;
@@ -391,7 +397,7 @@ impl CachedBlob {
 
     /// The whole blob in one request, its digest checked before anything is stored (one
     /// more fetch if it does not match; then the blob's verdict is a failure and EIO).
-    pub async fn fetch_whole(&self) -> io::Result<()> {
+    pub async fn fetch_whole(&self) -> Result<(), SourceError> {
         if let Some(whole) = &self.whole
             && whole.verdict() == (Verdict::Failed { refetched: true })
         {
@@ -424,19 +430,16 @@ impl CachedBlob {
 
     /// Exactly `want` bytes at `off` from the remote (fewer is an error); each block it
     /// covers is a miss.
-    async fn fetch_exact(&self, off: u64, want: u64) -> io::Result<Bytes> {
+    async fn fetch_exact(&self, off: u64, want: u64) -> Result<Bytes, SourceError> {
         let bytes = self.remote.read_at(off, want as usize).await?;
         let (first, last) = (off / BLOCK_SIZE, (off + want.max(1) - 1) / BLOCK_SIZE);
         self.stats.cache_misses(last - first + 1);
         if (bytes.len() as u64) < want {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "blob {}: got {} of {want} bytes at {off}",
-                    self.key.id,
-                    bytes.len()
-                ),
-            ));
+            return Err(SourceError::Integrity(format!(
+                "blob {}: got {} of {want} bytes at {off}",
+                self.key.id,
+                bytes.len()
+            )));
         }
         Ok(bytes.slice(..want as usize))
     }
@@ -474,7 +477,7 @@ impl ByteSource for CachedBlob {
         self.len
     }
 
-    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
         let Some((first, last)) = self.block_range(offset, len as u64) else {
             return Ok(Bytes::new());
         };
@@ -513,13 +516,10 @@ impl ByteSource for CachedBlob {
                 Err(e) => match bad_block(&e) {
                     Some(_) if file.evictions() != before => {} // dropped under us: again
                     Some(i) if refetched => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!(
-                                "{}: cached block {i} damaged again after a refetch",
-                                self.what()
-                            ),
-                        ));
+                        return Err(SourceError::Integrity(format!(
+                            "{}: cached block {i} damaged again after a refetch",
+                            self.what()
+                        )));
                     }
                     Some(i) => {
                         tracing::warn!(
@@ -545,7 +545,7 @@ impl CachedBlob {
     /// `len` bytes at `offset` without the cache: from a chunk kept in memory, or a chunk
     /// of [`MEMORY_CHUNK`] from there on fetched (one at a time) and kept; a big read goes
     /// straight to the network.
-    async fn fetch_uncached(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+    async fn fetch_uncached(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
         let end = (offset + len as u64).min(self.len);
         if end - offset > MEMORY_CHUNK / 2 || self.remote.whole_only() {
             return self.fetch_checked(offset, end).await;
@@ -578,7 +578,7 @@ impl CachedBlob {
 
     /// `offset..end` straight from the network. A sealed blob's bytes are fetched in whole
     /// blocks and checked against their sealed checksums (one more fetch, then EIO).
-    async fn fetch_checked(&self, offset: u64, end: u64) -> io::Result<Bytes> {
+    async fn fetch_checked(&self, offset: u64, end: u64) -> Result<Bytes, SourceError> {
         let Some(file) = self.file.as_ref().filter(|f| f.is_sealed()) else {
             return self.fetch_exact(offset, end - offset).await;
         };

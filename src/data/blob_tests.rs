@@ -17,7 +17,7 @@ impl ByteSource for Counting {
     fn len(&self) -> u64 {
         self.inner.len()
     }
-    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
         let b = self.inner.read_at(offset, len).await?;

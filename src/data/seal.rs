@@ -61,6 +61,7 @@ impl SealPass {
     }
 
     /// Whether a kick is queued or running.
+    #[cfg(test)]
     pub fn busy(&self) -> bool {
         self.running.load(Ordering::SeqCst) > 0
     }

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::memory_remote::MemoryRemote;
 use super::probes::INDEX_READAHEAD_BUDGET;
 use super::tests::{core_for, names, resolve, sample_zip};
 use super::*;
 use crate::archive::central_directory::{TAIL_LEN, tail_len_for};
+use crate::github::memory_remote::MemoryRemote;
 use crate::github::{ApiError, ArtifactKind};
 use crate::source::ByteSource;
 
@@ -55,6 +55,30 @@ impl Remote for Gated {
             });
         }
         self.inner.artifact_kind(repo, id).await
+    }
+    async fn runs_page(
+        &self,
+        repo: &RepoRef,
+        filter: &crate::github::RunFilter,
+        page: u32,
+    ) -> Result<crate::github::RunsPage, ApiError> {
+        self.inner.runs_page(repo, filter, page).await
+    }
+    async fn get_run(&self, repo: &RepoRef, id: u64) -> Result<crate::github::Run, ApiError> {
+        self.inner.get_run(repo, id).await
+    }
+    async fn list_workflows(
+        &self,
+        repo: &RepoRef,
+    ) -> Result<Vec<crate::github::Workflow>, ApiError> {
+        self.inner.list_workflows(repo).await
+    }
+    async fn get_pull(
+        &self,
+        repo: &RepoRef,
+        number: u64,
+    ) -> Result<crate::github::PullRequest, ApiError> {
+        self.inner.get_pull(repo, number).await
     }
     fn blob(&self, repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource> {
         self.inner.blob(repo, artifact)

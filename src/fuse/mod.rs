@@ -17,17 +17,11 @@ use fuser::{
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 
+use crate::config::Owner;
 use crate::filesystem::{ArtifactFs, DirEntry, FileKind, Invalidation};
 
 mod reply;
 use reply::{fail, file_attr, file_type, refuse, reply_xattr};
-
-/// Who owns every file (the mounting user unless `--uid/--gid` say otherwise).
-#[derive(Clone, Copy, Debug)]
-pub struct Owner {
-    pub uid: u32,
-    pub gid: u32,
-}
 
 pub struct FuseAdapter {
     fs: Arc<ArtifactFs>,
@@ -338,6 +332,11 @@ impl Filesystem for FuseAdapter {
         let fs = self.fs.clone();
         let name = name.to_string_lossy().into_owned();
         self.spawn(async move {
+            // Only `user.` attributes exist: others (ACLs, capabilities, SELinux labels,
+            // asked by `ls`) are answered without asking GitHub.
+            if !name.starts_with("user.") {
+                return reply.error(Errno::from_i32(libc::ENODATA));
+            }
             match fs.xattrs(ino.0).await {
                 Ok(attrs) => match attrs.into_iter().find(|(k, _)| *k == name) {
                     Some((_, v)) => reply_xattr(reply, size, v.as_bytes()),

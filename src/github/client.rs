@@ -21,8 +21,9 @@ use super::error::ApiError;
 use super::link;
 pub use super::redact::{error_chain, redact, scrub_queries};
 use super::retry::{RateLimit, RetryPolicy, note_quota, rate_limit};
+use super::runs::{PullRequest, Run, RunFilter, RunList, RunsPage, Workflow, WorkflowList};
 use super::types::{Artifact, ArtifactList, RepoRef};
-use crate::status::Stats;
+use crate::stats::Stats;
 
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 pub const API_VERSION: &str = "2022-11-28";
@@ -207,21 +208,39 @@ impl GitHubClient {
             .await
     }
 
-    async fn list_all(&self, mut url: Url) -> Result<Vec<Artifact>, ApiError> {
+    async fn list_all(&self, url: Url) -> Result<Vec<Artifact>, ApiError> {
+        let mut out: Vec<Artifact> = self
+            .list_pages(url, |body| {
+                let l: ArtifactList = serde_json::from_slice(body)?;
+                Ok((l.total_count, l.artifacts))
+            })
+            .await?;
+        // Pages can shift while we walk them (an artifact created meanwhile): no duplicates.
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|a| seen.insert(a.id));
+        Ok(out)
+    }
+
+    /// Every item of a paged list (`per_page=100`, `Link: rel="next"` followed on the API
+    /// origin), each page parsed by `parse` into (total_count, items).
+    async fn list_pages<T>(
+        &self,
+        mut url: Url,
+        parse: impl Fn(&[u8]) -> Result<(u64, Vec<T>), serde_json::Error>,
+    ) -> Result<Vec<T>, ApiError> {
         url.query_pairs_mut()
             .append_pair("per_page", &PER_PAGE.to_string());
         let first = url.clone();
-        let mut out: Vec<Artifact> = Vec::new();
+        let mut out: Vec<T> = Vec::new();
         let mut page = 1u64;
         let mut total: Option<u64> = None;
         loop {
             let answer = self.get_json(&url).await?;
-            let list: ArtifactList = serde_json::from_slice(&answer.body).map_err(|e| {
-                ApiError::Protocol(format!("artifact list from {}: {e}", redact(&url)))
-            })?;
-            let got = list.artifacts.len();
-            total.get_or_insert(list.total_count);
-            out.extend(list.artifacts);
+            let (count, items) = parse(&answer.body)
+                .map_err(|e| ApiError::Protocol(format!("list from {}: {e}", redact(&url))))?;
+            let got = items.len();
+            total.get_or_insert(count);
+            out.extend(items);
             let Some(next) = answer.next else { break };
             // Stop on an empty page or once past what total_count promised (no endless loop
             // on a server whose Link never ends).
@@ -240,10 +259,74 @@ impl GitHubClient {
                 }
             };
         }
-        // Pages can shift while we walk them (an artifact created meanwhile): no duplicates.
-        let mut seen = std::collections::HashSet::new();
-        out.retain(|a| seen.insert(a.id));
         Ok(out)
+    }
+
+    /// Page `page` (from 1) of the repository's runs, newest first, 100 a page, filtered by
+    /// `filter`; revalidated with `If-None-Match` (a 304 costs no quota).
+    pub async fn runs_page(
+        &self,
+        repo: &RepoRef,
+        filter: &RunFilter,
+        page: u32,
+    ) -> Result<RunsPage, ApiError> {
+        let mut url = self.repo_url(repo, "runs");
+        {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in filter.pairs() {
+                q.append_pair(k, v);
+            }
+            q.append_pair("per_page", &PER_PAGE.to_string());
+            if page > 1 {
+                q.append_pair("page", &page.to_string());
+            }
+        }
+        let answer = self.get_json(&url).await?;
+        let list: RunList = serde_json::from_slice(&answer.body)
+            .map_err(|e| ApiError::Protocol(format!("run list from {}: {e}", redact(&url))))?;
+        let seen = u64::from(page.saturating_sub(1)) * u64::from(PER_PAGE)
+            + list.workflow_runs.len() as u64;
+        Ok(RunsPage {
+            more: answer.next.is_some()
+                && !list.workflow_runs.is_empty()
+                && seen < list.total_count,
+            runs: list.workflow_runs,
+        })
+    }
+
+    /// One run (`GET .../actions/runs/{id}`), revalidated with `If-None-Match`.
+    pub async fn get_run(&self, repo: &RepoRef, id: u64) -> Result<Run, ApiError> {
+        let url = self.repo_url(repo, &format!("runs/{id}"));
+        let answer = self.get_json(&url).await?;
+        serde_json::from_slice(&answer.body)
+            .map_err(|e| ApiError::Protocol(format!("run from {}: {e}", redact(&url))))
+    }
+
+    /// Every workflow of the repository (`GET .../actions/workflows`, all pages).
+    pub async fn list_workflows(&self, repo: &RepoRef) -> Result<Vec<Workflow>, ApiError> {
+        self.list_pages(self.repo_url(repo, "workflows"), |body| {
+            let l: WorkflowList = serde_json::from_slice(body)?;
+            Ok((l.total_count, l.workflows))
+        })
+        .await
+    }
+
+    /// A pull request (`GET /repos/{o}/{r}/pulls/{n}`), revalidated with `If-None-Match`.
+    pub async fn get_pull(&self, repo: &RepoRef, number: u64) -> Result<PullRequest, ApiError> {
+        let mut url = self.inner.base.clone();
+        url.path_segments_mut()
+            .expect("http(s) URL has a path")
+            .pop_if_empty()
+            .extend([
+                "repos",
+                &repo.owner,
+                &repo.name,
+                "pulls",
+                &number.to_string(),
+            ]);
+        let answer = self.get_json(&url).await?;
+        serde_json::from_slice(&answer.body)
+            .map_err(|e| ApiError::Protocol(format!("pull request from {}: {e}", redact(&url))))
     }
 
     pub async fn get_artifact(&self, repo: &RepoRef, id: u64) -> Result<Artifact, ApiError> {

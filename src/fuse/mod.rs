@@ -1,6 +1,8 @@
-//! The thin FUSE adapter: each kernel request is handed to the tokio runtime and answered
-//! from the task (fuser's `Reply*` objects are `Send + 'static`), so no FUSE thread ever
-//! waits on the network. Everything else lives in [`crate::filesystem`]. A task that fails
+//! The thin FUSE adapter: each kernel request that may wait is handed to the tokio runtime
+//! and answered from the task (fuser's `Reply*` objects are `Send + 'static`), so no FUSE
+//! thread ever waits on the network; what memory can answer (extended attributes held for
+//! the node, names that never exist, statfs, access, flush) is answered on the FUSE thread
+//! that received it, which costs a tenth of a task's round trip. Everything else lives in [`crate::filesystem`]. A task that fails
 //! answers with the error's errno and logs it; a task that panics drops its reply, which
 //! fuser turns into EIO, and the mount stays up.
 
@@ -17,10 +19,10 @@ use fuser::{
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 
-use crate::filesystem::{ArtifactFs, DirEntry, FileKind, Invalidation};
+use crate::filesystem::{ArtifactFs, DirEntry, FileKind, Invalidation, xattrs};
 
 mod reply;
-use reply::{fail, file_attr, file_type, refuse, reply_xattr};
+use reply::{fail, file_attr, file_type, refuse, reply_getxattr, reply_listxattr};
 
 /// Who owns every file (the mounting user unless `--uid/--gid` say otherwise).
 #[derive(Clone, Copy, Debug)]
@@ -60,10 +62,13 @@ impl FuseAdapter {
         }
     }
 
+    /// Hands a request that may wait (on the network, or on a lock held across a load) to
+    /// the runtime; counted in the core's stats (`requests_spawned`).
     fn spawn<F>(&self, fut: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
+        self.fs.stats().request_spawned();
         match self.request_timeout {
             None => {
                 self.rt.spawn(fut);
@@ -334,35 +339,30 @@ impl Filesystem for FuseAdapter {
         );
     }
 
+    /// A name outside `user.` never exists: answered here, with nothing looked at (`ls -l`
+    /// asks every file for `security.selinux` and `system.posix_acl_access`). The others are
+    /// answered here too when memory has the node's attributes; a task loads them otherwise.
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let Some(name) = name.to_str().filter(|n| xattrs::may_exist(n)) else {
+            return reply.error(Errno::from_i32(libc::ENODATA));
+        };
+        if let Some(attrs) = self.fs.xattrs_now(ino.0) {
+            return reply_getxattr(reply, ino.0, name, size, attrs);
+        }
         let fs = self.fs.clone();
-        let name = name.to_string_lossy().into_owned();
+        let name = name.to_string();
         self.spawn(async move {
-            match fs.xattrs(ino.0).await {
-                Ok(attrs) => match attrs.into_iter().find(|(k, _)| *k == name) {
-                    Some((_, v)) => reply_xattr(reply, size, v.as_bytes()),
-                    None => reply.error(Errno::from_i32(libc::ENODATA)),
-                },
-                Err(e) => fail!(reply, "getxattr", ino.0, e),
-            }
+            let attrs = fs.xattrs(ino.0).await;
+            reply_getxattr(reply, ino.0, &name, size, attrs)
         });
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if let Some(attrs) = self.fs.xattrs_now(ino.0) {
+            return reply_listxattr(reply, ino.0, size, attrs);
+        }
         let fs = self.fs.clone();
-        self.spawn(async move {
-            match fs.xattrs(ino.0).await {
-                Ok(attrs) => {
-                    let mut buf = Vec::new();
-                    for (k, _) in attrs {
-                        buf.extend_from_slice(k.as_bytes());
-                        buf.push(0);
-                    }
-                    reply_xattr(reply, size, &buf)
-                }
-                Err(e) => fail!(reply, "listxattr", ino.0, e),
-            }
-        });
+        self.spawn(async move { reply_listxattr(reply, ino.0, size, fs.xattrs(ino.0).await) });
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {

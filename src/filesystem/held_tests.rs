@@ -1,6 +1,7 @@
-//! Core tests of what listings hold ([`super::held`]): `ls -l` of a folder costs its listing
-//! and its archive's central directory once, and nothing after; extended attributes follow a
-//! refreshed listing. Counts of remote calls and of what was built, never wall time.
+//! Core tests of what listings hold ([`super::held`]): `ls -l` of a folder (and `serve`'s
+//! page of it) costs its listing and its archive's central directory once, and nothing
+//! after; extended attributes follow a refreshed listing. Counts of remote calls and of
+//! what was built, never wall time.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -244,6 +244,22 @@ impl ArtifactFs {
             .collect())
     }
 
+    /// A directory's entries with their attributes, in one pass over what the listing (and
+    /// inside an artifact, its held index) has in memory: what `serve` formats. An entry
+    /// whose attributes fail (gone since the listing) is left out.
+    pub async fn readdir_plus(&self, ino: Ino) -> FsResult<Vec<(DirEntry, Attr)>> {
+        let node = self.node(ino)?;
+        let entries = view(&node).list(self, &node).await?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (name, node, kind) in entries {
+            let ino = self.inodes.ino(node.clone());
+            if let Ok(a) = self.attr_of(ino, &node).await {
+                out.push((DirEntry { ino, name, kind }, a));
+            }
+        }
+        Ok(out)
+    }
+
     /// The parent of a directory inode (for `..`).
     pub fn parent_of(&self, ino: Ino) -> Ino {
         let Some(node) = self.inodes.node(ino) else {

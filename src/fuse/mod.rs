@@ -15,8 +15,8 @@ use std::time::SystemTime;
 
 use fuser::{
     AccessFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
-    LockOwner, Notifier, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    LockOwner, Notifier, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 
 use crate::filesystem::{ArtifactFs, DirEntry, FileKind, Invalidation, xattrs};
@@ -136,6 +136,12 @@ impl Filesystem for FuseAdapter {
         let _ = config.set_max_background(64);
         // Files not verified yet are opened with direct I/O; programs may still mmap them.
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
+        // Entries with their attributes when the kernel thinks they will be wanted (the first
+        // batch of a listing, and after lookups of its entries: `ls -l`), so that `ls -l`
+        // makes no lookup per file.
+        let _ = config.add_capabilities(
+            fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO,
+        );
         Ok(())
     }
 
@@ -302,6 +308,44 @@ impl Filesystem for FuseAdapter {
             }
         }
         reply.ok();
+    }
+
+    /// The listing snapshot's entries with their attributes, from `offset` until the
+    /// kernel's buffer is full: one task per batch. An entry whose attributes fail (gone
+    /// since the listing) is left out.
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let Some(entries) = self.dirs.lock().unwrap().get(&fh.0).cloned() else {
+            return reply.error(Errno::EBADF);
+        };
+        let fs = self.fs.clone();
+        let owner = self.owner;
+        self.spawn(async move {
+            for (i, e) in entries.iter().enumerate().skip(offset as usize) {
+                let Ok(a) = fs.getattr(e.ino).await else {
+                    continue;
+                };
+                let attr = file_attr(owner, &a);
+                // The offset given is that of the *next* entry.
+                if reply.add(
+                    INodeNo(e.ino),
+                    i as u64 + 1,
+                    &e.name,
+                    &a.ttl,
+                    &attr,
+                    Generation(0),
+                ) {
+                    break;
+                }
+            }
+            reply.ok();
+        });
     }
 
     fn releasedir(

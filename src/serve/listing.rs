@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use futures::StreamExt;
 use serde::Serialize;
 
 use crate::filesystem::{ArtifactFs, Attr, FileKind, FsResult};
@@ -44,32 +43,20 @@ pub struct Listing {
     pub entries: Vec<Row>,
 }
 
-/// Lists directory `dir` at `path`: entries' attributes are asked for a few at a time.
+/// Lists directory `dir` at `path`: the entries and their attributes come from memory in
+/// one pass ([`ArtifactFs::readdir_plus`]); only symlinks (in `latest/` and `branches/`)
+/// are each asked for their target.
 pub async fn list(fs: &Arc<ArtifactFs>, path: &UrlPath, dir: &Attr) -> FsResult<Listing> {
-    let entries = fs.readdir(dir.ino).await?;
-    let inos: Vec<_> = entries.iter().map(|e| e.ino).collect();
-    let attrs: Vec<FsResult<(Attr, Option<String>)>> = futures::stream::iter(inos)
-        .map(|ino| {
-            let fs = fs.clone();
-            async move {
-                let a = fs.getattr(ino).await?;
-                let target = match a.kind {
-                    FileKind::Symlink => fs.readlink(ino).await.ok(),
-                    _ => None,
-                };
-                Ok((a, target))
-            }
-        })
-        .buffered(16)
-        .collect()
-        .await;
+    let entries = fs.readdir_plus(dir.ino).await?;
     let mut rows = Vec::with_capacity(entries.len());
-    for (e, a) in entries.iter().zip(attrs) {
-        // An entry gone between readdir and getattr is left out.
-        let Ok((a, target)) = a else { continue };
+    for (e, a) in entries {
+        let target = match a.kind {
+            FileKind::Symlink => fs.readlink(a.ino).await.ok(),
+            _ => None,
+        };
         let enc = encode_segment(&e.name);
         rows.push(Row {
-            name: e.name.clone(),
+            name: e.name,
             kind: match a.kind {
                 FileKind::Dir => "dir",
                 FileKind::File => "file",

@@ -21,7 +21,9 @@ use fuser::{
 
 use crate::filesystem::{ArtifactFs, DirEntry, FileKind, Invalidation, xattrs};
 
+mod epoch;
 mod reply;
+pub use epoch::Epoch;
 use reply::{fail, file_attr, file_type, refuse, reply_getxattr, reply_listxattr};
 
 /// Who owns every file (the mounting user unless `--uid/--gid` say otherwise).
@@ -38,6 +40,8 @@ pub struct FuseAdapter {
     dirs: Arc<Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>>,
     next_dir: AtomicU64,
     notifier: Arc<OnceLock<Notifier>>,
+    /// Lets deletes take cached names back, so that they may be cached at all.
+    epoch: Arc<Epoch>,
     /// `--daemon-timeout`: a request not answered by then is dropped, which fuser answers
     /// with EIO, so no caller waits on the network forever.
     request_timeout: Option<std::time::Duration>,
@@ -49,6 +53,7 @@ impl FuseAdapter {
         rt: tokio::runtime::Handle,
         owner: Owner,
         notifier: Arc<OnceLock<Notifier>>,
+        epoch: Arc<Epoch>,
         request_timeout: Option<std::time::Duration>,
     ) -> Self {
         FuseAdapter {
@@ -58,6 +63,7 @@ impl FuseAdapter {
             dirs: Arc::new(Mutex::new(HashMap::new())),
             next_dir: AtomicU64::new(1),
             notifier,
+            epoch,
             request_timeout,
         }
     }
@@ -130,6 +136,8 @@ fn name_str(name: &OsStr) -> Option<String> {
 
 impl Filesystem for FuseAdapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let abi = config.kernel_abi();
+        self.epoch.kernel_speaks(abi.0, abi.1);
         let _ = config.set_max_readahead(1 << 20);
         // Background (readahead) requests the kernel keeps in flight: enough that a slow
         // artifact's readahead cannot hold up everyone else's.
@@ -151,9 +159,10 @@ impl Filesystem for FuseAdapter {
         };
         let fs = self.fs.clone();
         let owner = self.owner;
+        let epoch = self.epoch.clone();
         self.spawn(async move {
             match fs.lookup(parent.0, &name).await {
-                Ok(a) => reply.entry(&a.ttl, &file_attr(owner, &a), Generation(0)),
+                Ok(a) => reply.entry(&epoch.ttl(a.ttl), &file_attr(owner, &a), Generation(0)),
                 Err(e) => fail!(reply, "lookup", name, e),
             }
         });
@@ -162,9 +171,10 @@ impl Filesystem for FuseAdapter {
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let fs = self.fs.clone();
         let owner = self.owner;
+        let epoch = self.epoch.clone();
         self.spawn(async move {
             match fs.getattr(ino.0).await {
-                Ok(a) => reply.attr(&a.ttl, &file_attr(owner, &a)),
+                Ok(a) => reply.attr(&epoch.ttl(a.ttl), &file_attr(owner, &a)),
                 Err(e) => fail!(reply, "getattr", ino.0, e),
             }
         });
@@ -443,6 +453,7 @@ impl FuseAdapter {
         };
         let fs = self.fs.clone();
         let notifier = self.notifier.clone();
+        let epoch = self.epoch.clone();
         self.spawn(async move {
             let r = if dir {
                 fs.rmdir(parent.0, &name).await
@@ -451,6 +462,11 @@ impl FuseAdapter {
             };
             match r {
                 Ok(stale) => {
+                    // Before the reply: the caller's next path walk asks again everywhere,
+                    // so the artifact is gone from every view when `rm` returns.
+                    if let Err(e) = epoch.bump() {
+                        tracing::warn!("FUSE_NOTIFY_INC_EPOCH after a delete: {e}");
+                    }
                     reply.ok();
                     // Off the runtime's workers: the kernel's invalidation waits for the
                     // parent directory's lock, which the caller's next `unlink` (`rm -rf`)

@@ -10,20 +10,22 @@
 //! - [`serve`]: the same tree over HTTP (`artifactfs serve`), a second front end of the core.
 
 pub mod archive;
-pub mod cache;
+mod cache;
 pub mod config;
-pub mod data;
+mod data;
 pub mod demo;
-pub mod filesystem;
+pub mod error;
+mod filesystem;
 pub mod fstab;
-pub mod fuse;
+mod fuse;
 pub mod github;
-pub mod github_remote;
 pub mod logfile;
 pub mod mount;
+pub mod mount_table;
 pub mod prefetch;
 pub mod serve;
-pub mod single_flight;
+mod single_flight;
 pub mod source;
-pub mod startup;
+mod startup;
+pub mod stats;
 pub mod status;

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use fake_github::zipgen::ZipBuilder;
 
-use super::memory_remote::MemoryRemote;
 use super::tests::{core_for, resolve};
 use super::*;
 use crate::github::ArtifactKind;
+use crate::github::memory_remote::MemoryRemote;
 
 const FILES: usize = 1000;
 

@@ -19,19 +19,13 @@ use fuser::{
     ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 
+use crate::config::Owner;
 use crate::filesystem::{ArtifactFs, DirEntry, FileKind, Invalidation, xattrs};
 
 mod epoch;
 mod reply;
 pub use epoch::Epoch;
 use reply::{fail, file_attr, file_type, refuse, reply_getxattr, reply_listxattr};
-
-/// Who owns every file (the mounting user unless `--uid/--gid` say otherwise).
-#[derive(Clone, Copy, Debug)]
-pub struct Owner {
-    pub uid: u32,
-    pub gid: u32,
-}
 
 pub struct FuseAdapter {
     fs: Arc<ArtifactFs>,

@@ -5,7 +5,7 @@
 
 use fuser::{Errno, FileAttr, FileType, INodeNo, ReplyXattr};
 
-use super::Owner;
+use crate::config::Owner;
 use crate::filesystem::held::Xattrs;
 use crate::filesystem::{Attr, FileKind, FsError, FsResult};
 

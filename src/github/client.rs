@@ -22,7 +22,7 @@ use super::link;
 pub use super::redact::{error_chain, redact, scrub_queries};
 use super::retry::{RateLimit, RetryPolicy, note_quota, rate_limit};
 use super::types::{Artifact, ArtifactList, RepoRef};
-use crate::status::Stats;
+use crate::stats::Stats;
 
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 pub const API_VERSION: &str = "2022-11-28";

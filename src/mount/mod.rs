@@ -19,7 +19,7 @@ pub mod unmount;
 
 pub use daemon::{background_log, is_daemon_child};
 pub use preflight::preflight;
-pub use unmount::{artifactfs_mounts, is_mounted, unmount};
+pub use unmount::unmount;
 
 /// `artifactfs mount`'s arguments.
 #[derive(clap::Args, Debug, Clone)]

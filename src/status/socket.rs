@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Status;
 use crate::filesystem::ArtifactFs;
+use crate::stats::Status;
 
 /// Escaped names longer than this are cut and get a hash of the whole path.
 const MAX_NAME: usize = 60;
@@ -142,7 +142,7 @@ impl StatusSocket {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 };
-                let mut status = Status::of(&fs);
+                let mut status = fs.status();
                 status.mountpoint = Some(mountpoint.clone());
                 tokio::spawn(async move {
                     use tokio::io::AsyncWriteExt;

@@ -2,7 +2,6 @@
 //! was asked, and fault switches (listing errors, latency, a byte changed in flight, refused
 //! blob reads, failing deletes), so the contract's behaviour is tested without FUSE or HTTP.
 
-use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,8 +10,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::Remote;
-use crate::github::{ApiError, Artifact, ArtifactKind, RepoRef, WorkflowRun};
+use crate::error::SourceError;
+use crate::github::{ApiError, Artifact, ArtifactKind, Remote, RepoRef, WorkflowRun};
 use crate::source::ByteSource;
 
 /// What the in-memory remote does wrong, on demand.
@@ -24,8 +23,8 @@ pub struct MemoryFaults {
     pub latency: Option<Duration>,
     /// Blob reads covering (artifact id, offset) carry that byte XOR 0xFF.
     pub flip: Option<(u64, u64)>,
-    /// Blob reads fail with this kind (`PermissionDenied` for a refused URL).
-    pub blob_error: Option<io::ErrorKind>,
+    /// Blob reads fail with this error (`Forbidden` for a URL that stays refused).
+    pub blob_error: Option<ApiError>,
 }
 
 struct MemArtifact {
@@ -67,12 +66,12 @@ impl ByteSource for MemBlob {
     fn len(&self) -> u64 {
         self.body.len() as u64
     }
-    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
         if let Some(d) = self.faults.latency {
             tokio::time::sleep(d).await;
         }
-        if let Some(kind) = self.faults.blob_error {
-            return Err(io::Error::new(kind, "in-memory blob host: refused"));
+        if let Some(e) = &self.faults.blob_error {
+            return Err(e.clone().into());
         }
         let start = (offset as usize).min(self.body.len());
         let end = (start + len).min(self.body.len());

@@ -210,3 +210,89 @@ fn views_answer_as_their_targets_and_writes_are_refused() {
         200
     );
 }
+
+/// The files of the `site` artifact written to a local folder (what `rclone check` compares).
+fn originals(dir: &std::path::Path) {
+    for (name, data) in FILES {
+        std::fs::write(dir.join(name), data).unwrap();
+    }
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("sub/deep.txt"), b"deep\n").unwrap();
+}
+
+/// rclone's webdav backend (an on-the-fly remote, no config file).
+fn rclone(s: &Server, path: &str, args: &str) -> (bool, String, String) {
+    sh(&format!(
+        "RCLONE_CONFIG=/dev/null rclone --webdav-url 'http://{}{path}' {args}",
+        s.addr
+    ))
+}
+
+#[test]
+fn rclone_lists_checks_and_reads_the_tree() {
+    let _w = Watchdog::arm("webdav rclone", 120);
+    require_command("rclone");
+    let (gh, s) = server();
+    let (ok, out, err) = rclone(&s, SITE, "lsf -R :webdav:");
+    assert!(ok, "{err}");
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort();
+    let mut want: Vec<String> = FILES.iter().map(|(n, _)| n.to_string()).collect();
+    want.extend(["sub/".to_string(), "sub/deep.txt".to_string()]);
+    want.sort();
+    assert_eq!(got, want);
+    // Every file's bytes against the originals.
+    let local = tempfile::tempdir().unwrap();
+    originals(local.path());
+    let (ok, out, err) = rclone(
+        &s,
+        SITE,
+        &format!("check --download '{}' :webdav:", local.path().display()),
+    );
+    assert!(ok, "{out}{err}");
+    // Through a view, as its target.
+    let (ok, out, err) = rclone(&s, "/octo-org/hello/latest/site/", "cat ':webdav:c#1.txt'");
+    assert!(ok, "{err}");
+    assert_eq!(out, "hash\n");
+    // A write is refused and nothing is sent to GitHub.
+    let (ok, _, _) = rclone(&s, SITE, "delete ':webdav:index.txt'");
+    assert!(!ok, "rclone delete succeeded");
+    assert_eq!(gh.counters().delete_requests, 0);
+}
+
+#[test]
+fn cadaver_lists_gets_and_reads_properties() {
+    let _w = Watchdog::arm("webdav cadaver", 120);
+    require_command("cadaver");
+    let (_gh, s) = server();
+    let dir = tempfile::tempdir().unwrap();
+    let got = dir.path().join("got.txt");
+    let script = dir.path().join("script");
+    std::fs::write(
+        &script,
+        format!(
+            "ls\nget 'a b.txt' {}\npropget index.txt\nquit\n",
+            got.display()
+        ),
+    )
+    .unwrap();
+    let (_, out, err) = sh(&format!(
+        "cadaver 'http://{}{SITE}' < '{}'",
+        s.addr,
+        script.display()
+    ));
+    for (name, _) in FILES {
+        assert!(out.contains(name), "ls lists {name}: {out}{err}");
+    }
+    assert!(out.contains("Coll:") && out.contains("sub"), "{out}");
+    assert_eq!(std::fs::read(&got).unwrap(), b"space\n", "{out}{err}");
+    assert!(out.contains("getcontentlength = 5"), "{out}");
+    assert!(out.contains("displayname = index.txt"), "{out}");
+}
+
+/// Fails (never skips) when a client the tests need is missing: scripts/install-deps.sh
+/// installs it.
+fn require_command(name: &str) {
+    let (ok, _, _) = sh(&format!("command -v {name}"));
+    assert!(ok, "{name} is missing: run scripts/install-deps.sh");
+}

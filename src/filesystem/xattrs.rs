@@ -1,5 +1,5 @@
-//! Extended attributes: an artifact's API facts (`user.artifact.*`) and a zip entry's
-//! (`user.zip.*`). No name outside `user.` ever exists ([`may_exist`]), so the
+//! Extended attributes: an artifact's API facts (`user.artifact.*`), a run's (`user.run.*`,
+//! from the run metadata) and a zip entry's (`user.zip.*`). No name outside `user.` ever exists ([`may_exist`]), so the
 //! `security.selinux` and `system.posix_acl_access` that `ls -l`, `cp -a` and file managers
 //! ask of every file are answered without looking at the node. The rest comes from what the
 //! node's listing holds ([`super::held`]): [`ArtifactFs::xattrs_now`] answers without
@@ -9,6 +9,7 @@ use std::sync::{Arc, LazyLock};
 
 use crate::archive::tree::NodeKind;
 use crate::data::ArchiveIndex;
+use crate::github::Run;
 
 use super::held::Xattrs;
 use super::{ArtifactFs, FsError, FsResult, Ino, Node};
@@ -21,6 +22,18 @@ pub fn may_exist(name: &str) -> bool {
 }
 
 impl ArtifactFs {
+    /// A run directory's `user.run.*` attributes; `None` for any other node.
+    pub async fn run_attributes(&self, ino: Ino) -> FsResult<Option<Vec<(String, String)>>> {
+        match self.node(ino)? {
+            Node::Run(r, run) => Ok(Some(
+                (self.run_info(r, run).await?)
+                    .map(|info| run_xattrs(&info))
+                    .unwrap_or_default(),
+            )),
+            _ => Ok(None),
+        }
+    }
+
     /// The node's extended attributes if memory has them now: `None` when a listing or a
     /// central directory must be loaded first (or a listing is due for a refresh), which only
     /// [`Self::xattrs`] may wait for. Never waits, never fetches; takes a few short locks.
@@ -38,6 +51,8 @@ impl ArtifactFs {
                         .ok_or(FsError::NotFound),
                 )
             }
+            // A run's metadata may have to be fetched: the runtime's.
+            Node::Run(..) => None,
             Node::Entry(r, id, n) => {
                 let l = self.listing_now(r)?;
                 let Some(held) = l.held(id) else {
@@ -59,6 +74,10 @@ impl ArtifactFs {
                 let l = self.listing(r).await?;
                 Ok(l.held(id).ok_or(FsError::NotFound)?.xattrs.clone())
             }
+            Node::Run(r, run) => Ok(match self.run_info(r, run).await? {
+                Some(info) => Arc::from(run_xattrs(&info)),
+                None => NONE.clone(),
+            }),
             Node::Entry(r, id, n) => {
                 let index = self.archive_index(r, id).await?;
                 Ok(entry_xattrs(&index, n))
@@ -88,4 +107,28 @@ fn entry_xattrs(index: &ArchiveIndex, n: usize) -> Xattrs {
             e.compressed_size.to_string(),
         ),
     ])
+}
+
+/// A run's `user.run.*` attributes: workflow (file name), name, event, status, conclusion,
+/// head_branch, head_sha, attempt, pull_requests (comma-separated numbers, empty for a fork's
+/// pull request as the API lists none), url (its page on GitHub). Absent values are left out.
+pub fn run_xattrs(run: &Run) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            out.push((format!("user.run.{k}"), v));
+        }
+    };
+    put("workflow", run.workflow_file().map(str::to_string));
+    put("name", run.name.clone());
+    put("event", run.event.clone());
+    put("status", run.status.clone());
+    put("conclusion", run.conclusion.clone());
+    put("head_branch", run.head_branch.clone());
+    put("head_sha", run.head_sha.clone());
+    put("attempt", Some(run.attempt().to_string()));
+    let prs: Vec<String> = run.pull_numbers().iter().map(u64::to_string).collect();
+    put("pull_requests", Some(prs.join(",")));
+    put("url", run.html_url.clone());
+    out
 }

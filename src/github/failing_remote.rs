@@ -12,7 +12,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::error::SourceError;
-use crate::github::{ApiError, Artifact, ArtifactKind, Remote, RepoRef};
+use crate::github::{
+    ApiError, Artifact, ArtifactKind, PullRequest, Remote, RepoRef, Run, RunFilter, RunsPage,
+    Workflow,
+};
 use crate::source::ByteSource;
 
 /// A byte of one artifact's blob changed (XOR 0xFF) in the reads that cover it.
@@ -27,7 +30,7 @@ pub struct Flip {
 /// What goes wrong, and how often.
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
-    /// Listings fail with this error.
+    /// Listings (artifacts, runs, workflows) fail with this error.
     pub list_error: Option<ApiError>,
     /// Deletes fail with this error.
     pub delete_error: Option<ApiError>,
@@ -105,6 +108,37 @@ impl<R: Remote> Remote for FailingRemote<R> {
     async fn artifact_kind(&self, repo: &RepoRef, id: u64) -> Result<ArtifactKind, ApiError> {
         self.delay().await;
         self.inner.artifact_kind(repo, id).await
+    }
+
+    async fn runs_page(
+        &self,
+        repo: &RepoRef,
+        filter: &RunFilter,
+        page: u32,
+    ) -> Result<RunsPage, ApiError> {
+        self.delay().await;
+        if let Some(e) = self.now().list_error {
+            return Err(e);
+        }
+        self.inner.runs_page(repo, filter, page).await
+    }
+
+    async fn get_run(&self, repo: &RepoRef, id: u64) -> Result<Run, ApiError> {
+        self.delay().await;
+        self.inner.get_run(repo, id).await
+    }
+
+    async fn list_workflows(&self, repo: &RepoRef) -> Result<Vec<Workflow>, ApiError> {
+        self.delay().await;
+        if let Some(e) = self.now().list_error {
+            return Err(e);
+        }
+        self.inner.list_workflows(repo).await
+    }
+
+    async fn get_pull(&self, repo: &RepoRef, number: u64) -> Result<PullRequest, ApiError> {
+        self.delay().await;
+        self.inner.get_pull(repo, number).await
     }
 
     fn blob(&self, repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource> {

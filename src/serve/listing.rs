@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::filesystem::{ArtifactFs, Attr, FileKind, FsResult};
@@ -30,6 +31,10 @@ pub struct Row {
     /// For an artifact's folder in a run: its archive (`NAME.zip`), relative.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zip: Option<String>,
+    /// For a run's folder: its attributes (`user.run.*` without the prefix: workflow, name,
+    /// event, status, conclusion, head_branch, head_sha, attempt, pull_requests, url).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// A directory's listing.
@@ -48,12 +53,42 @@ pub struct Listing {
 /// are each asked for their target.
 pub async fn list(fs: &Arc<ArtifactFs>, path: &UrlPath, dir: &Attr) -> FsResult<Listing> {
     let entries = fs.readdir_plus(dir.ino).await?;
+    // Only links (in `latest/` and `branches/`) and run folders need more than the listing:
+    // a link's target, a run's metadata (which may have to be fetched, a few at a time).
+    type Run = Option<std::collections::BTreeMap<String, String>>;
+    let keys: Vec<_> = entries.iter().map(|(_, a)| (a.ino, a.kind)).collect();
+    let extras: Vec<(Option<String>, Run)> = futures::stream::iter(keys)
+        .map(|(ino, kind)| {
+            let fs = fs.clone();
+            async move {
+                let target = match kind {
+                    FileKind::Symlink => fs.readlink(ino).await.ok(),
+                    _ => None,
+                };
+                if kind != FileKind::Dir {
+                    return (target, None);
+                }
+                // A run's metadata failing to come is not the listing's failure.
+                let run = match fs.run_attributes(ino).await {
+                    Ok(Some(attrs)) => Some(
+                        (attrs.into_iter())
+                            .map(|(k, v)| (k.trim_start_matches("user.run.").to_string(), v))
+                            .collect(),
+                    ),
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::warn!("run metadata: {e}");
+                        None
+                    }
+                };
+                (target, run)
+            }
+        })
+        .buffered(16)
+        .collect()
+        .await;
     let mut rows = Vec::with_capacity(entries.len());
-    for (e, a) in entries {
-        let target = match a.kind {
-            FileKind::Symlink => fs.readlink(a.ino).await.ok(),
-            _ => None,
-        };
+    for ((e, a), (target, run)) in entries.into_iter().zip(extras) {
         let enc = encode_segment(&e.name);
         rows.push(Row {
             name: e.name,
@@ -71,6 +106,7 @@ pub async fn list(fs: &Arc<ArtifactFs>, path: &UrlPath, dir: &Attr) -> FsResult<
             },
             target,
             zip: None,
+            run,
         });
     }
     // Folders (and links, which lead to artifacts) first; each group in the core's order.
@@ -93,6 +129,23 @@ pub async fn list(fs: &Arc<ArtifactFs>, path: &UrlPath, dir: &Attr) -> FsResult<
         zip,
         entries: rows,
     })
+}
+
+/// What a runs listing shows beside a run: `CI · main · 0123abc · success` (workflow name,
+/// branch, short sha, conclusion or status).
+pub fn run_summary(run: &std::collections::BTreeMap<String, String>) -> String {
+    let get = |k: &str| run.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let sha = get("head_sha").map(|s| &s[..s.len().min(7)]);
+    [
+        get("name").or(get("workflow")),
+        get("head_branch"),
+        sha,
+        get("conclusion").or(get("status")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" · ")
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -220,6 +273,12 @@ pub fn html(l: &Listing) -> String {
                 escape(z)
             ));
         }
+        if let Some(run) = &r.run {
+            s.push_str(&format!(
+                " <span class=\"note run\">{}</span>",
+                escape(&run_summary(run))
+            ));
+        }
         s.push_str(&format!(
             "</td><td class=\"num\" title=\"{} bytes\">{}</td><td class=\"time\">{}</td></tr>\n",
             r.size,
@@ -252,6 +311,7 @@ mod tests {
             href: encode_segment(name),
             target: None,
             zip: None,
+            run: None,
         }
     }
 

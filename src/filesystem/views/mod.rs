@@ -5,8 +5,10 @@
 //! - [`top`]: the root, owners and repositories;
 //! - [`runs`]: `runs/`, a run, `NAME.zip` and an unzipped `NAME`;
 //! - [`links`]: `latest/` and `branches/` and their symlinks;
+//! - [`ci`]: `workflows/`, `commits/` and `pulls/` (from the run metadata) and their symlinks;
 //! - [`zip`]: an artifact's directory and the entries inside it.
 
+pub mod ci;
 pub mod links;
 pub mod runs;
 pub mod top;
@@ -42,6 +44,17 @@ pub fn view(node: &Node) -> &'static dyn View {
         | Node::LatestLink(..)
         | Node::BranchLink(..) => &links::Links,
         Node::ArtifactDir(..) | Node::Entry(..) => &zip::Zip,
+        Node::Workflows(_)
+        | Node::Workflow(..)
+        | Node::WorkflowBranches(..)
+        | Node::WorkflowBranch(..)
+        | Node::WorkflowLink(..)
+        | Node::Commits(_)
+        | Node::Commit(..)
+        | Node::CommitLink(..)
+        | Node::Pulls(_)
+        | Node::Pull(..)
+        | Node::PullLink(..) => &ci::Ci,
     }
 }
 

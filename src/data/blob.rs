@@ -147,6 +147,18 @@ impl CachedBlob {
         self.whole.is_some() && self.file.as_ref().is_some_and(|f| f.is_sealed())
     }
 
+    /// Seals the checksums of blocks a check verified (see [`BlockFile::seal_blocks`]).
+    pub fn seal_blocks(&self, sums: &[(u64, u32)]) {
+        if let Some(f) = &self.file
+            && !sums.is_empty()
+        {
+            match f.seal_blocks(sums) {
+                Ok(stale) => self.cache.remove_blocks(&self.key, &stale),
+                Err(e) => self.cache.write_failed("a block map (seal)", &e),
+            }
+        }
+    }
+
     /// Whether the background check of the digest has work queued or running.
     #[cfg(test)]
     pub fn sealing(&self) -> bool {
@@ -579,7 +591,7 @@ impl CachedBlob {
     /// `offset..end` straight from the network. A sealed blob's bytes are fetched in whole
     /// blocks and checked against their sealed checksums (one more fetch, then EIO).
     async fn fetch_checked(&self, offset: u64, end: u64) -> Result<Bytes, SourceError> {
-        let Some(file) = self.file.as_ref().filter(|f| f.is_sealed()) else {
+        let Some(file) = self.file.as_ref().filter(|f| f.any_sealed()) else {
             return self.fetch_exact(offset, end - offset).await;
         };
         let (first, last) = (offset / BLOCK_SIZE, (end - 1) / BLOCK_SIZE);

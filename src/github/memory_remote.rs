@@ -293,6 +293,14 @@ impl MemoryRemote {
         }
     }
 
+    /// Changes what the API says about artifact `id` (from the next listing on).
+    pub fn edit(&self, id: u64, change: impl FnOnce(&mut Artifact)) {
+        let mut arts = self.arts.lock().unwrap();
+        if let Some(a) = arts.iter_mut().find(|a| a.artifact.id == id) {
+            change(&mut a.artifact);
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn add(
         &self,

@@ -8,6 +8,7 @@ pub mod error;
 pub mod inode;
 mod kinds;
 pub mod listing;
+mod logs;
 mod metadata;
 pub mod names;
 mod probes;
@@ -256,6 +257,8 @@ impl ArtifactFs {
     }
 }
 
+#[cfg(test)]
+mod log_tests;
 #[cfg(test)]
 mod metadata_tests;
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! (`user.run.*`, from the run metadata) and a zip entry's (`user.zip.*`).
 
 use crate::archive::tree::NodeKind;
+use crate::data::ArchiveIndex;
 use crate::github::Run;
 
 use super::{ArtifactFs, FsResult, Ino, Node};
@@ -10,7 +11,7 @@ impl ArtifactFs {
     /// A run directory's `user.run.*` attributes; `None` for any other node.
     pub async fn run_attributes(&self, ino: Ino) -> FsResult<Option<Vec<(String, String)>>> {
         match self.node(ino)? {
-            Node::Run(r, run) => Ok(Some(
+            Node::Run(r, run) | Node::LogRun(r, run, _) => Ok(Some(
                 (self.run_info(r, run).await?)
                     .map(|info| run_xattrs(&info))
                     .unwrap_or_default(),
@@ -46,32 +47,43 @@ impl ArtifactFs {
                 }
                 out.push(("user.artifact.size".into(), a.size_in_bytes.to_string()));
             }
-            Node::Run(r, run) => {
+            Node::Run(r, run) | Node::LogRun(r, run, _) => {
                 if let Some(info) = self.run_info(r, run).await? {
                     out.extend(run_xattrs(&info));
                 }
             }
             Node::Entry(r, id, n) => {
                 let (_, index) = self.archive_index(r, id).await?;
-                if let Some(NodeKind::File { entry }) = index.tree.nodes.get(n).map(|t| &t.kind) {
-                    let e = &index.cd.entries[*entry];
-                    out.push(("user.zip.crc32".into(), format!("{:08x}", e.crc32)));
-                    let method = match e.method {
-                        0 => "stored".to_string(),
-                        8 => "deflated".to_string(),
-                        m => m.to_string(),
-                    };
-                    out.push(("user.zip.method".into(), method));
-                    out.push((
-                        "user.zip.compressed_size".into(),
-                        e.compressed_size.to_string(),
-                    ));
-                }
+                out.extend(zip_xattrs(&index, n));
+            }
+            Node::LogEntry(r, run, attempt, n) => {
+                let (_, index) = self.log_archive(r, run, attempt).await?;
+                out.extend(zip_xattrs(&index, n));
             }
             _ => {}
         }
         Ok(out)
     }
+}
+
+/// A zip entry's `user.zip.*` attributes (tree node `n`; none for a directory).
+fn zip_xattrs(index: &ArchiveIndex, n: usize) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(NodeKind::File { entry }) = index.tree.nodes.get(n).map(|t| &t.kind) {
+        let e = &index.cd.entries[*entry];
+        out.push(("user.zip.crc32".into(), format!("{:08x}", e.crc32)));
+        let method = match e.method {
+            0 => "stored".to_string(),
+            8 => "deflated".to_string(),
+            m => m.to_string(),
+        };
+        out.push(("user.zip.method".into(), method));
+        out.push((
+            "user.zip.compressed_size".into(),
+            e.compressed_size.to_string(),
+        ));
+    }
+    out
 }
 
 /// A run's `user.run.*` attributes: workflow (file name), name, event, status, conclusion,

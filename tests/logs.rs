@@ -30,6 +30,15 @@ fn error_lines(b: &[u8]) -> usize {
         .count()
 }
 
+/// `a b/c` as `a%20b/c`.
+fn url_path(name: &str) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    (name.split('/'))
+        .map(|s| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// Waits (up to 20 s) until `cond` holds.
 fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -193,4 +202,53 @@ fn in_progress_attempts_expiry_and_a_changed_byte() {
         logs.join("11/1_build.txt").display()
     ));
     assert!(!ok && err.contains("Input/output error"), "{err}");
+}
+
+#[test]
+fn serve_gives_raw_logs_and_a_view_with_numbered_coloured_lines() {
+    let gh = start_fake();
+    add_hello_files(&gh, "build", 7, &[("a.txt", b"a")]);
+    gh.add_run(
+        FakeRunSpec::new("octo-org", "hello", 7)
+            .jobs(&["build", "test <x> & (y)"])
+            .conclusion("failure"),
+    );
+    let srv = Daemon::new(&gh, REPO).serve();
+    let originals = gh.run_log_files(7, 1);
+    // Raw bytes, as a script or a WebDAV client wants them.
+    for (name, bytes) in &originals {
+        let url = format!("/{REPO}/logs/7/{}", url_path(name));
+        let r = srv.get(&url);
+        assert_eq!(r.status, 200, "{name}");
+        assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+        assert!(r.body == *bytes, "{name}");
+    }
+    // The view: numbered, anchored, coloured, escaped.
+    let r = srv.get(&format!(
+        "/{REPO}/logs/7/2_test%20%3Cx%3E%20%26%20%28y%29.txt?view"
+    ));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let page = r.text();
+    assert!(
+        page.contains("<a class=\"n\" href=\"#L12\">12</a>"),
+        "{page}"
+    );
+    assert!(!page.contains('\u{1b}'), "no raw escapes");
+    assert!(page.contains("test &lt;x&gt; &amp; (y)"), "{page}");
+    assert!(!page.contains("test <x>"));
+    assert!(
+        page.contains("<span style=\"color:#cd3131;\">ERROR"),
+        "{page}"
+    );
+    // Listings link the views, and a run's artifacts link its logs.
+    let l = srv.get(&format!("/{REPO}/logs/7/")).text();
+    assert!(l.contains("href=\"1_build.txt?view\">view</a>"), "{l}");
+    let l = srv.get(&format!("/{REPO}/runs/7/")).text();
+    assert!(
+        l.contains(&format!("href=\"/{REPO}/logs/7/\">logs/</a>")),
+        "{l}"
+    );
+    let j = srv.get(&format!("/{REPO}/logs/7/?format=json")).text();
+    assert!(j.contains("\"view\": \"1_build.txt?view\""), "{j}");
 }

@@ -127,8 +127,14 @@ fn a_runs_logs_read_right_lazily_and_grep_counts_them() {
         libc::EROFS
     );
     assert_eq!(errno_of(fs::remove_dir_all(&dir)), libc::EROFS);
-    assert_eq!(gh.counters().delete_requests, 0);
-    assert_eq!(gh.counters().blob_auth_headers_seen, 0);
+    let c = gh.counters();
+    assert_eq!(c.delete_requests, 0);
+    assert_eq!(c.blob_auth_headers_seen, 0);
+    assert_eq!(c.endpoint("run_logs"), 1, "one redirect for the whole test");
+    let api = fake_github::openapi::OpenApi::load_above(env!("CARGO_MANIFEST_DIR").as_ref());
+    for line in &c.api_request_log {
+        assert!(api.check_request(line).is_empty(), "{line}");
+    }
 }
 
 #[test]
@@ -251,4 +257,35 @@ fn serve_gives_raw_logs_and_a_view_with_numbered_coloured_lines() {
     );
     let j = srv.get(&format!("/{REPO}/logs/7/?format=json")).text();
     assert!(j.contains("\"view\": \"1_build.txt?view\""), "{j}");
+}
+
+#[test]
+fn a_blob_host_without_range_gives_the_logs_in_one_download() {
+    let _x = exclusive("logs", 300);
+    let gh = fake();
+    gh.add_run(
+        FakeRunSpec::new("octo-org", "hello", 12)
+            .jobs(&["build", "test"])
+            .big_log("test", 4 << 20),
+    );
+    let blob = gh.run_log_blob_id(12, 1).unwrap();
+    gh.set_faults(fake_github::Faults {
+        no_range: true,
+        ..Default::default()
+    });
+    let m = Daemon::new(&gh, REPO).mount();
+    let dir = m.path(&format!("{REPO}/logs/12"));
+    gh.reset_counters();
+    for (name, bytes) in gh.run_log_files(12, 1) {
+        assert_eq!(fs::read(dir.join(&name)).unwrap(), bytes, "{name}");
+    }
+    let c = gh.counters();
+    let whole = c.blob_bytes_by_artifact[&blob];
+    eprintln!(
+        "logs without Range: {} blob requests, {whole} bytes",
+        c.blob_requests
+    );
+    // The first byte's request (answered whole, its body not read) and one download.
+    assert_eq!(c.blob_requests, 2, "{c:?}");
+    assert_eq!(c.endpoint("run_logs"), 1);
 }

@@ -171,6 +171,8 @@ async fn logs_list_runs_and_attempts_and_read_every_file_right() {
         libc::EROFS
     );
     assert_eq!(m.deletes.load(Ordering::SeqCst), 0);
+    // One download per attempt (100 and 100.2 are one), however many files were read.
+    assert_eq!(m.log_calls.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]

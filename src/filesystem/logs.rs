@@ -139,11 +139,11 @@ impl ArtifactFs {
         if a == latest && info.status.as_deref() != Some("completed") {
             return self.finished_jobs(idx, run).await.map(LogDir::Jobs);
         }
-        // A run never re-run through its own endpoint, every other attempt by number (so
-        // that what is kept for an attempt is never another's).
+        // A run never re-run through its own endpoint, the attempts of one that was by
+        // number (so that what is kept for an attempt is never another's).
         let target = Download::RunLogs {
             run,
-            attempt: (latest > 1 || attempt.is_some()).then_some(a),
+            attempt: (latest > 1).then_some(a),
         };
         let Some(b) = self.log_blob(idx, target).await? else {
             return Ok(LogDir::Empty);

@@ -132,30 +132,11 @@ fn step_text(spec: &FakeRunSpec, attempt: u32, j: usize, s: usize) -> Pieces {
     pieces
 }
 
-/// 1 MiB of timestamped test output, with an `ERROR` line every 4096 lines.
+/// 1 MiB of test output that deflates like a CI log (about 4.4×, with `ERROR` lines):
+/// [`crate::bench::ci_log`], whole lines only.
 fn filler(seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(FILLER_PIECE + 128);
-    let mut i = 0u64;
-    while out.len() < FILLER_PIECE {
-        let level = if i % 4096 == 4095 { "ERROR" } else { "info" };
-        out.extend_from_slice(
-            format!(
-                "2024-05-01T12:30:{:02}.{:07}Z {level}: case {i} of suite {} passed in {} ms\n",
-                i % 60,
-                (seed + i) % 10_000_000,
-                seed % 97,
-                (seed * 7 + i) % 1000
-            )
-            .as_bytes(),
-        );
-        i += 1;
-    }
-    // Whole lines only: cut after the last newline within the piece.
-    let cut = out[..FILLER_PIECE]
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .unwrap_or(0)
-        + 1;
+    let (mut out, _) = crate::bench::ci_log(FILLER_PIECE, seed);
+    let cut = out.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     out.truncate(cut);
     out
 }
@@ -204,6 +185,25 @@ fn archive_files(spec: &FakeRunSpec, attempt: u32) -> Vec<(String, Pieces)> {
 pub(crate) fn originals(spec: &FakeRunSpec, attempt: u32) -> Vec<(String, Vec<u8>)> {
     (archive_files(spec, attempt).into_iter())
         .map(|(n, p)| (n, expand(&p)))
+        .collect()
+}
+
+/// What each file of a run attempt's log archive is, without making it: (name, length,
+/// lines holding `ERROR`, compressed length in the archive).
+pub(crate) fn summary(spec: &FakeRunSpec, attempt: u32) -> Vec<(String, u64, u64, u64)> {
+    let errors = |b: &[u8]| {
+        (b.split(|&c| c == b'\n'))
+            .filter(|l| l.windows(5).any(|w| w == b"ERROR"))
+            .count() as u64
+    };
+    (archive_files(spec, attempt).into_iter())
+        .map(|(name, pieces)| {
+            let refs: Vec<(&[u8], usize)> =
+                pieces.iter().map(|(b, n)| (b.as_slice(), *n)).collect();
+            let (deflated, _, len) = deflate_repeated(&refs);
+            let e = pieces.iter().map(|(b, n)| errors(b) * *n as u64).sum();
+            (name, len, e, deflated.len() as u64)
+        })
         .collect()
 }
 
@@ -350,7 +350,15 @@ mod tests {
             assert!(got == *bytes, "{name}");
         }
         assert!(files[0].1.len() > 3 << 20);
-        assert!(zip.len() < files[0].1.len() / 2, "compressed");
+        assert!(zip.len() < files[0].1.len(), "compressed");
+        let sum = summary(&spec, 1);
+        for ((n, b), (sn, len, errors, _)) in files.iter().zip(&sum) {
+            assert_eq!((n, b.len() as u64), (sn, *len));
+            let want = b
+                .split(|&c| c == b'\n')
+                .filter(|l| l.windows(5).any(|w| w == b"ERROR"));
+            assert_eq!(want.count() as u64, *errors, "{n}");
+        }
         assert!(
             files
                 .iter()

@@ -83,7 +83,8 @@ fn run_logs_are_a_zip_like_githubs() {
     }
     let build = &originals[0].1;
     assert!(build.len() > 20 << 20, "tens of MiB");
-    assert!(blob.body.len() < build.len() / 4, "compressed like a log");
+    // The job file and its step file each hold the 20 MiB, deflated about 4.4 times.
+    assert!(blob.body.len() < build.len() / 2, "compressed like a log");
     let text = String::from_utf8_lossy(&originals[1].1);
     assert!(text.starts_with('\u{feff}'));
     assert!(text.contains("Z ##[group]Run tests"));

@@ -341,8 +341,8 @@ async fn central_directories_are_read_ahead_newest_first_within_the_budget() {
         },
     );
     let zip = z.finish();
-    let per_artifact = tail_len_for(zip.len() as u64);
-    assert_eq!(per_artifact, TAIL_LEN);
+    assert_eq!(tail_len_for(zip.len() as u64), TAIL_LEN);
+    let per_artifact = super::probes::read_ahead_cost(zip.len() as u64);
     let fit = (INDEX_READAHEAD_BUDGET / per_artifact) as usize;
     let total = fit + 20;
     let remote = Arc::new(MemoryRemote::default());

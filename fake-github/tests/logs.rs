@@ -1,5 +1,5 @@
 //! Run and job logs over plain HTTP, checked against GitHub's OpenAPI description
-//! (`shared/github-openapi/actions.json`): the run, attempt and job log downloads answer 302
+//! (`github-openapi/actions.json`): the run, attempt and job log downloads answer 302
 //! (with `Location`) to the blob host, which serves a zip shaped like GitHub's (job files,
 //! step folders, names with spaces and parentheses, a big job log) or a job's plain text, by
 //! range; 404 while not finished, 410 once expired, 401 without a token.

@@ -26,7 +26,10 @@ MOUNTPOINT/
         NAME -> ../runs/RUN_ID/NAME         newest artifact of each name
       branches/
         BRANCH/             '/' in a branch name written %2F, '%' as %25
-          NAME -> ../../runs/RUN_ID/NAME";
+          NAME -> ../../runs/RUN_ID/NAME
+      logs/
+        RUN_ID/             the run's logs: N_JOB.txt per job, JOB/N_STEP.txt per step
+        RUN_ID.ATTEMPT/     an earlier attempt's logs";
 
 /// (errno, when a reader meets it)
 const ERRORS: &[(&str, &str)] = &[

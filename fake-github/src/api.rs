@@ -409,6 +409,18 @@ fn respond(
             let body = st.pull_json(base, &repo_key, p);
             pages::conditional(st, headers, &body, None)
         }
+        Action::RunLogs(run, attempt) => {
+            if access.is_none() {
+                return message(StatusCode::UNAUTHORIZED, "Requires authentication");
+            }
+            st.run_logs_download(&shared.blob_origin, &repo_key, run, attempt)
+        }
+        Action::JobLogs(job) => {
+            if access.is_none() {
+                return message(StatusCode::UNAUTHORIZED, "Requires authentication");
+            }
+            st.job_logs_download(&shared.blob_origin, &repo_key, job)
+        }
         Action::Get(id) => {
             let Some(a) = st.artifacts.get(&id).filter(|a| a.repo == repo_key) else {
                 return message(StatusCode::NOT_FOUND, "Not Found");

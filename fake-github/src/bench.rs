@@ -12,6 +12,9 @@
 //! - `bench/tree`: 125 runs of 2 small zip artifacts each (250) (`ls -R runs`);
 //! - `bench/many`, run 4000, artifact `many`: a zip64 archive of 70 000 small stored files in
 //!   70 folders of 1000 (`ls -lR`, `ls -l` of one folder, `getfattr -d`).
+//! - `bench/data`, run 903: a failed run whose log archive is about 80 MiB (job
+//!   `test (ubuntu-latest)` carries 176 MiB of CI output, in its job file and its step file)
+//!   (`grep -rc ERROR logs/903/`, `tail -n 50` of the biggest job log).
 
 use serde::Serialize;
 
@@ -75,6 +78,15 @@ pub struct BenchInfo {
     pub many_artifact: String,
     pub many_dirs: u64,
     pub many_per_dir: u64,
+    /// The run with big logs: its id, its log archive's blob id and length, every file's
+    /// `ERROR` lines summed, and its biggest job log (name, length, compressed length).
+    pub runlog_run: u64,
+    pub runlog_blob: u64,
+    pub runlog_archive_size: u64,
+    pub runlog_error_lines: u64,
+    pub runlog_job_entry: String,
+    pub runlog_job_size: u64,
+    pub runlog_job_compressed_size: u64,
 }
 
 const LOG_COMPONENTS: [&str; 10] = [
@@ -305,6 +317,23 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
     let log_archive_size = logs_zip.len() as u64;
     let log_run = 900;
     let log_id = gh.add_artifact(FakeArtifactSpec::zip(o, r, "logs", log_run, logs_zip));
+    let runlog_run = 903;
+    let big_job = "test (ubuntu-latest)";
+    let spec = crate::FakeRunSpec::new(o, r, runlog_run)
+        .jobs(&["build", big_job])
+        .big_log(big_job, 176 << 20)
+        .conclusion("failure");
+    gh.add_run(spec.clone());
+    let runlog_blob = gh.run_log_blob_id(runlog_run, 1).expect("the run exists");
+    let runlog_archive_size = gh.shared.state.lock().unwrap().logs.blobs[&runlog_blob]
+        .body
+        .len() as u64;
+    let files = crate::logs::summary(&spec, 1);
+    let runlog_error_lines = files.iter().map(|f| f.2).sum();
+    let (runlog_job_entry, runlog_job_size, _, runlog_job_compressed_size) = files
+        .into_iter()
+        .max_by_key(|f| f.1)
+        .expect("the run has logs");
     BenchInfo {
         owner: o.into(),
         repo: r.into(),
@@ -345,6 +374,13 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
         many_artifact: "many".into(),
         many_dirs,
         many_per_dir,
+        runlog_run,
+        runlog_blob,
+        runlog_archive_size,
+        runlog_error_lines,
+        runlog_job_entry,
+        runlog_job_size,
+        runlog_job_compressed_size,
     }
 }
 

@@ -398,21 +398,32 @@ fn plan(
         st.forced_expiry_at.insert(id, now);
         return refused();
     }
-    let Some(a) = st.artifacts.get(&id) else {
+    let found = match (st.artifacts.get(&id), st.logs.blobs.get(&id)) {
+        (Some(a), _) => Some(match &a.kind {
+            BlobKind::Zip => (
+                "application/zip".to_string(),
+                format!("{}.zip", a.name),
+                a.body.clone(),
+            ),
+            BlobKind::Raw {
+                file_name,
+                content_type,
+            } => (content_type.clone(), file_name.clone(), a.body.clone()),
+        }),
+        (None, Some(l)) => Some((
+            l.content_type.to_string(),
+            l.file_name.clone(),
+            l.body.clone(),
+        )),
+        (None, None) => None,
+    };
+    let Some((content_type, file_name, body)) = found else {
         return Err(Box::new(azure_error(
             StatusCode::NOT_FOUND,
             "BlobNotFound",
             "The specified blob does not exist.",
         )));
     };
-    let (content_type, file_name) = match &a.kind {
-        BlobKind::Zip => ("application/zip".to_string(), format!("{}.zip", a.name)),
-        BlobKind::Raw {
-            file_name,
-            content_type,
-        } => (content_type.clone(), file_name.clone()),
-    };
-    let body = a.body.clone();
     let is_get = *method == Method::GET;
     if is_get {
         st.fault_counts.blob += 1;

@@ -16,6 +16,7 @@ pub mod blob;
 pub mod counters;
 pub mod demo;
 pub mod faults;
+pub mod logs;
 pub mod openapi;
 mod pages;
 pub mod quota;
@@ -329,6 +330,48 @@ impl FakeGitHub {
     /// are the new attempt's).
     pub fn rerun(&self, id: u64) {
         self.shared.state.lock().unwrap().rerun(id);
+    }
+
+    /// Job `job` (its index in the run's jobs) of run `run`, in progress, finishes: its log
+    /// can be downloaded (`.../actions/jobs/{id}/logs`), the run's archive not yet.
+    pub fn finish_job(&self, run: u64, job: usize) {
+        self.shared.state.lock().unwrap().finish_job(run, job);
+    }
+
+    /// Run `run` completes with `conclusion` (`success`, `failure`...): its log archive
+    /// appears.
+    pub fn complete_run(&self, run: u64, conclusion: &str) {
+        self.shared
+            .state
+            .lock()
+            .unwrap()
+            .complete_run(run, conclusion);
+    }
+
+    /// The logs of run `run` are past retention: their downloads answer 410.
+    pub fn expire_logs(&self, run: u64) {
+        self.shared.state.lock().unwrap().logs.expired.insert(run);
+    }
+
+    /// Every file of attempt `attempt` of run `run`'s log archive, with its bytes, in
+    /// archive order (whether or not the run has completed): what a test compares with.
+    pub fn run_log_files(&self, run: u64, attempt: u32) -> Vec<(String, Vec<u8>)> {
+        let st = self.shared.state.lock().unwrap();
+        st.runs
+            .get(&run)
+            .map(|r| logs::originals(&r.spec, attempt))
+            .unwrap_or_default()
+    }
+
+    /// The blob id of attempt `attempt` of run `run`'s log archive (what the blob fault
+    /// switches and `blob_bytes_by_artifact` name it by), making it if need be.
+    pub fn run_log_blob_id(&self, run: u64, attempt: u32) -> Option<u64> {
+        (self.shared.state.lock().unwrap()).log_blob(logs::LogKey::Run(run, attempt))
+    }
+
+    /// The id of job `job` (index) of attempt `attempt` of run `run`.
+    pub fn job_id(run: u64, attempt: u32, job: usize) -> u64 {
+        run * 1000 + u64::from(attempt) * 100 + job as u64
     }
 
     /// Adds (or replaces) a pull request.

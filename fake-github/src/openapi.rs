@@ -103,6 +103,32 @@ impl OpenApi {
         errs
     }
 
+    /// What is wrong with answering `status` to `method path`: an undocumented operation or
+    /// status (a redirect's `Location` header too, when the description declares one).
+    pub fn check_status(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        location: bool,
+    ) -> Vec<String> {
+        let Some((template, op)) = self.operation(method, path) else {
+            return vec![format!(
+                "{method} {path}: no such operation in the description"
+            )];
+        };
+        let answer = self.resolve(&op["responses"][status.to_string()]);
+        if answer.is_null() {
+            return vec![format!("{template}: {status} is not a documented answer")];
+        }
+        if answer["headers"].get("Location").is_some() && !location {
+            return vec![format!(
+                "{template}: {status} without the documented Location"
+            )];
+        }
+        Vec::new()
+    }
+
     /// What is wrong with `body` as the 200 answer of `method path`.
     pub fn check_answer(&self, method: &str, path: &str, body: &Value) -> Vec<String> {
         let Some((template, op)) = self.operation(method, path) else {

@@ -33,6 +33,11 @@ pub(crate) enum Action {
     WorkflowRuns(String),
     /// `GET .../pulls/{number}`.
     GetPull(u64),
+    /// `GET .../actions/runs/{id}/logs` (attempt `None`) or
+    /// `.../runs/{id}/attempts/{n}/logs`.
+    RunLogs(u64, Option<u32>),
+    /// `GET .../actions/jobs/{job_id}/logs`.
+    JobLogs(u64),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +70,8 @@ impl Route {
                 Action::ListWorkflows => "workflows",
                 Action::WorkflowRuns(_) => "workflow_runs",
                 Action::GetPull(_) => "pull",
+                Action::RunLogs(..) => "run_logs",
+                Action::JobLogs(_) => "job_logs",
             },
         }
     }
@@ -99,6 +106,11 @@ pub(crate) fn parse_route(method: &Method, path: &str) -> Option<Route> {
         (2, "runs") if get => Action::ListRuns,
         (3, "runs") if get => Action::GetRun(s(2).parse().ok()?),
         (4, "runs") if get && s(3) == "jobs" => Action::RunJobs(s(2).parse().ok()?),
+        (4, "runs") if get && s(3) == "logs" => Action::RunLogs(s(2).parse().ok()?, None),
+        (6, "runs") if get && s(3) == "attempts" && s(5) == "logs" => {
+            Action::RunLogs(s(2).parse().ok()?, Some(s(4).parse().ok()?))
+        }
+        (4, "jobs") if get && s(3) == "logs" => Action::JobLogs(s(2).parse().ok()?),
         (2, "workflows") if get => Action::ListWorkflows,
         (4, "workflows") if get && s(3) == "runs" && !s(2).is_empty() => {
             Action::WorkflowRuns(s(2).to_string())
@@ -193,5 +205,13 @@ mod tests {
             Some(Action::GetPull(12))
         );
         assert!(parse_route(&Method::GET, "/repos/o/r/pulls/x").is_none());
+        assert_eq!(
+            action(Method::GET, "/repos/o/r/actions/runs/9/attempts/2/logs"),
+            Some(Action::RunLogs(9, Some(2)))
+        );
+        assert_eq!(
+            action(Method::GET, "/repos/o/r/actions/jobs/9001/logs"),
+            Some(Action::JobLogs(9001))
+        );
     }
 }

@@ -39,6 +39,10 @@ pub struct FakeRunSpec {
     pub jobs: Vec<String>,
     /// Default: the fake's clock (one second after the last thing created).
     pub created_at: Option<OffsetDateTime>,
+    /// A job whose log carries this many bytes more (tens of MiB, made cheaply).
+    pub big_log: Option<(String, usize)>,
+    /// Jobs whose step files the log archive lacks (GitHub leaves them out at times).
+    pub no_step_files: Vec<String>,
 }
 
 /// The sha the fake gives run `run_id` when none is given.
@@ -65,6 +69,8 @@ impl FakeRunSpec {
             pull_requests: Vec::new(),
             jobs: vec!["build".into()],
             created_at: None,
+            big_log: None,
+            no_step_files: Vec::new(),
         }
     }
 
@@ -129,6 +135,18 @@ impl FakeRunSpec {
         self.created_at = Some(t);
         self
     }
+
+    /// Job `job`'s log (its `Run tests` step) gets `bytes` more of test output.
+    pub fn big_log(mut self, job: &str, bytes: usize) -> Self {
+        self.big_log = Some((job.into(), bytes));
+        self
+    }
+
+    /// The log archive has no step files for job `job`.
+    pub fn without_step_files(mut self, job: &str) -> Self {
+        self.no_step_files.push(job.into());
+        self
+    }
 }
 
 /// A pull request to add to the fake (`FakeGitHub::add_pull`).
@@ -174,6 +192,8 @@ pub(crate) struct StoredRun {
     pub run_number: u64,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// Jobs (by index) of a run in progress that have finished.
+    pub jobs_done: std::collections::BTreeSet<usize>,
 }
 
 pub(crate) struct StoredPull {
@@ -231,6 +251,7 @@ impl State {
                 run_number,
                 created_at,
                 updated_at: created_at,
+                jobs_done: Default::default(),
             },
         );
     }
@@ -261,6 +282,27 @@ impl State {
         let now = self.clock;
         if let Some(r) = self.runs.get_mut(&id) {
             r.spec.attempt += 1;
+            r.updated_at = now;
+        }
+    }
+
+    /// Job `job` (index) of run `id`, in progress, finishes (with success).
+    pub(crate) fn finish_job(&mut self, id: u64, job: usize) {
+        self.clock += time::Duration::seconds(1);
+        let now = self.clock;
+        if let Some(r) = self.runs.get_mut(&id) {
+            r.jobs_done.insert(job);
+            r.updated_at = now;
+        }
+    }
+
+    /// Run `id` completes with `conclusion`: every job has finished.
+    pub(crate) fn complete_run(&mut self, id: u64, conclusion: &str) {
+        self.clock += time::Duration::seconds(1);
+        let now = self.clock;
+        if let Some(r) = self.runs.get_mut(&id) {
+            r.spec.status = "completed".into();
+            r.spec.conclusion = Some(conclusion.into());
             r.updated_at = now;
         }
     }
@@ -360,12 +402,25 @@ impl State {
             let latest = attempt == s.attempt;
             for (i, name) in s.jobs.iter().enumerate() {
                 let id = s.id * 1000 + u64::from(attempt) * 100 + i as u64;
-                let (status, conclusion) = if latest {
-                    (s.status.clone(), s.conclusion.clone())
-                } else {
+                let (status, conclusion) = if !latest {
                     ("completed".to_string(), Some("failure".to_string()))
+                } else if s.status != "completed" && r.jobs_done.contains(&i) {
+                    ("completed".to_string(), Some("success".to_string()))
+                } else {
+                    (s.status.clone(), s.conclusion.clone())
                 };
                 let at = rfc3339(r.created_at);
+                let steps: Vec<Value> = (crate::logs::STEPS.iter().enumerate())
+                    .map(|(n, step)| {
+                        let done = status == "completed";
+                        json!({
+                            "name": step, "number": n + 1,
+                            "status": if done { "completed" } else { "in_progress" },
+                            "conclusion": if done { conclusion.clone().map_or(Value::Null, Value::String) } else { Value::Null },
+                            "started_at": at, "completed_at": if done { Value::String(at.clone()) } else { Value::Null },
+                        })
+                    })
+                    .collect();
                 out.push(json!({
                     "id": id, "run_id": s.id, "run_url": format!("{rb}/actions/runs/{}", s.id),
                     "run_attempt": attempt, "node_id": format!("CR_kw{id}"), "head_sha": s.head_sha,
@@ -374,7 +429,7 @@ impl State {
                     "status": status, "conclusion": conclusion,
                     "created_at": at, "started_at": at,
                     "completed_at": if status == "completed" { Value::String(at.clone()) } else { Value::Null },
-                    "name": name, "steps": [], "check_run_url": format!("{rb}/check-runs/{id}"),
+                    "name": name, "steps": steps, "check_run_url": format!("{rb}/check-runs/{id}"),
                     "labels": ["ubuntu-latest"], "runner_id": 1, "runner_name": "GitHub Actions 1",
                     "runner_group_id": 1, "runner_group_name": "GitHub Actions",
                     "workflow_name": s.workflow_name, "head_branch": s.head_branch,

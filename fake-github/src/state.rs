@@ -90,6 +90,8 @@ pub(crate) struct State {
     /// Remaining primary quota per token ("" = anonymous).
     pub quota_used: HashMap<String, u64>,
     pub quota_reset: u64,
+    /// Run and job logs made so far.
+    pub logs: crate::logs::Logs,
 }
 
 pub(crate) fn key(owner: &str, repo: &str) -> (String, String) {
@@ -147,6 +149,7 @@ impl State {
             counters: Counters::default(),
             quota_used: HashMap::new(),
             quota_reset: unix_now() + 3600,
+            logs: Default::default(),
         }
     }
 

@@ -132,6 +132,30 @@ impl ZipBuilder {
         self
     }
 
+    /// Adds a deflated file whose deflate stream is already made (`compressed`), with the
+    /// CRC-32 and length of what it inflates to: big entries made cheaply (see
+    /// [`deflate_repeated`]).
+    pub fn add_deflated(
+        &mut self,
+        name: &str,
+        compressed: Vec<u8>,
+        crc: u32,
+        size: u64,
+    ) -> &mut Self {
+        self.entries.push(Entry {
+            name: name.as_bytes().to_vec(),
+            method: Method::Deflated,
+            unix_mode: None,
+            dos_time: DEFAULT_DOS_TIME,
+            dos_date: DEFAULT_DOS_DATE,
+            crc,
+            compressed,
+            uncompressed_size: size,
+            dir: false,
+        });
+        self
+    }
+
     /// Adds an explicit directory entry (`name/`), which upload-artifact never writes.
     pub fn add_dir(&mut self, name: &str) -> &mut Self {
         let mut n = name.trim_end_matches('/').as_bytes().to_vec();
@@ -311,6 +335,39 @@ impl ZipBuilder {
         out.extend_from_slice(&0u16.to_le_bytes());
         out
     }
+}
+
+/// A deflate stream of `pieces` (each `(bytes, times)`: those bytes repeated), its CRC-32
+/// and length, made cheaply: each piece is compressed once, on its own (a full flush: no
+/// reference reaches before it), so its compressed bytes can simply be repeated. Tens of
+/// MiB of log cost the compression of one piece.
+pub fn deflate_repeated(pieces: &[(&[u8], usize)]) -> (Vec<u8>, u32, u64) {
+    use flate2::{Compress, FlushCompress};
+    let mut out = Vec::new();
+    let mut crc = crc32fast::Hasher::new();
+    let mut len = 0u64;
+    for (data, times) in pieces.iter().filter(|(d, t)| !d.is_empty() && *t > 0) {
+        let mut c = Compress::new(Compression::default(), false);
+        let mut piece = Vec::with_capacity(data.len() / 2 + 64);
+        loop {
+            let at = c.total_in() as usize;
+            piece.reserve(64 * 1024);
+            c.compress_vec(&data[at..], &mut piece, FlushCompress::Full)
+                .expect("deflate into memory");
+            if c.total_in() as usize == data.len() && piece.len() < piece.capacity() {
+                break;
+            }
+        }
+        let mut one = crc32fast::Hasher::new();
+        one.update(data);
+        for _ in 0..*times {
+            out.extend_from_slice(&piece);
+            crc.combine(&one);
+        }
+        len += data.len() as u64 * *times as u64;
+    }
+    out.extend_from_slice(&[0x03, 0x00]); // an empty final block (fixed Huffman)
+    (out, crc.finalize(), len)
 }
 
 /// Deterministic pseudo-random bytes (xorshift), for generated content.

@@ -58,6 +58,15 @@ pub enum Node {
     Pull(RepoIdx, u64),
     /// `pulls/NUMBER/NAME`.
     PullLink(RepoIdx, u64, String),
+    /// `logs/`.
+    Logs(RepoIdx),
+    /// `logs/RUN/` (attempt `None`: the latest) or `logs/RUN.ATTEMPT/`.
+    LogRun(RepoIdx, u64, Option<u32>),
+    /// A file or directory of a run attempt's log archive: (repo, run, attempt, tree node
+    /// index ≥ 1).
+    LogEntry(RepoIdx, u64, u32, usize),
+    /// `logs/RUN/JOB.txt` of a run in progress: (repo, run, job id).
+    JobLog(RepoIdx, u64, u64),
 }
 
 #[derive(Default)]

@@ -34,6 +34,8 @@ pub(super) struct RepoState {
     pub deletions: AtomicU64,
     /// What GitHub says about its runs, pull requests and workflows.
     pub meta: super::run_meta::RunMeta,
+    /// Its runs' logs.
+    pub logs: super::logs::LogState,
 }
 
 impl RepoState {
@@ -46,6 +48,7 @@ impl RepoState {
             refresh: Mutex::new(None),
             deletions: AtomicU64::new(0),
             meta: Default::default(),
+            logs: Default::default(),
         }
     }
 }

@@ -80,6 +80,20 @@ impl Remote for Gated {
     ) -> Result<crate::github::PullRequest, ApiError> {
         self.inner.get_pull(repo, number).await
     }
+    async fn run_jobs(
+        &self,
+        repo: &RepoRef,
+        run: u64,
+    ) -> Result<Vec<crate::github::Job>, ApiError> {
+        self.inner.run_jobs(repo, run).await
+    }
+    async fn log_blob(
+        &self,
+        repo: &RepoRef,
+        target: &crate::github::Download,
+    ) -> Result<crate::github::LogBlob, ApiError> {
+        self.inner.log_blob(repo, target).await
+    }
     fn blob(&self, repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource> {
         self.inner.blob(repo, artifact)
     }

@@ -9,6 +9,7 @@ pub mod held;
 pub mod inode;
 mod kinds;
 pub mod listing;
+mod logs;
 mod metadata;
 pub mod names;
 mod probes;
@@ -278,6 +279,8 @@ impl ArtifactFs {
 
 #[cfg(test)]
 mod held_tests;
+#[cfg(test)]
+mod log_tests;
 #[cfg(test)]
 mod metadata_tests;
 #[cfg(test)]

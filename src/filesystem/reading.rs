@@ -24,6 +24,15 @@ impl ArtifactFs {
                     None => return Err(FsError::NotFound),
                 }
             }
+            Node::LogEntry(r, run, a, n) => {
+                let (_, index) = self.log_archive(r, run, a).await?;
+                match index.tree.nodes.get(n).map(|t| &t.kind) {
+                    Some(NodeKind::File { .. }) => {}
+                    Some(NodeKind::Dir { .. }) => return Err(FsError::IsDir),
+                    None => return Err(FsError::NotFound),
+                }
+            }
+            Node::JobLog(..) => {}
             Node::LatestLink(..) | Node::BranchLink(..) => return Err(FsError::NotFound),
             _ => return Err(FsError::IsDir),
         }
@@ -78,14 +87,30 @@ impl ArtifactFs {
         let Ok(node) = self.node(ino) else {
             return false;
         };
-        let Ok((r, id, spec)) = self.file_of(&node).await else {
+        let Ok((blob, spec)) = self.blob_of(&node).await else {
             return false;
         };
-        let Ok(a) = self.artifact(r, id).await else {
-            return false;
-        };
-        let repo = self.repo(r).repo.clone();
-        self.data.is_verified(&self.blob_ref(&repo, &a), spec)
+        self.data.is_verified(&blob, spec)
+    }
+
+    /// The blob a file node reads, and which file of it.
+    async fn blob_of(&self, node: &Node) -> FsResult<(BlobRef, FileSpec)> {
+        match *node {
+            Node::LogEntry(r, run, a, n) => {
+                let (blob, index) = self.log_archive(r, run, a).await?;
+                match index.tree.nodes.get(n).map(|t| &t.kind) {
+                    Some(NodeKind::File { entry }) => Ok((blob, FileSpec::Entry(*entry))),
+                    _ => Err(FsError::IsDir),
+                }
+            }
+            Node::JobLog(r, _, job) => Ok((self.job_log(r, job).await?, FileSpec::Whole)),
+            _ => {
+                let (r, id, spec) = self.file_of(node).await?;
+                let a = self.artifact(r, id).await?;
+                let repo = self.repo(r).repo.clone();
+                Ok((self.blob_ref(&repo, &a), spec))
+            }
+        }
     }
 
     /// Which file of which artifact a file node is.
@@ -114,13 +139,12 @@ impl ArtifactFs {
         }
     }
 
-    /// How a file node's bytes are read: the whole blob for the archive and an unzipped
-    /// artifact, an entry of it otherwise (the data layer fetches, inflates and verifies).
+    /// How a file node's bytes are read: the whole blob for the archive, an unzipped artifact
+    /// and a job's log, an entry of it otherwise (the data layer fetches, inflates and
+    /// verifies).
     async fn make_reader(&self, node: &Node) -> FsResult<FileReader> {
-        let (r, id, spec) = self.file_of(node).await?;
-        let a = self.artifact(r, id).await?;
-        let repo = self.repo(r).repo.clone();
-        Ok(self.data.open(&self.blob_ref(&repo, &a), spec).await?)
+        let (blob, spec) = self.blob_of(node).await?;
+        Ok(self.data.open(&blob, spec).await?)
     }
 }
 

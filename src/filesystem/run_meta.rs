@@ -41,7 +41,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Default for Memo<K, V> {
 
 impl<K: Eq + Hash + Clone, V: Clone> Memo<K, V> {
     /// The answer for `key` if younger than `ttl`.
-    fn fresh(&self, key: &K, ttl: Duration) -> Option<V> {
+    pub(super) fn fresh(&self, key: &K, ttl: Duration) -> Option<V> {
         let known = self.known.lock().unwrap();
         let (v, at) = known.get(key)?;
         (at.elapsed() < ttl).then(|| v.clone())
@@ -49,7 +49,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Memo<K, V> {
 
     /// The answer for `key`: the one kept if younger than `ttl`, else `fetch`'s (shared by
     /// concurrent callers; a failure is not kept).
-    async fn get<F, Fut>(&self, key: &K, ttl: Duration, fetch: F) -> Result<V, ApiError>
+    pub(super) async fn get<F, Fut>(&self, key: &K, ttl: Duration, fetch: F) -> Result<V, ApiError>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<V, ApiError>>,
@@ -90,7 +90,7 @@ pub(super) struct RunMeta {
 }
 
 impl RunMeta {
-    fn remember(&self, runs: &[Run]) {
+    pub(super) fn remember(&self, runs: &[Run]) {
         let mut known = self.runs.lock().unwrap();
         for r in runs {
             known.insert(r.id, Arc::new(r.clone()));

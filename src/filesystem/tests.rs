@@ -152,6 +152,7 @@ async fn tree_has_runs_latest_and_branches() {
             "branches",
             "commits",
             "latest",
+            "logs",
             "pulls",
             "runs",
             "workflows"

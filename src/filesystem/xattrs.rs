@@ -25,7 +25,7 @@ impl ArtifactFs {
     /// A run directory's `user.run.*` attributes; `None` for any other node.
     pub async fn run_attributes(&self, ino: Ino) -> FsResult<Option<Vec<(String, String)>>> {
         match self.node(ino)? {
-            Node::Run(r, run) => Ok(Some(
+            Node::Run(r, run) | Node::LogRun(r, run, _) => Ok(Some(
                 (self.run_info(r, run).await?)
                     .map(|info| run_xattrs(&info))
                     .unwrap_or_default(),
@@ -51,8 +51,9 @@ impl ArtifactFs {
                         .ok_or(FsError::NotFound),
                 )
             }
-            // A run's metadata may have to be fetched: the runtime's.
-            Node::Run(..) => None,
+            // A run's metadata, or a log archive's index, may have to be fetched: the
+            // runtime's.
+            Node::Run(..) | Node::LogRun(..) | Node::LogEntry(..) => None,
             Node::Entry(r, id, n) => {
                 let l = self.listing_now(r)?;
                 let Some(held) = l.held(id) else {
@@ -74,12 +75,16 @@ impl ArtifactFs {
                 let l = self.listing(r).await?;
                 Ok(l.held(id).ok_or(FsError::NotFound)?.xattrs.clone())
             }
-            Node::Run(r, run) => Ok(match self.run_info(r, run).await? {
+            Node::Run(r, run) | Node::LogRun(r, run, _) => Ok(match self.run_info(r, run).await? {
                 Some(info) => Arc::from(run_xattrs(&info)),
                 None => NONE.clone(),
             }),
             Node::Entry(r, id, n) => {
                 let index = self.archive_index(r, id).await?;
+                Ok(entry_xattrs(&index, n))
+            }
+            Node::LogEntry(r, run, attempt, n) => {
+                let (_, index) = self.log_archive(r, run, attempt).await?;
                 Ok(entry_xattrs(&index, n))
             }
             _ => Ok(NONE.clone()),

@@ -23,6 +23,7 @@ use super::body::{BodyError, read_into};
 use super::client::{GitHubClient, error_chain, redact};
 use super::error::ApiError;
 use super::retry::RetryPolicy;
+use super::runs::Download;
 use super::types::{ArtifactKind, RepoRef};
 
 /// GitHub documents download URLs as valid for one minute; reuse one for less than that.
@@ -58,12 +59,13 @@ impl BlobClient {
     }
 }
 
-/// One artifact's blob, addressed by repository and id.
+/// One blob (an artifact's, a run's log archive, a job's log), addressed by repository and
+/// what its download redirect is for.
 pub struct BlobHandle {
     api: GitHubClient,
     blob: BlobClient,
     repo: RepoRef,
-    id: u64,
+    target: Download,
     url: Mutex<Option<(Url, Instant)>>,
     /// Serializes redirect fetches so concurrent readers share one.
     refresh: tokio::sync::Mutex<()>,
@@ -82,11 +84,16 @@ enum Attempt {
 
 impl BlobHandle {
     pub fn new(api: GitHubClient, blob: BlobClient, repo: RepoRef, id: u64) -> BlobHandle {
+        Self::of(api, blob, repo, Download::Artifact(id))
+    }
+
+    /// The handle of any download's blob.
+    pub fn of(api: GitHubClient, blob: BlobClient, repo: RepoRef, target: Download) -> BlobHandle {
         BlobHandle {
             api,
             blob,
             repo,
-            id,
+            target,
             url: Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
             kind: Mutex::new(None),
@@ -108,10 +115,10 @@ impl BlobHandle {
         if let Some(u) = usable(&self.url.lock().unwrap()) {
             return Ok(u);
         }
-        let u = self.api.download_url(&self.repo, self.id).await?;
+        let u = self.api.download_url_of(&self.repo, &self.target).await?;
         if self.api.on_api_origin(&u) {
             tracing::debug!(
-                artifact = self.id,
+                blob = %self.target,
                 "download redirects to the API host itself"
             );
         }
@@ -163,6 +170,52 @@ impl BlobHandle {
             .map(percent_decode)
             .filter(|s| !s.is_empty());
         Ok(kind_from_headers(resp.headers()).unwrap_or(ArtifactKind::Raw { file_name: last }))
+    }
+
+    /// The blob's length and `ETag`, learnt from one request for its first byte (never a
+    /// suffix range): the total of the 206's `Content-Range`, or the length of a 200 (a host
+    /// that refuses Range: remembered, its body not read); 416 is an empty blob. For blobs
+    /// whose length the API does not give (logs).
+    pub async fn probe_len(&self) -> Result<(u64, Option<String>), ApiError> {
+        self.with_retries(|url| async move {
+            let resp = self
+                .blob
+                .http
+                .get(url.clone())
+                .header(header::RANGE, "bytes=0-0")
+                .send()
+                .await
+                .map_err(|e| Attempt::Retry(network(&url, &e)))?;
+            let resp = check_status(resp, &url)?;
+            let etag = (resp.headers().get(header::ETAG))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let len = match resp.status() {
+                StatusCode::PARTIAL_CONTENT => content_range(resp.headers()).map(|(_, _, t)| t),
+                StatusCode::RANGE_NOT_SATISFIABLE => Some(0),
+                _ => {
+                    if !self
+                        .warned_no_range
+                        .swap(true, std::sync::atomic::Ordering::Relaxed)
+                    {
+                        tracing::warn!(
+                            blob = %self.target,
+                            "blob host ignored Range (200): it will be read whole"
+                        );
+                    }
+                    resp.content_length()
+                }
+            };
+            let len = len.ok_or_else(|| {
+                Attempt::Fatal(ApiError::Protocol(format!(
+                    "{}: no length in the answer from {}",
+                    self.target,
+                    redact(&url)
+                )))
+            })?;
+            Ok((len, etag))
+        })
+        .await
     }
 
     /// Whether the blob host has been seen ignoring `Range` (answering 200 with everything).
@@ -237,7 +290,7 @@ impl BlobHandle {
                     .swap(true, std::sync::atomic::Ordering::Relaxed)
                 {
                     tracing::warn!(
-                        artifact = self.id,
+                        blob = %self.target,
                         "blob host ignored Range (200): reading the whole blob for a range"
                     );
                 }
@@ -253,7 +306,7 @@ impl BlobHandle {
     pub async fn download_to(&self, out: &mut tokio::fs::File) -> Result<(u64, String), ApiError> {
         let mut hasher = Sha256::new();
         let mut written = 0u64;
-        let mut retry = Retries::new(self.id, &self.blob.retry);
+        let mut retry = Retries::new(&self.target, &self.blob.retry);
         loop {
             let url = self.url(retry.stale.as_ref()).await?;
             let r = self
@@ -345,7 +398,7 @@ impl BlobHandle {
         F: Fn(Url) -> Fut,
         Fut: std::future::Future<Output = Result<T, Attempt>>,
     {
-        let mut retry = Retries::new(self.id, &self.blob.retry);
+        let mut retry = Retries::new(&self.target, &self.blob.retry);
         loop {
             let url = self.url(retry.stale.as_ref()).await?;
             match op(url.clone()).await {
@@ -359,7 +412,7 @@ impl BlobHandle {
 /// The retry decisions shared by every blob operation: a 403 gets one fresh URL, network
 /// errors, 5xx and short bodies back off until the attempts run out, anything else is final.
 struct Retries<'a> {
-    artifact: u64,
+    target: &'a Download,
     policy: &'a RetryPolicy,
     attempt: u32,
     refreshed: bool,
@@ -368,9 +421,9 @@ struct Retries<'a> {
 }
 
 impl<'a> Retries<'a> {
-    fn new(artifact: u64, policy: &'a RetryPolicy) -> Self {
+    fn new(target: &'a Download, policy: &'a RetryPolicy) -> Self {
         Retries {
-            artifact,
+            target,
             policy,
             attempt: 0,
             refreshed: false,
@@ -386,13 +439,13 @@ impl<'a> Retries<'a> {
             Attempt::Fatal(e) => return Err(e),
             Attempt::Refresh(e) => {
                 if self.refreshed {
-                    tracing::warn!(artifact = self.artifact, error = %e, "blob host still refuses a fresh URL");
+                    tracing::warn!(blob = %self.target, error = %e, "blob host still refuses a fresh URL");
                     return Err(e);
                 }
                 self.refreshed = true;
                 self.stale = Some(url);
                 tracing::info!(
-                    artifact = self.artifact,
+                    blob = %self.target,
                     "blob URL rejected (403): getting a fresh one"
                 );
                 return Ok(());
@@ -400,11 +453,11 @@ impl<'a> Retries<'a> {
             Attempt::Retry(e) => e,
         };
         if self.attempt >= self.policy.max_attempts {
-            tracing::warn!(artifact = self.artifact, error = %err, attempts = self.attempt, "{what} failed");
+            tracing::warn!(blob = %self.target, error = %err, attempts = self.attempt, "{what} failed");
             return Err(err);
         }
         let d = self.policy.backoff(self.attempt);
-        tracing::info!(artifact = self.artifact, error = %err, retry_in = ?d, "{what} failed, retrying");
+        tracing::info!(blob = %self.target, error = %err, retry_in = ?d, "{what} failed, retrying");
         tokio::time::sleep(d).await;
         Ok(())
     }

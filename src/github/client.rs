@@ -22,7 +22,9 @@ use super::error::ApiError;
 use super::link;
 pub use super::redact::{error_chain, redact, scrub_queries};
 use super::retry::{RateLimit, RetryPolicy, note_quota, rate_limit};
-use super::runs::{PullRequest, Run, RunFilter, RunList, RunsPage, Workflow, WorkflowList};
+use super::runs::{
+    Download, Job, JobList, PullRequest, Run, RunFilter, RunList, RunsPage, Workflow, WorkflowList,
+};
 use super::types::{Artifact, ArtifactList, RepoRef};
 use crate::stats::Stats;
 
@@ -391,6 +393,25 @@ impl GitHubClient {
     /// Without a token nothing is asked (GitHub answers 401 even for public repositories):
     /// [`ApiError::NeedsToken`], logged once.
     pub async fn download_url(&self, repo: &RepoRef, id: u64) -> Result<Url, ApiError> {
+        self.download_url_of(repo, &Download::Artifact(id)).await
+    }
+
+    /// The jobs of run `run`'s latest attempt (`GET .../runs/{id}/jobs`, every page).
+    pub async fn run_jobs(&self, repo: &RepoRef, run: u64) -> Result<Vec<Job>, ApiError> {
+        self.list_pages(self.repo_url(repo, &format!("runs/{run}/jobs")), |body| {
+            let l: JobList = serde_json::from_slice(body)?;
+            Ok((l.total_count, l.jobs))
+        })
+        .await
+    }
+
+    /// The blob URL a download redirect (an artifact's, a run's logs, a job's log) gives;
+    /// see [`GitHubClient::download_url`].
+    pub async fn download_url_of(
+        &self,
+        repo: &RepoRef,
+        target: &Download,
+    ) -> Result<Url, ApiError> {
         if !self.has_token() {
             if !self.inner.warned_no_token.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
@@ -398,20 +419,20 @@ impl GitHubClient {
                      login`); without one artifacts can be listed but not read"
                 );
             }
-            return Err(ApiError::NeedsToken(format!("artifact {id}")));
+            return Err(ApiError::NeedsToken(target.to_string()));
         }
-        let url = self.repo_url(repo, &format!("artifacts/{id}/zip"));
+        let url = self.repo_url(repo, &target.path());
         let resp = self
             .send(Method::GET, &url, None, Redirects::Download, |_| {})
             .await?;
         let status = resp.status();
         if !status.is_redirection() {
             return Err(ApiError::Protocol(format!(
-                "download of artifact {id}: expected a redirect, got {status}"
+                "download of {target}: expected a redirect, got {status}"
             )));
         }
         let target = location(&resp, resp.url())
-            .map_err(|e| ApiError::Protocol(format!("download of artifact {id}: {e}")))?;
+            .map_err(|e| ApiError::Protocol(format!("download of {target}: {e}")))?;
         Ok(target)
     }
 

@@ -14,8 +14,8 @@ use crate::error::SourceError;
 use crate::github::blob::{BlobClient, BlobHandle};
 use crate::github::client::GitHubClient;
 use crate::github::{
-    ApiError, Artifact, ArtifactKind, PullRequest, Remote, RepoRef, Run, RunFilter, RunsPage,
-    Workflow,
+    ApiError, Artifact, ArtifactKind, Download, Job, LogBlob, PullRequest, Remote, RepoRef, Run,
+    RunFilter, RunsPage, Workflow,
 };
 use crate::source::ByteSource;
 use crate::stats::Stats;
@@ -23,7 +23,7 @@ use crate::stats::Stats;
 pub struct GitHubRemote {
     api: GitHubClient,
     blob: BlobClient,
-    handles: Mutex<HashMap<(String, String, u64), Arc<BlobHandle>>>,
+    handles: Mutex<HashMap<(String, String, Download), Arc<BlobHandle>>>,
     stats: Arc<Stats>,
 }
 
@@ -38,17 +38,21 @@ impl GitHubRemote {
     }
 
     fn handle(&self, repo: &RepoRef, id: u64) -> Arc<BlobHandle> {
+        self.handle_of(repo, Download::Artifact(id))
+    }
+
+    fn handle_of(&self, repo: &RepoRef, target: Download) -> Arc<BlobHandle> {
         let (o, r) = repo.key();
         self.handles
             .lock()
             .unwrap()
-            .entry((o, r, id))
+            .entry((o, r, target.clone()))
             .or_insert_with(|| {
-                Arc::new(BlobHandle::new(
+                Arc::new(BlobHandle::of(
                     self.api.clone(),
                     self.blob.clone(),
                     repo.clone(),
-                    id,
+                    target,
                 ))
             })
             .clone()
@@ -93,7 +97,7 @@ impl Remote for GitHubRemote {
         let r = self.api.delete_artifact(repo, id).await;
         if r.is_ok() {
             let (o, n) = repo.key();
-            self.handles.lock().unwrap().remove(&(o, n, id));
+            (self.handles.lock().unwrap()).remove(&(o, n, Download::Artifact(id)));
         }
         r
     }
@@ -129,6 +133,24 @@ impl Remote for GitHubRemote {
 
     async fn get_pull(&self, repo: &RepoRef, number: u64) -> Result<PullRequest, ApiError> {
         self.api.get_pull(repo, number).await
+    }
+
+    async fn run_jobs(&self, repo: &RepoRef, run: u64) -> Result<Vec<Job>, ApiError> {
+        self.api.run_jobs(repo, run).await
+    }
+
+    async fn log_blob(&self, repo: &RepoRef, target: &Download) -> Result<LogBlob, ApiError> {
+        let handle = self.handle_of(repo, target.clone());
+        let (len, etag) = handle.probe_len().await?;
+        Ok(LogBlob {
+            len,
+            etag,
+            source: Arc::new(GitHubBlob {
+                handle,
+                len,
+                stats: self.stats.clone(),
+            }),
+        })
     }
 
     fn blob(&self, repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource> {

@@ -13,14 +13,15 @@ use bytes::Bytes;
 
 use crate::error::SourceError;
 use crate::github::{
-    ApiError, Artifact, ArtifactKind, PullRequest, Remote, RepoRef, Run, RunFilter, RunsPage,
-    Workflow,
+    ApiError, Artifact, ArtifactKind, Download, Job, LogBlob, PullRequest, Remote, RepoRef, Run,
+    RunFilter, RunsPage, Workflow, log_blob_id,
 };
 use crate::source::ByteSource;
 
 /// A byte of one artifact's blob changed (XOR 0xFF) in the reads that cover it.
 #[derive(Clone, Debug)]
 pub struct Flip {
+    /// The artifact's id (a log's: [`log_blob_id`]).
     pub artifact: u64,
     pub offset: u64,
     /// How many reads get the changed byte; `None`: every one.
@@ -139,6 +140,28 @@ impl<R: Remote> Remote for FailingRemote<R> {
     async fn get_pull(&self, repo: &RepoRef, number: u64) -> Result<PullRequest, ApiError> {
         self.delay().await;
         self.inner.get_pull(repo, number).await
+    }
+
+    async fn run_jobs(&self, repo: &RepoRef, run: u64) -> Result<Vec<Job>, ApiError> {
+        self.delay().await;
+        if let Some(e) = self.now().list_error {
+            return Err(e);
+        }
+        self.inner.run_jobs(repo, run).await
+    }
+
+    async fn log_blob(&self, repo: &RepoRef, target: &Download) -> Result<LogBlob, ApiError> {
+        self.delay().await;
+        if let Some(e) = self.now().blob_error {
+            return Err(e);
+        }
+        let mut b = self.inner.log_blob(repo, target).await?;
+        b.source = Arc::new(FailingSource {
+            inner: b.source,
+            artifact: log_blob_id(target),
+            faults: self.faults.clone(),
+        });
+        Ok(b)
     }
 
     fn blob(&self, repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource> {

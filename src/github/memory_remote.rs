@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use crate::error::SourceError;
 use crate::github::runs::RepoId;
 use crate::github::{
-    ApiError, Artifact, ArtifactKind, PullRequest, Remote, RepoRef, Run, RunFilter, RunsPage,
-    Workflow, WorkflowRun,
+    ApiError, Artifact, ArtifactKind, Download, Job, LogBlob, PullRequest, Remote, RepoRef, Run,
+    RunFilter, RunsPage, Workflow, WorkflowRun, log_blob_id,
 };
 use crate::source::ByteSource;
 
@@ -55,6 +55,15 @@ pub struct MemoryRemote {
     pub pull_calls: AtomicU64,
     /// Runs a page of the runs list holds (GitHub: up to 100).
     pub runs_per_page: Mutex<Option<usize>>,
+    /// Log archives by (run, attempt); a run's jobs; finished jobs' logs; runs whose logs
+    /// expired (410).
+    pub logs: Mutex<std::collections::HashMap<(u64, u32), Bytes>>,
+    pub jobs: Mutex<std::collections::HashMap<u64, Vec<Job>>>,
+    pub job_logs: Mutex<std::collections::HashMap<u64, Bytes>>,
+    pub gone_logs: Mutex<std::collections::HashSet<u64>>,
+    /// Log downloads asked for (each a redirect and a first byte), job lists asked for.
+    pub log_calls: AtomicU64,
+    pub job_calls: AtomicU64,
 }
 
 struct MemBlob {
@@ -175,6 +184,61 @@ impl Remote for MemoryRemote {
             .find(|p| p.number == number)
             .cloned()
             .ok_or_else(|| ApiError::NotFound(format!("pull {number}")))
+    }
+
+    async fn run_jobs(&self, _repo: &RepoRef, run: u64) -> Result<Vec<Job>, ApiError> {
+        self.job_calls.fetch_add(1, Ordering::SeqCst);
+        Ok(self
+            .jobs
+            .lock()
+            .unwrap()
+            .get(&run)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn log_blob(&self, _repo: &RepoRef, target: &Download) -> Result<LogBlob, ApiError> {
+        self.log_calls.fetch_add(1, Ordering::SeqCst);
+        let latency = self.faults.lock().unwrap().latency;
+        if let Some(d) = latency {
+            tokio::time::sleep(d).await;
+        }
+        let (run, body) = match target {
+            Download::RunLogs { run, attempt } => {
+                let attempt = match attempt {
+                    Some(n) => *n,
+                    None => (self.runs.lock().unwrap().iter())
+                        .find(|r| r.id == *run)
+                        .map_or(1, |r| r.attempt()),
+                };
+                (
+                    Some(*run),
+                    self.logs.lock().unwrap().get(&(*run, attempt)).cloned(),
+                )
+            }
+            Download::JobLogs(job) => {
+                let run = (self.jobs.lock().unwrap().iter())
+                    .find(|(_, jobs)| jobs.iter().any(|j| j.id == *job))
+                    .map(|(r, _)| *r);
+                (run, self.job_logs.lock().unwrap().get(job).cloned())
+            }
+            Download::Artifact(_) => (None, None),
+        };
+        if run.is_some_and(|r| self.gone_logs.lock().unwrap().contains(&r)) {
+            return Err(ApiError::Gone(format!("{target}: 410")));
+        }
+        let body = body.ok_or_else(|| ApiError::NotFound(format!("{target}: 404")))?;
+        Ok(LogBlob {
+            len: body.len() as u64,
+            etag: None,
+            source: Arc::new(MemBlob {
+                id: log_blob_id(target),
+                body,
+                served: self.blob_bytes.clone(),
+                reads: self.blob_reads.clone(),
+                faults: self.faults.lock().unwrap().clone(),
+            }),
+        })
     }
 
     fn blob(&self, _repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource> {

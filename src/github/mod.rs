@@ -21,6 +21,6 @@ pub mod types;
 
 pub use client_remote::GitHubRemote;
 pub use error::ApiError;
-pub use remote::Remote;
-pub use runs::{PullRequest, Run, RunFilter, RunsPage, Workflow};
+pub use remote::{LogBlob, Remote, log_blob_id};
+pub use runs::{Download, Job, PullRequest, Run, RunFilter, RunsPage, Workflow};
 pub use types::{Artifact, ArtifactKind, ArtifactList, RepoRef, WorkflowRun};

@@ -6,9 +6,30 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::github::{
-    ApiError, Artifact, ArtifactKind, PullRequest, RepoRef, Run, RunFilter, RunsPage, Workflow,
+    ApiError, Artifact, ArtifactKind, Download, Job, PullRequest, RepoRef, Run, RunFilter,
+    RunsPage, Workflow,
 };
 use crate::source::ByteSource;
+
+/// A log's blob (a run's archive, a job's text): GitHub gives neither a length nor a digest
+/// for it, so the first answer of the blob host tells the length (and an `ETag`, if any).
+#[derive(Clone)]
+pub struct LogBlob {
+    pub len: u64,
+    pub etag: Option<String>,
+    /// Ranged reads of it.
+    pub source: Arc<dyn ByteSource>,
+}
+
+/// The number that names a log's blob (in the cache, and in the test remotes' faults):
+/// run archives and job logs each in a range of their own, apart from artifact ids.
+pub fn log_blob_id(target: &Download) -> u64 {
+    match target {
+        Download::Artifact(id) => *id,
+        Download::RunLogs { run, .. } => (1 << 62) | run,
+        Download::JobLogs(job) => (1 << 61) | job,
+    }
+}
 
 #[async_trait]
 pub trait Remote: Send + Sync + 'static {
@@ -39,6 +60,11 @@ pub trait Remote: Send + Sync + 'static {
     async fn list_workflows(&self, repo: &RepoRef) -> Result<Vec<Workflow>, ApiError>;
     /// A pull request (`GET .../pulls/{n}`, revalidated).
     async fn get_pull(&self, repo: &RepoRef, number: u64) -> Result<PullRequest, ApiError>;
+    /// The jobs of a run's latest attempt (`GET .../runs/{id}/jobs`).
+    async fn run_jobs(&self, repo: &RepoRef, run: u64) -> Result<Vec<Job>, ApiError>;
+    /// A log's blob (`target` a run's logs or a job's): the download redirect and one request
+    /// for its first byte, which tells the length. 404 while not there yet, 410 once expired.
+    async fn log_blob(&self, repo: &RepoRef, target: &Download) -> Result<LogBlob, ApiError>;
     /// The artifact's blob as ranged reads (the block cache sits in front of it).
     fn blob(&self, repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource>;
 }

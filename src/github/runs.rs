@@ -173,6 +173,81 @@ pub struct WorkflowList {
     pub workflows: Vec<Workflow>,
 }
 
+/// One job of a run (`GET .../runs/{id}/jobs`): what the logs of a run in progress need.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: u64,
+    #[serde(default)]
+    pub name: String,
+    /// `queued`, `in_progress`, `completed`...
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    #[serde(default)]
+    pub completed_at: Option<String>,
+    #[serde(default)]
+    pub run_attempt: Option<u32>,
+}
+
+impl Job {
+    /// Whether the job has finished (its log can be downloaded).
+    pub fn finished(&self) -> bool {
+        self.status.as_deref() == Some("completed")
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct JobList {
+    #[serde(default)]
+    pub total_count: u64,
+    #[serde(default)]
+    pub jobs: Vec<Job>,
+}
+
+/// What a download redirect is for: an artifact's zip, a run's (attempt's) log archive, or
+/// one job's log. Each is a 302 from the API to a short-lived URL on the blob host.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Download {
+    Artifact(u64),
+    /// `.../runs/{run}/logs`, or `.../runs/{run}/attempts/{n}/logs`.
+    RunLogs {
+        run: u64,
+        attempt: Option<u32>,
+    },
+    /// `.../jobs/{id}/logs`.
+    JobLogs(u64),
+}
+
+impl Download {
+    /// The path under `.../actions/`.
+    pub fn path(&self) -> String {
+        match self {
+            Download::Artifact(id) => format!("artifacts/{id}/zip"),
+            Download::RunLogs { run, attempt: None } => format!("runs/{run}/logs"),
+            Download::RunLogs {
+                run,
+                attempt: Some(n),
+            } => format!("runs/{run}/attempts/{n}/logs"),
+            Download::JobLogs(id) => format!("jobs/{id}/logs"),
+        }
+    }
+}
+
+impl std::fmt::Display for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Download::Artifact(id) => write!(f, "artifact {id}"),
+            Download::RunLogs { run, attempt: None } => write!(f, "logs of run {run}"),
+            Download::RunLogs {
+                run,
+                attempt: Some(n),
+            } => write!(f, "logs of run {run} attempt {n}"),
+            Download::JobLogs(id) => write!(f, "log of job {id}"),
+        }
+    }
+}
+
 /// A pull request's head (`GET .../pulls/{n}`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullHead {

@@ -31,6 +31,9 @@ pub struct Row {
     /// For an artifact's folder in a run: its archive (`NAME.zip`), relative.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zip: Option<String>,
+    /// For a file under `logs/`: its HTML view (`NAME?view`), relative.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view: Option<String>,
     /// For a run's folder: its attributes (`user.run.*` without the prefix: workflow, name,
     /// event, status, conclusion, head_branch, head_sha, attempt, pull_requests, url).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,6 +48,9 @@ pub struct Listing {
     /// Inside an artifact: the URL path of its archive.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zip: Option<String>,
+    /// In a run's folder (`runs/RUN/`): the URL path of its logs (`logs/RUN/`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logs: Option<String>,
     pub entries: Vec<Row>,
 }
 
@@ -102,8 +108,10 @@ pub async fn list(fs: &Arc<ArtifactFs>, path: &UrlPath, dir: &Attr) -> FsResult<
             href: if a.kind == FileKind::Dir {
                 format!("{enc}/")
             } else {
-                enc
+                enc.clone()
             },
+            view: (a.kind == FileKind::File && path.segments.get(2).is_some_and(|s| s == "logs"))
+                .then(|| format!("{enc}?view")),
             target,
             zip: None,
             run,
@@ -124,9 +132,15 @@ pub async fn list(fs: &Arc<ArtifactFs>, path: &UrlPath, dir: &Attr) -> FsResult<
         z[4] = format!("{}.zip", a[4]);
         url_of(&z, false)
     });
+    let logs = (path.segments.len() == 4 && path.segments[2] == "runs").then(|| {
+        let mut l = path.segments.clone();
+        l[2] = "logs".into();
+        url_of(&l, true)
+    });
     Ok(Listing {
         path: path.to_url(true),
         zip,
+        logs,
         entries: rows,
     })
 }
@@ -249,6 +263,12 @@ pub fn html(l: &Listing) -> String {
             escape(&name)
         ));
     }
+    if let Some(logs) = &l.logs {
+        s.push_str(&format!(
+            "<p class=\"zip\">This run's logs: <a href=\"{}\">logs/</a></p>\n",
+            escape(logs)
+        ));
+    }
     s.push_str("<table>\n<thead><tr><th>Name</th><th class=\"num\">Size</th><th class=\"time\">Modified (UTC)</th></tr></thead>\n<tbody>\n");
     if !segments.is_empty() {
         s.push_str("<tr><td class=\"name\"><a href=\"../\">../</a></td><td class=\"num\"></td><td class=\"time\"></td></tr>\n");
@@ -272,6 +292,9 @@ pub fn html(l: &Listing) -> String {
                 "<a class=\"tag\" href=\"{}\" download>.zip</a>",
                 escape(z)
             ));
+        }
+        if let Some(v) = &r.view {
+            s.push_str(&format!("<a class=\"tag\" href=\"{}\">view</a>", escape(v)));
         }
         if let Some(run) = &r.run {
             s.push_str(&format!(
@@ -311,6 +334,7 @@ mod tests {
             href: encode_segment(name),
             target: None,
             zip: None,
+            view: None,
             run: None,
         }
     }
@@ -329,6 +353,7 @@ mod tests {
         let l = Listing {
             path: "/o/r/runs/1/rep/".into(),
             zip: Some("/o/r/runs/1/rep.zip".into()),
+            logs: None,
             entries: vec![row("<script>x</script>", "file", 5), row("sub", "dir", 0)],
         };
         let page = html(&l);

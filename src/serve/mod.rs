@@ -8,6 +8,7 @@
 
 pub mod files;
 pub mod listing;
+pub mod log_view;
 pub mod paths;
 pub mod respond;
 pub mod webdav;
@@ -185,6 +186,8 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
 struct Query {
     list: bool,
     json: bool,
+    /// A file as an HTML page (logs: numbered lines, colours).
+    view: bool,
 }
 
 impl Query {
@@ -194,6 +197,7 @@ impl Query {
             match (&*k, &*v) {
                 ("list", _) => out.list = true,
                 ("format", "json") => out.json = true,
+                ("view", _) => out.view = true,
                 _ => {}
             }
         }
@@ -306,6 +310,17 @@ async fn answer(app: &App, req: &Parts) -> Response {
         FileKind::File if path.trailing_slash => {
             respond::text(StatusCode::NOT_FOUND, "not found (a file, not a directory)")
         }
+        FileKind::File if query.view => {
+            let name = path.segments.last().map(String::as_str).unwrap_or("");
+            match log_view::read_for_view(fs, &attr).await {
+                Ok(bytes) => page(
+                    "text/html; charset=utf-8",
+                    log_view::render(name, &bytes, attr.size),
+                    head,
+                ),
+                Err(e) => respond::fs_error(&what, &e),
+            }
+        }
         FileKind::File => {
             let name = path.segments.last().map(String::as_str).unwrap_or("");
             let etag = files::etag_for(fs, &real, &trail, &attr).await;
@@ -406,6 +421,7 @@ mod tests {
         let q = Query::parse(Some("format=json&x=1"));
         assert!(!q.list && q.json);
         let q = Query::parse(None);
-        assert!(!q.list && !q.json);
+        assert!(!q.list && !q.json && !q.view);
+        assert!(Query::parse(Some("view")).view);
     }
 }

@@ -6,10 +6,12 @@
 //! - [`runs`]: `runs/`, a run, `NAME.zip` and an unzipped `NAME`;
 //! - [`links`]: `latest/` and `branches/` and their symlinks;
 //! - [`ci`]: `workflows/`, `commits/` and `pulls/` (from the run metadata) and their symlinks;
-//! - [`zip`]: an artifact's directory and the entries inside it.
+//! - [`zip`]: an artifact's directory and the entries inside it;
+//! - [`logs`]: `logs/`, a run's logs and the entries of its log archive.
 
 pub mod ci;
 pub mod links;
+pub mod logs;
 pub mod runs;
 pub mod top;
 pub mod zip;
@@ -55,6 +57,7 @@ pub fn view(node: &Node) -> &'static dyn View {
         | Node::Pulls(_)
         | Node::Pull(..)
         | Node::PullLink(..) => &ci::Ci,
+        Node::Logs(_) | Node::LogRun(..) | Node::LogEntry(..) | Node::JobLog(..) => &logs::Logs,
     }
 }
 

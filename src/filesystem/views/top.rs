@@ -50,6 +50,7 @@ impl View for Top {
                 "workflows" => Ok(Node::Workflows(*r)),
                 "commits" => Ok(Node::Commits(*r)),
                 "pulls" => Ok(Node::Pulls(*r)),
+                "logs" => Ok(Node::Logs(*r)),
                 _ => Err(FsError::NotFound),
             },
             _ => Err(FsError::NotDir),
@@ -106,6 +107,7 @@ impl View for Top {
                 out.push(("branches".into(), Node::Branches(*r), FileKind::Dir));
                 out.push(("commits".into(), Node::Commits(*r), FileKind::Dir));
                 out.push(("latest".into(), Node::Latest(*r), FileKind::Dir));
+                out.push(("logs".into(), Node::Logs(*r), FileKind::Dir));
                 out.push(("pulls".into(), Node::Pulls(*r), FileKind::Dir));
                 out.push(("runs".into(), Node::Runs(*r), FileKind::Dir));
                 out.push(("workflows".into(), Node::Workflows(*r), FileKind::Dir));

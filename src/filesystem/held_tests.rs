@@ -51,8 +51,8 @@ async fn ls_l(fs: &ArtifactFs, dir: Ino) -> usize {
     from_memory
 }
 
-#[tokio::test]
-async fn ls_l_of_a_thousand_files_costs_no_listing_or_api_work_after_the_first() {
+/// A repository of one artifact (`runs/100/many/`) of a thousand files.
+fn thousand_file_remote() -> Arc<MemoryRemote> {
     let remote = Arc::new(MemoryRemote::default());
     remote.add(
         1,
@@ -63,6 +63,12 @@ async fn ls_l_of_a_thousand_files_costs_no_listing_or_api_work_after_the_first()
         thousand_files(),
         ArtifactKind::Zip,
     );
+    remote
+}
+
+#[tokio::test]
+async fn ls_l_of_a_thousand_files_costs_no_listing_or_api_work_after_the_first() {
+    let remote = thousand_file_remote();
     let (fs, _dir) = core_for(remote.clone(), Duration::from_secs(3600), false);
     let dir = resolve(&fs, "octo/hello/runs/100/many/many").await.unwrap();
     ls_l(&fs, dir.ino).await;
@@ -103,16 +109,7 @@ async fn ls_l_of_a_thousand_files_costs_no_listing_or_api_work_after_the_first()
 
 #[tokio::test]
 async fn held_xattrs_follow_a_refreshed_listing() {
-    let remote = Arc::new(MemoryRemote::default());
-    remote.add(
-        1,
-        "many",
-        100,
-        "main",
-        1,
-        thousand_files(),
-        ArtifactKind::Zip,
-    );
+    let remote = thousand_file_remote();
     // TTL zero: every listing is due for a refresh as soon as it is made.
     let (fs, _dir) = core_for(remote.clone(), Duration::ZERO, false);
     let artifact = resolve(&fs, "octo/hello/runs/100/many").await.unwrap();

@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -47,10 +48,10 @@ STALL_EVERY = MODELS["stall"]["blob_stall_every"]
 # The rows, in the issue's order. `models`: where the issue sets the row (the headline table
 # shows the loopback figures for the two rows the issue defines on loopback).
 ROWS = ["head", "random", "seq", "grep", "small", "warm", "stall", "find", "lsr", "lslr", "lsl",
-        "getfattr", "logs", "logtail"]
+        "getfattr", "logs", "logtail", "webdav"]
 # The metadata rows are warm (nothing crosses the network): loopback only.
 ROW_MODELS = {"stall": ["loopback"], "find": ["loopback"], "lslr": ["loopback"],
-              "lsl": ["loopback"], "getfattr": ["loopback"]}
+              "lsl": ["loopback"], "getfattr": ["loopback"], "webdav": ["loopback"]}
 LOOPBACK_ROWS = ["stall", "find", "lslr", "lsl", "getfattr"]
 
 
@@ -228,6 +229,40 @@ def q(s):
     return "'" + s.replace("'", "'\\''") + "'"
 
 
+class Serve:
+    """`artifactfs serve --webdav` on a free loopback port and a fresh cache directory."""
+
+    count = 0
+
+    def __init__(self, fake, work, repo="data"):
+        Serve.count += 1
+        self.cache = os.path.join(work, f"serve-cache{Serve.count}")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        fake.reset()
+        self.proc = subprocess.Popen(
+            [AF, "serve", "--webdav", "--repo", f"bench/{repo}", "--api-url", fake.api,
+             "--cache-dir", self.cache, "--addr", f"127.0.0.1:{self.port}"],
+            env={**os.environ, "GH_TOKEN": f"bench-{Serve.count % MOUNT_TOKENS}"},
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        if "http://" not in line:
+            raise Failed(f"serve --webdav did not start: {line!r}")
+        self.url = f"http://127.0.0.1:{self.port}/bench/{repo}/"
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait()
+        shutil.rmtree(self.cache, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 class Bench:
     def __init__(self, fake, work, runs, model):
         self.fake, self.work, self.runs, self.model = fake, work, runs, model
@@ -299,6 +334,34 @@ class Bench:
                 tail.append({"s": t, **reqs(self.fake.settled_counters())})
         return {"dd": dd, "tail": tail, "cache_size": cache_size, "first_read_s": t_first,
                 "first_read": first, "cache_bytes_after": cache_used}
+
+    def webdav(self):
+        """`sha256sum` of the 256 MiB stored entry, cold, through `serve --webdav` read by
+        rclone's webdav backend (`rclone cat`) against the FUSE mount (each on a fresh cache)."""
+        i = self.info
+        rel = f"runs/{i['big_run']}/{i['big_artifact']}/{i['stored_entry']}"
+        rclone = shutil.which("rclone")
+        if not rclone:
+            raise Failed("rclone is not installed (scripts/install-deps.sh installs it)")
+        fuse, dav = [], []
+        for _ in range(self.runs):
+            with Mount(self.fake, self.work) as m:
+                p = m.path(rel)
+                os.stat(p)
+                drop_caches()
+                self.fake.reset()
+                t, o = bash(f"sha256sum < {q(p)}")
+                fuse.append({"s": t, "sha256": o.split()[0],
+                             **reqs(self.fake.settled_counters())})
+            with Serve(self.fake, self.work) as sv:
+                self.fake.reset()
+                t, o = bash(f"RCLONE_CONFIG=/dev/null {q(rclone)} --webdav-url {q(sv.url)} "
+                            f"cat {q(':webdav:' + rel)} | sha256sum")
+                dav.append({"s": t, "sha256": o.split()[0],
+                            **reqs(self.fake.settled_counters())})
+        sums = {r["sha256"] for r in fuse + dav}
+        assert len(sums) == 1, f"different sha256s: {sums}"
+        return {"fuse": fuse, "rclone": dav}
 
     def seq(self):
         """Cold sequential read of the stored entry (listing and central directory first:
@@ -757,6 +820,20 @@ def rows_for(model, res, info, runs):
             f"local file: {fs(tl)} = {mib / tl['median']:.0f} MiB/s",
             "≥ 0.9× local",
             f"{verdict(dropped and ra['median'] >= 0.9)}: {fs(ra, '×', digits=2)}",
+        ])
+    r = res.get("webdav")
+    if r:
+        fu, rc = r["fuse"], r["rclone"]
+        mib = info["stored_size"] / MIB
+        tf, tr, ra = col(fu), col(rc), ratios(fu, rc)
+        out.append([
+            f"`sha256sum` of the {mib:.0f} MiB stored entry, cold: `serve --webdav` read by "
+            "`rclone cat` (fresh serve) vs the FUSE mount (fresh mount)",
+            f"rclone over WebDAV: {fs(tr)} = {mib / tr['median']:.0f} MiB/s; "
+            f"{fbytes(col(rc, 'bytes'))} fetched",
+            f"FUSE mount: {fs(tf)} = {mib / tf['median']:.0f} MiB/s",
+            "within 2× of the FUSE mount",
+            f"{verdict(ra['median'] >= 0.5)}: {fs(ra, '×', digits=2)} the mount's speed",
         ])
     r = res.get("stall")
     if r:

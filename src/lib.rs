@@ -7,20 +7,25 @@
 //! - `data`: the data layer: fetching through the cache, readahead, inflating, verification.
 //! - `filesystem`: the tree and its semantics (docs/semantics.md) as plain async Rust (no FUSE
 //!   types).
-//! - `fuse`: the thin fuser adapter.
+//! - `fuse`: the thin fuser adapter (with the default `fuse` feature, as are `mount`, `demo`
+//!   and `fstab`).
 //! - [`serve`]: the same tree over HTTP (`artifactfs serve`), a second front end of the core.
 
 pub mod archive;
 mod cache;
 pub mod config;
 mod data;
+#[cfg(feature = "fuse")]
 pub mod demo;
 pub mod error;
 mod filesystem;
+#[cfg(feature = "fuse")]
 pub mod fstab;
+#[cfg(feature = "fuse")]
 mod fuse;
 pub mod github;
 pub mod logfile;
+#[cfg(feature = "fuse")]
 pub mod mount;
 pub mod mount_table;
 pub mod prefetch;

@@ -9,8 +9,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "fuse")]
 use artifactfs::demo::{self, DemoArgs};
+#[cfg(feature = "fuse")]
 use artifactfs::fstab::fstab_args;
+#[cfg(feature = "fuse")]
 use artifactfs::mount::{self, MountArgs};
 use artifactfs::prefetch::PrefetchArgs;
 use artifactfs::serve::{self, ServeArgs};
@@ -22,17 +25,30 @@ use artifactfs::status::command::StatusArgs;
     version,
     about = "Mount GitHub Actions artifacts: browse with ls, read with cat, delete with rm"
 )]
+#[cfg_attr(
+    not(feature = "fuse"),
+    command(after_help = WITHOUT_FUSE)
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
 }
 
+/// What `--help` says in a build without the `fuse` feature.
+#[cfg(not(feature = "fuse"))]
+const WITHOUT_FUSE: &str = "This artifactfs was built without FUSE (cargo feature `fuse`): \
+    `mount`, `unmount` and `demo` are absent. `artifactfs serve --webdav` serves the same tree \
+    as a drive for Finder, Windows Explorer, davfs2 or rclone (docs/serve.md).";
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Mount the artifacts of one or more repositories
+    #[cfg(feature = "fuse")]
     Mount(MountArgs),
     /// Unmount a mounted artifactfs
+    #[cfg(feature = "fuse")]
     Unmount { mountpoint: PathBuf },
+    #[cfg(feature = "fuse")]
     /// Mount a built-in sample repository served by an in-process fake GitHub (no token, no network)
     #[command(mut_arg("cache_dir", |a| a.help(
         "Disk cache directory [default: a new temporary directory, removed when the demo ends]"
@@ -82,11 +98,15 @@ fn init_logging(verbose: u8, log: Option<artifactfs::logfile::CappedLog>) {
 }
 
 fn main() -> ExitCode {
+    #[cfg(feature = "fuse")]
     let cli = Cli::parse_from(fstab_args(std::env::args_os().collect()));
+    #[cfg(not(feature = "fuse"))]
+    let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("artifactfs: {e:#}");
+            #[cfg(feature = "fuse")]
             if mount::is_daemon_child() {
                 // The waiting parent prints our last stdout line (with its own prefix).
                 println!("{e:#}");
@@ -98,13 +118,16 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        #[cfg(feature = "fuse")]
         Cmd::Mount(args) => {
             let mut cfg = args.into_config()?;
             let log = mount::background_log(&mut cfg.core);
             init_logging(cfg.verbose, log);
             mount::mount(cfg)
         }
+        #[cfg(feature = "fuse")]
         Cmd::Unmount { mountpoint } => mount::unmount(&mountpoint),
+        #[cfg(feature = "fuse")]
         Cmd::Demo(mut args) => {
             artifactfs::config::apply_o_options(&mut args.core, &mut args.fuse)
                 .map_err(anyhow::Error::msg)?;
@@ -134,13 +157,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(feature = "fuse")]
     use artifactfs::config::apply_o_options;
+    #[cfg(feature = "fuse")]
     use artifactfs::github::RepoRef;
 
+    #[cfg(feature = "fuse")]
     fn args(v: &[&str]) -> Vec<std::ffi::OsString> {
         v.iter().map(|s| (*s).into()).collect()
     }
 
+    #[cfg(feature = "fuse")]
     #[test]
     fn o_options_map_to_flags() {
         let cli = Cli::parse_from(fstab_args(args(&[
@@ -179,6 +206,7 @@ mod tests {
         assert!(apply_o_options(&mut bad.core, &mut bad.fuse).is_err());
     }
 
+    #[cfg(feature = "fuse")]
     #[test]
     fn demo_help_shows_the_cache_default_demo_uses() {
         use clap::CommandFactory;
@@ -192,6 +220,7 @@ mod tests {
         assert!(mount.render_help().to_string().contains("XDG_CACHE_HOME"));
     }
 
+    #[cfg(feature = "fuse")]
     #[test]
     fn the_user_unit_runs_a_foreground_mount_caching_under_xdg_per_instance_and_unmounts_on_stop() {
         use clap::CommandFactory;
@@ -240,5 +269,23 @@ mod tests {
     fn cli_is_well_formed() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    /// Without FUSE there is no `mount` to call, and `--help` says why.
+    #[cfg(not(feature = "fuse"))]
+    #[test]
+    fn a_build_without_fuse_says_what_it_lacks() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        for absent in ["mount", "unmount", "demo"] {
+            assert!(cmd.find_subcommand(absent).is_none(), "{absent}");
+        }
+        for present in ["serve", "status", "prefetch"] {
+            assert!(cmd.find_subcommand(present).is_some(), "{present}");
+        }
+        let help = cmd.render_help().to_string();
+        assert!(help.contains("built without FUSE"), "{help}");
+        let err = Cli::try_parse_from(["artifactfs", "mount", "/mnt/a"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidSubcommand);
     }
 }

@@ -117,6 +117,13 @@ const FILES: &[(&str, &str)] = &[
     ),
 ];
 
+#[cfg(not(feature = "fuse"))]
+const EXAMPLES: &str = "\
+artifactfs serve --repo octo-org/hello            # http://127.0.0.1:8080/ in a browser
+artifactfs serve --webdav --repo octo-org/hello   # a drive: Finder, net use, davfs2, rclone
+artifactfs status";
+
+#[cfg(feature = "fuse")]
 const EXAMPLES: &str = "\
 artifactfs mount ~/a --repo octo-org/hello
 ls ~/a/octo-org/hello/runs/
@@ -150,13 +157,20 @@ pub fn main_page(out: &mut dyn Write) -> std::io::Result<()> {
     r.control("SH", ["ENVIRONMENT"]);
     described(&mut r, ENVIRONMENT);
     r.control("SH", ["FILES"]);
-    described(&mut r, FILES);
+    // Without FUSE, no fstab line or mount unit applies.
+    let files: Vec<_> = (FILES.iter())
+        .filter(|(f, _)| cfg!(feature = "fuse") || !(f.contains("fstab") || f.contains("systemd")))
+        .copied()
+        .collect();
+    described(&mut r, &files);
     r.control("SH", ["EXAMPLES"]);
     preformatted(&mut r, EXAMPLES);
     r.control("SH", ["SEE ALSO"]);
-    r.text([roman(
-        "artifactfs-mount(1), artifactfs-serve(1), artifactfs-status(1), artifactfs-prefetch(1), artifactfs-demo(1), fusermount3(1), mount.fuse3(8), gh(1)",
-    )]);
+    r.text([roman(if cfg!(feature = "fuse") {
+        "artifactfs-mount(1), artifactfs-serve(1), artifactfs-status(1), artifactfs-prefetch(1), artifactfs-demo(1), fusermount3(1), mount.fuse3(8), gh(1)"
+    } else {
+        "artifactfs-serve(1), artifactfs-status(1), artifactfs-prefetch(1), rclone(1), mount.davfs(8), gh(1)"
+    })]);
     out.write_all(r.render().as_bytes())?;
     man.render_version_section(out)
 }
@@ -257,11 +271,14 @@ mod tests {
     fn every_subcommand_gets_a_page_with_its_options() {
         let dir = tempfile::tempdir().unwrap();
         let files = write_pages(dir.path()).unwrap();
-        for (page, wanted) in [("mount", true), ("serve", true), ("help", false)] {
+        let fuse = cfg!(feature = "fuse");
+        for (page, wanted) in [("mount", fuse), ("serve", true), ("help", false)] {
             let name = format!("artifactfs-{page}.1");
             assert_eq!(files.contains(&name), wanted, "{name}: {files:?}");
         }
-        let mount = std::fs::read_to_string(dir.path().join("artifactfs-mount.1")).unwrap();
+        let page = if fuse { "mount" } else { "serve" };
+        let mount =
+            std::fs::read_to_string(dir.path().join(format!("artifactfs-{page}.1"))).unwrap();
         assert!(mount.contains("cache\\-size"), "{mount}");
         assert!(mount.contains("metadata\\-ttl"));
     }
@@ -271,7 +288,12 @@ mod tests {
         let mut v = Vec::new();
         completions(clap_complete::Shell::Bash, &mut v);
         let bash = String::from_utf8(v).unwrap();
-        for word in ["mount", "unmount", "demo", "--cache-size", "--repo"] {
+        let words: &[&str] = if cfg!(feature = "fuse") {
+            &["mount", "unmount", "demo", "--cache-size", "--repo"]
+        } else {
+            &["serve", "status", "prefetch", "--cache-size", "--repo"]
+        };
+        for &word in words {
             assert!(
                 bash.contains(word),
                 "{word} missing from the bash completion"

@@ -290,6 +290,145 @@ fn cadaver_lists_gets_and_reads_properties() {
     assert!(out.contains("displayname = index.txt"), "{out}");
 }
 
+/// A davfs2 mount of `serve --webdav`, unmounted (umount.davfs waits for the daemon) when
+/// dropped.
+struct Davfs {
+    dir: tempfile::TempDir,
+}
+
+impl Davfs {
+    /// `mount.davfs URL MNT` with a davfs2.conf of its own: the cache in the test's temporary
+    /// directory, and `buf_size 256`. davfs2 1.6.1's default buffer for the FUSE device
+    /// (16 KiB + a page) is smaller than the readdir requests Linux 6.18 sends (the caller's
+    /// getdents buffer, 32 KiB from glibc), and davfs2 answers those with EINVAL: every
+    /// listing fails without it. No username or password (two empty answers on stdin).
+    fn mount(url: &str) -> Davfs {
+        let dir = tempfile::tempdir().unwrap();
+        let (mnt, cache, conf) = (
+            dir.path().join("mnt"),
+            dir.path().join("cache"),
+            dir.path().join("davfs2.conf"),
+        );
+        std::fs::create_dir(&mnt).unwrap();
+        // mount.davfs run by root serves as its dav_user (davfs2): the cache must be
+        // reachable and writable for it, and goes away with the temporary directory.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir(&cache).unwrap();
+        for (p, mode) in [(dir.path(), 0o755), (cache.as_path(), 0o777)] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        std::fs::write(
+            &conf,
+            format!(
+                "buf_size 256\ncache_dir {}\ncache_size 512\nuse_locks 0\nread_timeout 300\n",
+                cache.display()
+            ),
+        )
+        .unwrap();
+        let cmd = format!(
+            "printf '\\n\\n' | mount.davfs -o conf='{}' '{url}' '{}'",
+            conf.display(),
+            mnt.display()
+        );
+        let (ok, out, err) = sh(&cmd);
+        assert!(ok, "{cmd}: {out}{err} (mount.davfs needs root here)");
+        Davfs { dir }
+    }
+
+    fn path(&self, rel: &str) -> std::path::PathBuf {
+        self.dir.path().join("mnt").join(rel)
+    }
+}
+
+impl Drop for Davfs {
+    fn drop(&mut self) {
+        let _ = sh(&format!("umount '{}'", self.path("").display()));
+    }
+}
+
+#[test]
+fn davfs2_mounts_lists_and_reads_every_file() {
+    let _w = Watchdog::arm("webdav davfs2", 600);
+    require_command("mount.davfs");
+    let gh = start_fake();
+    let mut z = fake_github::zipgen::ZipBuilder::new();
+    for (name, data) in FILES {
+        z.add(name, data);
+    }
+    z.add("sub/deep.txt", b"deep\n");
+    add_hello(&gh, "site", 42, z.finish());
+    let big = noise(128 << 20, 22);
+    let mut z = fake_github::zipgen::ZipBuilder::new();
+    z.add_with("big.bin", &big, fake_github::zipgen::EntryOptions::stored());
+    add_hello(&gh, "big", 43, z.finish());
+    let s = Daemon::new(&gh, REPO).arg("--webdav").serve();
+    let m = Davfs::mount(&format!("http://{}/octo-org/hello/", s.addr));
+
+    // find: every file and folder of the artifact, names as they are.
+    let site = m.path("runs/42/site");
+    let (ok, out, err) = sh(&format!("cd '{}' && find . | sort", site.display()));
+    assert!(ok, "find: {err}");
+    let mut want: Vec<String> = FILES.iter().map(|(n, _)| format!("./{n}")).collect();
+    want.extend([".", "./sub", "./sub/deep.txt"].map(String::from));
+    want.sort();
+    assert_eq!(out.lines().collect::<Vec<_>>(), want);
+    // A view, as its target.
+    let (ok, out, err) = sh(&format!("ls '{}'", m.path("latest/site/sub").display()));
+    assert!(ok, "{err}");
+    assert_eq!(out, "deep.txt\n");
+
+    // sha256sum of every file, against the originals.
+    let (ok, out, err) = sh(&format!(
+        "cd '{}' && find . -type f -print0 | xargs -0 sha256sum",
+        site.display()
+    ));
+    assert!(ok, "sha256sum: {err}");
+    let got: BTreeMap<&str, &str> = out
+        .lines()
+        .map(|l| {
+            let (sum, name) = l.split_once("  ").unwrap();
+            (name.trim_start_matches("./"), sum)
+        })
+        .collect();
+    let mut want: BTreeMap<&str, String> = FILES.iter().map(|(n, d)| (*n, sha256(d))).collect();
+    want.insert("sub/deep.txt", sha256(b"deep\n"));
+    assert_eq!(got, want.iter().map(|(n, s)| (*n, s.as_str())).collect());
+
+    // cat of the 128 MiB entry.
+    let (ok, out, err) = sh(&format!(
+        "bash -o pipefail -c \"cat '{}' | sha256sum\"",
+        m.path("runs/43/big/big.bin").display()
+    ));
+    assert!(ok, "cat: {err}");
+    assert_eq!(out.split_whitespace().next(), Some(sha256(&big).as_str()));
+
+    // Writes are refused: what davfs2 sends the server gets 405 (mkdir, rmdir, mv fail).
+    // davfs2 1.6.1 writes a new file to its cache and uploads it later (its PUT is refused
+    // then, after `echo` returned 0), and takes a 405 to DELETE as "already gone" (`rm`
+    // returns 0 and hides the file in that mount until it lists the folder again): the
+    // server has no new file, deleted nothing, and GitHub got no request.
+    for cmd in [
+        format!("mkdir '{}'", site.join("new").display()),
+        format!("rmdir '{}'", site.join("sub").display()),
+        format!(
+            "mv '{}' '{}'",
+            site.join("a b.txt").display(),
+            site.join("b.txt").display()
+        ),
+    ] {
+        let (ok, _, _) = sh(&cmd);
+        assert!(!ok, "{cmd} succeeded");
+    }
+    let _ = sh(&format!("echo x > '{}'", site.join("new.txt").display()));
+    let _ = sh(&format!("rm '{}'", site.join("index.txt").display()));
+    assert_eq!(gh.counters().delete_requests, 0, "nothing sent to GitHub");
+    assert_eq!(std::fs::read(site.join("a b.txt")).unwrap(), b"space\n");
+    let (status, _, body) = curl(&s, "GET", "/octo-org/hello/runs/42/site/index.txt", &[]);
+    assert_eq!((status, body.as_str()), (200, "home\n"));
+    let (status, _, _) = curl(&s, "GET", "/octo-org/hello/runs/42/site/new.txt", &[]);
+    assert_eq!(status, 404);
+}
+
 /// Fails (never skips) when a client the tests need is missing: scripts/install-deps.sh
 /// installs it.
 fn require_command(name: &str) {

@@ -17,6 +17,7 @@ use super::{ArtifactFs, FsError, FsResult, Ino, Node};
 static NONE: LazyLock<Xattrs> = LazyLock::new(|| Arc::from(Vec::new()));
 
 /// Whether an attribute called `name` can exist on any node of this filesystem.
+#[cfg_attr(not(feature = "fuse"), allow(dead_code))]
 pub fn may_exist(name: &str) -> bool {
     name.starts_with("user.")
 }

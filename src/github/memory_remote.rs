@@ -199,7 +199,7 @@ impl Remote for MemoryRemote {
 
     async fn log_blob(&self, _repo: &RepoRef, target: &Download) -> Result<LogBlob, ApiError> {
         self.log_calls.fetch_add(1, Ordering::SeqCst);
-        let latency = self.faults.lock().unwrap().latency;
+        let latency = *self.latency.lock().unwrap();
         if let Some(d) = latency {
             tokio::time::sleep(d).await;
         }
@@ -236,7 +236,7 @@ impl Remote for MemoryRemote {
                 body,
                 served: self.blob_bytes.clone(),
                 reads: self.blob_reads.clone(),
-                faults: self.faults.lock().unwrap().clone(),
+                latency: *self.latency.lock().unwrap(),
             }),
         })
     }

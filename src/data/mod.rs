@@ -13,6 +13,7 @@
 //! ```
 
 pub mod blob;
+pub mod file_source;
 pub mod inflate;
 pub mod raw_inflate;
 pub mod readahead;

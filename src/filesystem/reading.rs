@@ -24,6 +24,14 @@ impl ArtifactFs {
                     None => return Err(FsError::NotFound),
                 }
             }
+            Node::Inner(a, n) => {
+                let archive = self.inner(a).await?;
+                match archive.index.tree.nodes.get(n).map(|t| &t.kind) {
+                    Some(NodeKind::File { .. }) => {}
+                    Some(NodeKind::Dir { .. }) => return Err(FsError::IsDir),
+                    None => return Err(FsError::NotFound),
+                }
+            }
             Node::LatestLink(..) | Node::BranchLink(..) => return Err(FsError::NotFound),
             _ => return Err(FsError::IsDir),
         }
@@ -78,6 +86,11 @@ impl ArtifactFs {
         let Ok(node) = self.node(ino) else {
             return false;
         };
+        if let Node::Inner(..) = node {
+            // A member of an inner tar has no check of its own: its handles check nothing
+            // the page cache could hide (the file holding it is checked by its reader).
+            return true;
+        }
         let Ok((r, id, spec)) = self.file_of(&node).await else {
             return false;
         };
@@ -116,7 +129,10 @@ impl ArtifactFs {
 
     /// How a file node's bytes are read: the whole blob for the archive and an unzipped
     /// artifact, an entry of it otherwise (the data layer fetches, inflates and verifies).
-    async fn make_reader(&self, node: &Node) -> FsResult<FileReader> {
+    pub(super) async fn make_reader(&self, node: &Node) -> FsResult<FileReader> {
+        if let Node::Inner(a, n) = *node {
+            return self.inner_reader(a, n).await;
+        }
         let (r, id, spec) = self.file_of(node).await?;
         let a = self.artifact(r, id).await?;
         let repo = self.repo(r).repo.clone();

@@ -1,7 +1,9 @@
-//! Extended attributes: an artifact's API facts (`user.artifact.*`) and a zip entry's
-//! (`user.zip.*`).
+//! Extended attributes: an artifact's API facts (`user.artifact.*`), a zip entry's
+//! (`user.zip.*`), and for archives inside an artifact `user.archive.contents` (on the file:
+//! the name of its `FILE.d/`) and `user.archive.symlink` (a link shown as a file).
 
-use crate::archive::tree::NodeKind;
+use crate::archive::inner::{contents_name, opens_as_archive};
+use crate::archive::tree::{ArchiveTree, NodeKind};
 
 use super::{ArtifactFs, FsResult, Ino, Node};
 
@@ -49,9 +51,29 @@ impl ArtifactFs {
                         e.compressed_size.to_string(),
                     ));
                 }
+                out.extend(contents_xattr(&index.tree, n));
+            }
+            Node::Inner(a, n) => {
+                let archive = self.inner(a).await?;
+                if let Some(t) = archive.index.escaping_target(n) {
+                    out.push(("user.archive.symlink".into(), t.to_string()));
+                } else if archive.index.link_target(n).is_none() {
+                    out.extend(contents_xattr(&archive.index.tree, n));
+                }
             }
             _ => {}
         }
         Ok(out)
     }
+}
+
+/// `user.archive.contents` for a file of `tree` that opens at `FILE.d/` (unless a real entry
+/// has that name: it wins).
+fn contents_xattr(tree: &ArchiveTree, n: usize) -> Option<(String, String)> {
+    let t = tree.nodes.get(n)?;
+    let contents = contents_name(&t.name);
+    (matches!(t.kind, NodeKind::File { .. })
+        && opens_as_archive(&t.name)
+        && tree.lookup(t.parent, &contents).is_none())
+    .then(|| ("user.archive.contents".to_string(), contents))
 }

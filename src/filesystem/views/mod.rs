@@ -5,8 +5,10 @@
 //! - [`top`]: the root, owners and repositories;
 //! - [`runs`]: `runs/`, a run, `NAME.zip` and an unzipped `NAME`;
 //! - [`links`]: `latest/` and `branches/` and their symlinks;
-//! - [`zip`]: an artifact's directory and the entries inside it.
+//! - [`zip`]: an artifact's directory and the entries inside it;
+//! - [`inner`]: the contents of an archive inside an artifact (`FILE.d/`).
 
+pub mod inner;
 pub mod links;
 pub mod runs;
 pub mod top;
@@ -42,6 +44,7 @@ pub fn view(node: &Node) -> &'static dyn View {
         | Node::LatestLink(..)
         | Node::BranchLink(..) => &links::Links,
         Node::ArtifactDir(..) | Node::Entry(..) => &zip::Zip,
+        Node::Inner(..) => &inner::Inner,
     }
 }
 

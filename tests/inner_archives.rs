@@ -27,6 +27,13 @@ fn build_tree(root: &Path) {
     std::os::unix::fs::symlink("../../bin/tool", root.join("share/doc/tool")).unwrap();
 }
 
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
 fn tar_of(root: &Path) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     b.follow_symlinks(false);
@@ -63,20 +70,58 @@ fn a_tarball_in_an_artifact_is_browsable_runnable_and_copies_as_uploaded() {
     let gh = start_fake();
     let mut z = ZipBuilder::new();
     z.add("dist.tar", &tar);
+    z.add("dist.tgz", &gzip(&tar));
     z.add("notes.txt", b"notes\n");
     add_hello(&gh, "dist", 1, z.finish());
     let m = Daemon::new(&gh, "octo-org/hello").mount();
     let art = m.path("octo-org/hello/runs/1/dist");
-    let d = art.join("dist.tar.d");
 
     // Listings show the artifact as uploaded; the contents are there by path.
     let listed: BTreeSet<String> = fs::read_dir(&art)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(listed, ["dist.tar", "notes.txt"].map(String::from).into());
-    assert!(fs::metadata(&d).unwrap().is_dir());
+    assert_eq!(
+        listed,
+        ["dist.tar", "dist.tgz", "notes.txt"]
+            .map(String::from)
+            .into()
+    );
+    for d in ["dist.tar.d", "dist.tgz.d"] {
+        check_contents(&art.join(d), &tree);
+    }
 
+    // The file says where its contents are.
+    let (ok, out, err) = sh(&format!(
+        "getfattr --only-values -n user.archive.contents '{}'",
+        art.join("dist.tar").display()
+    ));
+    assert!(ok, "{err}");
+    assert_eq!(out, "dist.tar.d");
+
+    // cp -r copies exactly what was uploaded, no contents directories.
+    let out = src.path().join("out");
+    let (ok, _, err) = sh(&format!("cp -r '{}/' '{}'", art.display(), out.display()));
+    assert!(ok, "{err}");
+    assert_eq!(
+        files_below(&out),
+        ["dist.tar", "dist.tgz", "notes.txt"]
+            .map(String::from)
+            .into()
+    );
+    assert_eq!(fs::read(out.join("dist.tar")).unwrap(), tar);
+    // And the contents copy like any directory.
+    let inner = src.path().join("inner");
+    let d = art.join("dist.tgz.d");
+    let (ok, _, err) = sh(&format!("cp -a '{}' '{}'", d.display(), inner.display()));
+    assert!(ok, "{err}");
+    assert_eq!(files_below(&inner), files_below(&tree));
+    m.unmount();
+}
+
+/// The contents directory `d` shows `tree`: bytes, modes and times, links, a runnable tool.
+fn check_contents(d: &Path, tree: &Path) {
+    assert!(fs::metadata(d).unwrap().is_dir());
     // Bytes, modes and times as in the tree that was tarred.
     for rel in ["bin/tool", "share/doc/README", "share/doc/deep/noise.bin"] {
         let (orig, shown) = (tree.join(rel), d.join(rel));
@@ -110,27 +155,4 @@ fn a_tarball_in_an_artifact_is_browsable_runnable_and_copies_as_uploaded() {
         assert!(out.status.success(), "{exe}: {out:?}");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "tool 1.0 --version\n");
     }
-    // The file says where its contents are.
-    let (ok, out, err) = sh(&format!(
-        "getfattr --only-values -n user.archive.contents '{}'",
-        art.join("dist.tar").display()
-    ));
-    assert!(ok, "{err}");
-    assert_eq!(out, "dist.tar.d");
-
-    // cp -r copies exactly what was uploaded, no contents directories.
-    let out = src.path().join("out");
-    let (ok, _, err) = sh(&format!("cp -r '{}/' '{}'", art.display(), out.display()));
-    assert!(ok, "{err}");
-    assert_eq!(
-        files_below(&out),
-        ["dist.tar", "notes.txt"].map(String::from).into()
-    );
-    assert_eq!(fs::read(out.join("dist.tar")).unwrap(), tar);
-    // And the contents copy like any directory.
-    let inner = src.path().join("inner");
-    let (ok, _, err) = sh(&format!("cp -a '{}' '{}'", d.display(), inner.display()));
-    assert!(ok, "{err}");
-    assert_eq!(files_below(&inner), files_below(&tree));
-    m.unmount();
 }

@@ -10,10 +10,8 @@
 //! `../../..` from the top, `a/../..`, where a link inside could make `..` leave) is shown as
 //! an empty file carrying the target in `user.archive.symlink`.
 
-use super::error::{ArchiveError, corrupt};
-use super::tar::{Member, MemberKind, is_tar_header, read_tar};
+use super::tar::{Member, MemberKind, is_tar_header};
 use super::tree::{ArchiveTree, NodeKind, PathEntry};
-use crate::source::ByteSource;
 
 /// The deepest level an archive inside an archive opens at (the artifact is level 0, its
 /// `FILE.d/` level 1).
@@ -38,7 +36,7 @@ pub fn archive_of_contents(name: &str) -> Option<&str> {
 }
 
 /// What an inner archive's bytes are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Format {
     Tar,
     Gzip,
@@ -138,18 +136,6 @@ pub fn stays_inside(target: &str, depth: usize) -> bool {
         }
     }
     ups <= depth
-}
-
-/// Reads the index of the archive in `src`, by its magic bytes.
-pub async fn read_index(src: &dyn ByteSource) -> Result<InnerIndex, ArchiveError> {
-    let head = src.read_at(0, 512.min(src.len() as usize)).await?;
-    match detect(&head) {
-        Some(Format::Tar) => Ok(InnerIndex::new(Format::Tar, read_tar(src).await?)),
-        Some(f) => Err(ArchiveError::Unsupported(format!(
-            "{f:?} archives inside an artifact"
-        ))),
-        None => Err(corrupt("not a tar, gzip or zip archive")),
-    }
 }
 
 #[cfg(test)]

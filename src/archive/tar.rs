@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::error::{ArchiveError, corrupt};
@@ -30,7 +31,7 @@ const MAX_EXTENSION: u64 = 1 << 20;
 pub const MAX_MEMBERS: usize = 4 << 20;
 
 /// What a member is.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MemberKind {
     /// Bytes `offset..offset + size` of the archive.
     File,
@@ -42,7 +43,7 @@ pub enum MemberKind {
 }
 
 /// One member of an inner archive, as the tree and the reader need it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Member {
     /// The name as recorded (lossy UTF-8).
     pub name: String,
@@ -66,35 +67,69 @@ struct Pending {
     mtime: Option<i64>,
 }
 
-/// Reads `len` bytes at `at`, from a batch already read when it holds them.
-struct Batches<'a> {
+/// Bytes of an archive read front to back: `at` never decreases from one call to the next.
+/// A tar inside a gzip stream is indexed through one (the stream's length is known only at
+/// its end); a stored one through [`Batches`].
+#[async_trait]
+pub trait ForwardInput: Send {
+    /// The length, when known before the end is reached.
+    fn known_len(&self) -> Option<u64>;
+    /// `len` bytes at `at`; fewer only at the end.
+    async fn read(&mut self, at: u64, len: u64) -> Result<Bytes, ArchiveError>;
+}
+
+/// Reads a ranged source in batches: a request a batch already holds costs nothing.
+pub struct Batches<'a> {
     src: &'a dyn ByteSource,
     at: u64,
     buf: Bytes,
 }
 
-impl Batches<'_> {
-    async fn get(&mut self, at: u64, len: u64) -> Result<Bytes, ArchiveError> {
+impl<'a> Batches<'a> {
+    pub fn new(src: &'a dyn ByteSource) -> Batches<'a> {
+        Batches {
+            src,
+            at: 0,
+            buf: Bytes::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl ForwardInput for Batches<'_> {
+    fn known_len(&self) -> Option<u64> {
+        Some(self.src.len())
+    }
+
+    async fn read(&mut self, at: u64, len: u64) -> Result<Bytes, ArchiveError> {
         let end = at
             .checked_add(len)
-            .ok_or_else(|| corrupt("tar offset overflows"))?;
-        if end > self.src.len() {
-            return Err(corrupt(format!(
-                "tar: {len} bytes at {at} run past the end ({})",
-                self.src.len()
-            )));
+            .ok_or_else(|| corrupt("tar offset overflows"))?
+            .min(self.src.len());
+        if at >= end {
+            return Ok(Bytes::new());
         }
         if at < self.at || end > self.at + self.buf.len() as u64 {
-            let want = len.max(BATCH).min(self.src.len() - at);
+            let want = (end - at).max(BATCH).min(self.src.len() - at);
             self.buf = self.src.read_at(at, want as usize).await?;
             self.at = at;
-            if (self.buf.len() as u64) < len {
-                return Err(corrupt(format!("tar: cut short at {at}")));
-            }
         }
         let from = (at - self.at) as usize;
-        Ok(self.buf.slice(from..from + len as usize))
+        let to = ((end - self.at) as usize).min(self.buf.len());
+        Ok(self.buf.slice(from.min(to)..to))
     }
+}
+
+/// Exactly `len` bytes at `at`, or a corrupt archive.
+async fn exactly(input: &mut dyn ForwardInput, at: u64, len: u64) -> Result<Bytes, ArchiveError> {
+    let b = input.read(at, len).await?;
+    if (b.len() as u64) < len {
+        return Err(corrupt(format!(
+            "tar: cut short at {}",
+            at + b.len() as u64
+        )));
+    }
+    Ok(b)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -170,24 +205,24 @@ fn pax(pending: &mut Pending, data: &[u8]) -> Result<(), ArchiveError> {
 
 /// The members of the tar archive in `src`, in archive order.
 pub async fn read_tar(src: &dyn ByteSource) -> Result<Vec<Member>, ArchiveError> {
-    let mut batches = Batches {
-        src,
-        at: 0,
-        buf: Bytes::new(),
-    };
+    read_tar_from(&mut Batches::new(src)).await
+}
+
+/// The members of the tar archive read front to back from `input`, in archive order.
+pub async fn read_tar_from(input: &mut dyn ForwardInput) -> Result<Vec<Member>, ArchiveError> {
     let mut members: Vec<Member> = Vec::new();
     // Sanitized path → the last regular file of that path (for hard links).
     let mut files: HashMap<Vec<String>, usize> = HashMap::new();
     let mut pending = Pending::default();
     let mut pos = 0u64;
     loop {
-        if pos + BLOCK > src.len() {
-            if pos == src.len() && !members.is_empty() {
-                break; // no end-of-archive blocks: tolerated
-            }
+        let block = input.read(pos, BLOCK).await?;
+        if block.is_empty() && !members.is_empty() {
+            break; // no end-of-archive blocks: tolerated
+        }
+        if (block.len() as u64) < BLOCK {
             return Err(corrupt(format!("tar: archive cut short at {pos}")));
         }
-        let block = batches.get(pos, BLOCK).await?;
         if block.iter().all(|&b| b == 0) {
             break; // the end-of-archive marker
         }
@@ -217,17 +252,19 @@ pub async fn read_tar(src: &dyn ByteSource) -> Result<Vec<Member>, ArchiveError>
             .and_then(|s| data.checked_add(s))
             .ok_or_else(|| corrupt(format!("tar: size overflows at offset {pos}")))?;
         // Sparse members' stored size is not their size; their data is not read anyway.
-        if next > src.len() && !ty.is_gnu_sparse() {
+        if let Some(len) = input.known_len()
+            && next > len
+            && !ty.is_gnu_sparse()
+        {
             return Err(corrupt(format!(
-                "tar: member at {pos} ({size} bytes) runs past the end ({})",
-                src.len()
+                "tar: member at {pos} ({size} bytes) runs past the end ({len})"
             )));
         }
         if is_extension {
             if size > MAX_EXTENSION {
                 return Err(corrupt(format!("tar: extension record of {size} bytes")));
             }
-            let bytes = batches.get(data, size).await?;
+            let bytes = exactly(input, data, size).await?;
             if ty.is_pax_local_extensions() {
                 pax(&mut pending, &bytes)?;
             } else if ty.is_gnu_longname() {

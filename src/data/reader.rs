@@ -162,6 +162,14 @@ impl FileReader {
         FileReader::new(FileBytes::Source { src, base, len }, None)
     }
 
+    /// Turns readahead of the file's bytes on or off (see [`Readahead::set_enabled`]; a
+    /// deflated entry's inflater keeps its own).
+    pub fn set_readahead(&self, on: bool) {
+        if let FileBytes::Range { readahead, .. } = &self.bytes {
+            readahead.set_enabled(on);
+        }
+    }
+
     /// The file's size.
     pub fn size(&self) -> u64 {
         self.bytes.len()

@@ -12,11 +12,15 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 use tokio::sync::OnceCell;
 
-use crate::archive::inner::{InnerIndex, MAX_DEPTH, archive_of_contents, read_index};
-use crate::archive::tar::MemberKind;
+use crate::archive::ArchiveError;
+use crate::archive::inner::{Format, InnerIndex, MAX_DEPTH, archive_of_contents, detect};
+use crate::archive::tar::{Member, MemberKind, read_tar};
 use crate::archive::tree::{ArchiveTree, NodeKind};
+use crate::cache::BlobKey;
 use crate::data::FileReader;
 use crate::data::file_source::FileSource;
+use crate::data::gzip::{GzipScan, GzipSource};
+use crate::data::seek_index::SeekIndex;
 use crate::source::ByteSource;
 
 use super::{ArtifactFs, FsError, FsResult, Node, RepoIdx};
@@ -102,18 +106,65 @@ impl ArtifactFs {
         let slot = self.inner.slot(n).ok_or(FsError::NotFound)?;
         slot.cell
             .get_or_try_init(|| async {
-                let reader = self.make_reader(&slot.container.node()).await?;
-                let source: Arc<dyn ByteSource> = Arc::new(FileSource::new(Arc::new(reader)));
-                let index = read_index(source.as_ref()).await?;
+                let reader = Arc::new(self.make_reader(&slot.container.node()).await?);
+                let file: Arc<dyn ByteSource> = Arc::new(FileSource::new(reader.clone()));
+                let (key, name) = self.inner_cache_name(&slot.container).await?;
+                let cache = self.cache();
+                let saved = cache
+                    .inner_index(&key, &name)
+                    .and_then(|b| Saved::decode(&b));
+                let fresh = saved.is_none();
+                let saved = match saved {
+                    Some(s) => s,
+                    None => Saved::read(file.as_ref()).await?,
+                };
+                if fresh {
+                    cache.store_inner_index(&key, &name, &saved.encode());
+                }
                 tracing::debug!(
                     archive = n,
-                    members = index.members.len(),
-                    "read an archive inside an artifact"
+                    members = saved.members.len(),
+                    fresh,
+                    "an archive inside an artifact"
                 );
+                let source: Arc<dyn ByteSource> = match saved.gzip {
+                    Some((start, points)) => {
+                        // From here on reads start at seek points: each fetches what its
+                        // span needs, nothing ahead.
+                        reader.set_readahead(false);
+                        Arc::new(GzipSource::new(file, start, points))
+                    }
+                    None => file,
+                };
+                let index = InnerIndex::new(saved.format, saved.members);
                 Ok::<_, FsError>(Arc::new(InnerArchive { index, source }))
             })
             .await
             .cloned()
+    }
+
+    /// The blob an inner archive lives in and its name in the cache: the tree nodes from the
+    /// artifact's entry down (`inner-7-12`).
+    async fn inner_cache_name(&self, c: &Container) -> FsResult<(BlobKey, String)> {
+        let mut path = Vec::new();
+        let mut at = c.clone();
+        loop {
+            match at {
+                Container::Entry(r, id, node) => {
+                    path.push(node);
+                    let a = self.artifact(r, id).await?;
+                    let parts: Vec<String> = path.iter().rev().map(|p| p.to_string()).collect();
+                    return Ok((
+                        super::reading::blob_key(&a),
+                        format!("inner-{}", parts.join("-")),
+                    ));
+                }
+                Container::Inner(b, node) => {
+                    path.push(node);
+                    at = self.inner.container(b).ok_or(FsError::NotFound)?;
+                }
+            }
+        }
     }
 
     /// `NAME.d` in a directory whose tree is `tree` (node `dir`), when `NAME` is an archive
@@ -154,6 +205,78 @@ impl ArtifactFs {
         Ok(match m.kind {
             MemberKind::File => FileReader::over(a.source.clone(), m.offset, m.size),
             _ => FileReader::over(a.source.clone(), 0, 0),
+        })
+    }
+}
+
+/// An inner archive's index as kept in the cache: the members, and for a gzip file where its
+/// deflate stream starts and its seek points. Read back only when it decodes whole.
+struct Saved {
+    format: Format,
+    members: Vec<Member>,
+    gzip: Option<(u64, SeekIndex)>,
+}
+
+const MAGIC: &[u8; 8] = b"AFINNER1";
+
+impl Saved {
+    /// Reads the archive in `file`: a tar header by header, a gzip one in one inflate pass.
+    async fn read(file: &dyn ByteSource) -> Result<Saved, ArchiveError> {
+        let head = file.read_at(0, 512.min(file.len() as usize)).await?;
+        match detect(&head) {
+            Some(Format::Tar) => Ok(Saved {
+                format: Format::Tar,
+                members: read_tar(file).await?,
+                gzip: None,
+            }),
+            Some(Format::Gzip) => {
+                let mut scan = GzipScan::new(file).await?;
+                let members = crate::archive::tar::read_tar_from(&mut scan).await?;
+                let (start, points) = scan.finish().await?;
+                Ok(Saved {
+                    format: Format::Gzip,
+                    members,
+                    gzip: Some((start, points)),
+                })
+            }
+            Some(f) => Err(ArchiveError::Unsupported(format!(
+                "{f:?} archives inside an artifact"
+            ))),
+            None => Err(crate::archive::error::corrupt(
+                "not a tar, gzip or zip archive",
+            )),
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let meta =
+            serde_json::to_vec(&(self.format, &self.members, self.gzip.as_ref().map(|g| g.0)))
+                .unwrap_or_default();
+        let mut b = MAGIC.to_vec();
+        b.extend_from_slice(&(meta.len() as u64).to_le_bytes());
+        b.extend_from_slice(&meta);
+        if let Some((_, points)) = &self.gzip {
+            b.extend_from_slice(&points.encode());
+        }
+        b
+    }
+
+    fn decode(b: &[u8]) -> Option<Saved> {
+        let rest = b.strip_prefix(MAGIC)?;
+        let len = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?) as usize;
+        let meta = rest.get(8..8usize.checked_add(len)?)?;
+        let (format, members, start): (Format, Vec<Member>, Option<u64>) =
+            serde_json::from_slice(meta).ok()?;
+        let tail = &rest[8 + len..];
+        let gzip = match start {
+            Some(start) => Some((start, SeekIndex::decode(tail)?)),
+            None if tail.is_empty() => None,
+            None => return None,
+        };
+        Some(Saved {
+            format,
+            members,
+            gzip,
         })
     }
 }

@@ -42,6 +42,13 @@ fn link(b: &mut tar::Builder<Vec<u8>>, ty: tar::EntryType, name: &str, target: &
     b.append_link(&mut h, name, target).unwrap();
 }
 
+pub(super) fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
 pub(super) fn tool() -> Vec<u8> {
     b"#!/bin/sh\necho tool 1.0\n".to_vec()
 }
@@ -108,6 +115,8 @@ fn sha(b: &[u8]) -> String {
 fn artifact() -> Vec<u8> {
     let mut z = ZipBuilder::new();
     z.add_with("dist.tar", &sample_tar(), EntryOptions::stored());
+    z.add_with("dist.tar.gz", &gzip(&sample_tar()), EntryOptions::stored());
+    z.add("dist.tgz", &gzip(&sample_tar()));
     z.add("deflated/dist.tar", &sample_tar());
     z.add(
         "garbage.tar",
@@ -173,7 +182,12 @@ fn at(secs: u64) -> SystemTime {
 #[tokio::test]
 async fn a_tar_opens_at_its_contents_directory_with_modes_links_times_and_bytes() {
     let (fs, _remote, _dir) = fixture();
-    for d in ["dist.tar.d", "deflated/dist.tar.d"] {
+    for d in [
+        "dist.tar.d",
+        "deflated/dist.tar.d",
+        "dist.tar.gz.d",
+        "dist.tgz.d",
+    ] {
         let root = format!("{A}/{d}");
         let attr = resolve(&fs, &root).await.unwrap();
         assert_eq!(attr.kind, FileKind::Dir);
@@ -255,6 +269,8 @@ async fn contents_are_never_listed_and_the_file_says_where_they_are() {
         [
             "deflated",
             "dist.tar",
+            "dist.tar.gz",
+            "dist.tgz",
             "garbage.tar",
             "notes.txt",
             "real.tar",
@@ -351,5 +367,96 @@ async fn reading_one_member_of_a_big_stored_tar_fetches_its_headers_and_that_mem
         member_bytes <= bound,
         "one 1 MiB member cost {member_bytes} bytes (bound {bound}, archive {})",
         tar.len()
+    );
+}
+
+/// A core over the cache directory `dir` (the same cache after a remount: waits for the
+/// background fetches of the last core to let go of it).
+async fn core_on(remote: Arc<MemoryRemote>, dir: &std::path::Path) -> ArtifactFs {
+    let mut tries = 0;
+    let cache = loop {
+        match crate::cache::DiskCache::open(&dir.join("cache"), 1 << 30) {
+            Ok(c) => break Arc::new(c),
+            Err(e) if tries < 100 => {
+                tries += 1;
+                tracing::debug!("cache still held: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let cfg = FsConfig {
+        repos: vec![crate::github::RepoRef::new("octo", "hello")],
+        metadata_ttl: Duration::from_secs(60),
+        read_only: false,
+    };
+    ArtifactFs::new(remote, cache, cfg, Default::default())
+}
+
+#[tokio::test]
+async fn a_tar_gz_is_indexed_in_one_pass_read_by_spans_and_its_index_kept() {
+    use crate::data::gzip::GzipScan;
+    let files: Vec<Vec<u8>> = (0..24)
+        .map(|i| fake_github::zipgen::log_text(1 << 20, i))
+        .collect();
+    let mut b = tar::Builder::new(Vec::new());
+    for (i, d) in files.iter().enumerate() {
+        member(&mut b, &format!("logs/{i:02}.log"), 0o644, 1, d);
+    }
+    let gz = gzip(&b.into_inner().unwrap());
+    let mut z = ZipBuilder::new();
+    z.add_with("logs.tar.gz", &gz, EntryOptions::stored());
+    let remote = Arc::new(MemoryRemote::default());
+    remote.add(1, "dist", 100, "main", 1, z.finish(), ArtifactKind::Zip);
+    let dir = tempfile::tempdir().unwrap();
+    let fs = core_on(remote.clone(), dir.path()).await;
+    let root = format!("{A}/logs.tar.gz.d/logs");
+    assert_eq!(names(&fs, &root).await.len(), 24);
+    let indexed = remote.blob_bytes.load(Ordering::SeqCst);
+    assert!(
+        indexed >= gz.len() as u64,
+        "the index pass reads the whole file once"
+    );
+    // Where the member's spans are in the compressed bytes (the same scan, in the test).
+    let src = crate::source::MemorySource(bytes::Bytes::from(gz.clone()));
+    let mut scan = GzipScan::new(&src).await.unwrap();
+    let members = crate::archive::tar::read_tar_from(&mut scan).await.unwrap();
+    let (_, points) = scan.finish().await.unwrap();
+    let m = &members[13];
+    let from = points.before(m.offset).map_or(0, |p| p.input);
+    let to = points
+        .points
+        .iter()
+        .find(|p| p.out > m.offset + m.size)
+        .map_or(gz.len() as u64, |p| p.input);
+    // A remount on the same cache with the blob's blocks gone: the kept index lists the
+    // contents (the zip's tail, the file's local header and first block: not the gzip file
+    // again), and a member's read fetches the compressed bytes of its spans, only those.
+    drop(fs);
+    std::fs::remove_dir_all(dir.path().join("cache/blocks")).unwrap();
+    let fs = core_on(remote.clone(), dir.path()).await;
+    let before = remote.blob_bytes.load(Ordering::SeqCst);
+    assert_eq!(names(&fs, &root).await.len(), 24);
+    let relist = remote.blob_bytes.load(Ordering::SeqCst) - before;
+    assert!(
+        relist < gz.len() as u64 / 4,
+        "relisting cost {relist} of {}",
+        gz.len()
+    );
+    let got = read(&fs, &format!("{root}/13.log")).await.unwrap();
+    assert!(got == files[13], "member 13's bytes");
+    let cost = remote.blob_bytes.load(Ordering::SeqCst) - before - relist;
+    let slack = crate::data::gzip::SEEK_READ_CHUNK + 2 * crate::cache::BLOCK_SIZE;
+    eprintln!(
+        "tar.gz of {} bytes: index pass {indexed}, relist after remount {relist}, \
+         member 13 {cost} (its spans {})",
+        gz.len(),
+        to - from
+    );
+    assert!(
+        cost <= (to - from) + slack,
+        "one member cost {cost} compressed bytes, its spans are {} of {}",
+        to - from,
+        gz.len()
     );
 }

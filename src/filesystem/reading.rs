@@ -142,7 +142,7 @@ impl ArtifactFs {
 
 /// Names one version of an artifact's bytes in the cache: the digest, or (for artifacts
 /// without one) size and creation time, so a re-uploaded artifact never meets stale bytes.
-fn blob_key(a: &Artifact) -> BlobKey {
+pub(super) fn blob_key(a: &Artifact) -> BlobKey {
     let version = match a.sha256_hex() {
         Some(hex) => hex[..32].to_ascii_lowercase(),
         None => {

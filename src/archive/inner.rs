@@ -10,6 +10,7 @@
 //! `../../..` from the top, `a/../..`, where a link inside could make `..` leave) is shown as
 //! an empty file carrying the target in `user.archive.symlink`.
 
+use super::central_directory::ZipEntry;
 use super::tar::{Member, MemberKind, is_tar_header};
 use super::tree::{ArchiveTree, NodeKind, PathEntry};
 
@@ -54,6 +55,28 @@ pub fn detect(head: &[u8]) -> Option<Format> {
     } else {
         None
     }
+}
+
+/// The members of an inner zip (`.zip`, `.whl`, `.jar`): modes from the external attributes
+/// when the zip was made on Unix (0644, 0755 for directories, otherwise).
+pub fn zip_members(entries: &[ZipEntry]) -> Vec<Member> {
+    entries
+        .iter()
+        .map(|e| Member {
+            name: e.name.clone(),
+            kind: if e.is_dir {
+                MemberKind::Dir
+            } else {
+                MemberKind::File
+            },
+            mode: e
+                .unix_mode()
+                .map_or(if e.is_dir { 0o755 } else { 0o644 }, |m| m & 0o7777),
+            mtime: e.mtime_unix(),
+            size: if e.is_dir { 0 } else { e.uncompressed_size },
+            offset: e.local_header_offset,
+        })
+        .collect()
 }
 
 /// An inner archive's members and the tree `FILE.d/` shows.

@@ -1,8 +1,9 @@
-//! A gzip file (`dist.tar.gz` inside an artifact) read without inflating it over and over:
+//! A gzip file (`dist.tar.gz` inside an artifact) read without inflating it over and over
+//! (and a deflated member of a zip inside an artifact, [`InflatingSource::deflated`]):
 //! [`GzipScan`] is the one pass from the start, which hands the tar reader its bytes front to
 //! back, records seek points as the deflated entries' inflater does (zlib's zran idea, the
 //! same [`SeekIndex`] and [`RawInflate`]: every [`SPAN`] of output at the next block
-//! boundary) and checks the gzip trailer (CRC-32 and length); [`GzipSource`] then serves any
+//! boundary) and checks the gzip trailer (CRC-32 and length); [`InflatingSource`] then serves any
 //! range of the uncompressed bytes as a ranged [`ByteSource`] by inflating from the nearest
 //! point before it: at most one span per cold read, a few streams kept for readers that go
 //! on in order. Only the compressed bytes read are fetched, through the source given (the
@@ -105,7 +106,7 @@ impl Stream {
     async fn advance(
         &mut self,
         src: &dyn ByteSource,
-        start: u64,
+        (start, end): (u64, u64),
         upto: u64,
         buf: &mut [u8],
         keep: &mut (dyn FnMut(u64, &[u8]) + Send),
@@ -114,7 +115,7 @@ impl Stream {
         while self.out_pos < upto && !self.ended {
             if self.input_at >= self.input.len() {
                 let at = start + self.in_pos;
-                let n = src.len().saturating_sub(at).min(self.chunk);
+                let n = end.saturating_sub(at).min(self.chunk);
                 self.input = if n == 0 {
                     Bytes::new()
                 } else {
@@ -214,7 +215,7 @@ impl<'a> GzipScan<'a> {
         let s = &mut self.stream;
         s.advance(
             self.src,
-            self.start,
+            (self.start, self.src.len()),
             u64::MAX,
             &mut self.buf,
             &mut |_, _| {},
@@ -265,13 +266,19 @@ impl ForwardInput for GzipScan<'_> {
         let end = at.saturating_add(len);
         let (kept, kept_at) = (&mut self.kept, at);
         let s = &mut self.stream;
-        s.advance(self.src, self.start, end, &mut self.buf, &mut |from, b| {
-            let to = from + b.len() as u64;
-            let lo = from.max(kept_at + kept.len() as u64);
-            if to > lo {
-                kept.extend_from_slice(&b[(lo - from) as usize..]);
-            }
-        })
+        s.advance(
+            self.src,
+            (self.start, self.src.len()),
+            end,
+            &mut self.buf,
+            &mut |from, b| {
+                let to = from + b.len() as u64;
+                let lo = from.max(kept_at + kept.len() as u64);
+                if to > lo {
+                    kept.extend_from_slice(&b[(lo - from) as usize..]);
+                }
+            },
+        )
         .await?;
         Ok(Bytes::copy_from_slice(
             &self.kept[..(len as usize).min(self.kept.len())],
@@ -279,23 +286,50 @@ impl ForwardInput for GzipScan<'_> {
     }
 }
 
-/// The uncompressed bytes of a scanned gzip file, as a ranged source.
-pub struct GzipSource {
+/// The uncompressed bytes of a deflate stream, as a ranged source: a scanned gzip file (with
+/// its seek points), or a deflated member of a zip inside an artifact (no points: a reader
+/// going on in order continues its stream, a jump back starts over).
+pub struct InflatingSource {
     src: std::sync::Arc<dyn ByteSource>,
     start: u64,
+    /// Where the compressed bytes end in `src`.
+    end: u64,
     index: SeekIndex,
     streams: Mutex<Vec<Stream>>,
     inflated: AtomicU64,
 }
 
-impl GzipSource {
-    pub fn new(src: std::sync::Arc<dyn ByteSource>, start: u64, index: SeekIndex) -> GzipSource {
-        GzipSource {
+impl InflatingSource {
+    /// A scanned gzip file's bytes, its deflate stream starting at `start`.
+    pub fn new(
+        src: std::sync::Arc<dyn ByteSource>,
+        start: u64,
+        index: SeekIndex,
+    ) -> InflatingSource {
+        InflatingSource {
+            end: src.len(),
             src,
             start,
             index,
             streams: Mutex::new(Vec::new()),
             inflated: AtomicU64::new(0),
+        }
+    }
+
+    /// The `size` bytes the deflate stream at `start..end` of `src` inflates to.
+    pub fn deflated(
+        src: std::sync::Arc<dyn ByteSource>,
+        start: u64,
+        end: u64,
+        size: u64,
+    ) -> InflatingSource {
+        let index = SeekIndex {
+            size,
+            ..Default::default()
+        };
+        InflatingSource {
+            end: end.min(src.len()),
+            ..InflatingSource::new(src, start, index)
         }
     }
 
@@ -332,7 +366,7 @@ impl GzipSource {
         let mut out = Vec::with_capacity((end - off) as usize);
         s.advance(
             self.src.as_ref(),
-            self.start,
+            (self.start, self.end),
             end,
             &mut buf,
             &mut |from, b| {
@@ -361,7 +395,7 @@ impl GzipSource {
 }
 
 #[async_trait]
-impl ByteSource for GzipSource {
+impl ByteSource for InflatingSource {
     fn len(&self) -> u64 {
         self.index.size
     }
@@ -415,7 +449,7 @@ mod tests {
         let (start, index) = scan.finish().await.unwrap();
         assert_eq!(index.size, tar.len() as u64);
         assert!(index.points.len() >= 4, "{} points", index.points.len());
-        let src = GzipSource::new(gz.clone(), start, index);
+        let src = InflatingSource::new(gz.clone(), start, index);
         for i in [17, 3, 23] {
             let m = &members[i];
             let before = src.inflated();

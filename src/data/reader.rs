@@ -170,6 +170,17 @@ impl FileReader {
         }
     }
 
+    /// `len` bytes from `base` of `src` that must hash as `integrity` says when read
+    /// through (a member of a zip inside an artifact: its CRC-32).
+    pub fn checked(
+        src: Arc<dyn ByteSource>,
+        base: u64,
+        len: u64,
+        integrity: Arc<Integrity>,
+    ) -> FileReader {
+        FileReader::new(FileBytes::Source { src, base, len }, Some(integrity))
+    }
+
     /// The file's size.
     pub fn size(&self) -> u64 {
         self.bytes.len()

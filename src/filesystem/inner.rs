@@ -13,14 +13,19 @@ use futures::future::BoxFuture;
 use tokio::sync::OnceCell;
 
 use crate::archive::ArchiveError;
-use crate::archive::inner::{Format, InnerIndex, MAX_DEPTH, archive_of_contents, detect};
+use crate::archive::central_directory::{ZipEntry, read_central_directory};
+use crate::archive::entry::{METHOD_STORED, check_readable, data_offset};
+use crate::archive::inner::{
+    Format, InnerIndex, MAX_DEPTH, archive_of_contents, detect, zip_members,
+};
 use crate::archive::tar::{Member, MemberKind, read_tar};
 use crate::archive::tree::{ArchiveTree, NodeKind};
 use crate::cache::BlobKey;
 use crate::data::FileReader;
 use crate::data::file_source::FileSource;
-use crate::data::gzip::{GzipScan, GzipSource};
+use crate::data::gzip::{GzipScan, InflatingSource};
 use crate::data::seek_index::SeekIndex;
+use crate::data::verify::{Expected, Integrity, Verdict};
 use crate::source::ByteSource;
 
 use super::{ArtifactFs, FsError, FsResult, Node, RepoIdx};
@@ -48,6 +53,29 @@ impl Container {
 pub struct InnerArchive {
     pub index: InnerIndex,
     pub source: Arc<dyn ByteSource>,
+    /// An inner zip's central directory (members are its entries, in order).
+    zip: Vec<ZipEntry>,
+    /// The verdict on each inner zip member that has been opened (its CRC-32).
+    checks: Mutex<HashMap<usize, Arc<Integrity>>>,
+}
+
+impl InnerArchive {
+    /// Whether the kernel may keep a member's pages: a tar member has no check of its own
+    /// (its handles check nothing the page cache could hide; the file holding it is checked
+    /// by its reader); a zip member once its CRC-32 has passed.
+    pub fn page_cache_allowed(&self, node: usize) -> bool {
+        if self.index.format != Format::Zip {
+            return true;
+        }
+        let Some(m) = self.index.tree.nodes.get(node).and_then(|t| t.record) else {
+            return false;
+        };
+        self.checks
+            .lock()
+            .unwrap()
+            .get(&m)
+            .is_some_and(|i| i.verdict() == Verdict::Good)
+    }
 }
 
 #[derive(Clone)]
@@ -132,12 +160,17 @@ impl ArtifactFs {
                         // From here on reads start at seek points: each fetches what its
                         // span needs, nothing ahead.
                         reader.set_readahead(false);
-                        Arc::new(GzipSource::new(file, start, points))
+                        Arc::new(InflatingSource::new(file, start, points))
                     }
                     None => file,
                 };
                 let index = InnerIndex::new(saved.format, saved.members);
-                Ok::<_, FsError>(Arc::new(InnerArchive { index, source }))
+                Ok::<_, FsError>(Arc::new(InnerArchive {
+                    index,
+                    source,
+                    zip: saved.zip.unwrap_or_default(),
+                    checks: Mutex::default(),
+                }))
             })
             .await
             .cloned()
@@ -202,10 +235,48 @@ impl ArtifactFs {
             return Err(FsError::IsDir);
         }
         let m = a.index.member(node).ok_or(FsError::NotFound)?;
+        if a.index.format == Format::Zip {
+            return self
+                .zip_member_reader(&a, t.record.unwrap_or_default())
+                .await;
+        }
         Ok(match m.kind {
             MemberKind::File => FileReader::over(a.source.clone(), m.offset, m.size),
             _ => FileReader::over(a.source.clone(), 0, 0),
         })
+    }
+
+    /// A reader of entry `i` of an inner zip: its local header read for where the data
+    /// starts, stored bytes as a range, deflated ones inflated as they are read; CRC-32
+    /// checked by the reader like an artifact's entries.
+    async fn zip_member_reader(&self, a: &InnerArchive, i: usize) -> FsResult<FileReader> {
+        let e = a.zip.get(i).ok_or(FsError::NotFound)?;
+        check_readable(e)?;
+        let start = data_offset(a.source.as_ref(), e).await?;
+        let integrity = a
+            .checks
+            .lock()
+            .unwrap()
+            .entry(i)
+            .or_insert_with(|| Arc::new(Integrity::new(e.name.clone(), Expected::Crc32(e.crc32))))
+            .clone();
+        if e.method == METHOD_STORED {
+            return Ok(FileReader::checked(
+                a.source.clone(),
+                start,
+                e.uncompressed_size,
+                integrity,
+            ));
+        }
+        let end = start + e.compressed_size;
+        let inflating =
+            InflatingSource::deflated(a.source.clone(), start, end, e.uncompressed_size);
+        Ok(FileReader::checked(
+            Arc::new(inflating),
+            0,
+            e.uncompressed_size,
+            integrity,
+        ))
     }
 }
 
@@ -215,6 +286,8 @@ struct Saved {
     format: Format,
     members: Vec<Member>,
     gzip: Option<(u64, SeekIndex)>,
+    /// An inner zip's central directory.
+    zip: Option<Vec<ZipEntry>>,
 }
 
 const MAGIC: &[u8; 8] = b"AFINNER1";
@@ -228,6 +301,7 @@ impl Saved {
                 format: Format::Tar,
                 members: read_tar(file).await?,
                 gzip: None,
+                zip: None,
             }),
             Some(Format::Gzip) => {
                 let mut scan = GzipScan::new(file).await?;
@@ -237,11 +311,18 @@ impl Saved {
                     format: Format::Gzip,
                     members,
                     gzip: Some((start, points)),
+                    zip: None,
                 })
             }
-            Some(f) => Err(ArchiveError::Unsupported(format!(
-                "{f:?} archives inside an artifact"
-            ))),
+            Some(Format::Zip) => {
+                let cd = read_central_directory(file).await?;
+                Ok(Saved {
+                    format: Format::Zip,
+                    members: zip_members(&cd.entries),
+                    gzip: None,
+                    zip: Some(cd.entries),
+                })
+            }
             None => Err(crate::archive::error::corrupt(
                 "not a tar, gzip or zip archive",
             )),
@@ -249,9 +330,9 @@ impl Saved {
     }
 
     fn encode(&self) -> Vec<u8> {
-        let meta =
-            serde_json::to_vec(&(self.format, &self.members, self.gzip.as_ref().map(|g| g.0)))
-                .unwrap_or_default();
+        let gzip_start = self.gzip.as_ref().map(|g| g.0);
+        let meta = serde_json::to_vec(&(self.format, &self.members, gzip_start, &self.zip))
+            .unwrap_or_default();
         let mut b = MAGIC.to_vec();
         b.extend_from_slice(&(meta.len() as u64).to_le_bytes());
         b.extend_from_slice(&meta);
@@ -265,8 +346,8 @@ impl Saved {
         let rest = b.strip_prefix(MAGIC)?;
         let len = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?) as usize;
         let meta = rest.get(8..8usize.checked_add(len)?)?;
-        let (format, members, start): (Format, Vec<Member>, Option<u64>) =
-            serde_json::from_slice(meta).ok()?;
+        type Meta = (Format, Vec<Member>, Option<u64>, Option<Vec<ZipEntry>>);
+        let (format, members, start, zip): Meta = serde_json::from_slice(meta).ok()?;
         let tail = &rest[8 + len..];
         let gzip = match start {
             Some(start) => Some((start, SeekIndex::decode(tail)?)),
@@ -277,6 +358,7 @@ impl Saved {
             format,
             members,
             gzip,
+            zip,
         })
     }
 }

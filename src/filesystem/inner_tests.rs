@@ -460,3 +460,66 @@ async fn a_tar_gz_is_indexed_in_one_pass_read_by_spans_and_its_index_kept() {
         gz.len()
     );
 }
+
+#[tokio::test]
+async fn zips_inside_open_too_and_archives_nest_to_level_four() {
+    // Level 4: a jar (deflated and stored entries, a Unix mode) holding a zip, which would
+    // be level 5.
+    let mut deep = ZipBuilder::new();
+    deep.add("x.txt", b"too deep\n");
+    let mut jar = ZipBuilder::new();
+    jar.add("META-INF/MANIFEST.MF", b"Manifest-Version: 1.0\n");
+    let exec = EntryOptions {
+        unix_mode: Some(0o100755),
+        ..Default::default()
+    };
+    jar.add_with("bin/run.sh", b"#!/bin/sh\necho run\n", exec);
+    jar.add_with("stored.bin", &noise(100_000, 9), EntryOptions::stored());
+    jar.add("deep.zip", &deep.finish());
+    let mut b = tar::Builder::new(Vec::new());
+    member(&mut b, "lib.jar", 0o644, 1, &jar.finish());
+    let level3 = b.into_inner().unwrap();
+    let mut whl = ZipBuilder::new();
+    whl.add("pkg/__init__.py", b"");
+    whl.add("pkg/inner.tar", &level3);
+    let mut b = tar::Builder::new(Vec::new());
+    member(&mut b, "app.whl", 0o644, 1, &whl.finish());
+    let level1 = gzip(&b.into_inner().unwrap());
+    // A zip whose central directory has a wrong CRC-32 for its one entry.
+    let mut bad = ZipBuilder::new();
+    bad.add("a.txt", b"some text that will not match\n");
+    let mut bad = bad.finish();
+    let cd = bad.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+    bad[cd + 16] ^= 1;
+    let mut z = ZipBuilder::new();
+    z.add("outer.tar.gz", &level1);
+    z.add("bad.zip", &bad);
+    let remote = Arc::new(MemoryRemote::default());
+    remote.add(1, "dist", 100, "main", 1, z.finish(), ArtifactKind::Zip);
+    let (fs, _dir) = core_for(remote, Duration::from_secs(60), false);
+
+    let jar = format!("{A}/outer.tar.gz.d/app.whl.d/pkg/inner.tar.d/lib.jar.d");
+    assert_eq!(
+        names(&fs, &jar).await,
+        ["META-INF", "bin", "deep.zip", "stored.bin"]
+    );
+    let manifest = format!("{jar}/META-INF/MANIFEST.MF");
+    assert_eq!(
+        read(&fs, &manifest).await.unwrap(),
+        b"Manifest-Version: 1.0\n"
+    );
+    assert_eq!(resolve(&fs, &manifest).await.unwrap().perm, 0o444);
+    let run = resolve(&fs, &format!("{jar}/bin/run.sh")).await.unwrap();
+    assert_eq!((run.perm, run.size), (0o555, 19));
+    let stored = read(&fs, &format!("{jar}/stored.bin")).await.unwrap();
+    assert_eq!(sha(&stored), sha(&noise(100_000, 9)));
+    // Level 5 does not open.
+    let errno = |r: FsResult<Attr>| r.map(|_| 0).unwrap_or_else(|e| e.errno());
+    assert_eq!(
+        errno(resolve(&fs, &format!("{jar}/deep.zip.d")).await),
+        libc::ENOENT
+    );
+    // An inner zip member whose CRC-32 does not match: EIO once read through.
+    let r = read(&fs, &format!("{A}/bad.zip.d/a.txt")).await;
+    assert_eq!(r.map(|_| 0).unwrap_or_else(|e| e.errno()), libc::EIO);
+}

@@ -86,10 +86,11 @@ impl ArtifactFs {
         let Ok(node) = self.node(ino) else {
             return false;
         };
-        if let Node::Inner(..) = node {
-            // A member of an inner tar has no check of its own: its handles check nothing
-            // the page cache could hide (the file holding it is checked by its reader).
-            return true;
+        if let Node::Inner(a, n) = node {
+            return self
+                .inner
+                .loaded(a)
+                .is_some_and(|a| a.page_cache_allowed(n));
         }
         let Ok((r, id, spec)) = self.file_of(&node).await else {
             return false;

@@ -57,7 +57,9 @@ impl ArtifactFs {
                 let archive = self.inner(a).await?;
                 if let Some(t) = archive.index.escaping_target(n) {
                     out.push(("user.archive.symlink".into(), t.to_string()));
-                } else if archive.index.link_target(n).is_none() {
+                } else if archive.index.link_target(n).is_none()
+                    && self.inner_depth(a) < crate::archive::inner::MAX_DEPTH
+                {
                     out.extend(contents_xattr(&archive.index.tree, n));
                 }
             }

@@ -156,3 +156,53 @@ fn check_contents(d: &Path, tree: &Path) {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "tool 1.0 --version\n");
     }
 }
+
+#[test]
+fn serve_links_an_archive_to_its_contents_and_pages_them_like_any_folder() {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        (
+            "report/index.html",
+            &b"<html><body>coverage 93%</body></html>\n"[..],
+        ),
+        ("report/style.css", &b"body { color: black }\n"[..]),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    let gh = start_fake();
+    let mut z = ZipBuilder::new();
+    z.add("report.tar.gz", &gzip(&b.into_inner().unwrap()));
+    add_hello(&gh, "site", 1, z.finish());
+    let mut s = Daemon::new(&gh, "octo-org/hello").serve();
+    let base = "/octo-org/hello/runs/1/site";
+    let r = s.get(&format!("{base}/"));
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert!(
+        r.text().contains("href=\"report.tar.gz.d/\""),
+        "{}",
+        r.text()
+    );
+    let r = s.get(&format!("{base}/?format=json"));
+    assert!(
+        r.text().contains("\"contents\": \"report.tar.gz.d/\""),
+        "{}",
+        r.text()
+    );
+    // The folder inside: a report opens at its folder, its listing on request.
+    let r = s.get(&format!("{base}/report.tar.gz.d/report/"));
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.text(), "<html><body>coverage 93%</body></html>\n");
+    let r = s.get(&format!("{base}/report.tar.gz.d/report/?list"));
+    assert!(r.text().contains("href=\"style.css\""), "{}", r.text());
+    let r = s.get(&format!("{base}/report.tar.gz.d/report/style.css"));
+    assert_eq!(r.header("content-type"), Some("text/css; charset=utf-8"));
+    assert_eq!(r.body, b"body { color: black }\n");
+    // Paths never leave the contents folder.
+    let r = s.get(&format!("{base}/report.tar.gz.d/%2e%2e/%2e%2e/x"));
+    assert!(r.status == 404 || r.status == 400, "{}", r.raw);
+    assert!(s.stop());
+}

@@ -426,4 +426,20 @@ mod tests {
         assert!(is_tar_header(&sample()[..512]));
         assert!(!is_tar_header(&[0u8; 512]));
     }
+
+    #[test]
+    fn changed_bytes_anywhere_are_an_error_or_an_index_never_a_panic() {
+        let t = sample();
+        for i in (0..t.len()).step_by(7) {
+            for x in [0x01, 0x80, 0xff] {
+                let mut m = t.clone();
+                m[i] ^= x;
+                if let Ok(members) = read(m.clone()) {
+                    for mb in members.iter().filter(|mb| mb.kind == MemberKind::File) {
+                        assert!(mb.offset + mb.size <= m.len() as u64, "byte {i}");
+                    }
+                }
+            }
+        }
+    }
 }

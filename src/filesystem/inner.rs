@@ -307,6 +307,15 @@ impl Saved {
                 let mut scan = GzipScan::new(file).await?;
                 let members = crate::archive::tar::read_tar_from(&mut scan).await?;
                 let (start, points) = scan.finish().await?;
+                // The scan could not check members against a length it did not know yet.
+                if members
+                    .iter()
+                    .any(|m| m.offset.saturating_add(m.size) > points.size)
+                {
+                    return Err(crate::archive::error::corrupt(
+                        "tar: a member runs past the end of the gzip stream",
+                    ));
+                }
                 Ok(Saved {
                     format: Format::Gzip,
                     members,

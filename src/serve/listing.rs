@@ -1,6 +1,7 @@
 //! Directory listings: the core's `readdir` with each entry's attributes, folders first, as
 //! a small self-contained HTML page (breadcrumbs, name, size, time, a link to the
-//! artifact's `NAME.zip`; inline CSS only, a viewport for phones, nothing fetched from
+//! artifact's `NAME.zip`, from an archive inside an artifact to its `FILE.d/` contents; inline
+//! CSS only, a viewport for phones, nothing fetched from
 //! elsewhere) or, with `?format=json`, the same as JSON.
 
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::SystemTime;
 use futures::StreamExt;
 use serde::Serialize;
 
+use crate::archive::inner::{contents_name, opens_as_archive};
 use crate::filesystem::{ArtifactFs, Attr, FileKind, FsResult};
 
 use super::paths::{UrlPath, encode_segment, url_of};
@@ -31,6 +33,10 @@ pub struct Row {
     /// For an artifact's folder in a run: its archive (`NAME.zip`), relative.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zip: Option<String>,
+    /// For an archive file inside an artifact: its contents folder (`dist.tar.gz.d/`),
+    /// relative.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contents: Option<String>,
 }
 
 /// A directory's listing.
@@ -82,6 +88,10 @@ pub async fn list(fs: &Arc<ArtifactFs>, path: &UrlPath, dir: &Attr) -> FsResult<
             } else {
                 enc
             },
+            contents: (a.kind == FileKind::File
+                && path.artifact().is_some()
+                && opens_as_archive(&e.name))
+            .then(|| format!("{}/", encode_segment(&contents_name(&e.name)))),
             target,
             zip: None,
         });
@@ -233,6 +243,12 @@ pub fn html(l: &Listing) -> String {
                 escape(z)
             ));
         }
+        if let Some(c) = &r.contents {
+            s.push_str(&format!(
+                "<a class=\"tag\" href=\"{}\" title=\"browse the archive\">contents</a>",
+                escape(c)
+            ));
+        }
         s.push_str(&format!(
             "</td><td class=\"num\" title=\"{} bytes\">{}</td><td class=\"time\">{}</td></tr>\n",
             r.size,
@@ -265,6 +281,7 @@ mod tests {
             href: encode_segment(name),
             target: None,
             zip: None,
+            contents: None,
         }
     }
 

@@ -1,8 +1,9 @@
-//! The one home of errnos: [`ToErrno`], the trait every error a user can meet implements (the
-//! contract's table: not found → ENOENT, refused → EACCES, everything that failed after
-//! retries or a check → EIO), the one `io::Error` → errno rule, and [`SourceError`], the typed
-//! error of a ranged read ([`crate::source::ByteSource::read_at`]) that the GitHub client,
-//! the cache and the archive layer share, so no layer has to downcast to learn what happened.
+//! The one home of errnos: [`ToErrno`], the trait every error a user can meet implements
+//! (docs/semantics.md, "Errors": not found → ENOENT, refused → EACCES, everything that failed
+//! after retries or a check → EIO), the one `io::Error` → errno rule, and [`SourceError`], the
+//! typed error of a ranged read ([`crate::source::ByteSource::read_at`]) that the GitHub
+//! client, the cache and the archive layer share, so no layer has to downcast to learn what
+//! happened.
 
 use std::io;
 

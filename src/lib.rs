@@ -5,7 +5,8 @@
 //! - [`archive`]: zip central directory and entry readers over any ranged byte source.
 //! - `cache`: the disk cache (blocks, inflated entries, metadata), keyed by opaque blob keys.
 //! - `data`: the data layer: fetching through the cache, readahead, inflating, verification.
-//! - `filesystem`: the contract's tree and semantics as plain async Rust (no FUSE types).
+//! - `filesystem`: the tree and its semantics (docs/semantics.md) as plain async Rust (no FUSE
+//!   types).
 //! - `fuse`: the thin fuser adapter.
 //! - [`serve`]: the same tree over HTTP (`artifactfs serve`), a second front end of the core.
 

@@ -1,4 +1,4 @@
-//! Real-mount tests that the cache never breaks a read (shared/contract.md, "Reading"): a
+//! Real-mount tests that the cache never breaks a read (docs/semantics.md, "Reading"): a
 //! file bigger than `--cache-size` reads right, twice; a cache on a filesystem too small for
 //! what is read still gives the right bytes; `--cache-min-free` keeps the filesystem free;
 //! `--cache-size` bounds everything under the cache directory, the log included; and a

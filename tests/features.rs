@@ -190,7 +190,12 @@ fn views_follow_artifacts_as_they_come_and_go() {
     // Expired or deleted elsewhere: gone from every view.
     gh.expire_artifact(newer);
     gh.remove_artifact(login);
-    eventually("run 4 disappears", || !repo.join("runs/4").exists());
+    // The run is no longer listed; by path it is an empty directory (a run without live
+    // artifacts).
+    eventually("run 4 disappears from runs/", || {
+        !names(&repo.join("runs")).contains("4")
+    });
+    assert!(names(&repo.join("runs/4")).is_empty());
     assert!(!repo.join("runs/2/report").exists());
     assert_eq!(
         fs::read_link(repo.join("latest/report"))

@@ -1,4 +1,4 @@
-//! Real-mount tests of the integrity promise (shared/contract.md, "Reading"): a byte changed
+//! Real-mount tests of the integrity promise (docs/semantics.md, "Integrity"): a byte changed
 //! in flight by the blob host never reaches a program that reads a file through with exit 0,
 //! on every byte path (stored entry, deflated entry, `NAME.zip`, an unzipped artifact, a small
 //! archive fetched whole); the check fails the read that completes it and every later read

@@ -154,6 +154,8 @@ fn rm_rf_of_a_run_deletes_its_artifacts_quietly() {
     deleted.sort();
     assert_eq!(deleted, vec![a, b, c]);
     assert_eq!(gh.counters().delete_requests, 3, "one DELETE per artifact");
-    assert!(!m.path("octo-org/hello/runs/5").exists());
+    // Gone from runs/; by path a run without live artifacts is an empty directory.
+    assert!(!names_in(&m.path("octo-org/hello/runs")).contains(&"5".to_string()));
+    assert_eq!(count_entries(&m.path("octo-org/hello/runs/5")), 0);
     assert!(one.is_file(), "other runs untouched");
 }

@@ -1,7 +1,7 @@
-//! `artifactfs serve` over HTTP against the fake GitHub (shared/contract.md, "Serving over
-//! HTTP"): listings (HTML and JSON), content types, validators and 304, ranges, HEAD,
-//! redirects, 405, paths that try to leave the tree, the token never shown, a changed byte
-//! aborting the connection, and the same blob bytes as `cat` through the mount.
+//! `artifactfs serve` over HTTP against the fake GitHub (docs/serve.md): listings (HTML and
+//! JSON), content types, validators and 304, ranges, HEAD, redirects, 405, paths that try to
+//! leave the tree, the token never shown, a changed byte aborting the connection, and the same
+//! blob bytes as `cat` through the mount.
 
 mod common;
 

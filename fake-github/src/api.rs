@@ -252,6 +252,11 @@ fn respond(
         return message(StatusCode::NOT_FOUND, "Not Found");
     };
     st.counters.hit(route.endpoint());
+    st.counters.api_request_log.push(if query.is_empty() {
+        format!("{method} {rel}")
+    } else {
+        format!("{method} {rel}?{query}")
+    });
     if route.endpoint() == "delete" {
         st.counters.delete_requests += 1;
     }
@@ -348,6 +353,62 @@ fn respond(
     match action {
         Action::ListRepo => pages::list(base, st, &repo_key, None, rel, query, headers),
         Action::ListRun(run) => pages::list(base, st, &repo_key, Some(run), rel, query, headers),
+        Action::ListRuns | Action::WorkflowRuns(_) => {
+            let wf = match &action {
+                Action::WorkflowRuns(w) => Some(w.as_str()),
+                _ => None,
+            };
+            let Some(runs) = st.runs_matching(&repo_key, wf, query) else {
+                return message(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let items = runs.iter().map(|r| st.run_json(base, r)).collect();
+            let keep: String = ["branch", "event", "status", "head_sha"]
+                .iter()
+                .filter_map(|k| query_param(query, k).map(|v| format!("{k}={v}&")))
+                .collect();
+            pages::paged(
+                st,
+                headers,
+                base,
+                rel,
+                query,
+                "workflow_runs",
+                items,
+                Some(keep),
+            )
+        }
+        Action::GetRun(id) => {
+            let Some(r) = st.runs.get(&id).filter(|r| r.repo == repo_key) else {
+                return message(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let body = st.run_json(base, r);
+            pages::conditional(st, headers, &body, None)
+        }
+        Action::RunJobs(id) => {
+            let Some(r) = st.runs.get(&id).filter(|r| r.repo == repo_key) else {
+                return message(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let all = query_param(query, "filter") == Some("all");
+            let items = st.jobs_json(base, r, all);
+            let keep = all.then(|| "filter=all&".to_string());
+            pages::paged(st, headers, base, rel, query, "jobs", items, keep)
+        }
+        Action::ListWorkflows => {
+            let items = st
+                .workflows
+                .iter()
+                .filter(|((r, _), _)| *r == repo_key)
+                .map(|((r, path), w)| st.workflow_json(base, r, path, w))
+                .collect();
+            pages::paged(st, headers, base, rel, query, "workflows", items, None)
+        }
+        Action::GetPull(n) => {
+            let Some(p) = st.pulls.get(&(repo_key.clone(), n)) else {
+                return message(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let body = st.pull_json(base, &repo_key, p);
+            pages::conditional(st, headers, &body, None)
+        }
         Action::Get(id) => {
             let Some(a) = st.artifacts.get(&id).filter(|a| a.repo == repo_key) else {
                 return message(StatusCode::NOT_FOUND, "Not Found");

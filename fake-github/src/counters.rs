@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counters {
     /// Requests by endpoint: `list_repo`, `list_run`, `get`, `delete`, `download`, `user`,
-    /// `blob`.
+    /// `runs`, `run`, `jobs`, `workflows`, `workflow_runs`, `pull`, `blob`.
     pub by_endpoint: BTreeMap<String, u64>,
     pub api_requests: u64,
     pub blob_requests: u64,
@@ -42,6 +42,10 @@ pub struct Counters {
     pub blob_bytes_flipped: u64,
     /// The most blob bodies being sent at the same time.
     pub blob_in_flight_max: u64,
+    /// Every API request to a GitHub endpoint, as `METHOD /path?query` (the path without
+    /// the GHES prefix): what a test checks against GitHub's description of the endpoints.
+    #[serde(skip)]
+    pub api_request_log: Vec<String>,
     /// Blob bodies stalled halfway (the `blob_stall_every` fault).
     pub blob_stalls: u64,
     /// Stalled bodies the client gave up on before the fake released them.

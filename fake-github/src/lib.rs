@@ -1,10 +1,14 @@
 //! A fake GitHub for artifactfs's tests, benchmarks and demo: the five Actions artifact
 //! endpoints (plus `GET /users/{login}` and renamed repositories' redirects) on one listener, the signed blob host they redirect to on another, fault switches
 //! and counters. It follows GitHub's REST reference and the documented behaviour of the blob
-//! host (see `../shared/contract.md`), not artifactfs's habits.
+//! host (the facts artifactfs relies on are listed in the repository's docs/semantics.md,
+//! "What artifactfs assumes of GitHub"), not artifactfs's habits.
 //!
 //! [`FakeGitHub::start`] runs both listeners on their own runtime thread, so it can be used from
 //! plain `#[test]` functions and from inside another runtime alike.
+
+// The JSON shapes of a pull request are larger than `json!`'s default recursion allows.
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod bench;
@@ -12,9 +16,12 @@ pub mod blob;
 pub mod counters;
 pub mod demo;
 pub mod faults;
+pub mod openapi;
 mod pages;
 pub mod quota;
 mod routes;
+pub mod runs;
+mod shapes;
 mod state;
 pub mod zipgen;
 
@@ -28,6 +35,7 @@ use serde_json::Value;
 
 pub use counters::Counters;
 pub use faults::{BlobFlip, Faults};
+pub use runs::{FakePullSpec, FakeRunSpec};
 
 use state::State;
 
@@ -100,7 +108,7 @@ impl FakeArtifactSpec {
             name: name.into(),
             run_id,
             head_branch: "main".into(),
-            head_sha: format!("{:040x}", run_id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            head_sha: runs::default_sha(run_id),
             body: zip,
             kind: BlobKind::Zip,
             digest: true,
@@ -135,6 +143,11 @@ impl FakeArtifactSpec {
 
     pub fn branch(mut self, branch: &str) -> Self {
         self.head_branch = branch.into();
+        self
+    }
+
+    pub fn sha(mut self, sha: &str) -> Self {
+        self.head_sha = sha.into();
         self
     }
 
@@ -304,6 +317,23 @@ impl FakeGitHub {
     /// Adds an artifact and returns its id (ids count from 1001).
     pub fn add_artifact(&self, spec: FakeArtifactSpec) -> u64 {
         self.shared.state.lock().unwrap().add_artifact(spec)
+    }
+
+    /// Adds a workflow run (or replaces one of that id: an artifact's run made with defaults,
+    /// say). Its fork, if any, is added as a repository.
+    pub fn add_run(&self, spec: FakeRunSpec) {
+        self.shared.state.lock().unwrap().add_run(spec);
+    }
+
+    /// Re-runs run `id`: its `run_attempt` goes up by one (artifacts added to it from then on
+    /// are the new attempt's).
+    pub fn rerun(&self, id: u64) {
+        self.shared.state.lock().unwrap().rerun(id);
+    }
+
+    /// Adds (or replaces) a pull request.
+    pub fn add_pull(&self, spec: FakePullSpec) {
+        self.shared.state.lock().unwrap().add_pull(spec);
     }
 
     /// Marks an artifact expired: still listed (`expired: true`), download 410.

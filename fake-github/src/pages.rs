@@ -24,14 +24,6 @@ pub(crate) fn list(
     headers: &HeaderMap,
 ) -> Response {
     let name = query_param(query, "name").map(percent_decode);
-    let per_page = query_param(query, "per_page")
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(30)
-        .clamp(1, 100) as usize;
-    let page = query_param(query, "page")
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(1)
-        .max(1) as usize;
     let mut matching: Vec<_> = st
         .artifacts
         .values()
@@ -40,24 +32,47 @@ pub(crate) fn list(
         .filter(|a| name.as_deref().is_none_or(|n| a.name == n))
         .collect();
     matching.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-    let total = matching.len();
-    let items: Vec<Value> = matching
-        .iter()
+    let items: Vec<Value> = matching.iter().map(|a| st.artifact_json(a, base)).collect();
+    let keep = name.map(|n| format!("name={}&", encode_segment(&n)));
+    paged(st, headers, base, rel_path, query, "artifacts", items, keep)
+}
+
+/// One page of `items` as `{"total_count": N, key: [...]}` (`per_page` clamped to 1..=100,
+/// default 30; `page`), with `Link` to the other pages (their query starts with `keep`: the
+/// list's filters) and a weak ETag.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn paged(
+    st: &mut State,
+    headers: &HeaderMap,
+    base: &str,
+    rel_path: &str,
+    query: &str,
+    key: &str,
+    items: Vec<Value>,
+    keep: Option<String>,
+) -> Response {
+    let per_page = query_param(query, "per_page")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(30)
+        .clamp(1, 100) as usize;
+    let page = query_param(query, "page")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(1)
+        .max(1) as usize;
+    let total = items.len();
+    let items: Vec<Value> = items
+        .into_iter()
         .skip((page - 1).saturating_mul(per_page))
         .take(per_page)
-        .map(|a| st.artifact_json(a, base))
         .collect();
-    let body = json!({ "total_count": total, "artifacts": items });
+    let body = json!({ "total_count": total, key: items });
 
     let last = total.div_ceil(per_page).max(1);
     let mut links = Vec::new();
+    let keep = keep.unwrap_or_default();
     let link = |p: usize, rel: &str| {
-        let mut q = format!("per_page={per_page}&page={p}");
-        if let Some(n) = &name {
-            q = format!("name={}&{q}", encode_segment(n));
-        }
         format!(
-            "<{}{}?{q}>; rel=\"{rel}\"",
+            "<{}{}?{keep}per_page={per_page}&page={p}>; rel=\"{rel}\"",
             base,
             rel_path.trim_end_matches('/')
         )

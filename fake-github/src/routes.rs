@@ -17,7 +17,22 @@ pub(crate) enum Action {
     ListRun(u64),
     Get(u64),
     Delete(u64),
-    Download { id: u64, format: String },
+    Download {
+        id: u64,
+        format: String,
+    },
+    /// `GET .../actions/runs`.
+    ListRuns,
+    /// `GET .../actions/runs/{id}`.
+    GetRun(u64),
+    /// `GET .../actions/runs/{id}/jobs`.
+    RunJobs(u64),
+    /// `GET .../actions/workflows`.
+    ListWorkflows,
+    /// `GET .../actions/workflows/{id or file name}/runs`.
+    WorkflowRuns(String),
+    /// `GET .../pulls/{number}`.
+    GetPull(u64),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +59,12 @@ impl Route {
                 Action::Get(_) => "get",
                 Action::Delete(_) => "delete",
                 Action::Download { .. } => "download",
+                Action::ListRuns => "runs",
+                Action::GetRun(_) => "run",
+                Action::RunJobs(_) => "jobs",
+                Action::ListWorkflows => "workflows",
+                Action::WorkflowRuns(_) => "workflow_runs",
+                Action::GetPull(_) => "pull",
             },
         }
     }
@@ -64,10 +85,24 @@ pub(crate) fn parse_route(method: &Method, path: &str) -> Option<Route> {
         _ => return None,
     };
     let s = |i: usize| rest.get(i).copied().unwrap_or("");
+    if s(0) == "pulls" && rest.len() == 2 && get {
+        return Some(Route::Repo {
+            repo,
+            action: Action::GetPull(s(1).parse().ok()?),
+            rest: rest.join("/"),
+        });
+    }
     if s(0) != "actions" {
         return None;
     }
     let action = match (rest.len(), s(1)) {
+        (2, "runs") if get => Action::ListRuns,
+        (3, "runs") if get => Action::GetRun(s(2).parse().ok()?),
+        (4, "runs") if get && s(3) == "jobs" => Action::RunJobs(s(2).parse().ok()?),
+        (2, "workflows") if get => Action::ListWorkflows,
+        (4, "workflows") if get && s(3) == "runs" && !s(2).is_empty() => {
+            Action::WorkflowRuns(s(2).to_string())
+        }
         (2, "artifacts") if get => Action::ListRepo,
         (4, "runs") if get && s(3) == "artifacts" => Action::ListRun(s(2).parse().ok()?),
         (3, "artifacts") => {
@@ -141,5 +176,22 @@ mod tests {
             })
         );
         assert!(parse_route(&Method::GET, "/repositories/x/actions/artifacts").is_none());
+        assert_eq!(
+            action(Method::GET, "/repos/o/r/actions/runs"),
+            Some(Action::ListRuns)
+        );
+        assert_eq!(
+            action(Method::GET, "/repos/o/r/actions/runs/9/jobs"),
+            Some(Action::RunJobs(9))
+        );
+        assert_eq!(
+            action(Method::GET, "/repos/o/r/actions/workflows/ci.yml/runs"),
+            Some(Action::WorkflowRuns("ci.yml".into()))
+        );
+        assert_eq!(
+            action(Method::GET, "/repos/o/r/pulls/12"),
+            Some(Action::GetPull(12))
+        );
+        assert!(parse_route(&Method::GET, "/repos/o/r/pulls/x").is_none());
     }
 }

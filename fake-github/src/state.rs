@@ -12,6 +12,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::counters::Counters;
 use crate::faults::Faults;
+use crate::runs::{StoredPull, StoredRun};
 use crate::{BlobKind, FakeArtifactSpec, TokenAccess};
 
 pub(crate) struct Repo {
@@ -64,6 +65,12 @@ pub(crate) struct State {
     /// Lower-cased login → user or organisation.
     pub users: HashMap<String, User>,
     pub artifacts: BTreeMap<u64, StoredArtifact>,
+    /// Workflow runs by id (every artifact's run is here).
+    pub runs: BTreeMap<u64, StoredRun>,
+    /// (repository, number) → pull request.
+    pub pulls: HashMap<((String, String), u64), StoredPull>,
+    /// (repository, workflow path) → (id, name, created).
+    pub workflows: BTreeMap<((String, String), String), crate::runs::Workflow>,
     pub next_id: u64,
     pub next_repo_id: u64,
     pub clock: OffsetDateTime,
@@ -103,7 +110,7 @@ pub(crate) fn unix_millis() -> u64 {
         .unwrap_or(0)
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.replace_nanosecond(0)
         .unwrap_or(t)
         .format(&Rfc3339)
@@ -121,6 +128,9 @@ impl State {
             moved_elsewhere: HashMap::new(),
             users: HashMap::new(),
             artifacts: BTreeMap::new(),
+            runs: BTreeMap::new(),
+            pulls: HashMap::new(),
+            workflows: BTreeMap::new(),
             next_id: 1001,
             next_repo_id: 500_001,
             // Artifacts are created one second apart, ending about now.
@@ -189,6 +199,29 @@ impl State {
         for a in self.artifacts.values_mut().filter(|a| a.repo == old) {
             a.repo = new.clone();
         }
+        for r in self.runs.values_mut() {
+            if r.repo == old {
+                r.repo = new.clone();
+            }
+            if r.head_repo == old {
+                r.head_repo = new.clone();
+            }
+        }
+        let pulls = std::mem::take(&mut self.pulls);
+        self.pulls = pulls
+            .into_iter()
+            .map(|((r, n), mut p)| {
+                if p.head_repo == old {
+                    p.head_repo = new.clone();
+                }
+                ((if r == old { new.clone() } else { r }, n), p)
+            })
+            .collect();
+        let workflows = std::mem::take(&mut self.workflows);
+        self.workflows = workflows
+            .into_iter()
+            .map(|((r, p), w)| ((if r == old { new.clone() } else { r }, p), w))
+            .collect();
         self.add_user(to.0, true);
     }
 
@@ -202,6 +235,14 @@ impl State {
             self.clock += time::Duration::seconds(1);
             self.clock
         });
+        self.ensure_run(
+            &spec.owner,
+            &spec.repo,
+            spec.run_id,
+            &spec.head_branch,
+            &spec.head_sha,
+            created_at,
+        );
         let digest = spec
             .digest
             .then(|| format!("sha256:{}", hex::encode(Sha256::digest(&spec.body))));
@@ -228,6 +269,12 @@ impl State {
     /// The artifact object, as the API shows it.
     pub fn artifact_json(&self, a: &StoredArtifact, api_url: &str) -> Value {
         let repo = &self.repos[&a.repo];
+        // The run's head repository: another one for a fork's pull request.
+        let head_repository_id = self
+            .runs
+            .get(&a.run_id)
+            .and_then(|r| self.repos.get(&r.head_repo))
+            .map_or(repo.id, |r| r.id);
         let base = format!(
             "{api_url}/repos/{}/{}/actions/artifacts/{}",
             repo.owner, repo.name, a.id
@@ -247,7 +294,7 @@ impl State {
             "workflow_run": {
                 "id": a.run_id,
                 "repository_id": repo.id,
-                "head_repository_id": repo.id,
+                "head_repository_id": head_repository_id,
                 "head_branch": a.head_branch,
                 "head_sha": a.head_sha,
             }

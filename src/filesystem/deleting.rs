@@ -38,9 +38,16 @@ impl ArtifactFs {
                 Node::ArtifactDir(r, id) => self.delete_artifact(r, id).await,
                 _ => Err(FsError::NotDir),
             },
-            Node::Runs(_) => {
-                self.child(&p, name).await?;
-                Err(FsError::NotEmpty)
+            Node::Runs(r) => {
+                let Node::Run(_, run) = self.child(&p, name).await? else {
+                    return Err(FsError::NotFound);
+                };
+                // A run without live artifacts is removed by saying so: nothing is sent.
+                if self.listing(*r).await?.runs.contains_key(&run) {
+                    Err(FsError::NotEmpty)
+                } else {
+                    Ok(Vec::new())
+                }
             }
             _ => Err(FsError::ReadOnly("only whole artifacts can be deleted")),
         }

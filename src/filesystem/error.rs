@@ -1,4 +1,4 @@
-//! The core's error type: every failure becomes one errno (the contract's table) plus a
+//! The core's error type: every failure becomes one errno (docs/semantics.md, "Errors") plus a
 //! message for the log.
 
 use crate::archive::ArchiveError;

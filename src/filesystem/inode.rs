@@ -39,6 +39,28 @@ pub enum Node {
     LatestLink(RepoIdx, String),
     /// `branches/BRANCH/NAME`.
     BranchLink(RepoIdx, String, String),
+    /// `workflows/`.
+    Workflows(RepoIdx),
+    /// `workflows/W/` (W a workflow's file name, `ci.yml`).
+    Workflow(RepoIdx, String),
+    /// `workflows/W/branches/`.
+    WorkflowBranches(RepoIdx, String),
+    /// `workflows/W/branches/BRANCH/` (the branch encoded as under `branches/`).
+    WorkflowBranch(RepoIdx, String, String),
+    /// `workflows/W/NAME` (branch `None`) or `workflows/W/branches/BRANCH/NAME`.
+    WorkflowLink(RepoIdx, String, Option<String>, String),
+    /// `commits/`.
+    Commits(RepoIdx),
+    /// `commits/SHA/` (the full sha, however it was reached).
+    Commit(RepoIdx, String),
+    /// `commits/SHA/NAME`.
+    CommitLink(RepoIdx, String, String),
+    /// `pulls/`.
+    Pulls(RepoIdx),
+    /// `pulls/NUMBER/`.
+    Pull(RepoIdx, u64),
+    /// `pulls/NUMBER/NAME`.
+    PullLink(RepoIdx, u64, String),
 }
 
 #[derive(Default)]

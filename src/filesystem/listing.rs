@@ -32,12 +32,44 @@ pub struct Listing {
     /// Live (not expired) artifacts, as the server listed them.
     pub artifacts: Vec<Artifact>,
     by_id: HashMap<u64, usize>,
-    /// run id → (artifact component name, artifact id), names unique within the run.
+    /// run id → (artifact component name, artifact id), names unique within the run: the
+    /// newest artifact of a name (a re-run's last attempt) has the plain name, older ones
+    /// `NAME (1)`, `NAME (2)`... counting back from the newest.
     pub runs: BTreeMap<u64, Vec<(String, u64)>>,
-    /// name → newest artifact id with that name.
+    /// name → newest artifact id with that name, among runs of the repository itself.
     pub latest: BTreeMap<String, u64>,
-    /// encoded branch → name → newest artifact id on that branch.
+    /// encoded branch → name → newest artifact id on that branch, among runs of the
+    /// repository itself.
     pub branches: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+/// What "newest" compares: `created_at`, then the higher run id, then the higher artifact id.
+pub fn newness(a: &Artifact) -> (Option<SystemTime>, u64, u64) {
+    (parse_time(a.created_at.as_deref()), a.run_id(), a.id)
+}
+
+/// Whether the artifact's run is of the repository itself: its head repository is the
+/// repository (`head_repository_id == repository_id`), not a fork whose pull request ran CI
+/// here. Only such runs reach the shared views (`latest/`, `branches/`, `workflows/`): a fork
+/// can name its branch `main`. An artifact that does not say is not counted.
+pub fn own_run(a: &Artifact) -> bool {
+    a.workflow_run
+        .as_ref()
+        .is_some_and(|r| r.repository_id.is_some() && r.head_repository_id == r.repository_id)
+}
+
+/// The newest of `artifacts` of each name (the artifact's name as a path component) → its id.
+pub fn newest_by_name<'a>(
+    artifacts: impl IntoIterator<Item = &'a Artifact>,
+) -> BTreeMap<String, u64> {
+    let mut best: BTreeMap<String, &Artifact> = BTreeMap::new();
+    for a in artifacts {
+        let slot = best.entry(artifact_component(&a.name)).or_insert(a);
+        if newness(a) > newness(slot) {
+            *slot = a;
+        }
+    }
+    best.into_iter().map(|(n, a)| (n, a.id)).collect()
 }
 
 impl Listing {
@@ -51,39 +83,30 @@ impl Listing {
             .map(|(i, a)| (a.id, i))
             .collect();
 
-        // Oldest first, so that the older artifact keeps the plain name.
+        // Newest first, so that the newest artifact of a name (a re-run's last attempt)
+        // takes the plain name.
+        let mut newest_first: Vec<&Artifact> = artifacts.iter().collect();
+        newest_first.sort_by_key(|a| std::cmp::Reverse(newness(a)));
         let mut runs: BTreeMap<u64, Vec<(String, u64)>> = BTreeMap::new();
         let mut taken: HashMap<u64, HashSet<String>> = HashMap::new();
-        for a in &artifacts {
+        for a in &newest_first {
             let names = taken.entry(a.run_id()).or_default();
             let name = unique_name(&artifact_component(&a.name), names);
             runs.entry(a.run_id()).or_default().push((name, a.id));
         }
 
-        let newer = |a: &Artifact, b: &Artifact| {
-            (parse_time(a.created_at.as_deref()), a.id)
-                > (parse_time(b.created_at.as_deref()), b.id)
-        };
-        let mut latest: BTreeMap<String, u64> = BTreeMap::new();
-        let mut branches: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-        let get =
-            |id: u64, arts: &Vec<Artifact>, by_id: &HashMap<u64, usize>| arts[by_id[&id]].clone();
-        for (_, entries) in runs.iter() {
-            for (name, id) in entries {
-                let a = get(*id, &artifacts, &by_id);
-                let slot = latest.entry(name.clone()).or_insert(*id);
-                if newer(&a, &get(*slot, &artifacts, &by_id)) {
-                    *slot = *id;
-                }
-                if let Some(branch) = a.head_branch().filter(|b| !b.is_empty()) {
-                    let m = branches.entry(encode_branch(branch)).or_default();
-                    let slot = m.entry(name.clone()).or_insert(*id);
-                    if newer(&a, &get(*slot, &artifacts, &by_id)) {
-                        *slot = *id;
-                    }
-                }
+        let own: Vec<&Artifact> = artifacts.iter().filter(|a| own_run(a)).collect();
+        let latest = newest_by_name(own.iter().copied());
+        let mut on_branch: BTreeMap<String, Vec<&Artifact>> = BTreeMap::new();
+        for a in &own {
+            if let Some(branch) = a.head_branch().filter(|b| !b.is_empty()) {
+                on_branch.entry(encode_branch(branch)).or_default().push(a);
             }
         }
+        let branches = on_branch
+            .into_iter()
+            .map(|(b, arts)| (b, newest_by_name(arts)))
+            .collect();
         Listing {
             fetched_at,
             artifacts,
@@ -189,10 +212,80 @@ mod tests {
             digest: None,
             workflow_run: Some(WorkflowRun {
                 id: Some(run),
+                repository_id: Some(1),
+                head_repository_id: Some(1),
                 head_branch: Some(branch.into()),
                 ..Default::default()
             }),
         }
+    }
+
+    fn fork(mut a: Artifact) -> Artifact {
+        a.workflow_run.as_mut().unwrap().head_repository_id = Some(2);
+        a
+    }
+
+    #[test]
+    fn a_fork_never_reaches_latest_or_branches() {
+        let l = Listing::build(
+            vec![
+                art(1, "build", 1, "main", "2024-01-01T00:00:00Z"),
+                // A fork's pull request whose branch is called main, newer.
+                fork(art(2, "build", 2, "main", "2024-01-02T00:00:00Z")),
+                fork(art(3, "only-fork", 2, "main", "2024-01-02T00:00:00Z")),
+            ],
+            Instant::now(),
+        );
+        assert_eq!(l.latest.get("build"), Some(&1));
+        assert_eq!(l.branches["main"].get("build"), Some(&1));
+        assert_eq!(l.latest.get("only-fork"), None);
+        assert_eq!(l.branches["main"].get("only-fork"), None);
+        // The fork's run is still listed under runs/.
+        assert_eq!(l.runs[&2].len(), 2);
+        // An artifact that does not say whose run it is does not count either.
+        let mut unknown = art(4, "x", 3, "main", "2024-01-03T00:00:00Z");
+        unknown.workflow_run.as_mut().unwrap().repository_id = None;
+        unknown.workflow_run.as_mut().unwrap().head_repository_id = None;
+        let l = Listing::build(vec![unknown], Instant::now());
+        assert!(l.latest.is_empty() && l.branches.is_empty());
+    }
+
+    #[test]
+    fn a_re_runs_newest_attempt_takes_the_plain_name_and_latest() {
+        let l = Listing::build(
+            vec![
+                // Attempt 1 and 2 of run 5 (the higher id is the newer attempt here, but
+                // created_at decides).
+                art(10, "build", 5, "main", "2024-01-02T00:00:00Z"),
+                art(9, "build", 5, "main", "2024-01-03T00:00:00Z"),
+                art(11, "build", 5, "main", "2024-01-01T00:00:00Z"),
+            ],
+            Instant::now(),
+        );
+        assert_eq!(l.run_name(9), Some((5, "build")));
+        assert_eq!(l.run_name(10), Some((5, "build (1)")));
+        assert_eq!(l.run_name(11), Some((5, "build (2)")));
+        assert_eq!(l.latest.get("build"), Some(&9));
+        assert_eq!(
+            l.latest.len(),
+            1,
+            "latest/ is by artifact name: {:?}",
+            l.latest
+        );
+        // Ties on created_at: the higher run id, then the higher artifact id.
+        let t = "2024-01-01T00:00:00Z";
+        let l = Listing::build(
+            vec![art(20, "a", 7, "main", t), art(21, "a", 6, "main", t)],
+            Instant::now(),
+        );
+        assert_eq!(l.latest.get("a"), Some(&20));
+        let l = Listing::build(
+            vec![art(20, "a", 7, "main", t), art(21, "a", 7, "main", t)],
+            Instant::now(),
+        );
+        assert_eq!(l.latest.get("a"), Some(&21));
+        assert_eq!(l.run_name(21), Some((7, "a")));
+        assert_eq!(l.run_name(20), Some((7, "a (1)")));
     }
 
     #[test]
@@ -240,7 +333,8 @@ mod tests {
             names,
             vec!["logs", "logs (1)", "logs (1).zip", "logs.zip", "notes"]
         );
-        assert_eq!(kids[0].1, RunChild::ArtifactDir(1));
+        // Same created_at: the higher artifact id is the newer one and has the plain name.
+        assert_eq!(kids[0].1, RunChild::ArtifactDir(3));
         assert_eq!(kids[4].1, RunChild::RawFile(2));
     }
 }

@@ -32,6 +32,8 @@ pub(super) struct RepoState {
     /// Bumped by every deletion: a refresh that started before one is not stored (it may
     /// still list the deleted artifact).
     pub deletions: AtomicU64,
+    /// What GitHub says about its runs, pull requests and workflows.
+    pub meta: super::run_meta::RunMeta,
 }
 
 impl RepoState {
@@ -43,6 +45,7 @@ impl RepoState {
             missing_since: Mutex::new(None),
             refresh: Mutex::new(None),
             deletions: AtomicU64::new(0),
+            meta: Default::default(),
         }
     }
 }
@@ -178,13 +181,12 @@ impl ArtifactFs {
         run: u64,
     ) -> FsResult<Vec<(String, RunChild)>> {
         let l = self.listing(idx).await?;
-        let ids: Vec<u64> = l
-            .runs
-            .get(&run)
-            .ok_or(FsError::NotFound)?
-            .iter()
-            .map(|(_, id)| *id)
-            .collect();
+        let Some(entries) = l.runs.get(&run) else {
+            // A run without live artifacts is an empty directory, if GitHub knows it.
+            self.run_info(idx, run).await?.ok_or(FsError::NotFound)?;
+            return Ok(Vec::new());
+        };
+        let ids: Vec<u64> = entries.iter().map(|(_, id)| *id).collect();
         let repo = self.repo(idx).repo.clone();
         self.probes.ensure(&repo, ids).await;
         // A kind we could not learn (no token, network trouble) is taken to be a zip, the

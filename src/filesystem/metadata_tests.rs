@@ -56,6 +56,30 @@ impl Remote for Gated {
         }
         self.inner.artifact_kind(repo, id).await
     }
+    async fn runs_page(
+        &self,
+        repo: &RepoRef,
+        filter: &crate::github::RunFilter,
+        page: u32,
+    ) -> Result<crate::github::RunsPage, ApiError> {
+        self.inner.runs_page(repo, filter, page).await
+    }
+    async fn get_run(&self, repo: &RepoRef, id: u64) -> Result<crate::github::Run, ApiError> {
+        self.inner.get_run(repo, id).await
+    }
+    async fn list_workflows(
+        &self,
+        repo: &RepoRef,
+    ) -> Result<Vec<crate::github::Workflow>, ApiError> {
+        self.inner.list_workflows(repo).await
+    }
+    async fn get_pull(
+        &self,
+        repo: &RepoRef,
+        number: u64,
+    ) -> Result<crate::github::PullRequest, ApiError> {
+        self.inner.get_pull(repo, number).await
+    }
     fn blob(&self, repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource> {
         self.inner.blob(repo, artifact)
     }

@@ -1,6 +1,7 @@
-//! The filesystem core: the contract's tree and semantics as plain async Rust. It knows
-//! nothing of FUSE: the adapter (`crate::fuse`) turns each kernel request into one call here
-//! and the result into a reply. Tested against an in-memory [`Remote`] (`github::memory_remote`).
+//! The filesystem core: the tree and semantics of docs/semantics.md as plain async Rust. It
+//! knows nothing of FUSE: the adapter (`crate::fuse`) turns each kernel request into one call
+//! here and the result into a reply. Tested against an in-memory [`Remote`]
+//! (`github::memory_remote`).
 
 mod deleting;
 pub mod error;
@@ -12,6 +13,7 @@ mod metadata;
 pub mod names;
 mod probes;
 mod reading;
+pub mod run_meta;
 pub mod statfs;
 pub mod views;
 mod xattrs;
@@ -269,3 +271,5 @@ mod metadata_tests;
 mod reftests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod view_tests;

@@ -5,8 +5,9 @@
 //! `runs/` starts the probes of every artifact in the background and, as each zip artifact
 //! is known, the read of its central directory (within [`INDEX_READAHEAD_BUDGET`], newest
 //! artifacts first; each artifact is taken on once), so that `ls -R`, `tree` or `find` over a repository do not pay two round
-//! trips per artifact in sequence. The contract allows `ls` a zip's central directory (that
-//! is what the directory is), never more: see docs/design.md, "Directory readahead".
+//! trips per artifact in sequence. `ls` may read a zip's central directory (that is what the
+//! directory is), never more (docs/semantics.md, "What a listing may cost"): see
+//! docs/design.md, "Directory readahead".
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,5 @@
-//! Core tests against an in-memory remote: the contract's tree, reading and deleting, with
-//! no FUSE and no HTTP.
+//! Core tests against an in-memory remote: the tree, reading and deleting of
+//! docs/semantics.md, with no FUSE and no HTTP.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -146,7 +146,14 @@ async fn tree_has_runs_latest_and_branches() {
     assert_eq!(names(&f.fs, "octo").await, vec!["hello"]);
     assert_eq!(
         names(&f.fs, "octo/hello").await,
-        vec!["branches", "latest", "runs"]
+        vec![
+            "branches",
+            "commits",
+            "latest",
+            "pulls",
+            "runs",
+            "workflows"
+        ]
     );
     assert_eq!(
         names(&f.fs, "octo/hello/runs").await,

@@ -332,6 +332,11 @@ impl Filesystem for FuseAdapter {
         let fs = self.fs.clone();
         let name = name.to_string_lossy().into_owned();
         self.spawn(async move {
+            // Only `user.` attributes exist: others (ACLs, capabilities, SELinux labels,
+            // asked by `ls`) are answered without asking GitHub.
+            if !name.starts_with("user.") {
+                return reply.error(Errno::from_i32(libc::ENODATA));
+            }
             match fs.xattrs(ino.0).await {
                 Ok(attrs) => match attrs.into_iter().find(|(k, _)| *k == name) {
                     Some((_, v)) => reply_xattr(reply, size, v.as_bytes()),

@@ -2,7 +2,8 @@
 //! get, delete, the download redirect) and `GET /users/{owner}`. Owns the token (sent only to
 //! the API origin; without one no download redirect is ever asked for), the headers GitHub
 //! asks for, redirects (301/302/307/308 followed on the API origin only, a few hops, token
-//! kept: a renamed repository keeps working; a redirect elsewhere is an error), pagination
+//! kept: a renamed repository keeps working; a redirect elsewhere is asked of the API origin
+//! instead, same path), pagination
 //! (`per_page=100`, `Link: rel="next"` followed only on the API origin), conditional requests
 //! (`If-None-Match` → 304 reuses the page's body *and its next link*, and does not count
 //! against the rate limit), retries with backoff, and rate-limit waits.
@@ -21,6 +22,7 @@ use super::error::ApiError;
 use super::link;
 pub use super::redact::{error_chain, redact, scrub_queries};
 use super::retry::{RateLimit, RetryPolicy, note_quota, rate_limit};
+use super::runs::{PullRequest, Run, RunFilter, RunList, RunsPage, Workflow, WorkflowList};
 use super::types::{Artifact, ArtifactList, RepoRef};
 use crate::stats::Stats;
 
@@ -179,6 +181,24 @@ impl GitHubClient {
         url
     }
 
+    /// `url`'s path and query on the API origin (under `--api-url`'s path prefix, e.g. GHES's
+    /// `/api/v3`, unless the path already starts with it): how a URL another host gave is
+    /// asked instead of followed.
+    pub fn on_api(&self, url: &Url) -> Url {
+        let base = &self.inner.base;
+        let prefix = base.path().trim_end_matches('/');
+        let path = url.path();
+        let under = path == prefix || path.starts_with(&format!("{prefix}/"));
+        let mut out = base.clone();
+        out.set_path(&if under {
+            path.to_string()
+        } else {
+            format!("{prefix}{path}")
+        });
+        out.set_query(url.query());
+        out
+    }
+
     /// Is `url` on the API origin (scheme, host, port)? Only then may it carry the token.
     pub fn on_api_origin(&self, url: &Url) -> bool {
         url.origin() == self.inner.base.origin()
@@ -207,21 +227,39 @@ impl GitHubClient {
             .await
     }
 
-    async fn list_all(&self, mut url: Url) -> Result<Vec<Artifact>, ApiError> {
+    async fn list_all(&self, url: Url) -> Result<Vec<Artifact>, ApiError> {
+        let mut out: Vec<Artifact> = self
+            .list_pages(url, |body| {
+                let l: ArtifactList = serde_json::from_slice(body)?;
+                Ok((l.total_count, l.artifacts))
+            })
+            .await?;
+        // Pages can shift while we walk them (an artifact created meanwhile): no duplicates.
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|a| seen.insert(a.id));
+        Ok(out)
+    }
+
+    /// Every item of a paged list (`per_page=100`, `Link: rel="next"` followed on the API
+    /// origin), each page parsed by `parse` into (total_count, items).
+    async fn list_pages<T>(
+        &self,
+        mut url: Url,
+        parse: impl Fn(&[u8]) -> Result<(u64, Vec<T>), serde_json::Error>,
+    ) -> Result<Vec<T>, ApiError> {
         url.query_pairs_mut()
             .append_pair("per_page", &PER_PAGE.to_string());
         let first = url.clone();
-        let mut out: Vec<Artifact> = Vec::new();
+        let mut out: Vec<T> = Vec::new();
         let mut page = 1u64;
         let mut total: Option<u64> = None;
         loop {
             let answer = self.get_json(&url).await?;
-            let list: ArtifactList = serde_json::from_slice(&answer.body).map_err(|e| {
-                ApiError::Protocol(format!("artifact list from {}: {e}", redact(&url)))
-            })?;
-            let got = list.artifacts.len();
-            total.get_or_insert(list.total_count);
-            out.extend(list.artifacts);
+            let (count, items) = parse(&answer.body)
+                .map_err(|e| ApiError::Protocol(format!("list from {}: {e}", redact(&url))))?;
+            let got = items.len();
+            total.get_or_insert(count);
+            out.extend(items);
             let Some(next) = answer.next else { break };
             // Stop on an empty page or once past what total_count promised (no endless loop
             // on a server whose Link never ends).
@@ -240,10 +278,74 @@ impl GitHubClient {
                 }
             };
         }
-        // Pages can shift while we walk them (an artifact created meanwhile): no duplicates.
-        let mut seen = std::collections::HashSet::new();
-        out.retain(|a| seen.insert(a.id));
         Ok(out)
+    }
+
+    /// Page `page` (from 1) of the repository's runs, newest first, 100 a page, filtered by
+    /// `filter`; revalidated with `If-None-Match` (a 304 costs no quota).
+    pub async fn runs_page(
+        &self,
+        repo: &RepoRef,
+        filter: &RunFilter,
+        page: u32,
+    ) -> Result<RunsPage, ApiError> {
+        let mut url = self.repo_url(repo, "runs");
+        {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in filter.pairs() {
+                q.append_pair(k, v);
+            }
+            q.append_pair("per_page", &PER_PAGE.to_string());
+            if page > 1 {
+                q.append_pair("page", &page.to_string());
+            }
+        }
+        let answer = self.get_json(&url).await?;
+        let list: RunList = serde_json::from_slice(&answer.body)
+            .map_err(|e| ApiError::Protocol(format!("run list from {}: {e}", redact(&url))))?;
+        let seen = u64::from(page.saturating_sub(1)) * u64::from(PER_PAGE)
+            + list.workflow_runs.len() as u64;
+        Ok(RunsPage {
+            more: answer.next.is_some()
+                && !list.workflow_runs.is_empty()
+                && seen < list.total_count,
+            runs: list.workflow_runs,
+        })
+    }
+
+    /// One run (`GET .../actions/runs/{id}`), revalidated with `If-None-Match`.
+    pub async fn get_run(&self, repo: &RepoRef, id: u64) -> Result<Run, ApiError> {
+        let url = self.repo_url(repo, &format!("runs/{id}"));
+        let answer = self.get_json(&url).await?;
+        serde_json::from_slice(&answer.body)
+            .map_err(|e| ApiError::Protocol(format!("run from {}: {e}", redact(&url))))
+    }
+
+    /// Every workflow of the repository (`GET .../actions/workflows`, all pages).
+    pub async fn list_workflows(&self, repo: &RepoRef) -> Result<Vec<Workflow>, ApiError> {
+        self.list_pages(self.repo_url(repo, "workflows"), |body| {
+            let l: WorkflowList = serde_json::from_slice(body)?;
+            Ok((l.total_count, l.workflows))
+        })
+        .await
+    }
+
+    /// A pull request (`GET /repos/{o}/{r}/pulls/{n}`), revalidated with `If-None-Match`.
+    pub async fn get_pull(&self, repo: &RepoRef, number: u64) -> Result<PullRequest, ApiError> {
+        let mut url = self.inner.base.clone();
+        url.path_segments_mut()
+            .expect("http(s) URL has a path")
+            .pop_if_empty()
+            .extend([
+                "repos",
+                &repo.owner,
+                &repo.name,
+                "pulls",
+                &number.to_string(),
+            ]);
+        let answer = self.get_json(&url).await?;
+        serde_json::from_slice(&answer.body)
+            .map_err(|e| ApiError::Protocol(format!("pull request from {}: {e}", redact(&url))))
     }
 
     pub async fn get_artifact(&self, repo: &RepoRef, id: u64) -> Result<Artifact, ApiError> {
@@ -427,7 +529,7 @@ impl GitHubClient {
                         return Ok(resp);
                     }
                     if status.is_redirection() {
-                        let target = location(&resp, &url)
+                        let mut target = location(&resp, &url)
                             .map_err(|e| ApiError::Protocol(format!("{what}: {status}: {e}")))?;
                         let on_origin = self.on_api_origin(&target);
                         if redirects == Redirects::Download
@@ -436,10 +538,15 @@ impl GitHubClient {
                             return Ok(resp);
                         }
                         if !on_origin {
-                            return Err(ApiError::Protocol(format!(
-                                "{what}: {status} to another host ({}): not followed",
-                                redact(&target)
-                            )));
+                            // Never followed where it points: the same path, asked of
+                            // --api-url (the token stays on its origin).
+                            let rebuilt = self.on_api(&target);
+                            tracing::warn!(
+                                "{what}: {status} to another host ({}): asking {} instead",
+                                redact(&target),
+                                redact(&rebuilt)
+                            );
+                            target = rebuilt;
                         }
                         hops += 1;
                         if hops > MAX_REDIRECTS {
@@ -569,6 +676,24 @@ mod tests {
         assert_eq!(
             c.repo_url(&r, "runs/7/artifacts").as_str(),
             "https://api.github.com/repos/o/r/actions/runs/7/artifacts"
+        );
+    }
+
+    #[test]
+    fn urls_from_another_host_are_asked_of_the_api_origin() {
+        let c = GitHubClient::new(ClientConfig::new(
+            Url::parse("https://ghes.example/api/v3").unwrap(),
+            None,
+        ))
+        .unwrap();
+        let asked = |u: &str| c.on_api(&Url::parse(u).unwrap()).to_string();
+        assert_eq!(
+            asked("https://evil.example/repositories/7/actions/artifacts?page=2"),
+            "https://ghes.example/api/v3/repositories/7/actions/artifacts?page=2"
+        );
+        assert_eq!(
+            asked("http://other.example/api/v3/repos/o/r"),
+            "https://ghes.example/api/v3/repos/o/r"
         );
     }
 

@@ -13,7 +13,10 @@ use bytes::Bytes;
 use crate::error::SourceError;
 use crate::github::blob::{BlobClient, BlobHandle};
 use crate::github::client::GitHubClient;
-use crate::github::{ApiError, Artifact, ArtifactKind, Remote, RepoRef};
+use crate::github::{
+    ApiError, Artifact, ArtifactKind, PullRequest, Remote, RepoRef, Run, RunFilter, RunsPage,
+    Workflow,
+};
 use crate::source::ByteSource;
 use crate::stats::Stats;
 
@@ -105,6 +108,27 @@ impl Remote for GitHubRemote {
 
     async fn artifact_kind(&self, repo: &RepoRef, id: u64) -> Result<ArtifactKind, ApiError> {
         self.handle(repo, id).kind().await
+    }
+
+    async fn runs_page(
+        &self,
+        repo: &RepoRef,
+        filter: &RunFilter,
+        page: u32,
+    ) -> Result<RunsPage, ApiError> {
+        self.api.runs_page(repo, filter, page).await
+    }
+
+    async fn get_run(&self, repo: &RepoRef, id: u64) -> Result<Run, ApiError> {
+        self.api.get_run(repo, id).await
+    }
+
+    async fn list_workflows(&self, repo: &RepoRef) -> Result<Vec<Workflow>, ApiError> {
+        self.api.list_workflows(repo).await
+    }
+
+    async fn get_pull(&self, repo: &RepoRef, number: u64) -> Result<PullRequest, ApiError> {
+        self.api.get_pull(repo, number).await
     }
 
     fn blob(&self, repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource> {

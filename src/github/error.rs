@@ -36,7 +36,7 @@ pub enum ApiError {
 }
 
 impl ToErrno for ApiError {
-    /// The errno a user sees for this error (contract's table).
+    /// The errno a user sees for this error (docs/semantics.md, "Errors").
     fn errno(&self) -> i32 {
         match self {
             ApiError::NotFound(_) | ApiError::Gone(_) => libc::ENOENT,

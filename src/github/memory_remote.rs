@@ -1,6 +1,7 @@
 //! An in-memory GitHub for the core's tests: artifacts with their bodies, counters of what
 //! was asked, and fault switches (listing errors, latency, a byte changed in flight, refused
-//! blob reads, failing deletes), so the contract's behaviour is tested without FUSE or HTTP.
+//! blob reads, failing deletes), so the core's behaviour (docs/semantics.md) is tested without
+//! FUSE or HTTP.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,7 +12,11 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::error::SourceError;
-use crate::github::{ApiError, Artifact, ArtifactKind, Remote, RepoRef, WorkflowRun};
+use crate::github::runs::RepoId;
+use crate::github::{
+    ApiError, Artifact, ArtifactKind, PullRequest, Remote, RepoRef, Run, RunFilter, RunsPage,
+    Workflow, WorkflowRun,
+};
 use crate::source::ByteSource;
 
 /// What the in-memory remote does wrong, on demand.
@@ -51,6 +56,17 @@ pub struct MemoryRemote {
     /// Every blob read answered: (artifact id, start, end).
     pub blob_reads: Arc<Mutex<Vec<(u64, u64, u64)>>>,
     pub delete_error: Mutex<Option<ApiError>>,
+    /// Workflow runs (newest first as listed: by id, descending), workflows, pull requests.
+    pub runs: Mutex<Vec<Run>>,
+    pub workflows: Mutex<Vec<Workflow>>,
+    pub pulls: Mutex<Vec<PullRequest>>,
+    /// Requests to the runs list (each page), a run, the workflows, a pull request.
+    pub runs_page_calls: AtomicU64,
+    pub run_calls: AtomicU64,
+    pub workflow_calls: AtomicU64,
+    pub pull_calls: AtomicU64,
+    /// Runs a page of the runs list holds (GitHub: up to 100).
+    pub runs_per_page: Mutex<Option<usize>>,
 }
 
 struct MemBlob {
@@ -147,6 +163,49 @@ impl Remote for MemoryRemote {
             .ok_or_else(|| ApiError::NotFound(id.to_string()))
     }
 
+    async fn runs_page(
+        &self,
+        _repo: &RepoRef,
+        filter: &RunFilter,
+        page: u32,
+    ) -> Result<RunsPage, ApiError> {
+        self.runs_page_calls.fetch_add(1, Ordering::SeqCst);
+        let per_page = self.runs_per_page.lock().unwrap().unwrap_or(100);
+        let mut runs: Vec<Run> = (self.runs.lock().unwrap().iter())
+            .filter(|r| filter.head_sha.is_none() || r.head_sha == filter.head_sha)
+            .filter(|r| filter.branch.is_none() || r.head_branch == filter.branch)
+            .cloned()
+            .collect();
+        runs.sort_by_key(|r| std::cmp::Reverse(r.id));
+        let start = (page.max(1) as usize - 1) * per_page;
+        let more = runs.len() > start + per_page;
+        Ok(RunsPage {
+            runs: runs.into_iter().skip(start).take(per_page).collect(),
+            more,
+        })
+    }
+
+    async fn get_run(&self, _repo: &RepoRef, id: u64) -> Result<Run, ApiError> {
+        self.run_calls.fetch_add(1, Ordering::SeqCst);
+        (self.runs.lock().unwrap().iter())
+            .find(|r| r.id == id)
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound(format!("run {id}")))
+    }
+
+    async fn list_workflows(&self, _repo: &RepoRef) -> Result<Vec<Workflow>, ApiError> {
+        self.workflow_calls.fetch_add(1, Ordering::SeqCst);
+        Ok(self.workflows.lock().unwrap().clone())
+    }
+
+    async fn get_pull(&self, _repo: &RepoRef, number: u64) -> Result<PullRequest, ApiError> {
+        self.pull_calls.fetch_add(1, Ordering::SeqCst);
+        (self.pulls.lock().unwrap().iter())
+            .find(|p| p.number == number)
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound(format!("pull {number}")))
+    }
+
     fn blob(&self, _repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource> {
         let arts = self.arts.lock().unwrap();
         let body = arts
@@ -164,7 +223,68 @@ impl Remote for MemoryRemote {
     }
 }
 
+/// The id of `octo/hello` in the in-memory remote (a fork's runs carry another head
+/// repository id).
+pub const MEMORY_REPO_ID: u64 = 1;
+
+/// A run of `octo/hello` for the in-memory remote: workflow file `workflow`, `conclusion`,
+/// on `branch` at `sha`, of the repository itself.
+pub fn mem_run(id: u64, workflow: &str, conclusion: &str, branch: &str, sha: &str) -> Run {
+    Run {
+        id,
+        name: Some(workflow.trim_end_matches(".yml").to_uppercase()),
+        path: Some(format!(".github/workflows/{workflow}")),
+        event: Some("push".into()),
+        status: Some("completed".into()),
+        conclusion: Some(conclusion.into()),
+        head_branch: Some(branch.into()),
+        head_sha: Some(sha.into()),
+        run_attempt: Some(1),
+        html_url: Some(format!("https://github.com/octo/hello/actions/runs/{id}")),
+        repository: Some(RepoId { id: MEMORY_REPO_ID }),
+        head_repository: Some(RepoId { id: MEMORY_REPO_ID }),
+        ..Default::default()
+    }
+}
+
 impl MemoryRemote {
+    /// Adds a run; artifacts of it (added before or after) take its branch, sha and head
+    /// repository.
+    pub fn add_run(&self, run: Run) {
+        let mut arts = self.arts.lock().unwrap();
+        for a in arts.iter_mut() {
+            if let Some(w) = a.artifact.workflow_run.as_mut()
+                && w.id == Some(run.id)
+            {
+                w.head_branch = run.head_branch.clone();
+                w.head_sha = run.head_sha.clone();
+                w.head_repository_id = run.head_repository.as_ref().map(|r| r.id);
+            }
+        }
+        let mut runs = self.runs.lock().unwrap();
+        runs.retain(|r| r.id != run.id);
+        runs.push(run);
+    }
+
+    /// Makes artifact `id` the build of a fork's pull request: its run's head repository is
+    /// `head_repository_id`, not the repository.
+    pub fn from_fork(&self, id: u64, head_repository_id: u64) {
+        let mut arts = self.arts.lock().unwrap();
+        if let Some(a) = arts.iter_mut().find(|a| a.artifact.id == id)
+            && let Some(r) = a.artifact.workflow_run.as_mut()
+        {
+            r.head_repository_id = Some(head_repository_id);
+        }
+    }
+
+    /// Sets artifact `id`'s `created_at` (a re-run's attempt made later, say).
+    pub fn set_created_at(&self, id: u64, created_at: &str) {
+        let mut arts = self.arts.lock().unwrap();
+        if let Some(a) = arts.iter_mut().find(|a| a.artifact.id == id) {
+            a.artifact.created_at = Some(created_at.into());
+        }
+    }
+
     /// Serves other bytes for artifact `id` than its digest says (a tampered blob).
     pub fn replace_body(&self, id: u64, body: Bytes) {
         let mut arts = self.arts.lock().unwrap();
@@ -201,13 +321,24 @@ impl MemoryRemote {
                 digest: Some(digest),
                 workflow_run: Some(WorkflowRun {
                     id: Some(run),
+                    repository_id: Some(MEMORY_REPO_ID),
+                    head_repository_id: Some(MEMORY_REPO_ID),
                     head_branch: Some(branch.into()),
                     head_sha: Some("abc".into()),
-                    ..Default::default()
                 }),
             },
             body: Bytes::from(body),
             kind,
         });
+        let known = self
+            .runs
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| r.id == run)
+            .cloned();
+        if let Some(r) = known {
+            self.add_run(r);
+        }
     }
 }

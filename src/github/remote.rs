@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::github::{ApiError, Artifact, ArtifactKind, RepoRef};
+use crate::github::{
+    ApiError, Artifact, ArtifactKind, PullRequest, RepoRef, Run, RunFilter, RunsPage, Workflow,
+};
 use crate::source::ByteSource;
 
 #[async_trait]
@@ -23,6 +25,20 @@ pub trait Remote: Send + Sync + 'static {
     }
     /// Zip or a raw file (costs a download redirect, no blob bytes).
     async fn artifact_kind(&self, repo: &RepoRef, id: u64) -> Result<ArtifactKind, ApiError>;
+    /// Page `page` (from 1) of the repository's workflow runs, newest first, 100 a page
+    /// (`GET .../actions/runs`, revalidated: an unchanged page costs no quota).
+    async fn runs_page(
+        &self,
+        repo: &RepoRef,
+        filter: &RunFilter,
+        page: u32,
+    ) -> Result<RunsPage, ApiError>;
+    /// One run (`GET .../actions/runs/{id}`, revalidated).
+    async fn get_run(&self, repo: &RepoRef, id: u64) -> Result<Run, ApiError>;
+    /// The repository's workflows (`GET .../actions/workflows`).
+    async fn list_workflows(&self, repo: &RepoRef) -> Result<Vec<Workflow>, ApiError>;
+    /// A pull request (`GET .../pulls/{n}`, revalidated).
+    async fn get_pull(&self, repo: &RepoRef, number: u64) -> Result<PullRequest, ApiError>;
     /// The artifact's blob as ranged reads (the block cache sits in front of it).
     fn blob(&self, repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource>;
 }

@@ -37,6 +37,10 @@ pub struct Row {
     /// relative.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contents: Option<String>,
+    /// For a run's folder: its attributes (`user.run.*` without the prefix: workflow, name,
+    /// event, status, conclusion, head_branch, head_sha, attempt, pull_requests, url).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// A directory's listing.
@@ -54,7 +58,8 @@ pub struct Listing {
 pub async fn list(fs: &Arc<ArtifactFs>, path: &UrlPath, dir: &Attr) -> FsResult<Listing> {
     let entries = fs.readdir(dir.ino).await?;
     let inos: Vec<_> = entries.iter().map(|e| e.ino).collect();
-    let attrs: Vec<FsResult<(Attr, Option<String>)>> = futures::stream::iter(inos)
+    type Run = Option<std::collections::BTreeMap<String, String>>;
+    let attrs: Vec<FsResult<(Attr, Option<String>, Run)>> = futures::stream::iter(inos)
         .map(|ino| {
             let fs = fs.clone();
             async move {
@@ -63,7 +68,20 @@ pub async fn list(fs: &Arc<ArtifactFs>, path: &UrlPath, dir: &Attr) -> FsResult<
                     FileKind::Symlink => fs.readlink(ino).await.ok(),
                     _ => None,
                 };
-                Ok((a, target))
+                // A run's metadata failing to come is not the listing's failure.
+                let run = match fs.run_attributes(ino).await {
+                    Ok(Some(attrs)) => Some(
+                        (attrs.into_iter())
+                            .map(|(k, v)| (k.trim_start_matches("user.run.").to_string(), v))
+                            .collect(),
+                    ),
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::warn!("run metadata: {e}");
+                        None
+                    }
+                };
+                Ok((a, target, run))
             }
         })
         .buffered(16)
@@ -72,7 +90,7 @@ pub async fn list(fs: &Arc<ArtifactFs>, path: &UrlPath, dir: &Attr) -> FsResult<
     let mut rows = Vec::with_capacity(entries.len());
     for (e, a) in entries.iter().zip(attrs) {
         // An entry gone between readdir and getattr is left out.
-        let Ok((a, target)) = a else { continue };
+        let Ok((a, target, run)) = a else { continue };
         let enc = encode_segment(&e.name);
         rows.push(Row {
             name: e.name.clone(),
@@ -94,6 +112,7 @@ pub async fn list(fs: &Arc<ArtifactFs>, path: &UrlPath, dir: &Attr) -> FsResult<
             .then(|| format!("{}/", encode_segment(&contents_name(&e.name)))),
             target,
             zip: None,
+            run,
         });
     }
     // Folders (and links, which lead to artifacts) first; each group in the core's order.
@@ -116,6 +135,23 @@ pub async fn list(fs: &Arc<ArtifactFs>, path: &UrlPath, dir: &Attr) -> FsResult<
         zip,
         entries: rows,
     })
+}
+
+/// What a runs listing shows beside a run: `CI · main · 0123abc · success` (workflow name,
+/// branch, short sha, conclusion or status).
+pub fn run_summary(run: &std::collections::BTreeMap<String, String>) -> String {
+    let get = |k: &str| run.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let sha = get("head_sha").map(|s| &s[..s.len().min(7)]);
+    [
+        get("name").or(get("workflow")),
+        get("head_branch"),
+        sha,
+        get("conclusion").or(get("status")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" · ")
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -249,6 +285,12 @@ pub fn html(l: &Listing) -> String {
                 escape(c)
             ));
         }
+        if let Some(run) = &r.run {
+            s.push_str(&format!(
+                " <span class=\"note run\">{}</span>",
+                escape(&run_summary(run))
+            ));
+        }
         s.push_str(&format!(
             "</td><td class=\"num\" title=\"{} bytes\">{}</td><td class=\"time\">{}</td></tr>\n",
             r.size,
@@ -282,6 +324,7 @@ mod tests {
             target: None,
             zip: None,
             contents: None,
+            run: None,
         }
     }
 

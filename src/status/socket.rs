@@ -39,7 +39,7 @@ pub fn socket_path(mountpoint: &Path) -> PathBuf {
 
 /// `systemd-escape --path`: slashes at either end dropped, the others `-`, every byte other
 /// than ASCII letters, digits, `:`, `_` and `.` (and a leading `.`) as `\xNN`; `/` is `-`.
-/// Cut to [`MAX_NAME`] plus a hash when longer.
+/// Cut to `MAX_NAME` plus a hash when longer.
 pub fn socket_name(mountpoint: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     let bytes = mountpoint.as_os_str().as_bytes();

@@ -383,6 +383,14 @@ pub fn count_entries(p: &Path) -> usize {
         .count()
 }
 
+/// The names the directory `p` lists.
+pub fn names_in(p: &Path) -> Vec<String> {
+    std::fs::read_dir(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect()
+}
+
 /// Runs a shell command, returns (success, stdout, stderr).
 pub fn sh(cmd: &str) -> (bool, String, String) {
     let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();

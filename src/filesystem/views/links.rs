@@ -124,7 +124,7 @@ pub async fn link_target(fs: &ArtifactFs, node: &Node) -> FsResult<String> {
                 .ok_or(FsError::NotFound)?;
             (*r, id, "../..")
         }
-        _ => return Err(FsError::NotFound),
+        _ => return super::ci::link_target(fs, node).await,
     };
     let l = fs.listing(r).await?;
     let (run, name) = l.run_name(id).ok_or(FsError::NotFound)?;

@@ -5,9 +5,11 @@
 //! - [`top`]: the root, owners and repositories;
 //! - [`runs`]: `runs/`, a run, `NAME.zip` and an unzipped `NAME`;
 //! - [`links`]: `latest/` and `branches/` and their symlinks;
+//! - [`ci`]: `workflows/`, `commits/` and `pulls/` (from the run metadata) and their symlinks;
 //! - [`zip`]: an artifact's directory and the entries inside it;
 //! - [`inner`]: the contents of an archive inside an artifact (`FILE.d/`).
 
+pub mod ci;
 pub mod inner;
 pub mod links;
 pub mod runs;
@@ -45,6 +47,17 @@ pub fn view(node: &Node) -> &'static dyn View {
         | Node::BranchLink(..) => &links::Links,
         Node::ArtifactDir(..) | Node::Entry(..) => &zip::Zip,
         Node::Inner(..) => &inner::Inner,
+        Node::Workflows(_)
+        | Node::Workflow(..)
+        | Node::WorkflowBranches(..)
+        | Node::WorkflowBranch(..)
+        | Node::WorkflowLink(..)
+        | Node::Commits(_)
+        | Node::Commit(..)
+        | Node::CommitLink(..)
+        | Node::Pulls(_)
+        | Node::Pull(..)
+        | Node::PullLink(..) => &ci::Ci,
     }
 }
 

@@ -27,7 +27,14 @@ impl View for Runs {
         match parent {
             Node::Runs(r) => {
                 let run: u64 = name.parse().map_err(|_| FsError::NotFound)?;
-                if run.to_string() != name || !fs.listing(*r).await?.runs.contains_key(&run) {
+                if run.to_string() != name || run == 0 {
+                    return Err(FsError::NotFound);
+                }
+                // Any run resolves by path, listed (it has live artifacts) or not (GitHub
+                // knows it: an empty directory).
+                if !fs.listing(*r).await?.runs.contains_key(&run)
+                    && fs.run_info(*r, run).await?.is_none()
+                {
                     return Err(FsError::NotFound);
                 }
                 Ok(Node::Run(*r, run))
@@ -52,7 +59,15 @@ impl View for Runs {
             }
             Node::Run(r, run) => {
                 let l = fs.listing(*r).await?;
-                let mtime = l.run_mtime(*run).ok_or(FsError::NotFound)?;
+                let mtime = match l.run_mtime(*run) {
+                    Some(t) => t,
+                    // A run without live artifacts: when it was last updated.
+                    None => {
+                        let info = fs.run_info(*r, *run).await?.ok_or(FsError::NotFound)?;
+                        parse_time(info.updated_at.as_deref().or(info.created_at.as_deref()))
+                            .unwrap_or(fs.mounted_at)
+                    }
+                };
                 dir_attr(ino, mtime, VOLATILE_TTL)
             }
             Node::ArchiveFile(r, id) | Node::RawFile(r, id) => {

@@ -47,6 +47,9 @@ impl View for Top {
                 "runs" => Ok(Node::Runs(*r)),
                 "latest" => Ok(Node::Latest(*r)),
                 "branches" => Ok(Node::Branches(*r)),
+                "workflows" => Ok(Node::Workflows(*r)),
+                "commits" => Ok(Node::Commits(*r)),
+                "pulls" => Ok(Node::Pulls(*r)),
                 _ => Err(FsError::NotFound),
             },
             _ => Err(FsError::NotDir),
@@ -101,8 +104,11 @@ impl View for Top {
             }
             Node::Repo(r) => {
                 out.push(("branches".into(), Node::Branches(*r), FileKind::Dir));
+                out.push(("commits".into(), Node::Commits(*r), FileKind::Dir));
                 out.push(("latest".into(), Node::Latest(*r), FileKind::Dir));
+                out.push(("pulls".into(), Node::Pulls(*r), FileKind::Dir));
                 out.push(("runs".into(), Node::Runs(*r), FileKind::Dir));
+                out.push(("workflows".into(), Node::Workflows(*r), FileKind::Dir));
             }
             _ => return Err(FsError::NotDir),
         }

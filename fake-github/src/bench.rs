@@ -9,7 +9,9 @@
 //!   the fake stalls bodies (`--blob-stall-every`);
 //! - `bench/find`: 75 runs of 40 small zip artifacts each (3000), each holding `result.txt`
 //!   (`find runs -name result.txt`);
-//! - `bench/tree`: 125 runs of 2 small zip artifacts each (250) (`ls -R runs`).
+//! - `bench/tree`: 125 runs of 2 small zip artifacts each (250) (`ls -R runs`);
+//! - `bench/data`, run 903, artifact `dist`: a zip holding `dist.tar.gz`, 10 000 log files
+//!   of 6 KiB in 100 folders (issue 21: `ls -lR dist.tar.gz.d/`, `cat` of one file in it).
 
 use serde::Serialize;
 
@@ -64,6 +66,42 @@ pub struct BenchInfo {
     pub tree_runs: u64,
     pub tree_per_run: u64,
     pub tree_entries_per_artifact: u64,
+    /// The tarball inside an artifact: run, artifact, its file, members, one member.
+    pub tar_run: u64,
+    pub tar_id: u64,
+    pub tar_artifact: String,
+    pub tar_file: String,
+    pub tar_gz_size: u64,
+    pub tar_size: u64,
+    pub tar_members: u64,
+    pub tar_member: String,
+    pub tar_member_size: u64,
+}
+
+/// A `.tar.gz` of `n` log files of about 6 KiB in 100 folders: (bytes, tar size, the last
+/// file's name and size).
+pub fn tarball(n: u64) -> (Vec<u8>, u64, String, u64) {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut last = (String::new(), 0);
+    for i in 0..n {
+        let data = log_text(6_000 + (i as usize * 7919) % 500, 5_000 + i);
+        let name = format!("dist/logs/{:02}/job-{i:05}.log", i % 100);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_714_564_800 + i);
+        b.append_data(&mut h, &name, &data[..]).expect("in memory");
+        last = (name, data.len() as u64);
+    }
+    let tar = b.into_inner().expect("in memory");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    std::io::Write::write_all(&mut gz, &tar).expect("in memory");
+    (
+        gz.finish().expect("in memory"),
+        tar.len() as u64,
+        last.0,
+        last.1,
+    )
 }
 
 const LOG_COMPONENTS: [&str; 10] = [
@@ -172,6 +210,8 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
     let log_entry = "big.log".to_string();
     let log_size = 278usize << 20;
     let log_pattern = "ERROR".to_string();
+    let tar_members = 10_000u64;
+    let tar_job = std::thread::spawn(move || tarball(tar_members));
     let log_job = std::thread::spawn(move || {
         let (text, errors) = ci_log(log_size, 12);
         let mut z = ZipBuilder::new();
@@ -274,6 +314,14 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
         cd_offset - 16 - start
     };
     let log_archive_size = logs_zip.len() as u64;
+    let (tar_gz, tar_size, tar_member, tar_member_size) = tar_job.join().expect("tar generator");
+    let tar_gz_size = tar_gz.len() as u64;
+    let tar_file = "dist.tar.gz".to_string();
+    let tar_run = 903;
+    let mut z = ZipBuilder::new();
+    z.add(&tar_file, &tar_gz);
+    drop(tar_gz);
+    let tar_id = gh.add_artifact(FakeArtifactSpec::zip(o, r, "dist", tar_run, z.finish()));
     let log_run = 900;
     let log_id = gh.add_artifact(FakeArtifactSpec::zip(o, r, "logs", log_run, logs_zip));
     BenchInfo {
@@ -310,6 +358,15 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
         tree_runs,
         tree_per_run,
         tree_entries_per_artifact: 4,
+        tar_run,
+        tar_id,
+        tar_artifact: "dist".into(),
+        tar_file,
+        tar_gz_size,
+        tar_size,
+        tar_members,
+        tar_member,
+        tar_member_size,
     }
 }
 

@@ -375,6 +375,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_tarball_holds_what_its_info_says() {
+        let (gz, tar_size, last, last_size) = tarball(150);
+        let tar = {
+            let mut d = flate2::read::GzDecoder::new(&gz[..]);
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut d, &mut v).unwrap();
+            v
+        };
+        assert_eq!(tar.len() as u64, tar_size);
+        let mut a = tar::Archive::new(&tar[..]);
+        let entries: Vec<(String, u64)> = a
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path().unwrap().display().to_string(), e.size())
+            })
+            .collect();
+        assert_eq!(entries.len(), 150);
+        assert_eq!(entries.last().unwrap(), &(last.clone(), last_size));
+        assert_eq!(last, "dist/logs/49/job-00149.log");
+    }
+
+    #[test]
     fn ci_log_is_exact_and_counts_its_errors() {
         let (t, errors) = ci_log(100_000, 3);
         assert_eq!(t.len(), 100_000);

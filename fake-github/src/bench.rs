@@ -12,6 +12,8 @@
 //! - `bench/tree`: 125 runs of 2 small zip artifacts each (250) (`ls -R runs`);
 //! - `bench/data`, run 903, artifact `dist`: a zip holding `dist.tar.gz`, 10 000 log files
 //!   of 6 KiB in 100 folders (issue 21: `ls -lR dist.tar.gz.d/`, `cat` of one file in it).
+//! - `bench/many`, run 4000, artifact `many`: a zip64 archive of 70 000 small stored files in
+//!   70 folders of 1000 (`ls -lR`, `ls -l` of one folder, `getfattr -d`).
 
 use serde::Serialize;
 
@@ -22,6 +24,7 @@ pub const BENCH_OWNER: &str = "bench";
 pub const BENCH_REPO: &str = "data";
 pub const FIND_REPO: &str = "find";
 pub const TREE_REPO: &str = "tree";
+pub const MANY_REPO: &str = "many";
 
 /// Where things are, for the harness (printed as JSON by `fake-github --bench`).
 #[derive(Clone, Debug, Serialize)]
@@ -66,6 +69,14 @@ pub struct BenchInfo {
     pub tree_runs: u64,
     pub tree_per_run: u64,
     pub tree_entries_per_artifact: u64,
+    /// `bench/many`: the run and artifact of the 70 000-entry archive, its folders and the
+    /// files in each.
+    pub many_repo: String,
+    pub many_run: u64,
+    pub many_id: u64,
+    pub many_artifact: String,
+    pub many_dirs: u64,
+    pub many_per_dir: u64,
     /// The tarball inside an artifact: run, artifact, its file, members, one member.
     pub tar_run: u64,
     pub tar_id: u64,
@@ -291,6 +302,24 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
         }
     }
 
+    // bench/many: 70 folders × 1000 files, more entries than a zip without zip64 can count.
+    let (many_dirs, many_per_dir, many_run) = (70u64, 1000u64, 4000);
+    let mut z = ZipBuilder::new();
+    for i in 0..many_dirs * many_per_dir {
+        z.add_with(
+            &format!("d{:02}/f{i}.txt", i / many_per_dir),
+            format!("entry {i}\n").as_bytes(),
+            stored.clone(),
+        );
+    }
+    let many_id = gh.add_artifact(FakeArtifactSpec::zip(
+        o,
+        MANY_REPO,
+        "many",
+        many_run,
+        z.finish(),
+    ));
+
     let big_id = gh.add_artifact(FakeArtifactSpec::zip(o, r, "big", big_run, big));
 
     let stall_entry = "payload.bin".to_string();
@@ -367,6 +396,12 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
         tar_members,
         tar_member,
         tar_member_size,
+        many_repo: MANY_REPO.into(),
+        many_run,
+        many_id,
+        many_artifact: "many".into(),
+        many_dirs,
+        many_per_dir,
     }
 }
 

@@ -26,10 +26,17 @@ use crate::single_flight::SingleFlight;
 pub const IN_FLIGHT: usize = 8;
 /// How many central directory reads listing `runs/` keeps in flight (blob host: no API quota).
 pub const INDEX_IN_FLIGHT: usize = 16;
-/// The most tail bytes (see [`tail_len_for`]) one listing of `runs/` reads ahead: every
-/// central directory of a repository of small artifacts, those of the newest few dozen big
-/// ones. Paid once: the tails stay in the block cache.
+/// The most cache space (see [`read_ahead_cost`]) one listing of `runs/` reads ahead into:
+/// every central directory of a repository of small artifacts, those of the newest few dozen
+/// big ones. Paid once: the tails stay in the block cache. Never more than half the cache,
+/// so that reading ahead does not evict what it read moments ago.
 pub const INDEX_READAHEAD_BUDGET: u64 = 16 << 20;
+
+/// What reading the tail of a blob of `len` bytes ahead takes in the cache: the tail's bytes
+/// and the blob's map with its data file's allocation unit (8 KiB for a small blob).
+pub fn read_ahead_cost(len: u64) -> u64 {
+    tail_len_for(len) + 8192
+}
 
 pub struct Prober {
     remote: Arc<dyn Remote>,
@@ -116,10 +123,10 @@ impl Prober {
         artifacts: Vec<(u64, BlobRef)>,
         data: &DataLayer,
     ) {
-        let mut budget = INDEX_READAHEAD_BUDGET;
+        let mut budget = INDEX_READAHEAD_BUDGET.min(data.cache().limit() / 2);
         let mut wanted = vec![false; artifacts.len()];
         for (i, (_, b)) in artifacts.iter().enumerate().rev() {
-            let cost = tail_len_for(b.len);
+            let cost = read_ahead_cost(b.len);
             if cost > budget {
                 break;
             }

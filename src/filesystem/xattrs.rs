@@ -1,13 +1,29 @@
-//! Extended attributes: an artifact's API facts (`user.artifact.*`), a run's
-//! (`user.run.*`, from the run metadata), a zip entry's (`user.zip.*`), and for archives
-//! inside an artifact `user.archive.contents` (on the file: the name of its `FILE.d/`) and
-//! `user.archive.symlink` (a link shown as a file).
+//! Extended attributes: an artifact's API facts (`user.artifact.*`), a run's (`user.run.*`,
+//! from the run metadata), a zip entry's (`user.zip.*`), and for archives inside an artifact
+//! `user.archive.contents` (on the file: the name of its `FILE.d/`) and
+//! `user.archive.symlink` (a link shown as a file). No name outside `user.` ever exists ([`may_exist`]), so the
+//! `security.selinux` and `system.posix_acl_access` that `ls -l`, `cp -a` and file managers
+//! ask of every file are answered without looking at the node. The rest comes from what the
+//! node's listing holds ([`super::held`]): [`ArtifactFs::xattrs_now`] answers without
+//! waiting when it is there, [`ArtifactFs::xattrs`] loads it first when it is not.
 
-use crate::archive::inner::{contents_name, opens_as_archive};
+use std::sync::{Arc, LazyLock};
+
+use crate::archive::inner::{MAX_DEPTH, contents_name, opens_as_archive};
 use crate::archive::tree::{ArchiveTree, NodeKind};
+use crate::data::ArchiveIndex;
 use crate::github::Run;
 
-use super::{ArtifactFs, FsResult, Ino, Node};
+use super::held::Xattrs;
+use super::inner::InnerArchive;
+use super::{ArtifactFs, FsError, FsResult, Ino, Node};
+
+static NONE: LazyLock<Xattrs> = LazyLock::new(|| Arc::from(Vec::new()));
+
+/// Whether an attribute called `name` can exist on any node of this filesystem.
+pub fn may_exist(name: &str) -> bool {
+    name.starts_with("user.")
+}
 
 impl ArtifactFs {
     /// A run directory's `user.run.*` attributes; `None` for any other node.
@@ -22,70 +38,102 @@ impl ArtifactFs {
         }
     }
 
-    /// Extended attributes of a node: name → value.
-    pub async fn xattrs(&self, ino: Ino) -> FsResult<Vec<(String, String)>> {
-        let node = self.node(ino)?;
-        let mut out = Vec::new();
+    /// The node's extended attributes if memory has them now: `None` when a listing or a
+    /// central directory must be loaded first (or a listing is due for a refresh), which only
+    /// [`Self::xattrs`] may wait for. Never waits, never fetches; takes a few short locks.
+    pub fn xattrs_now(&self, ino: Ino) -> Option<FsResult<Xattrs>> {
+        let node = match self.node(ino) {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
         match node {
             Node::ArtifactDir(r, id) | Node::ArchiveFile(r, id) | Node::RawFile(r, id) => {
-                let a = self.artifact(r, id).await?;
-                let run = a.workflow_run.clone().unwrap_or_default();
-                out.push(("user.artifact.id".into(), a.id.to_string()));
-                if let Some(d) = &a.digest {
-                    out.push(("user.artifact.digest".into(), d.clone()));
-                }
-                out.push(("user.artifact.run_id".into(), a.run_id().to_string()));
-                if let Some(b) = run.head_branch {
-                    out.push(("user.artifact.head_branch".into(), b));
-                }
-                if let Some(s) = run.head_sha {
-                    out.push(("user.artifact.head_sha".into(), s));
-                }
-                if let Some(t) = &a.created_at {
-                    out.push(("user.artifact.created_at".into(), t.clone()));
-                }
-                if let Some(t) = &a.expires_at {
-                    out.push(("user.artifact.expires_at".into(), t.clone()));
-                }
-                out.push(("user.artifact.size".into(), a.size_in_bytes.to_string()));
+                let l = self.listing_now(r)?;
+                Some(
+                    l.held(id)
+                        .map(|h| h.xattrs.clone())
+                        .ok_or(FsError::NotFound),
+                )
             }
-            Node::Run(r, run) => {
-                if let Some(info) = self.run_info(r, run).await? {
-                    out.extend(run_xattrs(&info));
-                }
-            }
+            // A run's metadata may have to be fetched: the runtime's.
+            Node::Run(..) => None,
             Node::Entry(r, id, n) => {
-                let (_, index) = self.archive_index(r, id).await?;
-                if let Some(NodeKind::File { entry }) = index.tree.nodes.get(n).map(|t| &t.kind) {
-                    let e = &index.cd.entries[*entry];
-                    out.push(("user.zip.crc32".into(), format!("{:08x}", e.crc32)));
-                    let method = match e.method {
-                        0 => "stored".to_string(),
-                        8 => "deflated".to_string(),
-                        m => m.to_string(),
-                    };
-                    out.push(("user.zip.method".into(), method));
-                    out.push((
-                        "user.zip.compressed_size".into(),
-                        e.compressed_size.to_string(),
-                    ));
-                }
-                out.extend(contents_xattr(&index.tree, n));
+                let l = self.listing_now(r)?;
+                let Some(held) = l.held(id) else {
+                    return Some(Err(FsError::NotFound));
+                };
+                Some(Ok(entry_xattrs(held.index.get()?, n)))
+            }
+            Node::Inner(a, n) => {
+                let archive = self.inner.loaded(a)?;
+                Some(Ok(inner_xattrs(&archive, n, self.inner_depth(a))))
+            }
+            _ => Some(Ok(NONE.clone())),
+        }
+    }
+
+    /// Extended attributes of a node: name → value. Loads what [`Self::xattrs_now`] lacks.
+    pub async fn xattrs(&self, ino: Ino) -> FsResult<Xattrs> {
+        if let Some(answer) = self.xattrs_now(ino) {
+            return answer;
+        }
+        match self.node(ino)? {
+            Node::ArtifactDir(r, id) | Node::ArchiveFile(r, id) | Node::RawFile(r, id) => {
+                let l = self.listing(r).await?;
+                Ok(l.held(id).ok_or(FsError::NotFound)?.xattrs.clone())
+            }
+            Node::Run(r, run) => Ok(match self.run_info(r, run).await? {
+                Some(info) => Arc::from(run_xattrs(&info)),
+                None => NONE.clone(),
+            }),
+            Node::Entry(r, id, n) => {
+                let index = self.archive_index(r, id).await?;
+                Ok(entry_xattrs(&index, n))
             }
             Node::Inner(a, n) => {
                 let archive = self.inner(a).await?;
-                if let Some(t) = archive.index.escaping_target(n) {
-                    out.push(("user.archive.symlink".into(), t.to_string()));
-                } else if archive.index.link_target(n).is_none()
-                    && self.inner_depth(a) < crate::archive::inner::MAX_DEPTH
-                {
-                    out.extend(contents_xattr(&archive.index.tree, n));
-                }
+                Ok(inner_xattrs(&archive, n, self.inner_depth(a)))
             }
-            _ => {}
+            _ => Ok(NONE.clone()),
         }
-        Ok(out)
     }
+}
+
+/// A zip entry's attributes (a directory inside a zip has none), from its central
+/// directory record.
+fn entry_xattrs(index: &ArchiveIndex, n: usize) -> Xattrs {
+    let Some(NodeKind::File { entry }) = index.tree.nodes.get(n).map(|t| &t.kind) else {
+        return NONE.clone();
+    };
+    let e = &index.cd.entries[*entry];
+    let method = match e.method {
+        0 => "stored".to_string(),
+        8 => "deflated".to_string(),
+        m => m.to_string(),
+    };
+    let mut out = vec![
+        ("user.zip.crc32".to_string(), format!("{:08x}", e.crc32)),
+        ("user.zip.method".to_string(), method),
+        (
+            "user.zip.compressed_size".to_string(),
+            e.compressed_size.to_string(),
+        ),
+    ];
+    out.extend(contents_xattr(&index.tree, n));
+    Arc::from(out)
+}
+
+/// A node inside an inner archive (at level `depth`): `user.archive.symlink` on a link shown
+/// as a file, `user.archive.contents` on an archive file that opens (below level 4).
+fn inner_xattrs(archive: &InnerArchive, n: usize, depth: usize) -> Xattrs {
+    let index = &archive.index;
+    let mut out = Vec::new();
+    if let Some(t) = index.escaping_target(n) {
+        out.push(("user.archive.symlink".to_string(), t.to_string()));
+    } else if index.link_target(n).is_none() && depth < MAX_DEPTH {
+        out.extend(contents_xattr(&index.tree, n));
+    }
+    Arc::from(out)
 }
 
 /// `user.archive.contents` for a file of `tree` that opens at `FILE.d/` (unless a real entry

@@ -48,7 +48,7 @@ STALL_EVERY = MODELS["stall"]["blob_stall_every"]
 # The rows, in the issue's order. `models`: where the issue sets the row (the headline table
 # shows the loopback figures for the two rows the issue defines on loopback).
 ROWS = ["head", "random", "seq", "grep", "small", "warm", "stall", "find", "lsr", "lslr", "lsl",
-        "getfattr", "logs", "logtail", "webdav"]
+        "getfattr", "logs", "logtail", "webdav", "tarls", "tarcat"]
 # The metadata rows are warm (nothing crosses the network): loopback only.
 ROW_MODELS = {"stall": ["loopback"], "find": ["loopback"], "lslr": ["loopback"],
               "lsl": ["loopback"], "getfattr": ["loopback"], "webdav": ["loopback"]}
@@ -162,10 +162,12 @@ class Mount:
 
     count = 0
 
-    def __init__(self, fake, work, cache_size="20G", repo="data"):
+    def __init__(self, fake, work, cache_size="20G", repo="data", cache=None):
+        """`cache`: an existing cache directory to mount on (a remount), kept at close."""
         Mount.count += 1
         self.mp = os.path.join(work, f"mnt{Mount.count}")
-        self.cache = os.path.join(work, f"cache{Mount.count}")
+        self.keep_cache = cache is not None
+        self.cache = cache or os.path.join(work, f"cache{Mount.count}")
         os.makedirs(self.mp)
         fake.reset()
         t = time.perf_counter()
@@ -199,7 +201,8 @@ class Mount:
             if self.pid is None or not os.path.exists(f"/proc/{self.pid}"):
                 break
             time.sleep(0.1)
-        shutil.rmtree(self.cache, ignore_errors=True)
+        if not self.keep_cache:
+            shutil.rmtree(self.cache, ignore_errors=True)
         try:
             os.rmdir(self.mp)
         except OSError:
@@ -553,6 +556,46 @@ class Bench:
                             "mount_s": m.mount_s, "mount_api": m.mount_reqs["api"]})
         return {"af": out}
 
+    def tarls(self):
+        """`ls -lR` of a 10 000-file `.tar.gz` inside an artifact: cold (fresh mount: the
+        index pass), then after a remount on the same cache (the kept index)."""
+        i = self.info
+        rel = f"runs/{i['tar_run']}/{i['tar_artifact']}/{i['tar_file']}.d"
+        cold, again = [], []
+        for r in range(self.runs):
+            cache = os.path.join(self.work, f"tarcache{r}")
+            shutil.rmtree(cache, ignore_errors=True)
+            for out in (cold, again):
+                with Mount(self.fake, self.work, cache=cache) as m:
+                    os.stat(m.path(f"runs/{i['tar_run']}/{i['tar_artifact']}"))
+                    self.fake.reset()
+                    t, o = bash(f"ls -lR {q(m.path(rel))} | wc -l")
+                    out.append({"s": t, "lines": int(o), **reqs(self.fake.settled_counters())})
+            shutil.rmtree(cache, ignore_errors=True)
+        return {"cold": cold, "remount": again}
+
+    def tarcat(self):
+        """`cat` of one file of the `.tar.gz` once its index exists (listed once on the same
+        mount) vs `curl -L` + `unzip -p` + `tar -xzO`."""
+        i = self.info
+        d = f"runs/{i['tar_run']}/{i['tar_artifact']}/{i['tar_file']}.d"
+        af, curl = [], []
+        for _ in range(self.runs):
+            with Mount(self.fake, self.work) as m:
+                bash(f"ls {q(m.path(d))} >/dev/null")
+                self.fake.settled_counters()
+                self.fake.reset()
+                t, o = bash(f"cat {q(m.path(d + '/' + i['tar_member']))} | wc -c")
+                assert int(o) == i["tar_member_size"], o
+                af.append({"s": t, **reqs(self.fake.settled_counters())})
+            z = self.tmp("dist.zip")
+            t, o = bash(f"{self.curl_zip(i['tar_id'], z)} && unzip -p {q(z)} {i['tar_file']} "
+                        f"| tar -xzO {q(i['tar_member'])} | wc -c")
+            assert int(o) == i["tar_member_size"], o
+            curl.append({"s": t})
+            os.unlink(z)
+        return {"af": af, "curl": curl}
+
     # -- metadata rows (bench/many: 70 folders × 1000 files), warm, against local disk ------
 
     def many_local(self):
@@ -874,6 +917,30 @@ def rows_for(model, res, info, runs):
             f"in flight; {mounted(af)}",
             "", "≤ 2 s", f"{verdict(t['median'] <= 2)}: {t['median']:.2f} s",
         ])
+    r = res.get("tarls")
+    if r:
+        c, a = r["cold"], r["remount"]
+        tc, ta = col(c), col(a)
+        out.append([
+            f"`ls -lR FILE.d/` of a {info['tar_members']}-file `.tar.gz` "
+            f"({info['tar_gz_size'] / MIB:.0f} MiB, {info['tar_size'] / MIB:.0f} MiB "
+            "unpacked) inside an artifact: cold, then after a remount",
+            f"cold {fs(tc)}, {fbytes(col(c, 'bytes'))} fetched; after a remount {fs(ta)}, "
+            f"{fbytes(col(a, 'bytes'))} fetched",
+            "", "after a remount: the kept index, nothing fetched",
+            f"{verdict(col(a, 'bytes')['max'] == 0)}: {int(col(a, 'bytes')['max'])} B at most",
+        ])
+    r = res.get("tarcat")
+    if r:
+        af, cu = r["af"], r["curl"]
+        ta, ra = col(af), ratios(cu, af)
+        out.append([
+            f"`cat` of one file in the `.tar.gz` once indexed (listed once, same mount)",
+            f"{fs(ta)}; {fbytes(col(af, 'bytes'))} fetched; {rq(af)}",
+            f"`curl -L` + `unzip -p` + `tar -xzO`: {fs(col(cu))}",
+            "≥ 5× on the link model",
+            f"{verdict(not link or ra['median'] >= 5)}: {fs(ra, '×', digits=2)}",
+        ])
     for key, what, goal in (("lslr", "`ls -lR` of", 10), ("lsl", "`ls -l` of one folder of", None)):
         r = res.get(key)
         if not r:
@@ -958,6 +1025,8 @@ ROW_TITLES = {
     "stall": "128 MiB stored entry read while bodies stall, loopback",
     "find": "`find runs -name result.txt` over 3000 small artifacts, loopback",
     "lsr": "`ls -R runs` of 125 runs / 250 artifacts, cold",
+    "tarls": "`ls -lR FILE.d/` of a 10 000-file `.tar.gz`, cold and after a remount",
+    "tarcat": "`cat` of one file in the `.tar.gz` once indexed",
     "lslr": "`ls -lR` of the 70 000-entry zip64 archive, warm",
     "lsl": "`ls -l` of a folder of 1000 files, warm",
     "getfattr": "`getfattr -d` of a file, warm",
@@ -970,6 +1039,7 @@ ROW_TARGETS = {
     "small": "≤ 3 round trips", "warm": "≥ 0.9× local", "stall": "≤ 15 s", "find": "≤ 10 s",
     "lsr": "≤ 2 s", "lslr": "≤ 10× local", "lsl": "≤ 30 ms", "getfattr": "≤ 1 ms",
     "logs": "≥ 2× the faster peer", "logtail": "one pass",
+    "tarls": "after a remount: nothing fetched", "tarcat": "≥ 5× on the link model",
 }
 
 

@@ -100,6 +100,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         for p in &sample {
             println!("  cat {m}/{p}");
         }
+        println!(
+            "  {base}/latest/dist/dist.tar.gz.d/dist/bin/hello   # runs from inside a tarball"
+        );
         println!("  getfattr -d {base}/latest/*");
         println!("  rm {base}/runs/RUN_ID/NAME.zip     # deletes that artifact");
         println!("  rmdir {base}/runs/RUN_ID/NAME       # the same, via the directory");

@@ -10,6 +10,8 @@
 //! - `bench/find`: 75 runs of 40 small zip artifacts each (3000), each holding `result.txt`
 //!   (`find runs -name result.txt`);
 //! - `bench/tree`: 125 runs of 2 small zip artifacts each (250) (`ls -R runs`);
+//! - `bench/data`, run 904, artifact `dist`: a zip holding `dist.tar.gz`, 10 000 log files
+//!   of 6 KiB in 100 folders (issue 21: `ls -lR dist.tar.gz.d/`, `cat` of one file in it).
 //! - `bench/many`, run 4000, artifact `many`: a zip64 archive of 70 000 small stored files in
 //!   70 folders of 1000 (`ls -lR`, `ls -l` of one folder, `getfattr -d`).
 //! - `bench/data`, run 903: a failed run whose log archive is about 80 MiB (job
@@ -87,6 +89,42 @@ pub struct BenchInfo {
     pub runlog_job_entry: String,
     pub runlog_job_size: u64,
     pub runlog_job_compressed_size: u64,
+    /// The tarball inside an artifact: run, artifact, its file, members, one member.
+    pub tar_run: u64,
+    pub tar_id: u64,
+    pub tar_artifact: String,
+    pub tar_file: String,
+    pub tar_gz_size: u64,
+    pub tar_size: u64,
+    pub tar_members: u64,
+    pub tar_member: String,
+    pub tar_member_size: u64,
+}
+
+/// A `.tar.gz` of `n` log files of about 6 KiB in 100 folders: (bytes, tar size, the last
+/// file's name and size).
+pub fn tarball(n: u64) -> (Vec<u8>, u64, String, u64) {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut last = (String::new(), 0);
+    for i in 0..n {
+        let data = log_text(6_000 + (i as usize * 7919) % 500, 5_000 + i);
+        let name = format!("dist/logs/{:02}/job-{i:05}.log", i % 100);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_714_564_800 + i);
+        b.append_data(&mut h, &name, &data[..]).expect("in memory");
+        last = (name, data.len() as u64);
+    }
+    let tar = b.into_inner().expect("in memory");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    std::io::Write::write_all(&mut gz, &tar).expect("in memory");
+    (
+        gz.finish().expect("in memory"),
+        tar.len() as u64,
+        last.0,
+        last.1,
+    )
 }
 
 const LOG_COMPONENTS: [&str; 10] = [
@@ -195,6 +233,8 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
     let log_entry = "big.log".to_string();
     let log_size = 278usize << 20;
     let log_pattern = "ERROR".to_string();
+    let tar_members = 10_000u64;
+    let tar_job = std::thread::spawn(move || tarball(tar_members));
     let log_job = std::thread::spawn(move || {
         let (text, errors) = ci_log(log_size, 12);
         let mut z = ZipBuilder::new();
@@ -315,6 +355,14 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
         cd_offset - 16 - start
     };
     let log_archive_size = logs_zip.len() as u64;
+    let (tar_gz, tar_size, tar_member, tar_member_size) = tar_job.join().expect("tar generator");
+    let tar_gz_size = tar_gz.len() as u64;
+    let tar_file = "dist.tar.gz".to_string();
+    let tar_run = 904;
+    let mut z = ZipBuilder::new();
+    z.add(&tar_file, &tar_gz);
+    drop(tar_gz);
+    let tar_id = gh.add_artifact(FakeArtifactSpec::zip(o, r, "dist", tar_run, z.finish()));
     let log_run = 900;
     let log_id = gh.add_artifact(FakeArtifactSpec::zip(o, r, "logs", log_run, logs_zip));
     let runlog_run = 903;
@@ -368,6 +416,15 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
         tree_runs,
         tree_per_run,
         tree_entries_per_artifact: 4,
+        tar_run,
+        tar_id,
+        tar_artifact: "dist".into(),
+        tar_file,
+        tar_gz_size,
+        tar_size,
+        tar_members,
+        tar_member,
+        tar_member_size,
         many_repo: MANY_REPO.into(),
         many_run,
         many_id,
@@ -387,6 +444,30 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tarball_holds_what_its_info_says() {
+        let (gz, tar_size, last, last_size) = tarball(150);
+        let tar = {
+            let mut d = flate2::read::GzDecoder::new(&gz[..]);
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut d, &mut v).unwrap();
+            v
+        };
+        assert_eq!(tar.len() as u64, tar_size);
+        let mut a = tar::Archive::new(&tar[..]);
+        let entries: Vec<(String, u64)> = a
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path().unwrap().display().to_string(), e.size())
+            })
+            .collect();
+        assert_eq!(entries.len(), 150);
+        assert_eq!(entries.last().unwrap(), &(last.clone(), last_size));
+        assert_eq!(last, "dist/logs/49/job-00149.log");
+    }
 
     #[test]
     fn ci_log_is_exact_and_counts_its_errors() {

@@ -1,8 +1,10 @@
 //! The built-in sample repository `octo-demo/hello-artifacts` that `artifactfs demo` and the
 //! standalone server's `--demo` serve: several runs on two branches, upload-artifact-style zips
 //! (data descriptors, no directory entries, nested paths, an executable), an unzipped artifact,
-//! an expired one, an HTML report that loads its data with `fetch()`, and a 120-artifact matrix
-//! run so listings page. About 1 MB in all.
+//! an expired one, an HTML report that loads its data with `fetch()`, a 120-artifact matrix
+//! run so listings page, and a zip holding `dist.tar.gz` (the way to keep modes and symlinks
+//! through upload-artifact: an executable, a symlink to it and a 5000-file tree, browsable at
+//! `dist.tar.gz.d/`). About 1.5 MB in all.
 
 use crate::zipgen::{EntryOptions, Method, ZipBuilder, log_text, noise};
 use crate::{FakeArtifactSpec, FakeGitHub};
@@ -167,6 +169,50 @@ fn build_output(run: u64) -> Vec<u8> {
     z.finish()
 }
 
+/// A zip holding `dist.tar.gz`: `bin/hello` (0755), `bin/hi -> hello`, a README and
+/// `share/data/` with 5000 small files in 50 folders.
+pub fn tarball(run: u64) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, mode: u32, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_mtime(1_714_564_800 + run % 1000);
+        b.append_data(&mut h, name, data).expect("in memory");
+    };
+    let hello = format!(
+        "#!/bin/sh
+echo \"hello from the tarball of run {run}\"\n"
+    );
+    add("dist/bin/hello", 0o755, hello.as_bytes());
+    add(
+        "dist/README.md",
+        0o644,
+        b"# dist\n\nModes and links kept by tar.\n",
+    );
+    for i in 0..5000u32 {
+        let data = format!("item {i}: {}\n", i.wrapping_mul(2_654_435_761));
+        add(
+            &format!("dist/share/data/{:02}/item-{i:04}.txt", i / 100),
+            0o644,
+            data.as_bytes(),
+        );
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_mode(0o777);
+    h.set_mtime(1_714_564_800);
+    b.append_link(&mut h, "dist/bin/hi", "hello")
+        .expect("in memory");
+    let tar = b.into_inner().expect("in memory");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    std::io::Write::write_all(&mut gz, &tar).expect("in memory");
+    let mut z = ZipBuilder::new();
+    z.add("dist.tar.gz", &gz.finish().expect("in memory"));
+    z.add("checksums.txt", b"see dist.tar.gz.d/ for the contents\n");
+    z.finish()
+}
+
 /// Fills `gh` with the sample repository.
 pub fn populate(gh: &FakeGitHub) -> DemoInfo {
     let (o, r) = (DEMO_OWNER, DEMO_REPO);
@@ -214,6 +260,13 @@ pub fn populate(gh: &FakeGitHub) -> DemoInfo {
         "CHANGELOG.md",
         b"# Changelog\n\n## 1.2.0\n- lazy reads\n- disk cache\n".to_vec(),
     )));
+    ids.push(gh.add_artifact(FakeArtifactSpec::zip(
+        o,
+        r,
+        "dist",
+        last_run,
+        tarball(last_run),
+    )));
 
     // A matrix run with more artifacts than one page of the API holds.
     let matrix_run = 7_100_000_200u64;
@@ -243,6 +296,7 @@ pub fn populate(gh: &FakeGitHub) -> DemoInfo {
             ),
             format!("{base}/runs/{last_run}/changelog"),
             format!("{base}/latest/build-linux/bin/hello"),
+            format!("{base}/latest/dist/dist.tar.gz.d/dist/bin/hello"),
             format!("{base}/runs/{matrix_run}/matrix-042/result.txt"),
         ],
     }

@@ -38,7 +38,7 @@ pub fn tail_len_for(len: u64) -> u64 {
 pub const MAX_CD_SIZE: u64 = 512 << 20;
 
 /// One file or directory record of the central directory.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ZipEntry {
     /// Decoded name: UTF-8 when flagged or valid, else CP437.
     pub name: String,

@@ -33,8 +33,12 @@ pub struct TreeNode {
     pub name: String,
     pub parent: usize,
     pub kind: NodeKind,
-    /// Unix seconds: the entry's time; for a directory the newest below it.
+    /// Unix seconds: the entry's time; for a directory the newest below it (or, in a tree
+    /// built with recorded directory times, the time its own record gives).
     pub mtime: i64,
+    /// The entry that describes this node: a file's entry, or a directory's own record when
+    /// the archive has one (its mode and time).
+    pub record: Option<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,11 +106,16 @@ impl Builder {
 
     fn push(&mut self, parent: usize, name: String, kind: NodeKind, mtime: i64) -> usize {
         let id = self.nodes.len();
+        let record = match kind {
+            NodeKind::File { entry } => Some(entry),
+            NodeKind::Dir { .. } => None,
+        };
         self.nodes.push(TreeNode {
             name: name.clone(),
             parent,
             kind,
             mtime,
+            record,
         });
         self.index.insert((parent, name), id);
         id
@@ -143,8 +152,36 @@ impl Builder {
     }
 }
 
+/// One entry as the tree builder sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct PathEntry<'a> {
+    pub name: &'a str,
+    pub is_dir: bool,
+    /// Unix seconds.
+    pub mtime: i64,
+}
+
 impl ArchiveTree {
+    /// The tree of a zip artifact: directory times are the newest below them.
     pub fn build(entries: &[ZipEntry]) -> ArchiveTree {
+        ArchiveTree::from_entries(
+            entries.iter().map(|e| PathEntry {
+                name: &e.name,
+                is_dir: e.is_dir,
+                mtime: e.mtime_unix(),
+            }),
+            false,
+        )
+    }
+
+    /// The tree of any archive's entries (in archive order; file `i` is entry `i`). With
+    /// `recorded_dir_times`, a directory that has a record of its own keeps that record's
+    /// time (what `tar -x` restores); the others take the newest time below them.
+    pub fn from_entries<'a>(
+        entries: impl IntoIterator<Item = PathEntry<'a>>,
+        recorded_dir_times: bool,
+    ) -> ArchiveTree {
+        let entries = entries.into_iter();
         let mut b = Builder {
             nodes: vec![TreeNode {
                 name: String::new(),
@@ -153,13 +190,14 @@ impl ArchiveTree {
                     children: Vec::new(),
                 },
                 mtime: i64::MIN,
+                record: None,
             }],
-            index: HashMap::with_capacity(entries.len() * 2),
+            index: HashMap::with_capacity(entries.size_hint().0 * 2),
             next_suffix: HashMap::new(),
         };
-        for (i, e) in entries.iter().enumerate() {
-            let mut comps = sanitize_components(&e.name);
-            let mtime = e.mtime_unix();
+        for (i, e) in entries.enumerate() {
+            let mut comps = sanitize_components(e.name);
+            let mtime = e.mtime;
             if e.is_dir {
                 let mut at = 0;
                 for c in &comps {
@@ -167,6 +205,7 @@ impl ArchiveTree {
                 }
                 if at != 0 {
                     b.nodes[at].mtime = b.nodes[at].mtime.max(mtime);
+                    b.nodes[at].record = Some(i);
                 }
                 continue;
             }
@@ -190,7 +229,8 @@ impl ArchiveTree {
             // Children always come after their parent, so a reverse pass sees each
             // directory's final time before its parent does.
             let (p, t) = (nodes[id].parent, nodes[id].mtime);
-            if t > nodes[p].mtime {
+            let recorded = recorded_dir_times && nodes[p].record.is_some();
+            if t > nodes[p].mtime && !recorded {
                 nodes[p].mtime = t;
             }
         }

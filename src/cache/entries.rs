@@ -1,6 +1,7 @@
 //! Inflated entries in the cache: the verified copy of a deflated zip entry
-//! (`entries/{stem}/{n}`) and its seek points (`entries/{stem}/{n}.seek`), both evictable
-//! files in the one LRU.
+//! (`entries/{stem}/{n}`) and its seek points (`entries/{stem}/{n}.seek`), and the indexes of
+//! archives inside a blob's files (`entries/{stem}/{name}.inner`), all evictable files in the
+//! one LRU.
 
 use std::fs;
 use std::io;
@@ -62,6 +63,36 @@ impl DiskCache {
         }
         let rel = Self::seek_rel(key, index);
         if self.write_file(&rel, bytes, "seek points").is_err() {
+            return;
+        }
+        self.state
+            .lock()
+            .unwrap()
+            .put(rel, on_disk(bytes.len() as u64));
+        self.evict_to_limit();
+    }
+
+    fn inner_rel(key: &BlobKey, name: &str) -> PathBuf {
+        Path::new("entries")
+            .join(key.stem())
+            .join(format!("{name}.inner"))
+    }
+
+    /// The saved index of the archive inside blob `key` called `name` (and marks it used).
+    pub fn inner_index(&self, key: &BlobKey, name: &str) -> Option<Vec<u8>> {
+        fs::read(self.get(&Self::inner_rel(key, name))?).ok()
+    }
+
+    /// Keeps the index of an archive inside blob `key` (replaced atomically, evictable).
+    pub fn store_inner_index(&self, key: &BlobKey, name: &str, bytes: &[u8]) {
+        if !self.writable() || !self.fits(bytes.len() as u64) {
+            return;
+        }
+        let rel = Self::inner_rel(key, name);
+        if self
+            .write_file(&rel, bytes, "an inner archive's index")
+            .is_err()
+        {
             return;
         }
         self.state

@@ -13,6 +13,8 @@
 //! ```
 
 pub mod blob;
+pub mod file_source;
+pub mod gzip;
 pub mod inflate;
 pub mod raw_inflate;
 pub mod readahead;

@@ -37,6 +37,9 @@ pub struct Readahead {
     len: u64,
     window: Mutex<Window>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Off: each read fetches what it needs and nothing ahead (a reader that jumps, such as
+    /// an inflater working from seek points, whose cost is bounded by what it reads).
+    enabled: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Readahead {
@@ -59,7 +62,13 @@ impl Readahead {
                 requested_to: 0,
             }),
             tasks: Mutex::new(Vec::new()),
+            enabled: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// Turns reading ahead on or off (it is on at first).
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Before reading `n` bytes at `offset` (relative to the range): makes them present in
@@ -69,6 +78,9 @@ impl Readahead {
             return Ok(());
         }
         let end = (offset + n.max(BLOCK_SIZE)).min(self.len);
+        if !self.enabled.load(std::sync::atomic::Ordering::Relaxed) {
+            return self.blob.ensure(self.base + offset, end - offset).await;
+        }
         let chunks = {
             let mut w = self.window.lock().unwrap();
             let sequential = offset == w.next && offset > 0;

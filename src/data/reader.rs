@@ -34,6 +34,13 @@ pub enum FileBytes {
     },
     /// A deflated entry.
     Inflated(Arc<InflatedEntry>),
+    /// `len` bytes from `base` of another source: a member of an archive inside an artifact,
+    /// read through the file that holds it (whose own reader fetches and checks).
+    Source {
+        src: Arc<dyn ByteSource>,
+        base: u64,
+        len: u64,
+    },
 }
 
 impl FileBytes {
@@ -50,6 +57,7 @@ impl FileBytes {
         match self {
             FileBytes::Range { len, .. } => *len,
             FileBytes::Inflated(e) => e.size(),
+            FileBytes::Source { len, .. } => *len,
         }
     }
 
@@ -70,6 +78,13 @@ impl FileBytes {
                 Ok(Vec::from(blob.read_at(base + offset, n as usize).await?))
             }
             FileBytes::Inflated(e) => e.read(offset, size).await,
+            FileBytes::Source { src, base, len } => {
+                if offset >= *len {
+                    return Ok(Vec::new());
+                }
+                let n = (size as u64).min(len - offset);
+                Ok(Vec::from(src.read_at(base + offset, n as usize).await?))
+            }
         }
     }
 
@@ -78,6 +93,7 @@ impl FileBytes {
         match self {
             FileBytes::Range { blob, .. } => blob.generation(),
             FileBytes::Inflated(e) => e.blob().generation(),
+            FileBytes::Source { .. } => None,
         }
     }
 
@@ -88,6 +104,8 @@ impl FileBytes {
                 blob, base, len, ..
             } => blob.drop_range(*base, *len),
             FileBytes::Inflated(e) => e.drop_cached().await,
+            // The holding file's reader drops its own bytes when they fail its check.
+            FileBytes::Source { .. } => {}
         }
     }
 
@@ -163,8 +181,33 @@ impl FileReader {
         }
     }
 
-    #[cfg(test)]
-    pub fn len(&self) -> u64 {
+    /// `len` bytes from `base` of `src`, with nothing of their own to check against (a tar
+    /// member: the file holding it is checked by its own reader).
+    pub fn over(src: Arc<dyn ByteSource>, base: u64, len: u64) -> FileReader {
+        FileReader::new(FileBytes::Source { src, base, len }, None)
+    }
+
+    /// Turns readahead of the file's bytes on or off (see [`Readahead::set_enabled`]; a
+    /// deflated entry's inflater keeps its own).
+    pub fn set_readahead(&self, on: bool) {
+        if let FileBytes::Range { readahead, .. } = &self.bytes {
+            readahead.set_enabled(on);
+        }
+    }
+
+    /// `len` bytes from `base` of `src` that must hash as `integrity` says when read
+    /// through (a member of a zip inside an artifact: its CRC-32).
+    pub fn checked(
+        src: Arc<dyn ByteSource>,
+        base: u64,
+        len: u64,
+        integrity: Arc<Integrity>,
+    ) -> FileReader {
+        FileReader::new(FileBytes::Source { src, base, len }, Some(integrity))
+    }
+
+    /// The file's size.
+    pub fn size(&self) -> u64 {
         self.bytes.len()
     }
 

@@ -101,7 +101,7 @@ fn setup(zip: &[u8], cache_size: u64, flip_at: u64, flips: u64) -> Setup {
 async fn read_through(r: &FileReader, chunk: u32) -> Vec<Result<Vec<u8>, DataError>> {
     let mut out = Vec::new();
     let mut off = 0;
-    while off < r.len() {
+    while off < r.size() {
         let res = r.read(off, chunk).await;
         let n = res.as_ref().map_or(chunk as u64, |b| b.len() as u64);
         out.push(res);
@@ -204,7 +204,7 @@ async fn two_readers_of_a_changed_file_both_end_in_eio() {
     let chunk = 256 << 10;
     let mut off = 0;
     let (mut a_err, mut b_err) = (false, false);
-    while off < a.len() {
+    while off < a.size() {
         a_err |= a.read(off, chunk).await.is_err();
         b_err |= b.read(off, chunk).await.is_err();
         off += chunk as u64;

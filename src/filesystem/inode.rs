@@ -32,6 +32,9 @@ pub enum Node {
     RawFile(RepoIdx, u64),
     /// A file or directory inside a zip artifact: (repo, artifact id, tree node index ≥ 1).
     Entry(RepoIdx, u64, usize),
+    /// A file or directory inside an archive inside an artifact: (the archive's number in
+    /// the core's table of inner archives, tree node; 0 is its `FILE.d/`).
+    Inner(u32, usize),
     /// `latest/NAME`.
     LatestLink(RepoIdx, String),
     /// `branches/BRANCH/NAME`.

@@ -6,6 +6,7 @@
 mod deleting;
 pub mod error;
 pub mod held;
+pub mod inner;
 pub mod inode;
 mod kinds;
 pub mod listing;
@@ -103,6 +104,8 @@ pub struct ArtifactFs {
     repos: Mutex<Repos>,
     remembered: Remembered,
     handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    /// Archives inside artifacts opened at `FILE.d/` (see [`inner`]).
+    inner: inner::InnerArchives,
     /// Files whose bytes failed a check: the kernel must not keep their pages.
     corrupt: Mutex<std::collections::HashSet<Ino>>,
     next_handle: std::sync::atomic::AtomicU64,
@@ -130,6 +133,7 @@ impl ArtifactFs {
             repos: Mutex::new(Repos::default()),
             remembered: Remembered::default(),
             handles: Mutex::new(HashMap::new()),
+            inner: inner::InnerArchives::default(),
             corrupt: Mutex::new(std::collections::HashSet::new()),
             next_handle: std::sync::atomic::AtomicU64::new(1),
             mounted_at: SystemTime::now(),
@@ -234,6 +238,9 @@ impl ArtifactFs {
 
     pub async fn readlink(&self, ino: Ino) -> FsResult<String> {
         let node = self.node(ino)?;
+        if let Node::Inner(..) = node {
+            return views::inner::link_target(self, &node).await;
+        }
         views::links::link_target(self, &node).await
     }
 
@@ -281,6 +288,8 @@ impl ArtifactFs {
 mod held_tests;
 #[cfg(test)]
 mod log_tests;
+#[cfg(test)]
+mod inner_tests;
 #[cfg(test)]
 mod metadata_tests;
 #[cfg(test)]

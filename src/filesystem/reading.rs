@@ -32,6 +32,14 @@ impl ArtifactFs {
                     None => return Err(FsError::NotFound),
                 }
             }
+            Node::Inner(a, n) => {
+                let archive = self.inner(a).await?;
+                match archive.index.tree.nodes.get(n).map(|t| &t.kind) {
+                    Some(NodeKind::File { .. }) => {}
+                    Some(NodeKind::Dir { .. }) => return Err(FsError::IsDir),
+                    None => return Err(FsError::NotFound),
+                }
+            }
             Node::JobLog(..) => {}
             Node::LatestLink(..) | Node::BranchLink(..) => return Err(FsError::NotFound),
             _ => return Err(FsError::IsDir),
@@ -87,6 +95,12 @@ impl ArtifactFs {
         let Ok(node) = self.node(ino) else {
             return false;
         };
+        if let Node::Inner(a, n) = node {
+            return self
+                .inner
+                .loaded(a)
+                .is_some_and(|a| a.page_cache_allowed(n));
+        }
         let Ok((blob, spec)) = self.blob_of(&node).await else {
             return false;
         };
@@ -141,8 +155,11 @@ impl ArtifactFs {
 
     /// How a file node's bytes are read: the whole blob for the archive, an unzipped artifact
     /// and a job's log, an entry of it otherwise (the data layer fetches, inflates and
-    /// verifies).
-    async fn make_reader(&self, node: &Node) -> FsResult<FileReader> {
+    /// verifies); a file inside an inner archive through its holding file's reader.
+    pub(super) async fn make_reader(&self, node: &Node) -> FsResult<FileReader> {
+        if let Node::Inner(a, n) = *node {
+            return self.inner_reader(a, n).await;
+        }
         let (blob, spec) = self.blob_of(node).await?;
         Ok(self.data.open(&blob, spec).await?)
     }
@@ -150,7 +167,7 @@ impl ArtifactFs {
 
 /// Names one version of an artifact's bytes in the cache: the digest, or (for artifacts
 /// without one) size and creation time, so a re-uploaded artifact never meets stale bytes.
-fn blob_key(a: &Artifact) -> BlobKey {
+pub(super) fn blob_key(a: &Artifact) -> BlobKey {
     let version = match a.sha256_hex() {
         Some(hex) => hex[..32].to_ascii_lowercase(),
         None => {

@@ -1,5 +1,7 @@
 //! Extended attributes: an artifact's API facts (`user.artifact.*`), a run's (`user.run.*`,
-//! from the run metadata) and a zip entry's (`user.zip.*`). No name outside `user.` ever exists ([`may_exist`]), so the
+//! from the run metadata), a zip entry's (`user.zip.*`), and for archives inside an artifact
+//! `user.archive.contents` (on the file: the name of its `FILE.d/`) and
+//! `user.archive.symlink` (a link shown as a file). No name outside `user.` ever exists ([`may_exist`]), so the
 //! `security.selinux` and `system.posix_acl_access` that `ls -l`, `cp -a` and file managers
 //! ask of every file are answered without looking at the node. The rest comes from what the
 //! node's listing holds ([`super::held`]): [`ArtifactFs::xattrs_now`] answers without
@@ -7,11 +9,13 @@
 
 use std::sync::{Arc, LazyLock};
 
-use crate::archive::tree::NodeKind;
+use crate::archive::inner::{MAX_DEPTH, contents_name, opens_as_archive};
+use crate::archive::tree::{ArchiveTree, NodeKind};
 use crate::data::ArchiveIndex;
 use crate::github::Run;
 
 use super::held::Xattrs;
+use super::inner::InnerArchive;
 use super::{ArtifactFs, FsError, FsResult, Ino, Node};
 
 static NONE: LazyLock<Xattrs> = LazyLock::new(|| Arc::from(Vec::new()));
@@ -62,6 +66,10 @@ impl ArtifactFs {
                 };
                 Some(Ok(entry_xattrs(held.index.get()?, n)))
             }
+            Node::Inner(a, n) => {
+                let archive = self.inner.loaded(a)?;
+                Some(Ok(inner_xattrs(&archive, n, self.inner_depth(a))))
+            }
             _ => Some(Ok(NONE.clone())),
         }
     }
@@ -88,6 +96,10 @@ impl ArtifactFs {
                 let (_, index) = self.log_archive(r, run, attempt).await?;
                 Ok(entry_xattrs(&index, n))
             }
+            Node::Inner(a, n) => {
+                let archive = self.inner(a).await?;
+                Ok(inner_xattrs(&archive, n, self.inner_depth(a)))
+            }
             _ => Ok(NONE.clone()),
         }
     }
@@ -105,14 +117,40 @@ fn entry_xattrs(index: &ArchiveIndex, n: usize) -> Xattrs {
         8 => "deflated".to_string(),
         m => m.to_string(),
     };
-    Arc::from(vec![
+    let mut out = vec![
         ("user.zip.crc32".to_string(), format!("{:08x}", e.crc32)),
         ("user.zip.method".to_string(), method),
         (
             "user.zip.compressed_size".to_string(),
             e.compressed_size.to_string(),
         ),
-    ])
+    ];
+    out.extend(contents_xattr(&index.tree, n));
+    Arc::from(out)
+}
+
+/// A node inside an inner archive (at level `depth`): `user.archive.symlink` on a link shown
+/// as a file, `user.archive.contents` on an archive file that opens (below level 4).
+fn inner_xattrs(archive: &InnerArchive, n: usize, depth: usize) -> Xattrs {
+    let index = &archive.index;
+    let mut out = Vec::new();
+    if let Some(t) = index.escaping_target(n) {
+        out.push(("user.archive.symlink".to_string(), t.to_string()));
+    } else if index.link_target(n).is_none() && depth < MAX_DEPTH {
+        out.extend(contents_xattr(&index.tree, n));
+    }
+    Arc::from(out)
+}
+
+/// `user.archive.contents` for a file of `tree` that opens at `FILE.d/` (unless a real entry
+/// has that name: it wins).
+fn contents_xattr(tree: &ArchiveTree, n: usize) -> Option<(String, String)> {
+    let t = tree.nodes.get(n)?;
+    let contents = contents_name(&t.name);
+    (matches!(t.kind, NodeKind::File { .. })
+        && opens_as_archive(&t.name)
+        && tree.lookup(t.parent, &contents).is_none())
+    .then(|| ("user.archive.contents".to_string(), contents))
 }
 
 /// A run's `user.run.*` attributes: workflow (file name), name, event, status, conclusion,

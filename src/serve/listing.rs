@@ -1,6 +1,7 @@
 //! Directory listings: the core's `readdir` with each entry's attributes, folders first, as
 //! a small self-contained HTML page (breadcrumbs, name, size, time, a link to the
-//! artifact's `NAME.zip`; inline CSS only, a viewport for phones, nothing fetched from
+//! artifact's `NAME.zip`, from an archive inside an artifact to its `FILE.d/` contents; inline
+//! CSS only, a viewport for phones, nothing fetched from
 //! elsewhere) or, with `?format=json`, the same as JSON.
 
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::SystemTime;
 use futures::StreamExt;
 use serde::Serialize;
 
+use crate::archive::inner::{contents_name, opens_as_archive};
 use crate::filesystem::{ArtifactFs, Attr, FileKind, FsResult};
 
 use super::paths::{UrlPath, encode_segment, url_of};
@@ -34,6 +36,10 @@ pub struct Row {
     /// For a file under `logs/`: its HTML view (`NAME?view`), relative.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub view: Option<String>,
+    /// For an archive file inside an artifact: its contents folder (`dist.tar.gz.d/`),
+    /// relative.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contents: Option<String>,
     /// For a run's folder: its attributes (`user.run.*` without the prefix: workflow, name,
     /// event, status, conclusion, head_branch, head_sha, attempt, pull_requests, url).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -96,6 +102,9 @@ pub async fn list(fs: &Arc<ArtifactFs>, path: &UrlPath, dir: &Attr) -> FsResult<
     let mut rows = Vec::with_capacity(entries.len());
     for ((e, a), (target, run)) in entries.into_iter().zip(extras) {
         let enc = encode_segment(&e.name);
+        let contents =
+            (a.kind == FileKind::File && path.artifact().is_some() && opens_as_archive(&e.name))
+                .then(|| format!("{}/", encode_segment(&contents_name(&e.name))));
         rows.push(Row {
             name: e.name,
             kind: match a.kind {
@@ -112,6 +121,7 @@ pub async fn list(fs: &Arc<ArtifactFs>, path: &UrlPath, dir: &Attr) -> FsResult<
             },
             view: (a.kind == FileKind::File && path.segments.get(2).is_some_and(|s| s == "logs"))
                 .then(|| format!("{enc}?view")),
+            contents,
             target,
             zip: None,
             run,
@@ -296,6 +306,12 @@ pub fn html(l: &Listing) -> String {
         if let Some(v) = &r.view {
             s.push_str(&format!("<a class=\"tag\" href=\"{}\">view</a>", escape(v)));
         }
+        if let Some(c) = &r.contents {
+            s.push_str(&format!(
+                "<a class=\"tag\" href=\"{}\" title=\"browse the archive\">contents</a>",
+                escape(c)
+            ));
+        }
         if let Some(run) = &r.run {
             s.push_str(&format!(
                 " <span class=\"note run\">{}</span>",
@@ -335,6 +351,7 @@ mod tests {
             target: None,
             zip: None,
             view: None,
+            contents: None,
             run: None,
         }
     }

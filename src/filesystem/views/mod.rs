@@ -8,8 +8,10 @@
 //! - [`ci`]: `workflows/`, `commits/` and `pulls/` (from the run metadata) and their symlinks;
 //! - [`zip`]: an artifact's directory and the entries inside it;
 //! - [`logs`]: `logs/`, a run's logs and the entries of its log archive.
+//! - [`inner`]: the contents of an archive inside an artifact (`FILE.d/`).
 
 pub mod ci;
+pub mod inner;
 pub mod links;
 pub mod logs;
 pub mod runs;
@@ -46,6 +48,7 @@ pub fn view(node: &Node) -> &'static dyn View {
         | Node::LatestLink(..)
         | Node::BranchLink(..) => &links::Links,
         Node::ArtifactDir(..) | Node::Entry(..) => &zip::Zip,
+        Node::Inner(..) => &inner::Inner,
         Node::Workflows(_)
         | Node::Workflow(..)
         | Node::WorkflowBranches(..)

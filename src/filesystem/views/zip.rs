@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use super::runs::run_of;
 use super::{View, dir_attr};
 use crate::archive::tree::NodeKind;
+use crate::filesystem::inner::Container;
 use crate::filesystem::listing::parse_time;
 use crate::filesystem::{
     ArtifactFs, Attr, ENTRY_TTL, FileKind, FsError, FsResult, Ino, Node, VOLATILE_TTL,
@@ -36,8 +37,12 @@ impl View for Zip {
         ) {
             return Err(FsError::NotDir);
         }
-        let n = index.tree.lookup(dir, name).ok_or(FsError::NotFound)?;
-        Ok(Node::Entry(r, id, n))
+        if let Some(n) = index.tree.lookup(dir, name) {
+            return Ok(Node::Entry(r, id, n));
+        }
+        // `FILE.d`, the contents of an archive file here (by path only, never listed).
+        fs.contents_node(&index.tree, dir, name, |n| Container::Entry(r, id, n), 0)
+            .await
     }
 
     async fn attr(&self, fs: &ArtifactFs, ino: Ino, node: &Node) -> FsResult<Attr> {

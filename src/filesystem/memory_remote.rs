@@ -67,6 +67,9 @@ pub struct MemoryRemote {
     pub pull_calls: AtomicU64,
     /// Runs a page of the runs list holds (GitHub: up to 100).
     pub runs_per_page: Mutex<Option<usize>>,
+    /// What the quota budget of speculation reads (the rate limit) and counts, as the real
+    /// client's: probes are admitted as it admits requests.
+    pub quota: Arc<crate::status::Stats>,
 }
 
 struct MemBlob {
@@ -148,6 +151,10 @@ impl Remote for MemoryRemote {
     }
 
     async fn artifact_kind(&self, _repo: &RepoRef, id: u64) -> Result<ArtifactKind, ApiError> {
+        if !crate::status::quota::admit(&self.quota) {
+            return Err(ApiError::Budget(format!("probe of {id}")));
+        }
+        let _counted = self.quota.api_request();
         self.kind_calls.fetch_add(1, Ordering::SeqCst);
         let now = self.kind_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.kind_in_flight_max.fetch_max(now, Ordering::SeqCst);

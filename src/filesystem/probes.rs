@@ -9,6 +9,7 @@
 //! is what the directory is), never more: see docs/design.md, "Directory readahead".
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,11 +19,15 @@ use super::Remote;
 use super::kinds::Kinds;
 use crate::archive::central_directory::tail_len_for;
 use crate::data::{BlobRef, DataLayer};
-use crate::github::{ArtifactKind, RepoRef};
+use crate::github::{ApiError, ArtifactKind, RepoRef};
 use crate::single_flight::SingleFlight;
+use crate::status::quota;
 
 /// How many download redirects (kind probes) run at once for one request.
 pub const IN_FLIGHT: usize = 8;
+/// The most API requests one read-ahead pass (one listing of `runs/`) may send, within the
+/// quota budget of speculation (`status::quota`): probes of the newest artifacts first.
+pub const READ_AHEAD_REQUESTS: u64 = 256;
 /// How many central directory reads listing `runs/` keeps in flight (blob host: no API quota).
 pub const INDEX_IN_FLIGHT: usize = 16;
 /// The most tail bytes (see [`tail_len_for`]) one listing of `runs/` reads ahead: every
@@ -73,7 +78,9 @@ impl Prober {
         }
         let missing: Vec<u64> = ids.into_iter().filter(|id| self.needs_probe(*id)).collect();
         futures::stream::iter(missing)
-            .map(|id| self.probe(repo, id))
+            .map(|id| async move {
+                let _ = self.probe(repo, id).await;
+            })
             .buffer_unordered(IN_FLIGHT)
             .for_each(|_| futures::future::ready(()))
             .await;
@@ -87,6 +94,15 @@ impl Prober {
         }
         let mut taken = self.read_ahead.lock().unwrap();
         ids.filter(|id| taken.insert(*id)).collect()
+    }
+
+    /// Gives artifacts back that a read-ahead could not take on (the quota budget was
+    /// spent): a later listing may.
+    fn unclaim(&self, ids: impl IntoIterator<Item = u64>) {
+        let mut taken = self.read_ahead.lock().unwrap();
+        for id in ids {
+            taken.remove(&id);
+        }
     }
 
     /// What listing `runs/` starts in the background (when a runtime is running): the kinds
@@ -108,16 +124,40 @@ impl Prober {
         rt.spawn(async move { me.read_ahead(&repo, artifacts, &data).await });
     }
 
-    /// `artifacts`: id and blob, oldest first.
+    /// `artifacts`: id and blob, oldest first. Speculation: its API requests spend at most
+    /// [`READ_AHEAD_REQUESTS`] and the quota budget (`status::quota`), newest artifacts
+    /// first; those left out are given back for a later listing.
     pub(super) async fn read_ahead(
         &self,
         repo: &RepoRef,
         artifacts: Vec<(u64, BlobRef)>,
         data: &DataLayer,
     ) {
+        let cap = Arc::new(AtomicU64::new(READ_AHEAD_REQUESTS));
+        let refused = Mutex::new(Vec::new());
+        quota::speculatively(cap, self.read_ahead_pass(repo, artifacts, data, &refused)).await;
+        let refused = refused.into_inner().unwrap();
+        if !refused.is_empty() {
+            tracing::debug!(
+                artifacts = refused.len(),
+                "read-ahead left artifacts for later: its quota budget is spent"
+            );
+            self.unclaim(refused);
+        }
+    }
+
+    async fn read_ahead_pass(
+        &self,
+        repo: &RepoRef,
+        mut artifacts: Vec<(u64, BlobRef)>,
+        data: &DataLayer,
+        refused: &Mutex<Vec<u64>>,
+    ) {
+        // Newest first: the budget goes to what people look at first.
+        artifacts.reverse();
         let mut budget = INDEX_READAHEAD_BUDGET;
         let mut wanted = vec![false; artifacts.len()];
-        for (i, (_, b)) in artifacts.iter().enumerate().rev() {
+        for (i, (_, b)) in artifacts.iter().enumerate() {
             let cost = tail_len_for(b.len);
             if cost > budget {
                 break;
@@ -127,17 +167,24 @@ impl Prober {
         }
         futures::stream::iter(artifacts.into_iter().zip(wanted))
             .map(|((id, b), wanted)| async move {
-                if self.needs_probe(id) {
-                    self.probe(repo, id).await;
+                if self.needs_probe(id)
+                    && let Err(ApiError::Budget(_)) = self.probe(repo, id).await
+                {
+                    refused.lock().unwrap().push(id);
+                    return None;
                 }
                 let zip = self.kinds.get(id) == Some(ArtifactKind::Zip);
-                (wanted && zip).then_some(b)
+                (wanted && zip).then_some((id, b))
             })
             .buffer_unordered(IN_FLIGHT)
             .filter_map(futures::future::ready)
-            .map(|b| async move {
-                if let Err(e) = data.index(&b).await {
-                    tracing::debug!(blob = %b.what, "central directory read ahead failed: {e}");
+            .map(|(id, b)| async move {
+                match data.index(&b).await {
+                    Ok(_) => {}
+                    Err(e) if is_budget(&e) => refused.lock().unwrap().push(id),
+                    Err(e) => {
+                        tracing::debug!(blob = %b.what, "central directory read ahead failed: {e}")
+                    }
                 }
             })
             .buffer_unordered(INDEX_IN_FLIGHT)
@@ -151,18 +198,42 @@ impl Prober {
             && (self.failed.lock().unwrap().get(&id)).is_none_or(|t| t.elapsed() >= self.ttl)
     }
 
-    async fn probe(&self, repo: &RepoRef, id: u64) {
+    /// Learns artifact `id`'s kind (remembered); a failure is remembered for
+    /// `--metadata-ttl`, except a speculative probe the quota budget did not let go.
+    async fn probe(&self, repo: &RepoRef, id: u64) -> Result<ArtifactKind, ApiError> {
         let r = self
             .inflight
             .get_or_try_init(&id, || async {
                 let kind = self.remote.artifact_kind(repo, id).await?;
                 self.kinds.set(id, kind.clone());
-                Ok::<_, crate::github::ApiError>(kind)
+                Ok::<_, ApiError>(kind)
             })
             .await;
-        if let Err(e) = r {
-            tracing::warn!(repo = %repo, artifact = id, "could not tell zip from raw: {e}");
-            self.failed.lock().unwrap().insert(id, Instant::now());
+        match &r {
+            Err(ApiError::Budget(_)) => {}
+            Err(e) => {
+                tracing::warn!(repo = %repo, artifact = id, "could not tell zip from raw: {e}");
+                self.failed.lock().unwrap().insert(id, Instant::now());
+            }
+            Ok(_) => {}
         }
+        r
     }
+}
+
+/// Whether a data-layer error is a speculative request the quota budget held back.
+fn is_budget(e: &crate::data::DataError) -> bool {
+    let io = match e {
+        crate::data::DataError::Io(io) => io,
+        crate::data::DataError::Archive(crate::archive::ArchiveError::Source(io)) => io,
+        _ => return false,
+    };
+    let mut inner = io.get_ref();
+    while let Some(i) = inner {
+        if let Some(ApiError::Budget(_)) = i.downcast_ref::<ApiError>() {
+            return true;
+        }
+        inner = i.downcast_ref::<std::io::Error>().and_then(|e| e.get_ref());
+    }
+    false
 }

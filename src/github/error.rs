@@ -29,6 +29,10 @@ pub enum ApiError {
     /// Connection failures, timeouts, truncated bodies after retries.
     #[error("network: {0}")]
     Network(String),
+    /// A speculative request (readahead) not sent: the quota budget for speculation is
+    /// spent (see `status::quota`). Never a request someone made.
+    #[error("not sent: the quota budget for readahead is spent: {0}")]
+    Budget(String),
     /// A response we could not understand (bad JSON, missing Location, ...).
     #[error("protocol: {0}")]
     Protocol(String),
@@ -45,6 +49,7 @@ impl ApiError {
             ApiError::RateLimited(_)
             | ApiError::Server { .. }
             | ApiError::Network(_)
+            | ApiError::Budget(_)
             | ApiError::Protocol(_) => libc::EIO,
         }
     }

@@ -8,6 +8,7 @@
 
 pub mod command;
 pub mod prometheus;
+pub mod quota;
 pub mod socket;
 pub mod warnings;
 
@@ -35,6 +36,10 @@ pub struct Stats {
     blob_bytes: AtomicU64,
     /// Requests sent to the API host (every attempt, redirects included).
     api_requests: AtomicU64,
+    /// Of those, speculative ones (readahead: see [`quota`]).
+    api_requests_speculative: AtomicU64,
+    /// Speculation's spending in the current rate-limit window.
+    speculation: std::sync::Mutex<quota::Window>,
     api_in_flight: AtomicU64,
     blob_in_flight: AtomicU64,
     /// As last seen in an API answer's `x-ratelimit-*` headers.
@@ -69,6 +74,8 @@ impl Stats {
             cache_misses: AtomicU64::new(0),
             blob_bytes: AtomicU64::new(0),
             api_requests: AtomicU64::new(0),
+            api_requests_speculative: AtomicU64::new(0),
+            speculation: Default::default(),
             api_in_flight: AtomicU64::new(0),
             blob_in_flight: AtomicU64::new(0),
             rate_remaining: AtomicU64::new(UNKNOWN),
@@ -90,9 +97,14 @@ impl Stats {
         self.blob_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// One request to the API host, in flight until the guard drops.
+    /// One request to the API host, in flight until the guard drops (counted as speculative
+    /// when sent inside [`quota::speculatively`]).
     pub fn api_request(&self) -> InFlight<'_> {
         self.api_requests.fetch_add(1, Ordering::Relaxed);
+        if quota::is_speculative() {
+            self.api_requests_speculative
+                .fetch_add(1, Ordering::Relaxed);
+        }
         self.api_in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(&self.api_in_flight)
     }
@@ -111,6 +123,13 @@ impl Stats {
             .store(limit.unwrap_or(UNKNOWN), Ordering::Relaxed);
         self.rate_reset
             .store(reset.unwrap_or(UNKNOWN), Ordering::Relaxed);
+    }
+
+    /// Whether one more speculative request fits the window's budget (see [`quota`]); if
+    /// so it is counted against it.
+    pub fn speculation_allowed(&self) -> bool {
+        let rate = self.rate();
+        self.speculation.lock().unwrap().admit(rate.as_ref())
     }
 
     pub fn warnings(&self) -> &Arc<RecentWarnings> {
@@ -158,6 +177,10 @@ pub struct Status {
     pub cache_misses: u64,
     pub blob_bytes_fetched: u64,
     pub api_requests: u64,
+    /// Of `api_requests`, those nobody asked for (directory readahead), within the quota
+    /// budget; the rest are requests people made.
+    #[serde(default)]
+    pub api_requests_speculative: u64,
     pub api_requests_in_flight: u64,
     pub blob_requests_in_flight: u64,
     pub rate_limit: Option<RateLimit>,
@@ -187,6 +210,7 @@ impl Status {
             cache_misses: load(&stats.cache_misses),
             blob_bytes_fetched: load(&stats.blob_bytes),
             api_requests: load(&stats.api_requests),
+            api_requests_speculative: load(&stats.api_requests_speculative),
             api_requests_in_flight: load(&stats.api_in_flight),
             blob_requests_in_flight: load(&stats.blob_in_flight),
             rate_limit: stats.rate(),

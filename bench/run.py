@@ -46,7 +46,8 @@ STALL_EVERY = MODELS["stall"]["blob_stall_every"]
 
 # The rows, in the issue's order. `models`: where the issue sets the row (the headline table
 # shows the loopback figures for the two rows the issue defines on loopback).
-ROWS = ["head", "random", "seq", "grep", "small", "warm", "stall", "find", "lsr"]
+ROWS = ["head", "random", "seq", "grep", "small", "warm", "stall", "find", "lsr", "lsruns",
+        "pulls"]
 ROW_MODELS = {"stall": ["loopback"], "find": ["loopback"]}
 
 
@@ -427,6 +428,34 @@ class Bench:
                             "mount_api": m.mount_reqs["api"]})
         return {"af": out}
 
+    def lsruns(self):
+        """`ls runs` of the 3000-artifact repository: its list pages and, in the background,
+        the read-ahead (at most 256 API requests by the quota budget)."""
+        i = self.info
+        out = []
+        for _ in range(self.runs):
+            with Mount(self.fake, self.work, repo="find") as m:
+                self.fake.reset()
+                t, o = bash(f"ls {q(m.path('runs', 'find'))} | wc -l")
+                assert int(o) == i["find_runs"], (o, i["find_runs"])
+                out.append({"s": t, **reqs(self.fake.settled_counters(quiet=0.5, limit=20)),
+                            "mount_s": m.mount_s, "mount_api": m.mount_reqs["api"]})
+        return {"af": out}
+
+    def pulls(self):
+        """`readlink pulls/N/NAME` on a fresh mount: the pull request, then its artifact."""
+        i = self.info
+        out = []
+        for _ in range(self.runs):
+            with Mount(self.fake, self.work, repo="tree") as m:
+                self.fake.reset()
+                link = m.path(f"pulls/{i['pull_number']}/{i['pull_artifact']}", "tree")
+                t, o = bash(f"readlink {q(link)}")
+                assert o.strip().startswith("../../runs/"), o
+                out.append({"s": t, **reqs(self.fake.counters()), "mount_s": m.mount_s,
+                            "mount_api": m.mount_reqs["api"]})
+        return {"af": out}
+
     def lsr(self):
         i = self.info
         out = []
@@ -652,6 +681,31 @@ def rows_for(model, res, info, runs):
             f"in flight; {mounted(af)}",
             "", "≤ 2 s", f"{verdict(t['median'] <= 2)}: {t['median']:.2f} s",
         ])
+    r = res.get("lsruns")
+    if r:
+        af = r["af"]
+        n = info["find_runs"] * info["find_per_run"]
+        t = col(af)
+        api = col(af, "api")
+        lists = col(af, "list")
+        others = int(api["max"] - lists["max"])
+        out.append([
+            f"`ls runs` of {n} artifacts ({info['find_runs']} runs), fresh mount",
+            f"{fs(t)}; {rq(af)}; {mounted(af)}",
+            "", "list pages + ≤ 256 API requests",
+            f"{verdict(others <= 256)}: {int(lists['max'])} pages + {others}",
+        ])
+    r = res.get("pulls")
+    if r:
+        af = r["af"]
+        t = col(af)
+        api = int(col(af, "api")["max"])
+        out.append([
+            f"`readlink pulls/{info['pull_number']}/{info['pull_artifact']}` (a fork's pull "
+            f"request), cold (fresh mount)",
+            f"{fs(t)}; {rq(af)}; {mounted(af)}",
+            "", "≤ 4 round trips", f"{verdict(api <= 4)}: {api} API requests",
+        ])
     for k, why in failed.items():
         out.append([ROW_TITLES[k], f"failed: {why.replace('|', '/')}", "", ROW_TARGETS[k],
                     "**not met** (failed)"])
@@ -668,12 +722,14 @@ ROW_TITLES = {
     "stall": "128 MiB stored entry read while bodies stall, loopback",
     "find": "`find runs -name result.txt` over 3000 small artifacts, loopback",
     "lsr": "`ls -R runs` of 125 runs / 250 artifacts, cold",
+    "lsruns": "`ls runs` of 3000 artifacts, fresh mount",
+    "pulls": "`readlink pulls/N/NAME`, cold",
 }
 ROW_TARGETS = {
     "head": "≤ 2 MiB fetched, ≤ 4 round trips", "random": "nothing fetched, ≤ 150 ms",
     "seq": "≥ 3× curl", "grep": "≥ 2× `curl \\| unzip -p \\| grep`",
     "small": "≤ 3 round trips", "warm": "≥ 0.9× local", "stall": "≤ 15 s", "find": "≤ 10 s",
-    "lsr": "≤ 2 s",
+    "lsr": "≤ 2 s", "lsruns": "list pages + ≤ 256 API requests", "pulls": "≤ 4 round trips",
 }
 
 

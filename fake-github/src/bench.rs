@@ -9,7 +9,8 @@
 //!   the fake stalls bodies (`--blob-stall-every`);
 //! - `bench/find`: 75 runs of 40 small zip artifacts each (3000), each holding `result.txt`
 //!   (`find runs -name result.txt`);
-//! - `bench/tree`: 125 runs of 2 small zip artifacts each (250) (`ls -R runs`).
+//! - `bench/tree`: 125 runs of 2 small zip artifacts each (250) (`ls -R runs`), and pull request
+//!   42 (from a fork) at the newest run's commit (`readlink pulls/42/report`).
 
 use serde::Serialize;
 
@@ -64,6 +65,9 @@ pub struct BenchInfo {
     pub tree_runs: u64,
     pub tree_per_run: u64,
     pub tree_entries_per_artifact: u64,
+    /// `bench/tree`: a pull request from a fork whose head is the newest run's commit.
+    pub pull_number: u64,
+    pub pull_artifact: String,
 }
 
 const LOG_COMPONENTS: [&str; 10] = [
@@ -251,6 +255,20 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
         }
     }
 
+    // A pull request from a fork at the newest tree run's commit (`readlink pulls/N/NAME`).
+    let pull_number = 42;
+    let newest_tree_run = 3000 + tree_runs - 1;
+    gh.add_pull(
+        crate::FakePullSpec::new(
+            o,
+            TREE_REPO,
+            pull_number,
+            "main",
+            &crate::runs::default_sha(newest_tree_run),
+        )
+        .from_fork("forker/tree"),
+    );
+
     let big_id = gh.add_artifact(FakeArtifactSpec::zip(o, r, "big", big_run, big));
 
     let stall_entry = "payload.bin".to_string();
@@ -310,6 +328,8 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
         tree_runs,
         tree_per_run,
         tree_entries_per_artifact: 4,
+        pull_number,
+        pull_artifact: "report".into(),
     }
 }
 

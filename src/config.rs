@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use crate::cache::Limits;
 use crate::filesystem::FsConfig;
-use crate::fuse::Owner;
 use crate::github::RepoRef;
 
 /// Which repositories, on which GitHub.
@@ -188,6 +187,13 @@ impl CoreConfig {
             read_only: self.read_only,
         }
     }
+}
+
+/// Who owns every file (the mounting user unless `--uid/--gid` say otherwise).
+#[derive(Clone, Copy, Debug)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// What the FUSE session is set up with.

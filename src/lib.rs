@@ -5,25 +5,28 @@
 //! - [`archive`]: zip central directory and entry readers over any ranged byte source.
 //! - `cache`: the disk cache (blocks, inflated entries, metadata), keyed by opaque blob keys.
 //! - `data`: the data layer: fetching through the cache, readahead, inflating, verification.
-//! - `filesystem`: the contract's tree and semantics as plain async Rust (no FUSE types).
+//! - `filesystem`: the tree and its semantics (docs/semantics.md) as plain async Rust (no FUSE
+//!   types).
 //! - `fuse`: the thin fuser adapter.
 //! - [`serve`]: the same tree over HTTP (`artifactfs serve`), a second front end of the core.
 
 pub mod archive;
-pub mod cache;
+mod cache;
 pub mod config;
-pub mod data;
+mod data;
 pub mod demo;
-pub mod filesystem;
+pub mod error;
+mod filesystem;
 pub mod fstab;
-pub mod fuse;
+mod fuse;
 pub mod github;
-pub mod github_remote;
 pub mod logfile;
 pub mod mount;
+pub mod mount_table;
 pub mod prefetch;
 pub mod serve;
-pub mod single_flight;
+mod single_flight;
 pub mod source;
-pub mod startup;
+mod startup;
+pub mod stats;
 pub mod status;

@@ -77,7 +77,7 @@ fn init_logging(verbose: u8, log: Option<artifactfs::logfile::CappedLog>) {
     };
     let _ = tracing_subscriber::registry()
         .with(fmt.with_filter(filter))
-        .with(artifactfs::status::warnings::layer())
+        .with(artifactfs::stats::warnings::layer())
         .try_init();
 }
 

@@ -12,7 +12,7 @@ use clap_mangen::roff::{Roff, bold, roman};
 
 use crate::Cli;
 
-/// The tree under a mountpoint (the contract's), as the manual shows it.
+/// The tree under a mountpoint (docs/semantics.md, "The tree"), as the manual shows it.
 const TREE: &str = "\
 MOUNTPOINT/
   OWNER/                    one directory per owner named with --repo

@@ -35,6 +35,7 @@ impl<K: Eq + Hash + Clone, V: Clone> SingleFlight<K, V> {
     }
 
     /// The value for `key`, if computed.
+    #[cfg(test)]
     pub fn get(&self, key: &K) -> Option<V> {
         self.cells.lock().unwrap().get(key)?.get().cloned()
     }

@@ -4,10 +4,10 @@
 //! in the disk block cache and implements it again, and the zip layer reads only through it,
 //! so the archive code never sees HTTP, the cache or files.
 
-use std::io;
-
 use async_trait::async_trait;
 use bytes::Bytes;
+
+use crate::error::SourceError;
 
 #[async_trait]
 pub trait ByteSource: Send + Sync {
@@ -19,9 +19,8 @@ pub trait ByteSource: Send + Sync {
     }
 
     /// Reads `len` bytes at `offset`. Returns fewer bytes only when the range runs past the end.
-    /// Errors carry an `io::ErrorKind` that maps to the errno the user sees
-    /// (`NotFound` → ENOENT, `PermissionDenied` → EACCES, anything else → EIO).
-    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes>;
+    /// The error says what failed (see [`SourceError`]; its errno is what the user sees).
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError>;
 
     /// True once the source has learnt that it can only serve the whole blob (a host that
     /// ignores `Range`): callers then fetch everything once instead of range by range.
@@ -39,7 +38,7 @@ impl ByteSource for MemorySource {
         self.0.len() as u64
     }
 
-    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
         let start = (offset.min(self.0.len() as u64)) as usize;
         let end = start.saturating_add(len).min(self.0.len());
         Ok(self.0.slice(start..end))

@@ -12,9 +12,8 @@ use crate::config::CoreConfig;
 use crate::filesystem::ArtifactFs;
 use crate::github::blob::BlobClient;
 use crate::github::client::{ClientConfig, GitHubClient};
-use crate::github::{ApiError, Artifact, RepoRef};
-use crate::github_remote::GitHubRemote;
-use crate::status::Stats;
+use crate::github::{ApiError, Artifact, GitHubRemote, RepoRef};
+use crate::stats::Stats;
 
 /// The multi-threaded runtime every request is answered on.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {

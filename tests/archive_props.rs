@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use artifactfs::archive::central_directory::read_central_directory;
 use artifactfs::archive::entry::extract_entry_to;
 use artifactfs::archive::tree::{ArchiveTree, MAX_COMPONENT, NodeKind, sanitize_components};
+use artifactfs::error::SourceError;
 use artifactfs::source::{ByteSource, MemorySource};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -27,7 +28,7 @@ impl ByteSource for Counting {
     fn len(&self) -> u64 {
         self.inner.len()
     }
-    async fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Bytes> {
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
         self.reads.fetch_add(1, Ordering::Relaxed);
         self.inner.read_at(offset, len).await
     }
@@ -204,20 +205,5 @@ proptest! {
 }
 
 fn artifactfs_entry(name: &str) -> artifactfs::archive::central_directory::ZipEntry {
-    artifactfs::archive::central_directory::ZipEntry {
-        name: name.to_string(),
-        raw_name: name.as_bytes().to_vec(),
-        version_made_by: 3 << 8,
-        flags: 0,
-        method: 0,
-        dos_time: 0,
-        dos_date: 0,
-        crc32: 0,
-        compressed_size: 0,
-        uncompressed_size: 0,
-        local_header_offset: 0,
-        external_attributes: 0,
-        unix_mtime: None,
-        is_dir: name.ends_with('/'),
-    }
+    artifactfs::archive::central_directory::ZipEntry::named(name)
 }

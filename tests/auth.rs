@@ -34,9 +34,7 @@ fn stand_in_gh(dir: &Path) {
 
 #[test]
 fn a_ghes_mount_asks_gh_for_that_host_s_token_only() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = FakeGitHub::start(FakeConfig {
         path_prefix: Some("api/v3".into()),
         tokens: [
@@ -47,13 +45,11 @@ fn a_ghes_mount_asks_gh_for_that_host_s_token_only() {
         ..Default::default()
     });
     gh.add_repo("octo-org", "hello", true);
-    let mut z = ZipBuilder::new();
-    z.add("a.txt", b"from ghes\n");
-    add_hello(&gh, "logs", 1, z.finish());
+    add_hello_files(&gh, "logs", 1, &[("a.txt", b"from ghes\n")]);
     let bin_dir = tempfile::tempdir().unwrap();
     stand_in_gh(bin_dir.path());
 
-    let m = MountBuilder::new(&gh, "octo-org/hello")
+    let m = Daemon::new(&gh, "octo-org/hello")
         .token(None)
         .path_first(bin_dir.path())
         .mount();
@@ -73,9 +69,7 @@ fn a_ghes_mount_asks_gh_for_that_host_s_token_only() {
 
 #[test]
 fn without_a_token_listings_are_cheap_and_reads_are_eacces_with_one_log_line() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = FakeGitHub::start(FakeConfig::default());
     // A public repository with 6 artifacts in 3 runs, one of them unzipped.
     for i in 0..5u64 {
@@ -93,7 +87,7 @@ fn without_a_token_listings_are_cheap_and_reads_are_eacces_with_one_log_line() {
     ));
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("daemon.log");
-    let m = MountBuilder::new(&gh, "octo-org/hello")
+    let m = Daemon::new(&gh, "octo-org/hello")
         .token(None)
         .stderr_to(&log)
         .mount();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::serve::{ServeBuilder, dump_dom};
+use common::serve::dump_dom;
 use common::*;
 use fake_github::FakeArtifactSpec;
 use fake_github::demo::html_report;
@@ -18,7 +18,7 @@ fn a_report_that_fetches_its_data_renders_in_chromium() {
         FakeArtifactSpec::zip("octo-org", "hello", "html-report", 7, html_report(7, 3))
             .branch("main"),
     );
-    let s = ServeBuilder::new(&gh, "octo-org/hello").arg("-v").start();
+    let s = Daemon::new(&gh, "octo-org/hello").arg("-v").serve();
     // The page itself holds no results: only its script, from the JSON, can put them there.
     let index = s.get("/octo-org/hello/runs/7/html-report/");
     assert_eq!(index.status, 200);

@@ -1,4 +1,4 @@
-//! Real-mount tests that the cache never breaks a read (shared/contract.md, "Reading"): a
+//! Real-mount tests that the cache never breaks a read (docs/semantics.md, "Reading"): a
 //! file bigger than `--cache-size` reads right, twice; a cache on a filesystem too small for
 //! what is read still gives the right bytes; `--cache-min-free` keeps the filesystem free;
 //! `--cache-size` bounds everything under the cache directory, the log included; and a
@@ -36,8 +36,8 @@ fn fake_with_archive() -> (fake_github::FakeGitHub, Vec<u8>, Vec<u8>, Vec<u8>) {
 }
 
 /// A mount whose cache lives on `fs`, with a cap far beyond its size.
-fn on_tmpfs(gh: &fake_github::FakeGitHub, fs: &Tmpfs, extra: &[&str]) -> MountBuilder {
-    let mut b = MountBuilder::new(gh, REPO)
+fn on_tmpfs(gh: &fake_github::FakeGitHub, fs: &Tmpfs, extra: &[&str]) -> Daemon {
+    let mut b = Daemon::new(gh, REPO)
         .cache_dir(&fs.path())
         .arg("--cache-size")
         .arg("1G");
@@ -124,14 +124,11 @@ impl Drop for Tmpfs {
 
 #[test]
 fn files_bigger_than_the_cache_read_right_twice() {
-    fuse_available_or_fail();
+    require_fuse();
     let gh = start_fake();
     let (zip, log, big) = archive();
     add_hello(&gh, "big", 1, zip.clone());
-    let m = MountBuilder::new(&gh, REPO)
-        .arg("--cache-size")
-        .arg("4M")
-        .mount();
+    let m = Daemon::new(&gh, REPO).arg("--cache-size").arg("4M").mount();
     let art = m.path("octo-org/hello/runs/1/big");
     for round in 0..2 {
         assert_eq!(sha_of(&art.join("app.log")), sha256(&log), "round {round}");
@@ -149,7 +146,7 @@ fn files_bigger_than_the_cache_read_right_twice() {
 
 #[test]
 fn a_cache_on_a_full_filesystem_costs_speed_not_reads() {
-    fuse_available_or_fail();
+    require_fuse();
     let fs = Tmpfs::new("6m");
     let (gh, zip, log, big) = fake_with_archive();
     let stderr = tempfile::NamedTempFile::new().unwrap();
@@ -171,7 +168,7 @@ fn a_cache_on_a_full_filesystem_costs_speed_not_reads() {
 
 #[test]
 fn cache_min_free_keeps_the_filesystem_free() {
-    fuse_available_or_fail();
+    require_fuse();
     let fs = Tmpfs::new("40m");
     let (gh, zip, _, big) = fake_with_archive();
     let m = on_tmpfs(&gh, &fs, &["--cache-min-free", "30M"]).mount();
@@ -188,7 +185,7 @@ fn cache_min_free_keeps_the_filesystem_free() {
 
 #[test]
 fn the_cap_counts_every_file_under_the_cache_directory_the_log_included() {
-    fuse_available_or_fail();
+    require_fuse();
     let gh = start_fake();
     let mut ids = Vec::new();
     for i in 0..30u64 {
@@ -198,7 +195,7 @@ fn the_cap_counts_every_file_under_the_cache_directory_the_log_included() {
         ids.push(add_hello(&gh, &format!("art{i}"), 100 + i, z.finish()));
     }
     // A background mount logs (at debug level) into its cache directory.
-    let (dir, mountpoint, out) = MountBuilder::new(&gh, REPO)
+    let (dir, mountpoint, out) = Daemon::new(&gh, REPO)
         .arg("--cache-size")
         .arg("2M")
         .arg("-vv")
@@ -243,7 +240,7 @@ fn wait_for_bytes(gh: &fake_github::FakeGitHub, bytes: u64) {
 
 #[test]
 fn a_remount_after_kill_9_mid_write_reads_right() {
-    fuse_available_or_fail();
+    require_fuse();
     let gh = start_fake();
     let (zip, log, big) = archive();
     add_hello(&gh, "big", 1, zip);
@@ -254,7 +251,7 @@ fn a_remount_after_kill_9_mid_write_reads_right() {
             ..Default::default()
         });
         gh.reset_counters();
-        let m = MountBuilder::new(&gh, REPO).cache_dir(cache.path()).mount();
+        let m = Daemon::new(&gh, REPO).cache_dir(cache.path()).mount();
         let p = m.path(&format!("octo-org/hello/runs/1/big/{file}"));
         let reader = std::thread::spawn(move || std::fs::read(p));
         // Blocks are being written (and for the log, an inflated copy too) when it dies.
@@ -262,7 +259,7 @@ fn a_remount_after_kill_9_mid_write_reads_right() {
         m.crash();
         let _ = reader.join();
         gh.set_faults(Faults::default());
-        let m = MountBuilder::new(&gh, REPO).cache_dir(cache.path()).mount();
+        let m = Daemon::new(&gh, REPO).cache_dir(cache.path()).mount();
         let p = m.path(&format!("octo-org/hello/runs/1/big/{file}"));
         assert_eq!(sha_of(&p), sha256(want), "{file} after kill -9");
         m.unmount();

@@ -12,9 +12,7 @@ use common::*;
 
 #[test]
 fn demo_mounts_lists_reads_and_unmounts_on_ctrl_c() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let dir = tempfile::tempdir().unwrap();
     let mp = dir.path().join("demo");
     let mut child = Command::new(bin())

@@ -59,9 +59,7 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn extended_attributes_describe_artifacts_and_entries() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     // 6 MiB, most of it one stored entry: read by ranges, so what xattrs fetch can be told
     // apart from the archive.
@@ -76,7 +74,7 @@ fn extended_attributes_describe_artifacts_and_entries() {
     let id = gh.add_artifact(
         FakeArtifactSpec::zip("octo-org", "hello", "logs", 42, zip.clone()).branch("dev"),
     );
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     let want_digest = format!("sha256:{}", sha256(&zip));
     for p in [
         "octo-org/hello/runs/42/logs",
@@ -117,9 +115,7 @@ fn extended_attributes_describe_artifacts_and_entries() {
 
 #[test]
 fn views_follow_artifacts_as_they_come_and_go() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     let t = |s: i64| time::OffsetDateTime::from_unix_timestamp(1_750_000_000 + s).unwrap();
     let z = || zip_of(&[("r.txt", b"r\n")]);
@@ -141,7 +137,7 @@ fn views_follow_artifacts_as_they_come_and_go() {
             .branch("100%/x")
             .created_at(t(5)),
     );
-    let m = MountBuilder::new(&gh, REPO)
+    let m = Daemon::new(&gh, REPO)
         .arg("--metadata-ttl")
         .arg("1")
         .mount();
@@ -194,7 +190,12 @@ fn views_follow_artifacts_as_they_come_and_go() {
     // Expired or deleted elsewhere: gone from every view.
     gh.expire_artifact(newer);
     gh.remove_artifact(login);
-    eventually("run 4 disappears", || !repo.join("runs/4").exists());
+    // The run is no longer listed; by path it is an empty directory (a run without live
+    // artifacts).
+    eventually("run 4 disappears from runs/", || {
+        !names(&repo.join("runs")).contains("4")
+    });
+    assert!(names(&repo.join("runs/4")).is_empty());
     assert!(!repo.join("runs/2/report").exists());
     assert_eq!(
         fs::read_link(repo.join("latest/report"))
@@ -211,9 +212,7 @@ fn views_follow_artifacts_as_they_come_and_go() {
 
 #[test]
 fn github_enterprise_server_paths_without_digests() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = FakeGitHub::start(FakeConfig {
         path_prefix: Some("/api/v3".into()),
         ..Default::default()
@@ -221,7 +220,7 @@ fn github_enterprise_server_paths_without_digests() {
     let zip = zip_of(&[("dir/f.txt", b"ghes\n")]);
     gh.add_artifact(FakeArtifactSpec::zip("octo-org", "hello", "a", 9, zip.clone()).no_digest());
     assert!(gh.api_url().ends_with("/api/v3"));
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     assert_eq!(
         fs::read(m.path("octo-org/hello/runs/9/a/dir/f.txt")).unwrap(),
         b"ghes\n"
@@ -239,13 +238,11 @@ fn github_enterprise_server_paths_without_digests() {
 
 #[test]
 fn statfs_reports_the_cache_and_du_real_sizes() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
     add_hello(&gh, "big", 1, zip_of(&[("big.bin", &big)]));
-    let m = MountBuilder::new(&gh, REPO)
+    let m = Daemon::new(&gh, REPO)
         .arg("--cache-size")
         .arg("64M")
         .mount();
@@ -275,12 +272,10 @@ fn statfs_reports_the_cache_and_du_real_sizes() {
 
 #[test]
 fn ownership_and_o_options() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     add_hello(&gh, "a", 1, zip_of(&[("f", b"f\n")]));
-    let m = MountBuilder::new(&gh, REPO)
+    let m = Daemon::new(&gh, REPO)
         .arg("--uid")
         .arg("1234")
         .arg("-o")
@@ -298,9 +293,7 @@ fn ownership_and_o_options() {
 
 #[test]
 fn mounts_the_way_fstab_does() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     add_hello(&gh, "a", 1, zip_of(&[("f", b"fstab\n")]));
     let dir = tempfile::tempdir().unwrap();
@@ -365,9 +358,7 @@ fn mount_fails(args: &[&str], mountpoint: &std::path::Path, path_env: &str) -> (
 
 #[test]
 fn mount_fails_fast_with_one_clear_line() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     add_hello(&gh, "a", 1, zip_of(&[("f", b"f\n")]));
     let dir = tempfile::tempdir().unwrap();
@@ -432,7 +423,7 @@ fn mount_fails_fast_with_one_clear_line() {
     check("repo not found", ok, &err, "not found");
 
     // A cache directory another artifactfs uses (after waiting for it to go away).
-    let first = MountBuilder::new(&gh, REPO)
+    let first = Daemon::new(&gh, REPO)
         .cache_dir(std::path::Path::new(cache))
         .mount();
     let (ok, err) = mount_fails(&base, &mp, path);
@@ -459,12 +450,10 @@ fn mount_fails_fast_with_one_clear_line() {
 
 #[test]
 fn daemon_timeout_turns_a_stuck_read_into_eio() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     add_hello(&gh, "a", 1, zip_of(&[("f", b"slow\n")]));
-    let m = MountBuilder::new(&gh, REPO)
+    let m = Daemon::new(&gh, REPO)
         .arg("--daemon-timeout")
         .arg("1")
         .mount();

@@ -112,9 +112,7 @@ fn walk(root: &Path) -> Vec<(PathBuf, fs::Metadata)> {
 
 #[test]
 fn hostile_names_stay_inside_the_artifact() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     let long = "L".repeat(300);
     let long_utf8 = "é".repeat(200); // 400 bytes: cut on a character boundary
@@ -176,7 +174,7 @@ fn hostile_names_stay_inside_the_artifact() {
     add_hello(&gh, "evil", 1, z.finish());
     // Outside-looking targets must not be touched: make sure they don't exist beforehand.
     assert!(!Path::new("/tmp/escape").exists());
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     let dir = m.path("octo-org/hello/runs/1/evil");
     let all = walk(&dir);
     let mut found: BTreeMap<Vec<u8>, Vec<String>> = BTreeMap::new();
@@ -269,9 +267,7 @@ fn hostile_names_stay_inside_the_artifact() {
 
 #[test]
 fn thousands_of_duplicate_names_list_quickly() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     // One name 30 000 times: naming the copies must not cost a scan per copy per copy
     // (it did: 20 000 copies took 72 s to list).
     let gh = start_fake();
@@ -285,13 +281,11 @@ fn thousands_of_duplicate_names_list_quickly() {
         );
     }
     add_hello(&gh, "dups", 1, z.finish());
-    let mut z = ZipBuilder::new();
-    z.add("ok.txt", b"ok\n");
-    add_hello(&gh, "fine", 2, z.finish());
-    let m = MountBuilder::new(&gh, REPO).mount();
+    add_hello_files(&gh, "fine", 2, &[("ok.txt", b"ok\n")]);
+    let m = Daemon::new(&gh, REPO).mount();
     let t = Instant::now();
     let dir = m.path("octo-org/hello/runs/1/dups");
-    let count = fs::read_dir(&dir).unwrap().count();
+    let count = count_entries(&dir);
     let took = t.elapsed();
     assert_eq!(count, n);
     assert_eq!(fs::read(dir.join("same.txt")).unwrap(), b"0\n");
@@ -326,9 +320,7 @@ fn deflate_zeros(n: usize) -> Vec<u8> {
 
 #[test]
 fn bad_entries_fail_alone_and_good_ones_still_read() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     let big_good = noise(1_500_000, 1);
     let big_bad = noise(1_200_000, 2);
@@ -434,7 +426,7 @@ fn bad_entries_fail_alone_and_good_ones_still_read() {
     assert!(zip.len() > 1 << 20, "ranged reads, not one whole fetch");
     add_hello(&gh, "broken", 2, zip.clone());
 
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     let dir = m.path("octo-org/hello/runs/2/broken");
     walk(&dir);
     let read = |n: &str| fs::read(dir.join(n));
@@ -501,7 +493,7 @@ fn bad_entries_fail_alone_and_good_ones_still_read() {
         fs::read(m.path("octo-org/hello/runs/2/broken.zip")).unwrap() == zip,
         "broken.zip"
     );
-    assert_eq!(fs::read_dir(&m.mountpoint).unwrap().count(), 1);
+    assert_eq!(count_entries(&m.mountpoint), 1);
     eprintln!(
         "figures: {} bad entries, each its own errno twice over, good entries intact: {}",
         expect.len(),
@@ -511,9 +503,7 @@ fn bad_entries_fail_alone_and_good_ones_still_read() {
 
 #[test]
 fn archives_that_cannot_be_indexed_fail_cleanly() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     let mut z = ZipBuilder::new();
     z.add("a.txt", b"a\n");
@@ -565,7 +555,7 @@ fn archives_that_cannot_be_indexed_fail_cleanly() {
     }
     add_hello(&gh, "fine", 3, whole.clone());
 
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     let run = m.path("octo-org/hello/runs/3");
     let mut names: Vec<String> = fs::read_dir(&run)
         .unwrap()
@@ -592,7 +582,7 @@ fn archives_that_cannot_be_indexed_fail_cleanly() {
         );
     }
     assert_eq!(fs::read(run.join("fine/a.txt")).unwrap(), b"a\n");
-    assert_eq!(fs::read_dir(&m.mountpoint).unwrap().count(), 1);
+    assert_eq!(count_entries(&m.mountpoint), 1);
     eprintln!(
         "figures: {} unindexable archives: each EIO for NAME/ (twice), NAME.zip intact, mount up",
         cases.len()
@@ -601,9 +591,7 @@ fn archives_that_cannot_be_indexed_fail_cleanly() {
 
 #[test]
 fn a_corrupt_stored_entry_read_out_of_order_is_still_caught() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     let data = fake_github::zipgen::noise(3 << 20, 11);
     let mut z = ZipBuilder::new();
@@ -612,7 +600,7 @@ fn a_corrupt_stored_entry_read_out_of_order_is_still_caught() {
     let at = data_start(&zip, cd_headers(&zip)["big.bin"]);
     zip[at + 2_000_000] ^= 0x55;
     add_hello(&gh, "bad", 3, zip);
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     let f = fs::File::open(m.path("octo-org/hello/runs/3/bad/big.bin")).unwrap();
     use std::os::unix::fs::FileExt;
     let len = data.len() as u64;

@@ -1,4 +1,4 @@
-//! Real-mount tests of the integrity promise (shared/contract.md, "Reading"): a byte changed
+//! Real-mount tests of the integrity promise (docs/semantics.md, "Integrity"): a byte changed
 //! in flight by the blob host never reaches a program that reads a file through with exit 0,
 //! on every byte path (stored entry, deflated entry, `NAME.zip`, an unzipped artifact, a small
 //! archive fetched whole); the check fails the read that completes it and every later read
@@ -19,7 +19,7 @@ const MIB: usize = 1 << 20;
 /// A fake serving [`mixed_archive`] as run 1's `mixed`: (fake, its id, zip, big, big's data
 /// offset).
 fn fake_with_mixed() -> (fake_github::FakeGitHub, u64, Vec<u8>, Vec<u8>, usize) {
-    fuse_available_or_fail();
+    require_fuse();
     let gh = start_fake();
     let (zip, _, big, big_at) = mixed_archive();
     let id = add_hello(&gh, "mixed", 1, zip.clone());
@@ -45,7 +45,7 @@ fn assert_eio(r: Result<String, String>, what: &str) {
 
 #[test]
 fn a_changed_byte_never_reaches_a_full_read_on_any_path() {
-    fuse_available_or_fail();
+    require_fuse();
     let gh = start_fake();
     let (zip, log, _, big_at) = mixed_archive();
     let zip_id = add_hello(&gh, "mixed", 1, zip.clone());
@@ -61,7 +61,7 @@ fn a_changed_byte_never_reaches_a_full_read_on_any_path() {
     // The deflated log's compressed bytes start right after the first local header.
     let log_at = entry_data_start(&zip, 0) + 100_000;
 
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     let runs = m.path("octo-org/hello/runs");
     // Stored entry and NAME.zip: one byte in the middle of big.bin, every time.
     flip(&gh, zip_id, big_at + 9 * MIB + 17, 0);
@@ -75,7 +75,7 @@ fn a_changed_byte_never_reaches_a_full_read_on_any_path() {
     assert_eq!(sha256sum(&runs.join("1/mixed/app.log")), Ok(sha256(&log)));
     // Deflated entry.
     flip(&gh, zip_id, log_at, 0);
-    let m2 = MountBuilder::new(&gh, REPO).mount();
+    let m2 = Daemon::new(&gh, REPO).mount();
     assert_eio(
         sha256sum(&m2.path("octo-org/hello/runs/1/mixed/app.log")),
         "deflated entry",
@@ -96,7 +96,7 @@ fn a_changed_byte_never_reaches_a_full_read_on_any_path() {
 #[test]
 fn one_refetch_heals_a_transient_change_and_a_second_failure_stays() {
     let (gh, id, _, big, big_at) = fake_with_mixed();
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     let big_path = m.path("octo-org/hello/runs/1/mixed/big.bin");
 
     // The link changes one byte once: the first read fails, the next open refetches once,
@@ -109,7 +109,7 @@ fn one_refetch_heals_a_transient_change_and_a_second_failure_stays() {
     // Twice: the refetch is changed too, so EIO stays, even once the link has healed.
     // (A fresh mount and cache: the good bytes above are cached and would be served.)
     drop(m);
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     let zip_path = m.path("octo-org/hello/runs/1/mixed.zip");
     flip(&gh, id, big_at + 5 * MIB, 2);
     assert_eio(sha256sum(&zip_path), "NAME.zip, first read");
@@ -131,7 +131,7 @@ fn one_refetch_heals_a_transient_change_and_a_second_failure_stays() {
 fn two_readers_of_a_changed_file_both_end_in_eio() {
     let (gh, id, _, _, big_at) = fake_with_mixed();
     flip(&gh, id, big_at + 11 * MIB, 0);
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     for path in [
         "octo-org/hello/runs/1/mixed/big.bin",
         "octo-org/hello/runs/1/mixed.zip",
@@ -153,7 +153,7 @@ fn two_readers_of_a_changed_file_both_end_in_eio() {
 fn a_changed_file_read_out_of_order_fails_the_read_that_completes_it() {
     let (gh, id, _, big, big_at) = fake_with_mixed();
     flip(&gh, id, big_at + 2 * MIB + 5, 0);
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     let f = fs::File::open(m.path("octo-org/hello/runs/1/mixed/big.bin")).unwrap();
     let len = big.len() as u64;
     let half = len / 2;
@@ -184,7 +184,7 @@ fn a_changed_file_read_out_of_order_fails_the_read_that_completes_it() {
 fn a_file_not_verified_yet_can_still_be_mmapped() {
     use std::os::fd::AsRawFd;
     let (gh, _, _, big, _) = fake_with_mixed();
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     // Opened before any check: direct I/O, with mmap allowed.
     let f = fs::File::open(m.path("octo-org/hello/runs/1/mixed/big.bin")).unwrap();
     let len = big.len();

@@ -62,9 +62,7 @@ fn disk_usage(dir: &Path) -> u64 {
 
 #[test]
 fn reads_only_what_is_read_once_and_again_after_remount() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     let (zip, big) = big_archive();
     assert!(zip.len() as u64 > 6 * MIB);
@@ -72,7 +70,7 @@ fn reads_only_what_is_read_once_and_again_after_remount() {
     let cache = tempfile::tempdir().unwrap();
     let art = "octo-org/hello/runs/7/logs";
 
-    let m = MountBuilder::new(&gh, REPO).cache_dir(cache.path()).mount();
+    let m = Daemon::new(&gh, REPO).cache_dir(cache.path()).mount();
     // ls -R of the artifact: its central directory, nothing else.
     let mut files = Vec::new();
     walk(&m.path(art), &mut files);
@@ -119,7 +117,7 @@ fn reads_only_what_is_read_once_and_again_after_remount() {
 
     // Remount on the same cache: everything already read costs nothing.
     gh.reset_counters();
-    let m = MountBuilder::new(&gh, REPO).cache_dir(cache.path()).mount();
+    let m = Daemon::new(&gh, REPO).cache_dir(cache.path()).mount();
     let mut again = Vec::new();
     walk(&m.path(art), &mut again);
     assert_eq!(again.len(), 2001);
@@ -158,15 +156,13 @@ fn reads_only_what_is_read_once_and_again_after_remount() {
 
 #[test]
 fn the_cache_size_is_a_hard_cap() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     let (zip, big) = big_archive();
     add_hello(&gh, "logs", 7, zip.clone());
     let cache = tempfile::tempdir().unwrap();
     let cap = 2 * MIB;
-    let m = MountBuilder::new(&gh, REPO)
+    let m = Daemon::new(&gh, REPO)
         .cache_dir(cache.path())
         .arg("--cache-size")
         .arg("2M")
@@ -205,19 +201,14 @@ fn the_cache_size_is_a_hard_cap() {
 
 #[test]
 fn a_blob_host_without_range_support_still_reads_right() {
-    if !fuse_available() {
-        return;
-    }
-    let gh = FakeGitHub::start(FakeConfig {
-        faults: Faults {
-            no_range: true,
-            ..Default::default()
-        },
+    require_fuse();
+    let gh = start_fake_with(Faults {
+        no_range: true,
         ..Default::default()
     });
     let (zip, big) = big_archive();
     add_hello(&gh, "logs", 7, zip.clone());
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     let art = "octo-org/hello/runs/7/logs";
     assert_eq!(
         fs::read(m.path(&format!("{art}/logs/03/job-345.log"))).unwrap(),
@@ -238,16 +229,14 @@ fn a_blob_host_without_range_support_still_reads_right() {
 
 #[test]
 fn a_signed_url_expiring_mid_read_is_renewed() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = FakeGitHub::start(FakeConfig {
         url_ttl: Duration::from_secs(1),
         ..Default::default()
     });
     let (zip, big) = big_archive();
     add_hello(&gh, "logs", 7, zip);
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     let f = fs::File::open(m.path("octo-org/hello/runs/7/logs/payload/big.bin")).unwrap();
     // A little, then a pause longer than the URL's life, then the rest.
     let half = 256 * 1024;
@@ -263,9 +252,7 @@ fn a_signed_url_expiring_mid_read_is_renewed() {
 
 #[test]
 fn a_zip64_archive_with_70000_entries() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     let mut z = ZipBuilder::new();
     for i in 0..70_000u32 {
@@ -277,9 +264,9 @@ fn a_zip64_archive_with_70000_entries() {
     }
     let zip = z.finish();
     add_hello(&gh, "many", 3, zip.clone());
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     let art = m.path("octo-org/hello/runs/3/many");
-    let dirs = fs::read_dir(&art).unwrap().count();
+    let dirs = count_entries(&art);
     assert_eq!(dirs, 70);
     let n: usize = (0..70)
         .map(|d| fs::read_dir(art.join(format!("d{d:02}"))).unwrap().count())
@@ -301,9 +288,7 @@ fn a_zip64_archive_with_70000_entries() {
 
 #[test]
 fn a_small_archive_is_listed_by_range_and_read_whole_in_one_request() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     let mut z = ZipBuilder::new();
     z.add_with("data.bin", &noise(900_000, 5), EntryOptions::stored());
@@ -311,9 +296,9 @@ fn a_small_archive_is_listed_by_range_and_read_whole_in_one_request() {
     let zip = z.finish();
     assert!(zip.len() < 1 << 20);
     add_hello(&gh, "small", 4, zip.clone());
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     let dir = m.path("octo-org/hello/runs/4/small");
-    assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
+    assert_eq!(count_entries(&dir), 2);
     let listed = gh.counters().blob_bytes_total;
     assert!(
         listed <= 2 * 128 * 1024,
@@ -332,9 +317,7 @@ fn a_small_archive_is_listed_by_range_and_read_whole_in_one_request() {
 
 #[test]
 fn a_big_sequential_read_keeps_several_ranges_in_flight() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     let big = noise(40 << 20, 21);
     let mut z = ZipBuilder::new();
@@ -345,7 +328,7 @@ fn a_big_sequential_read_keeps_several_ranges_in_flight() {
         blob_bandwidth: Some(20 << 20),
         ..Default::default()
     });
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     let p = m.path("octo-org/hello/runs/2/big/big.bin");
     gh.reset_counters();
     assert_eq!(sha256(&fs::read(&p).unwrap()), sha256(&big));
@@ -364,13 +347,11 @@ fn a_big_sequential_read_keeps_several_ranges_in_flight() {
 
 #[test]
 fn a_cold_cat_of_a_small_file_in_a_big_archive_costs_three_round_trips() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     let (zip, _) = many_logs_archive();
     add_hello(&gh, "many", 3, zip);
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     let p = m.path("octo-org/hello/runs/3/many/logs/job-1234.log");
     gh.reset_counters();
     assert_eq!(fs::read(&p).unwrap(), many_logs_job(1234));

@@ -20,14 +20,12 @@ fn zip_of(name: &str, data: &[u8]) -> Vec<u8> {
 
 #[test]
 fn a_renamed_repository_keeps_working_under_its_old_name() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     add_hello(&gh, "logs", 7, zip_of("a.txt", b"still here\n"));
     add_hello(&gh, "more", 8, zip_of("b.txt", b"b\n"));
     gh.rename_repo("octo-org/hello", "octo-org/hello-renamed");
-    let m = MountBuilder::new(&gh, "octo-org/hello").mount();
+    let m = Daemon::new(&gh, "octo-org/hello").mount();
     let mut runs: Vec<String> = fs::read_dir(m.path("octo-org/hello/runs"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -44,9 +42,7 @@ fn a_renamed_repository_keeps_working_under_its_old_name() {
 
 #[test]
 fn a_listing_of_many_pages_stays_whole_when_revalidated() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     // 450 artifacts, one per run: five pages of 100.
     for i in 0..450u64 {
@@ -58,12 +54,12 @@ fn a_listing_of_many_pages_stays_whole_when_revalidated() {
             Vec::new(),
         ));
     }
-    let m = MountBuilder::new(&gh, "octo-org/hello")
+    let m = Daemon::new(&gh, "octo-org/hello")
         .arg("--metadata-ttl")
         .arg("1")
         .mount();
     let runs = m.path("octo-org/hello/runs");
-    assert_eq!(fs::read_dir(&runs).unwrap().count(), 450);
+    assert_eq!(count_entries(&runs), 450);
     // After the TTL every page is revalidated (304s, which carry no Link): still 450 runs,
     // every time, while the revalidations come in.
     let start = gh.counters().not_modified;
@@ -71,13 +67,13 @@ fn a_listing_of_many_pages_stays_whole_when_revalidated() {
     let mut listings = 0;
     while gh.counters().not_modified < start + 10 {
         assert!(Instant::now() < deadline, "no revalidation happened");
-        assert_eq!(fs::read_dir(&runs).unwrap().count(), 450, "runs vanished");
+        assert_eq!(count_entries(&runs), 450, "runs vanished");
         assert!(m.path("octo-org/hello/runs/1449").is_dir());
         listings += 1;
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(fs::read_dir(&runs).unwrap().count(), 450);
+    assert_eq!(count_entries(&runs), 450);
     eprintln!(
         "figures: 450 artifacts (5 pages): {listings} listings while {} pages were revalidated \
          with 304s; every one complete",
@@ -87,9 +83,7 @@ fn a_listing_of_many_pages_stays_whole_when_revalidated() {
 
 #[test]
 fn owners_exist_only_if_github_knows_them_and_the_root_takes_no_writes() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     add_hello(&gh, "logs", 7, zip_of("a.txt", b"a\n"));
     gh.add_user("someone", false);
@@ -100,7 +94,7 @@ fn owners_exist_only_if_github_knows_them_and_the_root_takes_no_writes() {
         3,
         zip_of("t", b"t\n"),
     ));
-    let m = MountBuilder::new(&gh, "octo-org/hello").mount();
+    let m = Daemon::new(&gh, "octo-org/hello").mount();
     let users = || gh.counters().endpoint("user");
     assert_eq!(
         errno_of(fs::metadata(m.path("no-such-owner"))),
@@ -127,9 +121,7 @@ fn owners_exist_only_if_github_knows_them_and_the_root_takes_no_writes() {
 
 #[test]
 fn rm_rf_of_a_run_deletes_its_artifacts_quietly() {
-    if !fuse_available() {
-        return;
-    }
+    require_fuse();
     let gh = start_fake();
     let mut z = ZipBuilder::new();
     for f in ["a.txt", "d/b.txt", "d/e/c.txt"] {
@@ -147,7 +139,7 @@ fn rm_rf_of_a_run_deletes_its_artifacts_quietly() {
         b"n\n".to_vec(),
     ));
     add_hello(&gh, "kept", 6, zip);
-    let m = MountBuilder::new(&gh, "octo-org/hello").mount();
+    let m = Daemon::new(&gh, "octo-org/hello").mount();
     // One file inside an artifact: EROFS, nothing deleted.
     let one = m.path("octo-org/hello/runs/6/kept/a.txt");
     assert_eq!(errno_of(fs::remove_file(&one)), libc::EROFS);
@@ -162,6 +154,8 @@ fn rm_rf_of_a_run_deletes_its_artifacts_quietly() {
     deleted.sort();
     assert_eq!(deleted, vec![a, b, c]);
     assert_eq!(gh.counters().delete_requests, 3, "one DELETE per artifact");
-    assert!(!m.path("octo-org/hello/runs/5").exists());
+    // Gone from runs/; by path a run without live artifacts is an empty directory.
+    assert!(!names_in(&m.path("octo-org/hello/runs")).contains(&"5".to_string()));
+    assert_eq!(count_entries(&m.path("octo-org/hello/runs/5")), 0);
     assert!(one.is_file(), "other runs untouched");
 }

@@ -46,7 +46,7 @@ fn files_below(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 #[test]
 fn a_prefetched_run_reads_back_with_the_blob_host_down() {
-    fuse_available_or_fail();
+    require_fuse();
     let _w = Watchdog::arm("prefetch run", 180);
     let gh = start_fake();
     let log = text(2 << 20);
@@ -62,7 +62,7 @@ fn a_prefetched_run_reads_back_with_the_blob_host_down() {
     let mut z = ZipBuilder::new();
     z.add_with("elsewhere.bin", &noise(2 << 20, 3), EntryOptions::stored());
     let other_id = add_hello(&gh, "other", 8, z.finish());
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
 
     let run = m.path("octo-org/hello/runs/7");
     let out = prefetch(std::slice::from_ref(&run));
@@ -118,7 +118,7 @@ fn a_prefetched_run_reads_back_with_the_blob_host_down() {
 
 #[test]
 fn links_and_paths_inside_an_artifact_are_the_artifact_once() {
-    fuse_available_or_fail();
+    require_fuse();
     let _w = Watchdog::arm("prefetch links", 120);
     let gh = start_fake();
     let mut z = ZipBuilder::new();
@@ -127,7 +127,7 @@ fn links_and_paths_inside_an_artifact_are_the_artifact_once() {
     add_hello(&gh, "logs", 7, zip.clone());
     let raw = noise(200_000, 4);
     add_hello_raw(&gh, "report", 7, "report.html", raw.clone());
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     let p = |rel: &str| m.path(&format!("octo-org/hello/{rel}"));
 
     let out = prefetch(&[
@@ -138,7 +138,10 @@ fn links_and_paths_inside_an_artifact_are_the_artifact_once() {
         p("latest/report"),
         p("branches"),
         p("workflows/ci.yml"),
-        p(&format!("commits/{}", &fake_github::runs::default_sha(7)[..7])),
+        p(&format!(
+            "commits/{}",
+            &fake_github::runs::default_sha(7)[..7]
+        )),
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
@@ -161,7 +164,7 @@ fn links_and_paths_inside_an_artifact_are_the_artifact_once() {
 
 #[test]
 fn an_artifact_that_fails_its_check_is_reported_and_the_exit_is_non_zero() {
-    fuse_available_or_fail();
+    require_fuse();
     let _w = Watchdog::arm("prefetch corrupt", 120);
     let gh = start_fake();
     let mut z = ZipBuilder::new();
@@ -170,7 +173,7 @@ fn an_artifact_that_fails_its_check_is_reported_and_the_exit_is_non_zero() {
     add_hello(&gh, "good", 7, good.clone());
     let bad = noise(2 << 20, 7);
     let bad_id = add_hello_raw(&gh, "bad", 7, "bad.bin", bad);
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     // Every body of the bad blob carries one changed byte: its digest never matches.
     gh.set_faults(Faults {
         blob_flip: Some(BlobFlip {
@@ -208,12 +211,12 @@ fn a_path_outside_a_mount_is_refused() {
 
 #[test]
 fn ctrl_c_stops_with_130_and_what_was_fetched_stays() {
-    fuse_available_or_fail();
+    require_fuse();
     let _w = Watchdog::arm("prefetch ctrl-c", 120);
     let gh = start_fake();
     let big = noise(16 << 20, 5);
     let id = add_hello_raw(&gh, "big", 7, "big.bin", big.clone());
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     gh.set_faults(Faults {
         blob_bandwidth: Some(2 << 20),
         ..Default::default()

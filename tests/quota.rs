@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use artifactfs::status::Status;
+use artifactfs::stats::Status;
 use common::*;
 use fake_github::zipgen::ZipBuilder;
 use fake_github::{Counters, FakeArtifactSpec, FakeGitHub};
@@ -60,13 +60,13 @@ fn settled(gh: &FakeGitHub) -> Counters {
 
 #[test]
 fn ls_runs_of_3000_artifacts_costs_its_list_pages_and_at_most_256_more() {
-    fuse_available_or_fail();
+    require_fuse();
     let _w = Watchdog::arm("quota", 240);
     let gh = start_fake();
     many(&gh, 75, 40);
     let runtime = tempfile::tempdir().unwrap();
     gh.reset_counters();
-    let m = MountBuilder::new(&gh, REPO)
+    let m = Daemon::new(&gh, REPO)
         .env("XDG_RUNTIME_DIR", runtime.path())
         .mount();
     let runs = std::fs::read_dir(m.path("octo-org/hello/runs"))
@@ -93,14 +93,14 @@ fn ls_runs_of_3000_artifacts_costs_its_list_pages_and_at_most_256_more() {
 
 #[test]
 fn below_a_fifth_of_the_quota_nothing_is_speculated_and_cat_still_works() {
-    fuse_available_or_fail();
+    require_fuse();
     let _w = Watchdog::arm("quota-low", 120);
     let gh = start_fake();
     many(&gh, 5, 4);
     gh.set_quota_remaining(TOKEN, 900);
     let runtime = tempfile::tempdir().unwrap();
     gh.reset_counters();
-    let m = MountBuilder::new(&gh, REPO)
+    let m = Daemon::new(&gh, REPO)
         .env("XDG_RUNTIME_DIR", runtime.path())
         .mount();
     assert_eq!(

@@ -4,7 +4,7 @@
 //! a deletion in the middle, and the token kept out of the blob host and the cache.
 //!
 //! Every test prints a `figures:` line (run with `--nocapture`); docs/reliability.md quotes
-//! them. The tests here run one at a time (`serial()`): some load the machine (32 readers)
+//! them. The tests here run one at a time (`exclusive()`): some load the machine (32 readers)
 //! and others measure what happens meanwhile. Time bounds are generous "no hang" bounds,
 //! never performance assertions; what is asserted is counted (requests, bytes, errnos).
 
@@ -25,12 +25,6 @@ use fake_github::{FakeArtifactSpec, FakeConfig, FakeGitHub, Faults};
 
 const OWNER: &str = "octo-org";
 const REPO: &str = "octo-org/hello";
-
-/// The tests of this file run one at a time: hold this for the whole test.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Lines of the daemon's log (`-v`) that contain `needle`.
 fn log_count(log: &Path, needle: &str) -> usize {
@@ -70,17 +64,10 @@ fn two_thousand_files() -> (Vec<u8>, BTreeMap<String, Vec<u8>>) {
 
 #[test]
 fn every_file_right_while_the_api_fails_and_blob_bodies_are_cut() {
-    if !fuse_available() {
-        return;
-    }
-    let _serial = serial();
-    let _w = Watchdog::arm("api-fail/truncate", 300);
-    let gh = FakeGitHub::start(FakeConfig {
-        faults: Faults {
-            api_fail_every: 3,
-            blob_truncate_every: 4,
-            ..Default::default()
-        },
+    let _alone = exclusive("api-fail/truncate", 300);
+    let gh = start_fake_with(Faults {
+        api_fail_every: 3,
+        blob_truncate_every: 4,
         ..Default::default()
     });
     let (zip, want) = two_thousand_files();
@@ -96,7 +83,7 @@ fn every_file_right_while_the_api_fails_and_blob_bodies_are_cut() {
     let log = dir.path().join("daemon.log");
     let started = Instant::now();
     // Listings go stale every second, so the failing API keeps being asked while reading.
-    let m = MountBuilder::new(&gh, REPO)
+    let m = Daemon::new(&gh, REPO)
         .arg("--metadata-ttl")
         .arg("1")
         .arg("-v")
@@ -149,11 +136,7 @@ fn read_at(f: &mut fs::File, offset: u64, len: usize) -> Vec<u8> {
 
 #[test]
 fn signed_urls_expire_mid_read_and_forced_403s_get_fresh_ones() {
-    if !fuse_available() {
-        return;
-    }
-    let _serial = serial();
-    let _w = Watchdog::arm("url expiry", 180);
+    let _alone = exclusive("url expiry", 180);
     let gh = FakeGitHub::start(FakeConfig {
         url_ttl: Duration::from_secs(1),
         ..Default::default()
@@ -168,10 +151,7 @@ fn signed_urls_expire_mid_read_and_forced_403s_get_fresh_ones() {
     add_hello(&gh, "refused", 4, zip.clone());
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("daemon.log");
-    let m = MountBuilder::new(&gh, REPO)
-        .arg("-v")
-        .stderr_to(&log)
-        .mount();
+    let m = Daemon::new(&gh, REPO).arg("-v").stderr_to(&log).mount();
 
     // Part of the entry, then past the URL's expiry, then the rest on the same handle.
     let p = m.path("octo-org/hello/runs/3/expiring/big.bin");
@@ -246,11 +226,7 @@ fn signed_urls_expire_mid_read_and_forced_403s_get_fresh_ones() {
 
 #[test]
 fn a_rate_limit_is_waited_out_then_the_listing_works() {
-    if !fuse_available() {
-        return;
-    }
-    let _serial = serial();
-    let _w = Watchdog::arm("rate limit", 120);
+    let _alone = exclusive("rate limit", 120);
     let gh = start_fake();
     let mut z = ZipBuilder::new();
     z.add("f.txt", b"f\n");
@@ -259,13 +235,8 @@ fn a_rate_limit_is_waited_out_then_the_listing_works() {
     gh.add_artifact(FakeArtifactSpec::zip(OWNER, "other", "b", 2, zip.clone()));
     gh.add_artifact(FakeArtifactSpec::zip(OWNER, "third", "c", 3, zip.clone()));
     // The mount's own budget (--max-wait, default 60 s) is what is tested: no flag given.
-    let m = MountBuilder::new(&gh, REPO).mount();
-    assert_eq!(
-        fs::read_dir(m.path("octo-org/hello/runs/1"))
-            .unwrap()
-            .count(),
-        2
-    );
+    let m = Daemon::new(&gh, REPO).mount();
+    assert_eq!(count_entries(&m.path("octo-org/hello/runs/1")), 2);
 
     // Primary limit exhausted for 2 s: `ls` of a repository not listed yet waits, then works.
     gh.set_faults(Faults {
@@ -313,7 +284,7 @@ fn a_rate_limit_is_waited_out_then_the_listing_works() {
         "no hang: {secondary:?}"
     );
     gh.set_faults(Faults::default());
-    assert_eq!(fs::read_dir(&m.mountpoint).unwrap().count(), 1);
+    assert_eq!(count_entries(&m.mountpoint), 1);
     eprintln!(
         "figures: primary limit exhausted for 2 s: ls waited {:.1} s then listed; \
          secondary limit (429, Retry-After: 1, every 2nd request): ls + cat done in {:.1} s",
@@ -324,11 +295,7 @@ fn a_rate_limit_is_waited_out_then_the_listing_works() {
 
 #[test]
 fn a_throttled_artifact_does_not_stall_the_others() {
-    if !fuse_available() {
-        return;
-    }
-    let _serial = serial();
-    let _w = Watchdog::arm("throttle", 120);
+    let _alone = exclusive("throttle", 120);
     let gh = start_fake();
     let mut z = ZipBuilder::new();
     // Deflated but incompressible, and first: none of it comes with the directory's blocks.
@@ -346,14 +313,9 @@ fn a_throttled_artifact_does_not_stall_the_others() {
         );
         add_hello(&gh, &format!("fast{i}"), 2, z.finish());
     }
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     // Its central directory comes at full speed; then its blob crawls at 10 KB/s.
-    assert_eq!(
-        fs::read_dir(m.path("octo-org/hello/runs/1/slow"))
-            .unwrap()
-            .count(),
-        2
-    );
+    assert_eq!(count_entries(&m.path("octo-org/hello/runs/1/slow")), 2);
     gh.set_faults(Faults {
         blob_throttle: Some((slow, 10_000)),
         ..Default::default()
@@ -384,9 +346,7 @@ fn a_throttled_artifact_does_not_stall_the_others() {
     let mut worst = Duration::ZERO;
     // The slow artifact's run directory lists too (no blob bytes needed for that).
     let t = Instant::now();
-    let names = fs::read_dir(m.path("octo-org/hello/runs/1"))
-        .unwrap()
-        .count();
+    let names = count_entries(&m.path("octo-org/hello/runs/1"));
     assert_eq!(names, 2);
     worst = worst.max(t.elapsed());
     for i in 0..n {
@@ -444,19 +404,12 @@ fn a_throttled_artifact_does_not_stall_the_others() {
 
 #[test]
 fn thirty_two_readers_ls_r_and_a_deletion_at_once() {
-    if !fuse_available() {
-        return;
-    }
-    let _serial = serial();
-    let _w = Watchdog::arm("load", 120);
+    let _alone = exclusive("load", 120);
     // The ordinary failures stay on throughout: retries and URL refreshes under load.
-    let gh = FakeGitHub::start(FakeConfig {
-        faults: Faults {
-            api_fail_every: 5,
-            blob_truncate_every: 7,
-            blob_force_403_every: 11,
-            ..Default::default()
-        },
+    let gh = start_fake_with(Faults {
+        api_fail_every: 5,
+        blob_truncate_every: 7,
+        blob_force_403_every: 11,
         ..Default::default()
     });
     let mut want: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -486,7 +439,7 @@ fn thirty_two_readers_ls_r_and_a_deletion_at_once() {
         zips.push(zip);
     }
     let doomed_prefix = format!("art{}/", arts - 1);
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     // Threads hold the path, not the mount, so that a failure still unmounts.
     let run = m.path("octo-org/hello/runs/9");
     let want = Arc::new(want);
@@ -630,37 +583,21 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn the_token_never_reaches_the_blob_host_a_log_or_the_cache() {
-    if !fuse_available() {
-        return;
-    }
-    let _serial = serial();
-    let _w = Watchdog::arm("token", 120);
+    let _alone = exclusive("token", 120);
     // Refreshes and retries are where a token could slip out: force both.
-    let gh = FakeGitHub::start(FakeConfig {
-        faults: Faults {
-            blob_force_403_every: 3,
-            api_fail_every: 4,
-            ..Default::default()
-        },
+    let gh = start_fake_with(Faults {
+        blob_force_403_every: 3,
+        api_fail_every: 4,
         ..Default::default()
     });
     let (zip, want) = two_thousand_files();
     add_hello(&gh, "many", 5, zip);
-    let mut z = ZipBuilder::new();
-    z.add("small.txt", b"small\n");
-    add_hello(&gh, "small", 5, z.finish());
-    gh.add_artifact(FakeArtifactSpec::raw(
-        OWNER,
-        "hello",
-        "notes",
-        5,
-        "notes.md",
-        b"# notes\n".to_vec(),
-    ));
+    add_hello_files(&gh, "small", 5, &[("small.txt", b"small\n")]);
+    add_hello_raw(&gh, "notes", 5, "notes.md", b"# notes\n".to_vec());
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let log = dir.path().join("daemon.log");
-    let m = MountBuilder::new(&gh, REPO)
+    let m = Daemon::new(&gh, REPO)
         .cache_dir(&cache)
         .stderr_to(&log)
         .arg("-vv")
@@ -737,11 +674,7 @@ fn the_token_never_reaches_the_blob_host_a_log_or_the_cache() {
 
 #[test]
 fn persistent_failures_are_eio_in_bounded_time_and_not_remembered() {
-    if !fuse_available() {
-        return;
-    }
-    let _serial = serial();
-    let _w = Watchdog::arm("persistent failures", 180);
+    let _alone = exclusive("persistent failures", 180);
     let gh = start_fake();
     let mut z = ZipBuilder::new();
     z.add("f.txt", b"small f\n");
@@ -754,18 +687,11 @@ fn persistent_failures_are_eio_in_bounded_time_and_not_remembered() {
     let mut z = ZipBuilder::new();
     z.add_with("big.bin", &big, EntryOptions::stored());
     add_hello(&gh, "big", 1, z.finish());
-    gh.add_artifact(FakeArtifactSpec::raw(
-        OWNER,
-        "hello",
-        "notes",
-        1,
-        "notes.md",
-        b"# notes\n".to_vec(),
-    ));
+    add_hello_raw(&gh, "notes", 1, "notes.md", b"# notes\n".to_vec());
     gh.add_artifact(FakeArtifactSpec::zip(OWNER, "other", "o", 7, small.clone()));
     // Zip-or-raw probes that fail while the API is down are not retried for --metadata-ttl:
     // a short one, so that `notes` is known to be a raw file again before it is deleted.
-    let m = MountBuilder::new(&gh, REPO)
+    let m = Daemon::new(&gh, REPO)
         .arg("--metadata-ttl")
         .arg("1")
         .mount();
@@ -788,7 +714,7 @@ fn persistent_failures_are_eio_in_bounded_time_and_not_remembered() {
     );
     let api_down = t.elapsed();
     assert!(api_down < Duration::from_secs(30), "{api_down:?}");
-    assert_eq!(fs::read_dir(&m.mountpoint).unwrap().count(), 1, "mount up");
+    assert_eq!(count_entries(&m.mountpoint), 1, "mount up");
     figures.push(format!(
         "API down: ls and cat EIO after {:.1} s",
         api_down.as_secs_f64()
@@ -854,11 +780,7 @@ fn persistent_failures_are_eio_in_bounded_time_and_not_remembered() {
 
 #[test]
 fn api_answers_cut_short_are_retried() {
-    if !fuse_available() {
-        return;
-    }
-    let _serial = serial();
-    let _w = Watchdog::arm("api truncation", 120);
+    let _alone = exclusive("api truncation", 120);
     let gh = start_fake();
     let mut z = ZipBuilder::new();
     z.add("f.txt", b"f\n");
@@ -877,7 +799,7 @@ fn api_answers_cut_short_are_retried() {
             ));
         }
     }
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     // Every 2nd 200 answer of the API loses its second half.
     gh.set_faults(Faults {
         api_truncate_every: 2,
@@ -906,36 +828,18 @@ fn api_answers_cut_short_are_retried() {
 
 #[test]
 fn a_failed_zip_or_raw_probe_is_not_asked_again_within_the_ttl_nor_persisted() {
-    if !fuse_available() {
-        return;
-    }
-    let _serial = serial();
-    let _w = Watchdog::arm("kind probe", 120);
+    let _alone = exclusive("kind probe", 120);
     // Blob URLs without a file name: zip or raw is learnt from the blob host's headers.
     let opaque = Faults {
         blob_url_opaque: true,
         ..Default::default()
     };
-    let gh = FakeGitHub::start(FakeConfig {
-        faults: opaque.clone(),
-        ..Default::default()
-    });
-    let mut z = ZipBuilder::new();
-    z.add("f.txt", b"f\n");
-    add_hello(&gh, "z", 1, z.finish());
-    gh.add_artifact(FakeArtifactSpec::raw(
-        OWNER,
-        "hello",
-        "notes",
-        1,
-        "notes.md",
-        b"# notes\n".to_vec(),
-    ));
-    let mut z = ZipBuilder::new();
-    z.add("g.txt", b"g\n");
-    add_hello(&gh, "y", 2, z.finish());
+    let gh = start_fake_with(opaque.clone());
+    add_hello_files(&gh, "z", 1, &[("f.txt", b"f\n")]);
+    add_hello_raw(&gh, "notes", 1, "notes.md", b"# notes\n".to_vec());
+    add_hello_files(&gh, "y", 2, &[("g.txt", b"g\n")]);
     let cache = tempfile::tempdir().unwrap();
-    let m = MountBuilder::new(&gh, REPO).cache_dir(cache.path()).mount();
+    let m = Daemon::new(&gh, REPO).cache_dir(cache.path()).mount();
     // Learnt while the blob host is healthy.
     assert_eq!(
         fs::read(m.path("octo-org/hello/runs/2/y/g.txt")).unwrap(),
@@ -967,7 +871,7 @@ fn a_failed_zip_or_raw_probe_is_not_asked_again_within_the_ttl_nor_persisted() {
     // directory (and NAME.zip), the raw file is a file.
     gh.set_faults(opaque);
     m.unmount();
-    let m = MountBuilder::new(&gh, REPO).cache_dir(cache.path()).mount();
+    let m = Daemon::new(&gh, REPO).cache_dir(cache.path()).mount();
     let run = m.path("octo-org/hello/runs/1");
     let mut names: Vec<String> = fs::read_dir(&run)
         .unwrap()
@@ -990,11 +894,7 @@ fn a_failed_zip_or_raw_probe_is_not_asked_again_within_the_ttl_nor_persisted() {
 
 #[test]
 fn a_host_that_ignores_range_and_cuts_bodies_still_gives_right_bytes() {
-    if !fuse_available() {
-        return;
-    }
-    let _serial = serial();
-    let _w = Watchdog::arm("no range", 120);
+    let _alone = exclusive("no range", 120);
     let gh = start_fake();
     let big = noise(3 << 20, 11);
     let text = log_text(400_000, 12);
@@ -1003,7 +903,7 @@ fn a_host_that_ignores_range_and_cuts_bodies_still_gives_right_bytes() {
     z.add("text.log", &text);
     let zip = z.finish();
     add_hello(&gh, "whole", 1, zip.clone());
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     // No Range support at all, and every 2nd body cut in half.
     gh.set_faults(Faults {
         no_range: true,
@@ -1026,16 +926,12 @@ fn a_host_that_ignores_range_and_cuts_bodies_still_gives_right_bytes() {
 
 #[test]
 fn ctrl_c_on_cat_stops_its_download() {
-    if !fuse_available() {
-        return;
-    }
-    let _serial = serial();
-    let _w = Watchdog::arm("ctrl_c_on_cat_stops_its_download", 120);
+    let _alone = exclusive("ctrl_c_on_cat_stops_its_download", 120);
     let gh = start_fake();
     let mut z = ZipBuilder::new();
     z.add_with("big.bin", &noise(4 << 20, 2), EntryOptions::stored());
     let id = add_hello(&gh, "big", 1, z.finish());
-    let m = MountBuilder::new(&gh, REPO).mount();
+    let m = Daemon::new(&gh, REPO).mount();
     let file = m.path("octo-org/hello/runs/1/big/big.bin");
     assert!(file.exists());
     gh.set_faults(Faults {

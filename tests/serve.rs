@@ -1,11 +1,11 @@
-//! `artifactfs serve` over HTTP against the fake GitHub (shared/contract.md, "Serving over
-//! HTTP"): listings (HTML and JSON), content types, validators and 304, ranges, HEAD,
-//! redirects, 405, paths that try to leave the tree, the token never shown, a changed byte
-//! aborting the connection, and the same blob bytes as `cat` through the mount.
+//! `artifactfs serve` over HTTP against the fake GitHub (docs/serve.md): listings (HTML and
+//! JSON), content types, validators and 304, ranges, HEAD, redirects, 405, paths that try to
+//! leave the tree, the token never shown, a changed byte aborting the connection, and the same
+//! blob bytes as `cat` through the mount.
 
 mod common;
 
-use common::serve::{Resp, ServeBuilder, Server, request, start_reading};
+use common::serve::{Resp, Server, request, start_reading};
 use common::*;
 use fake_github::zipgen::{EntryOptions, ZipBuilder, log_text, noise};
 use fake_github::{FakeArtifactSpec, FakeConfig, FakeGitHub, Faults, TokenAccess};
@@ -102,7 +102,7 @@ fn add_site(gh: &FakeGitHub) -> u64 {
 fn site_server() -> (FakeGitHub, Server, u64) {
     let gh = start_fake();
     let id = add_site(&gh);
-    let s = ServeBuilder::new(&gh, REPO).start();
+    let s = Daemon::new(&gh, REPO).serve();
     (gh, s, id)
 }
 
@@ -396,10 +396,10 @@ fn the_token_never_appears_in_a_page_a_header_or_the_log() {
         ..Default::default()
     });
     add_site(&gh);
-    let mut s = ServeBuilder::new(&gh, REPO)
+    let mut s = Daemon::new(&gh, REPO)
         .token(Some(SECRET))
         .arg("-vv")
-        .start();
+        .serve();
     let mut seen = String::new();
     for p in [
         "/",
@@ -445,7 +445,7 @@ fn the_token_never_appears_in_a_page_a_header_or_the_log() {
 fn without_a_token_listings_work_and_files_are_403() {
     let gh = start_fake();
     add_site(&gh);
-    let s = ServeBuilder::new(&gh, REPO).token(None).start();
+    let s = Daemon::new(&gh, REPO).token(None).serve();
     ok(&s.get("/octo-org/hello/runs/42/"), "listing");
     let r = s.get(&format!("{SITE}.zip"));
     assert_eq!(r.status, 403, "{}", r.raw);
@@ -474,7 +474,7 @@ fn loopback_by_default_a_warning_otherwise() {
     assert!(!s.log_text().contains("not loopback"));
     let gh = start_fake();
     add_site(&gh);
-    let wide = ServeBuilder::new(&gh, REPO).addr("0.0.0.0:0").start();
+    let wide = Daemon::new(&gh, REPO).addr("0.0.0.0:0").serve();
     assert!(
         wide.log_text().contains("not loopback"),
         "{}",
@@ -506,7 +506,7 @@ fn a_changed_byte_aborts_the_connection() {
     let (zip, log, big, big_at) = mixed_archive();
     let id = add_hello(&gh, "mixed", 1, zip.clone());
     let log_at = entry_data_start(&zip, 0) + 100_000;
-    let s = ServeBuilder::new(&gh, REPO).start();
+    let s = Daemon::new(&gh, REPO).serve();
     let base = "/octo-org/hello/runs/1";
     flip(&gh, id, big_at + 9 * MIB + 17, 0);
     let r = s.get(&format!("{base}/mixed/big.bin"));
@@ -521,13 +521,13 @@ fn a_changed_byte_aborts_the_connection() {
     assert_never_complete(&r, "again");
     assert_never_complete(&s.get(&format!("{base}/mixed.zip")), "NAME.zip");
     // Deflated entry, on another server (fresh cache).
-    let s2 = ServeBuilder::new(&gh, REPO).start();
+    let s2 = Daemon::new(&gh, REPO).serve();
     flip(&gh, id, log_at, 0);
     assert_never_complete(&s2.get(&format!("{base}/mixed/app.log")), "deflated entry");
     drop(s2);
     // Untouched once the link is healthy again, on a fresh cache.
     gh.set_faults(Faults::default());
-    let s3 = ServeBuilder::new(&gh, REPO).start();
+    let s3 = Daemon::new(&gh, REPO).serve();
     let r = s3.get(&format!("{base}/mixed/app.log"));
     ok(&r, "healed");
     assert_eq!(sha256(&r.body), sha256(&log));
@@ -539,7 +539,7 @@ fn a_small_file_of_a_big_archive_costs_what_cat_costs_and_big_files_stream() {
     let gh = start_fake();
     let (zip, payload) = many_logs_archive();
     add_hello(&gh, "many", 3, zip);
-    let s = ServeBuilder::new(&gh, REPO).start();
+    let s = Daemon::new(&gh, REPO).serve();
     let base = "/octo-org/hello/runs/3/many";
     // The listing walk the mount's lookup needs, then the cold read of one small file: the
     // same requests as `cat` through the mount (tests/lazy.rs): the download redirect, the

@@ -10,14 +10,14 @@ use fake_github::zipgen::{EntryOptions, ZipBuilder, noise};
 
 #[test]
 fn stalled_bodies_are_abandoned_and_the_rest_asked_for_again() {
-    fuse_available_or_fail();
+    require_fuse();
     let gh = start_fake();
     let big = noise(48 << 20, 31);
     let mut z = ZipBuilder::new();
     z.add_with("big.bin", &big, EntryOptions::stored());
     let zip = z.finish();
     add_hello(&gh, "big", 1, zip.clone());
-    let m = MountBuilder::new(&gh, "octo-org/hello").mount();
+    let m = Daemon::new(&gh, "octo-org/hello").mount();
     gh.set_faults(Faults {
         blob_stall_every: 5,
         ..Default::default()

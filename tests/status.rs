@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use artifactfs::status::Status;
+use artifactfs::stats::Status;
 use common::*;
 use fake_github::Faults;
 use fake_github::zipgen::{EntryOptions, ZipBuilder};
@@ -35,7 +35,7 @@ fn json_of(runtime: &Path, mountpoint: &Path) -> Status {
 
 #[test]
 fn a_mount_reports_what_it_fetched_and_keeps_no_token_in_sight() {
-    fuse_available_or_fail();
+    require_fuse();
     let _w = Watchdog::arm("status", 120);
     let gh = start_fake();
     let data = noise(3 << 20, 1);
@@ -47,7 +47,7 @@ fn a_mount_reports_what_it_fetched_and_keeps_no_token_in_sight() {
     z.add_with("other.bin", &noise(2 << 20, 2), EntryOptions::stored());
     add_hello(&gh, "other", 8, z.finish());
     let runtime = tempfile::tempdir().unwrap();
-    let m = MountBuilder::new(&gh, REPO)
+    let m = Daemon::new(&gh, REPO)
         .env("XDG_RUNTIME_DIR", runtime.path())
         .mount();
 
@@ -143,14 +143,12 @@ fn a_directory_that_is_no_mount_is_a_one_line_failure() {
 
 #[test]
 fn without_an_argument_every_live_mount_is_listed_and_stale_sockets_go() {
-    fuse_available_or_fail();
+    require_fuse();
     let _w = Watchdog::arm("status list", 60);
     let gh = start_fake();
-    let mut z = ZipBuilder::new();
-    z.add("a.txt", b"a\n");
-    add_hello(&gh, "a", 1, z.finish());
+    add_hello_files(&gh, "a", 1, &[("a.txt", b"a\n")]);
     let runtime = tempfile::tempdir().unwrap();
-    let m = MountBuilder::new(&gh, REPO)
+    let m = Daemon::new(&gh, REPO)
         .env("XDG_RUNTIME_DIR", runtime.path())
         .mount();
     // A socket left behind by a mount that crashed: nobody listens on it.

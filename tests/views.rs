@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::serve::{ServeBuilder, Server};
+use common::serve::Server;
 use common::*;
 use fake_github::zipgen::ZipBuilder;
 use fake_github::{FakeArtifactSpec, FakeGitHub, FakeRunSpec};
@@ -28,7 +28,7 @@ fn build(run: u64, text: &str) -> FakeArtifactSpec {
 }
 
 fn serve(gh: &FakeGitHub) -> Server {
-    ServeBuilder::new(gh, "octo-org/hello").start()
+    Daemon::new(gh, "octo-org/hello").serve()
 }
 
 /// Where `path` (a view's link) redirects to.
@@ -228,10 +228,10 @@ fn the_runs_listing_shows_workflow_branch_sha_and_conclusion() {
 #[test]
 fn a_pull_request_lookup_costs_three_requests_cold_none_warm_and_304s_after_the_ttl() {
     let gh = ci_world();
-    let s = ServeBuilder::new(&gh, "octo-org/hello")
+    let s = Daemon::new(&gh, "octo-org/hello")
         .arg("--metadata-ttl")
         .arg("2")
-        .start();
+        .serve();
     gh.reset_counters();
     let path = format!("{REPO}/pulls/2/build");
     assert_eq!(target(&s, &path).0, 302);

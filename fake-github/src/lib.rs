@@ -1,7 +1,8 @@
 //! A fake GitHub for artifactfs's tests, benchmarks and demo: the five Actions artifact
 //! endpoints (plus `GET /users/{login}` and renamed repositories' redirects) on one listener, the signed blob host they redirect to on another, fault switches
 //! and counters. It follows GitHub's REST reference and the documented behaviour of the blob
-//! host (see `../shared/contract.md`), not artifactfs's habits.
+//! host (the facts artifactfs relies on are listed in the repository's docs/semantics.md,
+//! "What artifactfs assumes of GitHub"), not artifactfs's habits.
 //!
 //! [`FakeGitHub::start`] runs both listeners on their own runtime thread, so it can be used from
 //! plain `#[test]` functions and from inside another runtime alike.

@@ -1,5 +1,5 @@
 //! Checks JSON answers and requests against GitHub's OpenAPI description of the endpoints
-//! (the subset in `shared/github-openapi/actions.json`, GitHub's text unchanged): an answer
+//! (the subset in `fake-github/github-openapi/actions.json`, GitHub's text unchanged): an answer
 //! against its operation's 200 schema (`$ref`, `type`, `nullable`, `required`, `properties`,
 //! `items`, `enum`, `oneOf`/`anyOf`/`allOf`, `date-time`), a request's path against the
 //! operations' templates and its query against their parameters. For tests, of this crate (the
@@ -13,12 +13,12 @@ pub struct OpenApi {
     doc: Value,
 }
 
-/// Where the description is: `shared/github-openapi/actions.json` in a directory above
-/// `from` (the repository's `shared/` sits beside its clone).
-pub fn find_description(from: &Path) -> Option<PathBuf> {
-    from.ancestors()
-        .map(|d| d.join("shared/github-openapi/actions.json"))
-        .find(|p| p.is_file())
+/// Where the description is: the copy this crate carries (`github-openapi/actions.json`,
+/// see its README), so that no test needs a file outside the repository. `_from` is kept for
+/// callers that still name where they stand.
+pub fn find_description(_from: &Path) -> Option<PathBuf> {
+    Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("github-openapi/actions.json"))
+        .filter(|p| p.is_file())
 }
 
 impl OpenApi {
@@ -27,8 +27,8 @@ impl OpenApi {
     pub fn load_above(from: &Path) -> OpenApi {
         let path = find_description(from).unwrap_or_else(|| {
             panic!(
-                "GitHub's OpenAPI description (shared/github-openapi/actions.json) is not in any \
-                 directory above {}",
+                "GitHub's OpenAPI description (github-openapi/actions.json) is missing from \
+                 the fake-github crate (looked from {})",
                 from.display()
             )
         });

@@ -1,5 +1,5 @@
 //! The JSON shapes of the runs, jobs, workflows and pulls endpoints that GitHub's OpenAPI
-//! description requires (`../shared/github-openapi/actions.json`): a repository, a user, a
+//! description requires (`fake-github/github-openapi/actions.json`): a repository, a user, a
 //! workflow run, a job, a workflow, a pull request. Every field the description marks
 //! required is there, with a plausible value; the tests check them against the description.
 

@@ -1,5 +1,5 @@
 //! The fake checked against GitHub, not against itself: the artifact objects against the
-//! example in GitHub's REST reference (`shared/seed/`), and the behaviours GitHub documents
+//! example in GitHub's REST reference (`tests/data/list-artifacts-example.json`), and the behaviours GitHub documents
 //! that a client depends on: a request without `User-Agent` is refused, the anonymous rate
 //! limit (60 an hour) is enforced and a 304 costs nothing, a 304 repeats only what RFC 9110
 //! §15.4.5 lists, `GET /users/{login}` answers for owners only, and a renamed repository
@@ -46,20 +46,14 @@ fn fake_with(n: u64) -> FakeGitHub {
     common::fake_with_artifacts(n, 1)
 }
 
-/// The first example response of "List artifacts for a repository" in GitHub's reference.
+/// The first example response of "List artifacts for a repository" in GitHub's REST
+/// reference, as published (`tests/data/list-artifacts-example.json`).
 fn documented_list_example() -> Value {
-    let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/seed/000_f2bd287806f6b071.txt");
-    let text = std::fs::read_to_string(&seed)
-        .unwrap_or_else(|e| panic!("GitHub's reference at {}: {e}", seed.display()));
-    let start = text
-        .find("{ \"total_count\"")
-        .expect("the example list answer");
-    serde_json::Deserializer::from_str(&text[start..])
-        .into_iter::<Value>()
-        .next()
-        .unwrap()
-        .unwrap()
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/list-artifacts-example.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("GitHub's example at {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("the example is JSON")
 }
 
 fn keys(v: &Value) -> BTreeSet<String> {
@@ -77,7 +71,8 @@ fn artifact_objects_have_the_documented_shape() {
     .json();
     assert_eq!(keys(&ours), keys(&doc));
     let (a, d) = (&ours["artifacts"][0], &doc["artifacts"][0]);
-    // `digest` is newer than the reference (the contract's GitHub facts); nothing else differs.
+    // `digest` is newer than the reference (docs/semantics.md, "What artifactfs assumes of
+    // GitHub"); nothing else differs.
     let mut documented = keys(d);
     documented.insert("digest".into());
     assert_eq!(keys(a), documented);

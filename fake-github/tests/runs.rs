@@ -1,5 +1,5 @@
 //! Runs, jobs, workflows and pulls over plain HTTP, each answer checked against GitHub's
-//! OpenAPI description (`shared/github-openapi/actions.json`): a fork's run (another head
+//! OpenAPI description (`github-openapi/actions.json`): a fork's run (another head
 //! repository, no `pull_requests`, its artifacts say so too), a re-run's attempt, a failed
 //! run, the `head_sha`/`branch`/`event`/`status` filters, paging and the free 304.
 

@@ -59,6 +59,27 @@ pub struct ZipEntry {
 }
 
 impl ZipEntry {
+    /// An entry named `name` (a directory when it ends in `/`), stored, made on Unix, with
+    /// zero sizes, offsets and times: the start of one built by hand (trees in tests).
+    pub fn named(name: &str) -> ZipEntry {
+        ZipEntry {
+            name: name.to_string(),
+            raw_name: name.as_bytes().to_vec(),
+            version_made_by: 3 << 8,
+            flags: 0,
+            method: 0,
+            dos_time: 0,
+            dos_date: 0,
+            crc32: 0,
+            compressed_size: 0,
+            uncompressed_size: 0,
+            local_header_offset: 0,
+            external_attributes: 0,
+            unix_mtime: None,
+            is_dir: name.ends_with('/'),
+        }
+    }
+
     /// The Unix mode bits (type and permissions), when the archive was made on Unix.
     pub fn unix_mode(&self) -> Option<u32> {
         let mode = self.external_attributes >> 16;

@@ -287,6 +287,9 @@ mod tests {
             extract(&z, |e| e.compressed_size = 1 << 40),
             Err(ArchiveError::Corrupt(_))
         ));
-        assert_eq!(ArchiveError::Unsupported("x".into()).errno(), libc::ENOTSUP);
+        assert_eq!(
+            crate::error::ToErrno::errno(&ArchiveError::Unsupported("x".into())),
+            libc::ENOTSUP
+        );
     }
 }

@@ -2,27 +2,29 @@
 
 use std::io;
 
+use crate::error::{SourceError, ToErrno};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     /// The byte source failed (network, cache file).
     #[error("reading archive: {0}")]
-    Source(#[from] io::Error),
+    Source(#[from] SourceError),
     /// The bytes are not a valid zip, or disagree with themselves (CRC, sizes, offsets).
     #[error("corrupt archive: {0}")]
     Corrupt(String),
+    /// Writing what was read failed (the caller's sink).
+    #[error("writing: {0}")]
+    Write(#[from] io::Error),
     /// Valid but not readable by us: encryption, an unknown compression method.
     #[error("unsupported: {0}")]
     Unsupported(String),
 }
 
-impl ArchiveError {
-    pub fn errno(&self) -> i32 {
+impl ToErrno for ArchiveError {
+    fn errno(&self) -> i32 {
         match self {
-            ArchiveError::Source(e) => match e.kind() {
-                io::ErrorKind::NotFound => libc::ENOENT,
-                io::ErrorKind::PermissionDenied => libc::EACCES,
-                _ => e.raw_os_error().unwrap_or(libc::EIO),
-            },
+            ArchiveError::Source(e) => e.errno(),
+            ArchiveError::Write(e) => e.errno(),
             ArchiveError::Corrupt(_) => libc::EIO,
             ArchiveError::Unsupported(_) => libc::ENOTSUP,
         }

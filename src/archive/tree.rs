@@ -251,20 +251,9 @@ mod tests {
 
     fn entry(name: &str) -> ZipEntry {
         ZipEntry {
-            name: name.to_string(),
-            raw_name: name.as_bytes().to_vec(),
-            version_made_by: 3 << 8,
-            flags: 0,
             method: 8,
-            dos_time: 0,
-            dos_date: 0,
-            crc32: 0,
-            compressed_size: 0,
-            uncompressed_size: 0,
-            local_header_offset: 0,
-            external_attributes: 0,
             unix_mtime: Some(name.len() as i64),
-            is_dir: name.ends_with('/'),
+            ..ZipEntry::named(name)
         }
     }
 

@@ -20,8 +20,9 @@ use tokio::sync::watch;
 
 use super::verify::{Expected, Integrity, Verdict};
 use crate::cache::{BLOCK_SIZE, BlobKey, BlockFile, DiskCache};
+use crate::error::SourceError;
 use crate::source::ByteSource;
-use crate::status::Stats;
+use crate::stats::Stats;
 
 /// The most bytes one request asks for (and holds in memory).
 pub const MAX_REQUEST: u64 = 8 << 20;
@@ -60,11 +61,10 @@ impl Drop for Claims<'_> {
 }
 
 /// An error of the whole-blob digest check.
-pub fn digest_error(what: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("{what}: sha256 does not match the artifact's digest"),
-    )
+pub fn digest_error(what: &str) -> SourceError {
+    SourceError::Integrity(format!(
+        "{what}: sha256 does not match the artifact's digest"
+    ))
 }
 
 impl CachedBlob {
@@ -121,18 +121,9 @@ impl CachedBlob {
         (self.cache.fits((last - first + 1) * BLOCK_SIZE) && self.cache.writable()).then_some(f)
     }
 
-    /// Whether every byte of `offset..offset+len` is on disk (no network needed).
-    pub fn is_cached(&self, offset: u64, len: u64) -> bool {
-        match (self.block_range(offset, len), &self.file) {
-            (Some((a, b)), Some(f)) => f.missing(a, b).is_empty(),
-            (None, _) => true,
-            (Some(_), None) => false,
-        }
-    }
-
     /// Makes every block under `offset..offset+len` present, when the cache can hold them
     /// (else does nothing: [`ByteSource::read_at`] then reads from the network).
-    pub async fn ensure(&self, offset: u64, len: u64) -> io::Result<()> {
+    pub async fn ensure(&self, offset: u64, len: u64) -> Result<(), SourceError> {
         let Some((first, last)) = self.block_range(offset, len) else {
             return Ok(());
         };
@@ -192,7 +183,12 @@ impl CachedBlob {
     /// Fetches blocks `first..=last` in requests of at most `MAX_REQUEST`; false when they
     /// were not kept (the cache could not write them, or they completed a blob that failed
     /// its digest check).
-    async fn fetch_run(&self, file: &Arc<BlockFile>, first: u64, last: u64) -> io::Result<bool> {
+    async fn fetch_run(
+        &self,
+        file: &Arc<BlockFile>,
+        first: u64,
+        last: u64,
+    ) -> Result<bool, SourceError> {
         let per_request = (MAX_REQUEST / BLOCK_SIZE).max(1);
         let mut b = first;
         while b <= last {
@@ -256,7 +252,7 @@ impl CachedBlob {
 
     /// The whole blob in one request, its digest checked before anything is stored (one
     /// more fetch if it does not match; then the blob's verdict is a failure and EIO).
-    pub async fn fetch_whole(&self) -> io::Result<()> {
+    pub async fn fetch_whole(&self) -> Result<(), SourceError> {
         if let Some(whole) = &self.whole
             && whole.verdict() == (Verdict::Failed { refetched: true })
         {
@@ -288,19 +284,16 @@ impl CachedBlob {
 
     /// Exactly `want` bytes at `off` from the remote (fewer is an error); each block it
     /// covers is a miss.
-    async fn fetch_exact(&self, off: u64, want: u64) -> io::Result<Bytes> {
+    async fn fetch_exact(&self, off: u64, want: u64) -> Result<Bytes, SourceError> {
         let bytes = self.remote.read_at(off, want as usize).await?;
         let (first, last) = (off / BLOCK_SIZE, (off + want.max(1) - 1) / BLOCK_SIZE);
         self.stats.cache_misses(last - first + 1);
         if (bytes.len() as u64) < want {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "blob {}: got {} of {want} bytes at {off}",
-                    self.key.id,
-                    bytes.len()
-                ),
-            ));
+            return Err(SourceError::Integrity(format!(
+                "blob {}: got {} of {want} bytes at {off}",
+                self.key.id,
+                bytes.len()
+            )));
         }
         Ok(bytes.slice(..want as usize))
     }
@@ -375,7 +368,7 @@ impl ByteSource for CachedBlob {
         self.len
     }
 
-    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
         let Some((first, last)) = self.block_range(offset, len as u64) else {
             return Ok(Bytes::new());
         };
@@ -434,7 +427,7 @@ mod tests {
         fn len(&self) -> u64 {
             self.inner.len()
         }
-        async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+        async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
             self.requests.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(self.delay).await;
             let b = self.inner.read_at(offset, len).await?;

@@ -25,8 +25,8 @@ use bytes::Bytes;
 
 use super::DataError;
 use super::blob::CachedBlob;
-use super::prefetch::Readahead;
 use super::raw_inflate::{RawInflate, WINDOW};
+use super::readahead::Readahead;
 use super::seek_index::{SPAN, SeekIndex, SeekPoint};
 use crate::archive::central_directory::ZipEntry;
 use crate::archive::error::corrupt;
@@ -183,6 +183,7 @@ impl InflatedEntry {
     }
 
     /// Bytes inflated so far by every stream of this entry.
+    #[cfg(test)]
     pub fn inflated(&self) -> u64 {
         self.inflated.load(Ordering::Relaxed)
     }
@@ -299,7 +300,7 @@ impl InflatedEntry {
     /// and recording seek points unless they are known.
     fn restart(&self, st: &mut State) -> Result<(), DataError> {
         st.spill = None;
-        let z = RawInflate::new().map_err(io::Error::other)?;
+        let z = RawInflate::new().map_err(DataError::Inflater)?;
         st.stream = Some(Stream::new(z, 0, 0, true, st.index.is_none()));
         let size = self.entry.uncompressed_size;
         if !self.cache.fits(size) {

@@ -1,6 +1,6 @@
 //! The data layer: every byte a reader gets. For each byte path (a stored entry, a deflated
 //! entry, `NAME.zip`, an unzipped artifact, a small archive fetched whole) it owns fetching
-//! through the disk cache ([`blob`]), readahead ([`prefetch`]), inflating ([`inflate`]) and
+//! through the disk cache ([`blob`]), readahead ([`readahead`]), inflating ([`inflate`]) and
 //! verification ([`verify`], enforced in [`reader`]). The core asks it for a zip's index and
 //! for an open file's bytes; it knows blobs only as a [`BlobRef`] (an opaque key, a length,
 //! an optional digest and a ranged source), nothing of GitHub or FUSE.
@@ -14,14 +14,13 @@
 
 pub mod blob;
 pub mod inflate;
-pub mod prefetch;
 pub mod raw_inflate;
+pub mod readahead;
 pub mod reader;
 pub mod seek_index;
 pub mod verify;
 
 use std::collections::HashMap;
-use std::io;
 use std::sync::{Arc, Mutex};
 
 use crate::archive::ArchiveError;
@@ -29,9 +28,10 @@ use crate::archive::central_directory::{CentralDirectory, read_central_directory
 use crate::archive::entry::{METHOD_STORED, check_readable, data_offset};
 use crate::archive::tree::ArchiveTree;
 use crate::cache::{BlobKey, DiskCache};
+use crate::error::SourceError;
 use crate::single_flight::SingleFlight;
 use crate::source::ByteSource;
-use crate::status::Stats;
+use crate::stats::Stats;
 
 pub use blob::CachedBlob;
 use inflate::InflatedEntry;
@@ -60,8 +60,11 @@ pub enum DataError {
     Integrity(String),
     #[error("archive: {0}")]
     Archive(#[from] ArchiveError),
-    #[error("I/O: {0}")]
-    Io(#[from] io::Error),
+    #[error("{0}")]
+    Source(#[from] SourceError),
+    /// zlib could not start a stream (out of memory): EIO.
+    #[error("inflater: {0}")]
+    Inflater(String),
 }
 
 /// A blob as the data layer sees it.
@@ -276,7 +279,7 @@ impl DataLayer {
 }
 
 fn no_entry() -> DataError {
-    DataError::Io(io::Error::from(io::ErrorKind::NotFound))
+    DataError::Source(SourceError::NotFound("no such entry".into()))
 }
 
 #[cfg(test)]

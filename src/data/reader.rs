@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use super::DataError;
 use super::blob::CachedBlob;
 use super::inflate::InflatedEntry;
-use super::prefetch::Readahead;
+use super::readahead::Readahead;
 use super::verify::{Integrity, Outcome, ServedCheck, Verdict};
 use crate::archive::ArchiveError;
 use crate::source::ByteSource;
@@ -51,10 +51,6 @@ impl FileBytes {
             FileBytes::Range { len, .. } => *len,
             FileBytes::Inflated(e) => e.size(),
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     async fn read(&self, offset: u64, size: usize) -> Result<Vec<u8>, DataError> {
@@ -142,12 +138,9 @@ impl FileReader {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> u64 {
         self.bytes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
     }
 
     fn what(&self) -> &str {

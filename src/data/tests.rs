@@ -10,6 +10,7 @@ use bytes::Bytes;
 use fake_github::zipgen::{EntryOptions, ZipBuilder, log_text, noise};
 
 use super::*;
+use crate::error::SourceError;
 use crate::source::MemorySource;
 
 /// A blob host in memory that changes the byte at `flip_at` in the next `flips` bodies that
@@ -27,7 +28,7 @@ impl ByteSource for FlakyRemote {
         self.inner.len()
     }
 
-    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
         let b = self.inner.read_at(offset, len).await?;
         self.bytes.fetch_add(b.len() as u64, Ordering::SeqCst);
         let end = offset + b.len() as u64;

@@ -2,7 +2,7 @@
 //! each file however many handles read it ([`Integrity`]), and the running check each open
 //! handle keeps over exactly the bytes it served, in file order ([`ServedCheck`]).
 //!
-//! The invariant this serves (shared/contract.md, "Reading"): a program that reads a file from
+//! The invariant this serves (docs/semantics.md, "Integrity"): a program that reads a file from
 //! start to end never finishes with exit 0 on bytes that differ from what was uploaded. A
 //! handle hashes what it served, not what the cache holds now, so readahead, eviction and
 //! refetches underneath cannot hide a changed byte; the read that completes a failed check is

@@ -1,7 +1,8 @@
-//! The core's error type: every failure becomes one errno (the contract's table) plus a
+//! The core's error type: every failure becomes one errno (docs/semantics.md, "Errors") plus a
 //! message for the log.
 
 use crate::archive::ArchiveError;
+use crate::error::{SourceError, ToErrno};
 use crate::github::ApiError;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,12 +27,14 @@ pub enum FsError {
     Archive(#[from] ArchiveError),
     #[error("integrity: {0}")]
     Integrity(String),
+    #[error("{0}")]
+    Source(#[from] SourceError),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
 }
 
-impl FsError {
-    pub fn errno(&self) -> i32 {
+impl ToErrno for FsError {
+    fn errno(&self) -> i32 {
         match self {
             FsError::NotFound => libc::ENOENT,
             FsError::ReadOnly(_) => libc::EROFS,
@@ -43,12 +46,16 @@ impl FsError {
             FsError::Api(e) => e.errno(),
             FsError::Archive(e) => e.errno(),
             FsError::Integrity(_) => libc::EIO,
-            FsError::Io(e) => match e.kind() {
-                std::io::ErrorKind::NotFound => libc::ENOENT,
-                std::io::ErrorKind::PermissionDenied => libc::EACCES,
-                _ => e.raw_os_error().unwrap_or(libc::EIO),
-            },
+            FsError::Source(e) => e.errno(),
+            FsError::Io(e) => e.errno(),
         }
+    }
+}
+
+impl FsError {
+    /// The errno a user sees (see [`ToErrno`]; here so callers need no import).
+    pub fn errno(&self) -> i32 {
+        ToErrno::errno(self)
     }
 
     /// Errors a user causes in the ordinary course (not worth a warning in the log). A read
@@ -65,23 +72,14 @@ impl FsError {
         ) || self.needs_token()
     }
 
-    /// Whether this is a read refused for want of a token, however the layers wrapped it.
+    /// Whether this is a read refused for want of a token, at whichever layer it surfaced.
     pub fn needs_token(&self) -> bool {
-        fn io_needs_token(e: &std::io::Error) -> bool {
-            let mut inner = e.get_ref();
-            while let Some(i) = inner {
-                if let Some(a) = i.downcast_ref::<ApiError>() {
-                    return matches!(a, ApiError::NeedsToken(_));
-                }
-                inner = i.downcast_ref::<std::io::Error>().and_then(|e| e.get_ref());
-            }
-            false
-        }
-        match self {
-            FsError::Api(a) => matches!(a, ApiError::NeedsToken(_)),
-            FsError::Io(e) | FsError::Archive(ArchiveError::Source(e)) => io_needs_token(e),
-            _ => false,
-        }
+        matches!(
+            self,
+            FsError::Api(ApiError::NeedsToken(_))
+                | FsError::Source(SourceError::NeedsToken(_))
+                | FsError::Archive(ArchiveError::Source(SourceError::NeedsToken(_)))
+        )
     }
 }
 
@@ -91,7 +89,8 @@ impl From<crate::data::DataError> for FsError {
         match e {
             DataError::Integrity(m) => FsError::Integrity(m),
             DataError::Archive(a) => FsError::Archive(a),
-            DataError::Io(io) => FsError::Io(io),
+            DataError::Source(e) => FsError::Source(e),
+            DataError::Inflater(m) => FsError::Io(std::io::Error::other(m)),
         }
     }
 }

@@ -111,10 +111,6 @@ impl InodeTable {
     pub fn len(&self) -> usize {
         self.inner.lock().unwrap().nodes.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        false
-    }
 }
 
 #[cfg(test)]

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::memory_remote::MemoryRemote;
 use super::probes::{INDEX_READAHEAD_BUDGET, READ_AHEAD_REQUESTS};
 use super::tests::{core_for, names, resolve, sample_zip};
 use super::*;
 use crate::archive::central_directory::{TAIL_LEN, tail_len_for};
+use crate::github::memory_remote::MemoryRemote;
 use crate::github::{ApiError, ArtifactKind};
 use crate::source::ByteSource;
 

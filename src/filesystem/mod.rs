@@ -1,18 +1,17 @@
-//! The filesystem core: the contract's tree and semantics as plain async Rust. It knows
-//! nothing of FUSE: the adapter (`crate::fuse`) turns each kernel request into one call here
-//! and the result into a reply. Tested against an in-memory [`remote::Remote`].
+//! The filesystem core: the tree and semantics of docs/semantics.md as plain async Rust. It
+//! knows nothing of FUSE: the adapter (`crate::fuse`) turns each kernel request into one call
+//! here and the result into a reply. Tested against an in-memory [`Remote`]
+//! (`github::memory_remote`).
 
 mod deleting;
 pub mod error;
 pub mod inode;
 mod kinds;
 pub mod listing;
-pub mod memory_remote;
 mod metadata;
 pub mod names;
 mod probes;
 mod reading;
-pub mod remote;
 pub mod run_meta;
 pub mod statfs;
 pub mod views;
@@ -25,14 +24,14 @@ use std::time::{Duration, SystemTime};
 use crate::cache::DiskCache;
 use crate::data::{ArchiveIndex, DataLayer, FileReader};
 use crate::github::{Artifact, RepoRef};
-use crate::status::Stats;
+use crate::stats::{Stats, Status};
 
+pub use crate::github::Remote;
 pub use error::{FsError, FsResult};
 pub use inode::{Ino, Node, ROOT_INO};
 use inode::{InodeTable, RepoIdx};
 use kinds::Kinds;
 use metadata::{Remembered, Repos};
-pub use remote::Remote;
 use views::view;
 
 /// Kernel cache lifetime for things inside a zip (they never change).
@@ -110,7 +109,7 @@ pub struct ArtifactFs {
 }
 
 impl ArtifactFs {
-    /// The core over `remote`; what it does is counted in `stats` (see [`crate::status`]).
+    /// The core over `remote`; what it does is counted in `stats` (see [`crate::stats`]).
     pub fn new(
         remote: Arc<dyn Remote>,
         cache: Arc<DiskCache>,
@@ -147,6 +146,12 @@ impl ArtifactFs {
 
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
+    }
+
+    /// What this core is doing now: the snapshot the front ends serve.
+    pub fn status(&self) -> Status {
+        let repos = self.visible_repos().iter().map(|r| r.to_string()).collect();
+        Status::of(&self.stats, self.cache(), repos)
     }
 
     pub fn inode_count(&self) -> usize {

@@ -5,8 +5,9 @@
 //! `runs/` starts the probes of every artifact in the background and, as each zip artifact
 //! is known, the read of its central directory (within [`INDEX_READAHEAD_BUDGET`], newest
 //! artifacts first; each artifact is taken on once), so that `ls -R`, `tree` or `find` over a repository do not pay two round
-//! trips per artifact in sequence. The contract allows `ls` a zip's central directory (that
-//! is what the directory is), never more: see docs/design.md, "Directory readahead".
+//! trips per artifact in sequence. `ls` may read a zip's central directory (that is what the
+//! directory is), never more (docs/semantics.md, "What a listing may cost"): see
+//! docs/design.md, "Directory readahead".
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
@@ -21,12 +22,12 @@ use crate::archive::central_directory::tail_len_for;
 use crate::data::{BlobRef, DataLayer};
 use crate::github::{ApiError, ArtifactKind, RepoRef};
 use crate::single_flight::SingleFlight;
-use crate::status::quota;
+use crate::stats::quota;
 
 /// How many download redirects (kind probes) run at once for one request.
 pub const IN_FLIGHT: usize = 8;
 /// The most API requests one read-ahead pass (one listing of `runs/`) may send, within the
-/// quota budget of speculation (`status::quota`): probes of the newest artifacts first.
+/// quota budget of speculation (`stats::quota`): probes of the newest artifacts first.
 pub const READ_AHEAD_REQUESTS: u64 = 256;
 /// How many central directory reads listing `runs/` keeps in flight (blob host: no API quota).
 pub const INDEX_IN_FLIGHT: usize = 16;
@@ -125,7 +126,7 @@ impl Prober {
     }
 
     /// `artifacts`: id and blob, oldest first. Speculation: its API requests spend at most
-    /// [`READ_AHEAD_REQUESTS`] and the quota budget (`status::quota`), newest artifacts
+    /// [`READ_AHEAD_REQUESTS`] and the quota budget (`stats::quota`), newest artifacts
     /// first; those left out are given back for a later listing.
     pub(super) async fn read_ahead(
         &self,
@@ -223,17 +224,12 @@ impl Prober {
 
 /// Whether a data-layer error is a speculative request the quota budget held back.
 fn is_budget(e: &crate::data::DataError) -> bool {
-    let io = match e {
-        crate::data::DataError::Io(io) => io,
-        crate::data::DataError::Archive(crate::archive::ArchiveError::Source(io)) => io,
-        _ => return false,
-    };
-    let mut inner = io.get_ref();
-    while let Some(i) = inner {
-        if let Some(ApiError::Budget(_)) = i.downcast_ref::<ApiError>() {
-            return true;
-        }
-        inner = i.downcast_ref::<std::io::Error>().and_then(|e| e.get_ref());
-    }
-    false
+    use crate::archive::ArchiveError;
+    use crate::data::DataError;
+    use crate::error::SourceError;
+    matches!(
+        e,
+        DataError::Source(SourceError::Budget(_))
+            | DataError::Archive(ArchiveError::Source(SourceError::Budget(_)))
+    )
 }

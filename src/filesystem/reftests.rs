@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::memory_remote::MemoryRemote;
 use super::names::encode_branch;
 use super::tests::{core_for, names, resolve, sample_zip};
 use super::*;
 use crate::github::ArtifactKind;
+use crate::github::memory_remote::MemoryRemote;
 
 #[derive(Clone, Debug)]
 struct Spec {

@@ -1,5 +1,5 @@
-//! Core tests against an in-memory remote: the contract's tree, reading and deleting, with
-//! no FUSE and no HTTP.
+//! Core tests against an in-memory remote: the tree, reading and deleting of
+//! docs/semantics.md, with no FUSE and no HTTP.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,7 +9,7 @@ use bytes::Bytes;
 use fake_github::zipgen::{EntryOptions, Method, ZipBuilder};
 
 use super::*;
-use crate::filesystem::memory_remote::{MemoryFaults, MemoryRemote};
+use crate::github::memory_remote::{MemoryFaults, MemoryRemote};
 use crate::github::{ApiError, ArtifactKind};
 
 pub(super) fn sample_zip() -> Vec<u8> {
@@ -396,7 +396,7 @@ async fn a_byte_changed_in_flight_is_eio_for_a_full_read_and_refused_reads_are_e
     );
     // A blob host that refuses (an expired URL that stays refused): EACCES, not EIO.
     *f.remote.faults.lock().unwrap() = MemoryFaults {
-        blob_error: Some(std::io::ErrorKind::PermissionDenied),
+        blob_error: Some(ApiError::Forbidden("in-memory blob host: refused".into())),
         ..Default::default()
     };
     assert_eq!(

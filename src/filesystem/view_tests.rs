@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::memory_remote::MemoryRemote;
 use super::tests::{core_for, names, resolve, sample_zip};
 use super::*;
 use crate::github::ArtifactKind;
+use crate::github::memory_remote::MemoryRemote;
 
 /// A directory's names, sorted.
 async fn sorted(fs: &ArtifactFs, path: &str) -> Vec<String> {
@@ -114,7 +114,7 @@ const SHA_NONE: &str = "ffffffffffffffffffffffffffffffffffffffff";
 ///
 /// Pull requests: 7 (the fork's, head SHA_FORK), 8 (head SHA_NONE: no runs yet).
 fn ci_world() -> Arc<MemoryRemote> {
-    use super::memory_remote::mem_run;
+    use crate::github::memory_remote::mem_run;
     use crate::github::runs::{PullHead, RepoId};
     use crate::github::{PullRequest, Workflow};
     let remote = Arc::new(MemoryRemote::default());
@@ -346,7 +346,7 @@ async fn pulls_match_runs_by_the_head_sha_and_cost_at_most_three_requests_cold_n
 
 #[tokio::test]
 async fn any_run_resolves_by_path_and_an_empty_one_can_be_removed_quietly() {
-    use super::memory_remote::mem_run;
+    use crate::github::memory_remote::mem_run;
     use std::sync::atomic::Ordering::SeqCst;
     let remote = ci_world();
     remote.add_run(mem_run(150, "ci.yml", "success", "main", SHA_C));

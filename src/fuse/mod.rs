@@ -17,17 +17,11 @@ use fuser::{
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 
+use crate::config::Owner;
 use crate::filesystem::{ArtifactFs, DirEntry, FileKind, Invalidation};
 
 mod reply;
 use reply::{fail, file_attr, file_type, refuse, reply_xattr};
-
-/// Who owns every file (the mounting user unless `--uid/--gid` say otherwise).
-#[derive(Clone, Copy, Debug)]
-pub struct Owner {
-    pub uid: u32,
-    pub gid: u32,
-}
 
 pub struct FuseAdapter {
     fs: Arc<ArtifactFs>,

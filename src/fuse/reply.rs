@@ -5,7 +5,7 @@
 
 use fuser::{Errno, FileAttr, FileType, INodeNo, ReplyXattr};
 
-use super::Owner;
+use crate::config::Owner;
 use crate::filesystem::{Attr, FileKind, FsError};
 
 /// Answers `$reply` with the errno of `$err` (an [`FsError`]), after logging it as the

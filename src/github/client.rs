@@ -2,7 +2,8 @@
 //! get, delete, the download redirect) and `GET /users/{owner}`. Owns the token (sent only to
 //! the API origin; without one no download redirect is ever asked for), the headers GitHub
 //! asks for, redirects (301/302/307/308 followed on the API origin only, a few hops, token
-//! kept: a renamed repository keeps working; a redirect elsewhere is an error), pagination
+//! kept: a renamed repository keeps working; a redirect elsewhere is asked of the API origin
+//! instead, same path), pagination
 //! (`per_page=100`, `Link: rel="next"` followed only on the API origin), conditional requests
 //! (`If-None-Match` → 304 reuses the page's body *and its next link*, and does not count
 //! against the rate limit), retries with backoff, and rate-limit waits.
@@ -23,7 +24,7 @@ pub use super::redact::{error_chain, redact, scrub_queries};
 use super::retry::{RateLimit, RetryPolicy, note_quota, rate_limit};
 use super::runs::{PullRequest, Run, RunFilter, RunList, RunsPage, Workflow, WorkflowList};
 use super::types::{Artifact, ArtifactList, RepoRef};
-use crate::status::Stats;
+use crate::stats::Stats;
 
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 pub const API_VERSION: &str = "2022-11-28";
@@ -178,6 +179,24 @@ impl GitHubClient {
             segs.extend(rest.split('/'));
         }
         url
+    }
+
+    /// `url`'s path and query on the API origin (under `--api-url`'s path prefix, e.g. GHES's
+    /// `/api/v3`, unless the path already starts with it): how a URL another host gave is
+    /// asked instead of followed.
+    pub fn on_api(&self, url: &Url) -> Url {
+        let base = &self.inner.base;
+        let prefix = base.path().trim_end_matches('/');
+        let path = url.path();
+        let under = path == prefix || path.starts_with(&format!("{prefix}/"));
+        let mut out = base.clone();
+        out.set_path(&if under {
+            path.to_string()
+        } else {
+            format!("{prefix}{path}")
+        });
+        out.set_query(url.query());
+        out
     }
 
     /// Is `url` on the API origin (scheme, host, port)? Only then may it carry the token.
@@ -486,7 +505,7 @@ impl GitHubClient {
         loop {
             attempt += 1;
             // Speculation (readahead) spends only its budget; people's requests always go.
-            if !crate::status::quota::admit(&self.inner.stats) {
+            if !crate::stats::quota::admit(&self.inner.stats) {
                 return Err(ApiError::Budget(format!("{method} {}", redact(&url))));
             }
             let mut req = self.inner.http.request(method.clone(), url.clone());
@@ -514,7 +533,7 @@ impl GitHubClient {
                         return Ok(resp);
                     }
                     if status.is_redirection() {
-                        let target = location(&resp, &url)
+                        let mut target = location(&resp, &url)
                             .map_err(|e| ApiError::Protocol(format!("{what}: {status}: {e}")))?;
                         let on_origin = self.on_api_origin(&target);
                         if redirects == Redirects::Download
@@ -523,10 +542,15 @@ impl GitHubClient {
                             return Ok(resp);
                         }
                         if !on_origin {
-                            return Err(ApiError::Protocol(format!(
-                                "{what}: {status} to another host ({}): not followed",
-                                redact(&target)
-                            )));
+                            // Never followed where it points: the same path, asked of
+                            // --api-url (the token stays on its origin).
+                            let rebuilt = self.on_api(&target);
+                            tracing::warn!(
+                                "{what}: {status} to another host ({}): asking {} instead",
+                                redact(&target),
+                                redact(&rebuilt)
+                            );
+                            target = rebuilt;
                         }
                         hops += 1;
                         if hops > MAX_REDIRECTS {
@@ -656,6 +680,24 @@ mod tests {
         assert_eq!(
             c.repo_url(&r, "runs/7/artifacts").as_str(),
             "https://api.github.com/repos/o/r/actions/runs/7/artifacts"
+        );
+    }
+
+    #[test]
+    fn urls_from_another_host_are_asked_of_the_api_origin() {
+        let c = GitHubClient::new(ClientConfig::new(
+            Url::parse("https://ghes.example/api/v3").unwrap(),
+            None,
+        ))
+        .unwrap();
+        let asked = |u: &str| c.on_api(&Url::parse(u).unwrap()).to_string();
+        assert_eq!(
+            asked("https://evil.example/repositories/7/actions/artifacts?page=2"),
+            "https://ghes.example/api/v3/repositories/7/actions/artifacts?page=2"
+        );
+        assert_eq!(
+            asked("http://other.example/api/v3/repos/o/r"),
+            "https://ghes.example/api/v3/repos/o/r"
         );
     }
 

@@ -1,6 +1,7 @@
-//! Errors of the GitHub layer (API and blob host) and the errno each one becomes.
+//! Errors of the GitHub layer (API and blob host), the errno each one becomes, and what a
+//! blob read's failure says to the layers above ([`SourceError`]).
 
-use std::io;
+use crate::error::{SourceError, ToErrno};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
@@ -30,7 +31,7 @@ pub enum ApiError {
     #[error("network: {0}")]
     Network(String),
     /// A speculative request (readahead) not sent: the quota budget for speculation is
-    /// spent (see `status::quota`). Never a request someone made.
+    /// spent (see `stats::quota`). Never a request someone made.
     #[error("not sent: the quota budget for readahead is spent: {0}")]
     Budget(String),
     /// A response we could not understand (bad JSON, missing Location, ...).
@@ -38,9 +39,9 @@ pub enum ApiError {
     Protocol(String),
 }
 
-impl ApiError {
-    /// The errno a user sees for this error (contract's table).
-    pub fn errno(&self) -> i32 {
+impl ToErrno for ApiError {
+    /// The errno a user sees for this error (docs/semantics.md, "Errors").
+    fn errno(&self) -> i32 {
         match self {
             ApiError::NotFound(_) | ApiError::Gone(_) => libc::ENOENT,
             ApiError::Unauthorized(_) | ApiError::Forbidden(_) | ApiError::NeedsToken(_) => {
@@ -55,13 +56,18 @@ impl ApiError {
     }
 }
 
-impl From<ApiError> for io::Error {
-    fn from(e: ApiError) -> io::Error {
-        let kind = match e.errno() {
-            libc::ENOENT => io::ErrorKind::NotFound,
-            libc::EACCES => io::ErrorKind::PermissionDenied,
-            _ => io::ErrorKind::Other,
-        };
-        io::Error::new(kind, e)
+impl From<ApiError> for SourceError {
+    fn from(e: ApiError) -> SourceError {
+        let what = e.to_string();
+        match e {
+            ApiError::NotFound(_) | ApiError::Gone(_) => SourceError::NotFound(what),
+            ApiError::NeedsToken(m) => SourceError::NeedsToken(m),
+            ApiError::Budget(m) => SourceError::Budget(m),
+            ApiError::Unauthorized(_) | ApiError::Forbidden(_) => SourceError::Denied(what),
+            ApiError::RateLimited(_)
+            | ApiError::Server { .. }
+            | ApiError::Network(_)
+            | ApiError::Protocol(_) => SourceError::Remote(what),
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::HeaderMap;
 
-use crate::status::Stats;
+use crate::stats::Stats;
 
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {

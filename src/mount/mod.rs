@@ -1,7 +1,7 @@
 //! `artifactfs mount`: its arguments, and mounting as a sequence of small steps — the
-//! preflight checks that fail fast with one clear line ([`preflight`]), daemonizing only after
-//! the mount answers ([`daemon`]), the core ([`crate::startup`]), the FUSE session
-//! ([`session`]) and unmounting on SIGINT/SIGTERM ([`unmount`]; we don't rely on
+//! preflight checks that fail fast with one clear line ([`mod@preflight`]), daemonizing only
+//! after the mount answers ([`daemon`]), the core (`crate::startup`), the FUSE session
+//! ([`session`]) and unmounting on SIGINT/SIGTERM ([`mod@unmount`]; we don't rely on
 //! `auto_unmount`, which needs `allow_other`).
 
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ pub mod unmount;
 
 pub use daemon::{background_log, is_daemon_child};
 pub use preflight::preflight;
-pub use unmount::{artifactfs_mounts, is_mounted, unmount};
+pub use unmount::unmount;
 
 /// `artifactfs mount`'s arguments.
 #[derive(clap::Args, Debug, Clone)]

@@ -39,7 +39,7 @@ fn check_fuse() -> anyhow::Result<()> {
 /// `mount.artifactfs` (fstab, `mount -t fuse.artifactfs`) with no `PATH` at all.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// `prog`'s path on `$PATH` (or [`DEFAULT_PATH`] when it is unset), if it is there.
+/// `prog`'s path on `$PATH` (or `DEFAULT_PATH` when it is unset), if it is there.
 pub fn which(prog: &str) -> Option<PathBuf> {
     which_in(std::env::var_os("PATH").as_deref(), prog)
 }

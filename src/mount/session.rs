@@ -9,10 +9,11 @@ use std::time::Duration;
 use anyhow::anyhow;
 use fuser::{BackgroundSession, MountOption};
 
-use super::unmount::{is_mounted, unmount_patiently};
+use super::unmount::unmount_patiently;
 use crate::config::FuseConfig;
 use crate::filesystem::ArtifactFs;
 use crate::fuse::FuseAdapter;
+use crate::mount_table::is_mounted;
 
 /// Mounts the adapter over `fs` (answering on `rt`) and serves it from a background thread.
 pub fn start(
@@ -176,7 +177,7 @@ mod tests {
     fn flags_given_override_the_defaults_they_contradict() {
         let cfg = FuseConfig {
             mountpoint: "/mnt".into(),
-            owner: crate::fuse::Owner { uid: 0, gid: 0 },
+            owner: crate::config::Owner { uid: 0, gid: 0 },
             allow_other: false,
             // What mount(8) passes for an fstab line, plus one of ours.
             options: vec!["dev".into(), "suid".into(), "noexec".into()],

@@ -1,7 +1,7 @@
 //! `artifactfs prefetch PATH...`: fills the cache of a running mount for offline use by
 //! reading whole artifacts through the mount, so the mount's own data layer fetches, stores
 //! and verifies every byte (a failed check is an error for that artifact). Not to be confused
-//! with [`crate::data::prefetch`], the readahead inside the mount.
+//! with `crate::data::readahead`, the readahead inside the mount.
 //!
 //! The PATHs become blob files ([`resolve`]), read to their end two at a time; progress is
 //! shown as [`progress`] says. Ctrl-C stops at once (exit 130): what was fetched stays in the

@@ -24,7 +24,7 @@ pub struct Target {
 
 /// The blob files behind `paths`, each once, in the order first reached.
 pub fn resolve(paths: &[PathBuf]) -> anyhow::Result<Vec<Target>> {
-    let mounts = crate::mount::artifactfs_mounts();
+    let mounts = crate::mount_table::artifactfs_mounts();
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for p in paths {

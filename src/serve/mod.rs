@@ -192,8 +192,8 @@ async fn answer(app: &App, req: &Parts) -> Response {
     }
     // Owner names can't start with '_' on GitHub: these never hide a part of the tree.
     match req.uri.path() {
-        "/_status" => return respond::status(&crate::status::Status::of(&app.fs), false),
-        "/_metrics" => return respond::status(&crate::status::Status::of(&app.fs), true),
+        "/_status" => return respond::status(&app.fs.status(), false),
+        "/_metrics" => return respond::status(&app.fs.status(), true),
         _ => {}
     }
     let path = match UrlPath::parse(req.uri.path()) {

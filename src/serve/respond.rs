@@ -25,7 +25,7 @@ pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
 
 /// The running core's numbers (`artifactfs status`'s): `/_status` as JSON, `/_metrics` in
 /// Prometheus' text format. Never cached.
-pub fn status(s: &crate::status::Status, prometheus: bool) -> Response {
+pub fn status(s: &crate::stats::Status, prometheus: bool) -> Response {
     let (body, kind) = if prometheus {
         (
             s.to_prometheus(),

@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail};
 use indicatif::HumanBytes;
 
 use super::socket::{self, QueryError};
-use super::{RateLimit, Status};
+use crate::stats::{RateLimit, Status};
 
 /// `artifactfs status`'s arguments.
 #[derive(clap::Args, Debug, Clone)]
@@ -55,7 +55,7 @@ fn one(mountpoint: &Path) -> anyhow::Result<Status> {
     match socket::query(&sock) {
         Ok(s) => Ok(s),
         Err(QueryError::NoDaemon) => {
-            if crate::mount::artifactfs_mounts().contains(&canonical) {
+            if crate::mount_table::artifactfs_mounts().contains(&canonical) {
                 bail!(
                     "{} is an artifactfs mount, but it answers on no status socket at {} \
                      (started by an older artifactfs, or with another XDG_RUNTIME_DIR)",

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Status;
 use crate::filesystem::ArtifactFs;
+use crate::stats::Status;
 
 /// Escaped names longer than this are cut and get a hash of the whole path.
 const MAX_NAME: usize = 60;
@@ -39,7 +39,7 @@ pub fn socket_path(mountpoint: &Path) -> PathBuf {
 
 /// `systemd-escape --path`: slashes at either end dropped, the others `-`, every byte other
 /// than ASCII letters, digits, `:`, `_` and `.` (and a leading `.`) as `\xNN`; `/` is `-`.
-/// Cut to [`MAX_NAME`] plus a hash when longer.
+/// Cut to `MAX_NAME` plus a hash when longer.
 pub fn socket_name(mountpoint: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     let bytes = mountpoint.as_os_str().as_bytes();
@@ -142,7 +142,7 @@ impl StatusSocket {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 };
-                let mut status = Status::of(&fs);
+                let mut status = fs.status();
                 status.mountpoint = Some(mountpoint.clone());
                 tokio::spawn(async move {
                     use tokio::io::AsyncWriteExt;

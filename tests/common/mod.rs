@@ -1,5 +1,8 @@
-//! Shared harness for real-mount tests: a fake GitHub in this process, the `artifactfs`
-//! binary mounted in the foreground against it, and an unmount on drop.
+//! The one harness of the integration tests: a fake GitHub in this process, the `artifactfs`
+//! binary started against it by one builder ([`Daemon`]: `.mount()` in the foreground with an
+//! unmount on drop, `.serve()` in `serve`), FUSE required (never a silent skip:
+//! [`require_fuse`]), and for tests that must run alone, [`exclusive`] (a process-wide lock
+//! plus a [`Watchdog`]).
 
 #![allow(dead_code)]
 
@@ -17,19 +20,35 @@ pub const TOKEN: &str = "test-token";
 /// The daemon's PATH: system tools, no `gh`.
 pub const SYSTEM_PATH: &str = "/usr/bin:/bin:/usr/sbin:/sbin";
 
-/// Real-mount tests need FUSE. Under CI its absence is a failure, elsewhere a skip.
-pub fn fuse_available() -> bool {
+/// Real-mount tests need FUSE: without it they fail, naming what is missing and what
+/// installs it (the suite never skips a mount test, in CI or anywhere else).
+pub fn require_fuse() {
     let ok = Path::new("/dev/fuse").exists()
         && std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join("fusermount3").is_file()))
             .unwrap_or(false);
-    if !ok {
-        if std::env::var_os("CI").is_some() {
-            panic!("CI is set but FUSE is unavailable (/dev/fuse or fusermount3 missing)");
-        }
-        eprintln!("skipping: FUSE unavailable (/dev/fuse or fusermount3 missing)");
+    assert!(
+        ok,
+        "FUSE is unavailable (/dev/fuse or fusermount3 missing): real-mount tests cannot run; \
+         `bash scripts/install-deps.sh` installs fuse3"
+    );
+}
+
+/// A test that runs alone among those that ask for it (some load the machine, others
+/// measure what happens meanwhile), with FUSE and a [`Watchdog`] of `secs`.
+pub struct Exclusive {
+    _watchdog: Watchdog,
+    _lock: std::sync::MutexGuard<'static, ()>,
+}
+
+pub fn exclusive(name: &'static str, secs: u64) -> Exclusive {
+    require_fuse();
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    Exclusive {
+        _watchdog: Watchdog::arm(name, secs),
+        _lock: lock,
     }
-    ok
 }
 
 /// Daemons this test binary has running, with their mountpoints (for the watchdog).
@@ -77,18 +96,6 @@ impl Drop for Watchdog {
     }
 }
 
-/// For tests written after FUSE became a requirement of the suite: no FUSE is a failure.
-pub fn fuse_available_or_fail() {
-    let ok = Path::new("/dev/fuse").exists()
-        && std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join("fusermount3").is_file()))
-            .unwrap_or(false);
-    assert!(
-        ok,
-        "FUSE is unavailable (/dev/fuse or fusermount3 missing): cannot test mounts"
-    );
-}
-
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_artifactfs")
 }
@@ -100,7 +107,11 @@ pub struct Mount {
     child: Option<Child>,
 }
 
-pub struct MountBuilder {
+/// `artifactfs mount` or `artifactfs serve` against a fake GitHub: the repositories, the
+/// token (the test's, never one from the environment), extra arguments, the daemon's
+/// environment (no `gh` on PATH unless a test puts one first). Finished by `.mount()`,
+/// `.mount_background()` or `.serve()` (`common::serve`).
+pub struct Daemon {
     api_url: String,
     repos: Vec<String>,
     token: Option<String>,
@@ -109,11 +120,13 @@ pub struct MountBuilder {
     stderr: Option<PathBuf>,
     path_first: Option<PathBuf>,
     envs: Vec<(String, String)>,
+    /// `serve --addr`.
+    pub(crate) addr: String,
 }
 
-impl MountBuilder {
+impl Daemon {
     pub fn new(gh: &FakeGitHub, repo: &str) -> Self {
-        MountBuilder {
+        Daemon {
             api_url: gh.api_url(),
             repos: vec![repo.to_string()],
             token: Some(TOKEN.to_string()),
@@ -122,7 +135,13 @@ impl MountBuilder {
             stderr: None,
             path_first: None,
             envs: Vec::new(),
+            addr: "127.0.0.1:0".into(),
         }
+    }
+    /// `serve --addr` (default `127.0.0.1:0`, a free port).
+    pub fn addr(mut self, a: &str) -> Self {
+        self.addr = a.to_string();
+        self
     }
     /// Sets an environment variable of the daemon (`XDG_RUNTIME_DIR`, say).
     pub fn env(mut self, key: &str, value: &Path) -> Self {
@@ -159,9 +178,13 @@ impl MountBuilder {
         self
     }
 
-    fn command(&self, mountpoint: &Path, cache_dir: &Path) -> Command {
+    /// `artifactfs SUBCOMMAND [TARGET]` with everything this builder holds.
+    pub(crate) fn command(&self, sub: &str, target: Option<&Path>, cache_dir: &Path) -> Command {
         let mut cmd = Command::new(bin());
-        cmd.arg("mount").arg(mountpoint);
+        cmd.arg(sub);
+        if let Some(t) = target {
+            cmd.arg(t);
+        }
         for r in &self.repos {
             cmd.arg("--repo").arg(r);
         }
@@ -172,6 +195,7 @@ impl MountBuilder {
             .args(&self.extra)
             .env_remove("GH_TOKEN")
             .env_remove("GITHUB_TOKEN")
+            .env_remove("RUST_LOG")
             // No `gh` token discovery unless a test puts a stand-in first.
             .env("PATH", SYSTEM_PATH);
         if let Some(d) = &self.path_first {
@@ -186,6 +210,7 @@ impl MountBuilder {
 
     /// Mounts in the foreground (`-f`) and waits until the mount answers.
     pub fn mount(self) -> Mount {
+        require_fuse();
         let dir = tempfile::tempdir().unwrap();
         let mountpoint = dir.path().join("mnt");
         std::fs::create_dir(&mountpoint).unwrap();
@@ -193,7 +218,7 @@ impl MountBuilder {
             .cache_dir
             .clone()
             .unwrap_or_else(|| dir.path().join("cache"));
-        let mut cmd = self.command(&mountpoint, &cache_dir);
+        let mut cmd = self.command("mount", Some(&mountpoint), &cache_dir);
         cmd.arg("-f").stdin(Stdio::null());
         if let Some(p) = &self.stderr {
             cmd.stderr(std::fs::File::create(p).unwrap());
@@ -218,12 +243,13 @@ impl MountBuilder {
 
     /// Runs `mount` without `-f` and returns its exit status and stderr.
     pub fn mount_background(self) -> (tempfile::TempDir, PathBuf, std::process::Output) {
+        require_fuse();
         let dir = tempfile::tempdir().unwrap();
         let mountpoint = dir.path().join("mnt");
         std::fs::create_dir(&mountpoint).unwrap();
         let cache_dir = dir.path().join("cache");
         let out = self
-            .command(&mountpoint, &cache_dir)
+            .command("mount", Some(&mountpoint), &cache_dir)
             .stdin(Stdio::null())
             .output()
             .expect("run artifactfs mount");
@@ -232,7 +258,7 @@ impl MountBuilder {
 }
 
 pub fn is_mounted(mountpoint: &Path) -> bool {
-    artifactfs::mount::is_mounted(mountpoint)
+    artifactfs::mount_table::is_mounted(mountpoint)
 }
 
 pub fn unmount(mountpoint: &Path) {
@@ -272,25 +298,29 @@ impl Mount {
         if let Some(mut child) = self.child.take() {
             LIVE.lock().unwrap().retain(|(pid, _)| *pid != child.id());
             // SIGTERM: the daemon unmounts itself.
-            unsafe {
-                libc::kill(child.id() as i32, libc::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if child.try_wait().unwrap().is_some() {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            terminate(&mut child);
             if is_mounted(&self.mountpoint) {
                 unmount(&self.mountpoint);
             }
         }
+    }
+}
+
+/// Stops a daemon with SIGTERM and waits for it (10 s, then SIGKILL); whether it exited 0.
+pub fn terminate(child: &mut Child) -> bool {
+    // SAFETY: kill(2) on a child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.success();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -305,6 +335,15 @@ pub fn add_hello(gh: &FakeGitHub, name: &str, run: u64, zip: Vec<u8>) -> u64 {
     gh.add_artifact(fake_github::FakeArtifactSpec::zip(
         "octo-org", "hello", name, run, zip,
     ))
+}
+
+/// Adds a zip of small deflated `files` (name, bytes) to `octo-org/hello`.
+pub fn add_hello_files(gh: &FakeGitHub, name: &str, run: u64, files: &[(&str, &[u8])]) -> u64 {
+    let mut z = fake_github::zipgen::ZipBuilder::new();
+    for (n, data) in files {
+        z.add(n, data);
+    }
+    add_hello(gh, name, run, z.finish())
 }
 
 /// Adds an unzipped (upload-artifact v7) artifact to `octo-org/hello`.
@@ -324,9 +363,32 @@ pub fn start_fake() -> FakeGitHub {
     FakeGitHub::start(FakeConfig::default())
 }
 
+/// A fake GitHub with these fault switches on from the start.
+pub fn start_fake_with(faults: fake_github::Faults) -> FakeGitHub {
+    FakeGitHub::start(FakeConfig {
+        faults,
+        ..Default::default()
+    })
+}
+
 pub fn sha256(b: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(b))
+}
+
+/// How many entries the directory `p` lists (panics if it can't be read).
+pub fn count_entries(p: &Path) -> usize {
+    std::fs::read_dir(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .count()
+}
+
+/// The names the directory `p` lists.
+pub fn names_in(p: &Path) -> Vec<String> {
+    std::fs::read_dir(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect()
 }
 
 /// Runs a shell command, returns (success, stdout, stderr).

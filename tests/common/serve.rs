@@ -1,5 +1,5 @@
 //! Harness for `artifactfs serve` tests: the binary serving a fake GitHub on a free loopback
-//! port (stopped with SIGTERM on drop), and a plain HTTP/1.1 client over a TCP socket that
+//! port ([`Daemon::serve`], stopped with SIGTERM on drop), and a plain HTTP/1.1 client over a TCP socket that
 //! sends the request target exactly as written (no normalisation of `..`, `//` or `\`, which
 //! every URL library would do) and tells a complete body from a cut-off one.
 
@@ -7,11 +7,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use fake_github::FakeGitHub;
-
-use super::{SYSTEM_PATH, TOKEN, bin};
+use super::{Daemon, terminate};
 
 pub struct Server {
     /// `127.0.0.1:PORT`.
@@ -22,63 +20,17 @@ pub struct Server {
     child: Option<Child>,
 }
 
-pub struct ServeBuilder {
-    api_url: String,
-    repos: Vec<String>,
-    token: Option<String>,
-    extra: Vec<String>,
-    addr: String,
-}
-
-impl ServeBuilder {
-    pub fn new(gh: &FakeGitHub, repo: &str) -> Self {
-        ServeBuilder {
-            api_url: gh.api_url(),
-            repos: vec![repo.to_string()],
-            token: Some(TOKEN.to_string()),
-            extra: Vec::new(),
-            addr: "127.0.0.1:0".into(),
-        }
-    }
-    pub fn token(mut self, t: Option<&str>) -> Self {
-        self.token = t.map(str::to_string);
-        self
-    }
-    pub fn arg(mut self, a: &str) -> Self {
-        self.extra.push(a.to_string());
-        self
-    }
-    pub fn addr(mut self, a: &str) -> Self {
-        self.addr = a.to_string();
-        self
-    }
-
-    /// Starts the server and waits for the URL it prints.
-    pub fn start(self) -> Server {
+impl Daemon {
+    /// `artifactfs serve`: starts it and waits for the URL it prints.
+    pub fn serve(self) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("serve.log");
-        let mut cmd = Command::new(bin());
-        cmd.arg("serve");
-        for r in &self.repos {
-            cmd.arg("--repo").arg(r);
-        }
-        cmd.arg("--api-url")
-            .arg(&self.api_url)
-            .arg("--cache-dir")
-            .arg(dir.path().join("cache"))
-            .arg("--addr")
+        let mut cmd = self.command("serve", None, &dir.path().join("cache"));
+        cmd.arg("--addr")
             .arg(&self.addr)
-            .args(&self.extra)
-            .env_remove("GH_TOKEN")
-            .env_remove("GITHUB_TOKEN")
-            .env_remove("RUST_LOG")
-            .env("PATH", SYSTEM_PATH)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap());
-        if let Some(t) = &self.token {
-            cmd.env("GH_TOKEN", t);
-        }
         let mut child = cmd.spawn().expect("start artifactfs serve");
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
@@ -120,22 +72,9 @@ impl Server {
     }
     /// Stops the server (SIGTERM) and waits for it; returns whether it exited 0.
     pub fn stop(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else {
-            return true;
-        };
-        // SAFETY: kill(2) on a child this test started.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                return st.success();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        match self.child.take() {
+            Some(mut child) => terminate(&mut child),
+            None => true,
         }
     }
 }

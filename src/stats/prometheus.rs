@@ -153,7 +153,7 @@ fn escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{RateLimit, Warning};
+    use crate::stats::{RateLimit, Warning};
 
     fn status() -> Status {
         Status {

@@ -4,20 +4,21 @@
 //! they bring are counted for the mount's status.
 
 use std::collections::HashMap;
-use std::io;
+
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::filesystem::Remote;
+use crate::error::SourceError;
 use crate::github::blob::{BlobClient, BlobHandle};
 use crate::github::client::GitHubClient;
 use crate::github::{
-    ApiError, Artifact, ArtifactKind, PullRequest, RepoRef, Run, RunFilter, RunsPage, Workflow,
+    ApiError, Artifact, ArtifactKind, PullRequest, Remote, RepoRef, Run, RunFilter, RunsPage,
+    Workflow,
 };
 use crate::source::ByteSource;
-use crate::status::Stats;
+use crate::stats::Stats;
 
 pub struct GitHubRemote {
     api: GitHubClient,
@@ -66,7 +67,7 @@ impl ByteSource for GitHubBlob {
         self.len
     }
 
-    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
         let len = (len as u64).min(self.len.saturating_sub(offset));
         if len == 0 {
             return Ok(Bytes::new());

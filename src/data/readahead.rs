@@ -63,7 +63,7 @@ impl Readahead {
 
     /// Before reading `n` bytes at `offset` (relative to the range): makes them present in
     /// the cache (returns at once when they are) and keeps the range ahead requested.
-    pub async fn before_read(&self, offset: u64, n: u64) -> std::io::Result<()> {
+    pub async fn before_read(&self, offset: u64, n: u64) -> Result<(), crate::error::SourceError> {
         if offset >= self.len {
             return Ok(());
         }

@@ -1,8 +1,8 @@
 //! An in-memory GitHub for the core's tests: artifacts with their bodies, counters of what
 //! was asked, and fault switches (listing errors, latency, a byte changed in flight, refused
-//! blob reads, failing deletes), so the contract's behaviour is tested without FUSE or HTTP.
+//! blob reads, failing deletes), so the core's behaviour (docs/semantics.md) is tested without
+//! FUSE or HTTP.
 
-use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,11 +11,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::Remote;
+use crate::error::SourceError;
 use crate::github::runs::RepoId;
 use crate::github::{
-    ApiError, Artifact, ArtifactKind, PullRequest, RepoRef, Run, RunFilter, RunsPage, Workflow,
-    WorkflowRun,
+    ApiError, Artifact, ArtifactKind, PullRequest, Remote, RepoRef, Run, RunFilter, RunsPage,
+    Workflow, WorkflowRun,
 };
 use crate::source::ByteSource;
 
@@ -28,8 +28,8 @@ pub struct MemoryFaults {
     pub latency: Option<Duration>,
     /// Blob reads covering (artifact id, offset) carry that byte XOR 0xFF.
     pub flip: Option<(u64, u64)>,
-    /// Blob reads fail with this kind (`PermissionDenied` for a refused URL).
-    pub blob_error: Option<io::ErrorKind>,
+    /// Blob reads fail with this error (`Forbidden` for a URL that stays refused).
+    pub blob_error: Option<ApiError>,
 }
 
 struct MemArtifact {
@@ -69,7 +69,7 @@ pub struct MemoryRemote {
     pub runs_per_page: Mutex<Option<usize>>,
     /// What the quota budget of speculation reads (the rate limit) and counts, as the real
     /// client's: probes are admitted as it admits requests.
-    pub quota: Arc<crate::status::Stats>,
+    pub quota: Arc<crate::stats::Stats>,
 }
 
 struct MemBlob {
@@ -85,12 +85,12 @@ impl ByteSource for MemBlob {
     fn len(&self) -> u64 {
         self.body.len() as u64
     }
-    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
         if let Some(d) = self.faults.latency {
             tokio::time::sleep(d).await;
         }
-        if let Some(kind) = self.faults.blob_error {
-            return Err(io::Error::new(kind, "in-memory blob host: refused"));
+        if let Some(e) = &self.faults.blob_error {
+            return Err(e.clone().into());
         }
         let start = (offset as usize).min(self.body.len());
         let end = (start + len).min(self.body.len());
@@ -151,7 +151,7 @@ impl Remote for MemoryRemote {
     }
 
     async fn artifact_kind(&self, _repo: &RepoRef, id: u64) -> Result<ArtifactKind, ApiError> {
-        if !crate::status::quota::admit(&self.quota) {
+        if !crate::stats::quota::admit(&self.quota) {
             return Err(ApiError::Budget(format!("probe of {id}")));
         }
         let _counted = self.quota.api_request();

@@ -1,5 +1,5 @@
-//! What the filesystem core needs from GitHub, as a trait: the real client implements it
-//! (`GitHubRemote`), and core tests use an in-memory fake.
+//! What the filesystem core needs from GitHub, as a trait beside the client that implements
+//! it ([`super::GitHubRemote`]); the core's tests use an in-memory one (`memory_remote`).
 
 use std::sync::Arc;
 

@@ -367,17 +367,12 @@ async fn central_directories_are_read_ahead_newest_first_within_the_budget() {
     assert!(bytes <= INDEX_READAHEAD_BUDGET, "{bytes} bytes read ahead");
 }
 
-/// Waits until the background read-ahead has stopped probing.
-async fn settle(remote: &MemoryRemote) -> u64 {
-    let mut last = u64::MAX;
-    loop {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let now = remote.kind_calls.load(Ordering::SeqCst);
-        if now == last && remote.kind_in_flight.load(Ordering::SeqCst) == 0 {
-            return now;
-        }
-        last = now;
+/// Waits until the background read-ahead passes have ended; the probes made so far.
+async fn settle(fs: &ArtifactFs, remote: &MemoryRemote) -> u64 {
+    while fs.probes.passes_running() > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    remote.kind_calls.load(Ordering::SeqCst)
 }
 
 #[tokio::test]
@@ -399,7 +394,7 @@ async fn read_ahead_spends_its_cap_per_listing_and_a_tenth_of_the_quota_and_none
     remote.quota.rate_limit_seen(3000, Some(5000), Some(1));
     let (fs, _dir) = core_for(remote.clone(), Duration::from_secs(60), false);
     names(&fs, "octo/hello/runs").await;
-    let first = settle(&remote).await;
+    let first = settle(&fs, &remote).await;
     assert_eq!(
         first, READ_AHEAD_REQUESTS,
         "one listing: its cap, newest first"
@@ -407,9 +402,9 @@ async fn read_ahead_spends_its_cap_per_listing_and_a_tenth_of_the_quota_and_none
     assert!(fs.probes.known(600).is_some() && fs.probes.known(1).is_none());
     // Listing again takes on the rest, until the window's tenth (300) is spent.
     names(&fs, "octo/hello/runs").await;
-    assert_eq!(settle(&remote).await, 300, "a tenth of the remaining quota");
+    assert_eq!(settle(&fs, &remote).await, 300, "a tenth of the remaining quota");
     names(&fs, "octo/hello/runs").await;
-    assert_eq!(settle(&remote).await, 300);
+    assert_eq!(settle(&fs, &remote).await, 300);
     // People's requests still go: listing an unprobed run probes its artifacts.
     let n = names(&fs, "octo/hello/runs/1").await;
     assert!(n.contains(&"a.zip".to_string()), "{n:?}");
@@ -418,7 +413,7 @@ async fn read_ahead_spends_its_cap_per_listing_and_a_tenth_of_the_quota_and_none
     // A new window with less than a fifth of the limit left: no speculation at all.
     remote.quota.rate_limit_seen(999, Some(5000), Some(2));
     names(&fs, "octo/hello/runs").await;
-    assert_eq!(settle(&remote).await, 302);
+    assert_eq!(settle(&fs, &remote).await, 302);
     let n = names(&fs, "octo/hello/runs/2").await;
     assert!(n.contains(&"a.zip".to_string()), "{n:?}");
     assert_eq!(

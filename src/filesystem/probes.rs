@@ -10,7 +10,7 @@
 //! docs/design.md, "Directory readahead".
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,8 @@ pub struct Prober {
     /// Artifacts a read-ahead has taken on: each once, so listing `runs/` again (every
     /// second under `ls -R` or a file manager) starts nothing for them.
     read_ahead: Mutex<HashSet<u64>>,
+    /// Read-ahead passes running now.
+    passes: AtomicU64,
 }
 
 impl Prober {
@@ -57,6 +59,7 @@ impl Prober {
             failed: Mutex::new(HashMap::new()),
             inflight: SingleFlight::default(),
             read_ahead: Mutex::new(HashSet::new()),
+            passes: AtomicU64::new(0),
         }
     }
 
@@ -122,7 +125,11 @@ impl Prober {
             return;
         };
         let me = self.clone();
-        rt.spawn(async move { me.read_ahead(&repo, artifacts, &data).await });
+        self.passes.fetch_add(1, Ordering::SeqCst);
+        rt.spawn(async move {
+            me.read_ahead(&repo, artifacts, &data).await;
+            me.passes.fetch_sub(1, Ordering::SeqCst);
+        });
     }
 
     /// `artifacts`: id and blob, oldest first. Speculation: its API requests spend at most
@@ -145,6 +152,13 @@ impl Prober {
             );
             self.unclaim(refused);
         }
+    }
+
+    /// Read-ahead passes started in the background and not ended (each has given back what
+    /// it could not take on once it is no longer counted here).
+    #[cfg(test)]
+    pub fn passes_running(&self) -> u64 {
+        self.passes.load(Ordering::SeqCst)
     }
 
     async fn read_ahead_pass(

@@ -402,7 +402,11 @@ async fn read_ahead_spends_its_cap_per_listing_and_a_tenth_of_the_quota_and_none
     assert!(fs.probes.known(600).is_some() && fs.probes.known(1).is_none());
     // Listing again takes on the rest, until the window's tenth (300) is spent.
     names(&fs, "octo/hello/runs").await;
-    assert_eq!(settle(&fs, &remote).await, 300, "a tenth of the remaining quota");
+    assert_eq!(
+        settle(&fs, &remote).await,
+        300,
+        "a tenth of the remaining quota"
+    );
     names(&fs, "octo/hello/runs").await;
     assert_eq!(settle(&fs, &remote).await, 300);
     // People's requests still go: listing an unprobed run probes its artifacts.

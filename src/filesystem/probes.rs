@@ -133,8 +133,8 @@ impl Prober {
     }
 
     /// `artifacts`: id and blob, oldest first. Speculation: its API requests spend at most
-    /// [`READ_AHEAD_REQUESTS`] and the quota budget (`stats::quota`), newest artifacts
-    /// first; those left out are given back for a later listing.
+    /// [`READ_AHEAD_REQUESTS`] and the quota budget (`stats::quota`), the newest artifacts
+    /// chosen first; those left out are given back for a later listing.
     pub(super) async fn read_ahead(
         &self,
         repo: &RepoRef,
@@ -164,23 +164,40 @@ impl Prober {
     async fn read_ahead_pass(
         &self,
         repo: &RepoRef,
-        mut artifacts: Vec<(u64, BlobRef)>,
+        artifacts: Vec<(u64, BlobRef)>,
         data: &DataLayer,
         refused: &Mutex<Vec<u64>>,
     ) {
-        // Newest first: the budget goes to what people look at first.
-        artifacts.reverse();
-        let mut budget = INDEX_READAHEAD_BUDGET;
+        // What this pass takes on is chosen newest first (the budget goes to what people
+        // look at first): the newest READ_AHEAD_REQUESTS artifacts that need a probe, and
+        // every one that needs none; central directories within INDEX_READAHEAD_BUDGET.
+        // The rest is given back. What is taken on is then done oldest first, the order in
+        // which `ls -R`, `find` and `tree` walk the runs.
+        let mut taken = vec![false; artifacts.len()];
         let mut wanted = vec![false; artifacts.len()];
-        for (i, (_, b)) in artifacts.iter().enumerate() {
-            let cost = tail_len_for(b.len);
-            if cost > budget {
-                break;
+        let (mut probes, mut budget) = (0u64, INDEX_READAHEAD_BUDGET);
+        for (i, (id, b)) in artifacts.iter().enumerate().rev() {
+            if self.needs_probe(*id) {
+                if probes == READ_AHEAD_REQUESTS {
+                    refused.lock().unwrap().push(*id);
+                    continue;
+                }
+                probes += 1;
             }
-            budget -= cost;
-            wanted[i] = true;
+            taken[i] = true;
+            let cost = tail_len_for(b.len);
+            if cost <= budget {
+                budget -= cost;
+                wanted[i] = true;
+            } else {
+                budget = 0;
+            }
         }
-        futures::stream::iter(artifacts.into_iter().zip(wanted))
+        let chosen: Vec<((u64, BlobRef), bool)> = (artifacts.into_iter().zip(wanted))
+            .zip(taken)
+            .filter_map(|(a, t)| t.then_some(a))
+            .collect();
+        futures::stream::iter(chosen)
             .map(|((id, b), wanted)| async move {
                 if self.needs_probe(id)
                     && let Err(ApiError::Budget(_)) = self.probe(repo, id).await

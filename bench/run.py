@@ -47,8 +47,11 @@ STALL_EVERY = MODELS["stall"]["blob_stall_every"]
 # The rows, in the issue's order. `models`: where the issue sets the row (the headline table
 # shows the loopback figures for the two rows the issue defines on loopback).
 ROWS = ["head", "random", "seq", "grep", "small", "warm", "stall", "find", "lsr", "lsruns",
-        "pulls"]
-ROW_MODELS = {"stall": ["loopback"], "find": ["loopback"]}
+        "pulls", "lslr", "lsl", "getfattr"]
+# The metadata rows are warm (nothing crosses the network): loopback only.
+ROW_MODELS = {"stall": ["loopback"], "find": ["loopback"], "lslr": ["loopback"],
+              "lsl": ["loopback"], "getfattr": ["loopback"]}
+LOOPBACK_ROWS = ["stall", "find", "lslr", "lsl", "getfattr"]
 
 
 def log(*a):
@@ -139,8 +142,8 @@ class Fake:
         req = urllib.request.Request(self.api + "/_fake/reset", method="POST")
         urllib.request.urlopen(req).read()
 
-    def download_url(self, artifact_id):
-        return f"{self.api}/repos/bench/data/actions/artifacts/{artifact_id}/zip"
+    def download_url(self, artifact_id, repo="data"):
+        return f"{self.api}/repos/bench/{repo}/actions/artifacts/{artifact_id}/zip"
 
     def blob_location(self, artifact_id):
         """A fresh signed blob URL (the download redirect's Location)."""
@@ -244,9 +247,9 @@ class Bench:
             os.unlink(p)
         return p
 
-    def curl_zip(self, artifact_id, to):
+    def curl_zip(self, artifact_id, to, repo="data"):
         return (f"curl -sfL -H 'Authorization: Bearer {TOKEN}' -o {q(to)} "
-                f"{q(self.fake.download_url(artifact_id))}")
+                f"{q(self.fake.download_url(artifact_id, repo))}")
 
     def gh_download(self, run, name, to):
         return (f"{q(self.gh)} run download {run} -R bench/data -n {name} -D {q(to)} "
@@ -466,6 +469,99 @@ class Bench:
                 out.append({"s": t, "lines": int(o), **reqs(self.fake.settled_counters()),
                             "mount_s": m.mount_s, "mount_api": m.mount_reqs["api"]})
         return {"af": out}
+
+    # -- metadata rows (bench/many: 70 folders × 1000 files), warm, against local disk ------
+
+    def many_local(self):
+        """The 70 000-entry archive extracted on local disk (once per model)."""
+        i = self.info
+        local = os.path.join(self.work, "many-local")
+        if not os.path.isdir(local):
+            z = self.tmp("many.zip")
+            bash(self.curl_zip(i["many_id"], z, i["many_repo"]))
+            bash(f"unzip -q {q(z)} -d {q(local)}")
+            os.unlink(z)
+        return local
+
+    def many_mount(self):
+        i = self.info
+        m = Mount(self.fake, self.work, repo=i["many_repo"])
+        return m, m.path(f"runs/{i['many_run']}/{i['many_artifact']}", i["many_repo"])
+
+    def warm_pairs(self, cmd, rel):
+        """`cmd DIR/rel` on the mount and on local disk, each once untimed (the mount reads
+        the archive's index, both fill the kernel's caches), then paired timed runs."""
+        local = self.many_local()
+        m, art = self.many_mount()
+        with m:
+            for d in (art, local):
+                bash(f"{cmd} {q(os.path.join(d, rel))} >/dev/null")
+            self.fake.reset()
+            af, lo = [], []
+            for _ in range(self.runs):
+                t, o = bash(f"{cmd} {q(os.path.join(art, rel))} | wc -l")
+                af.append({"s": t, "lines": int(o), **reqs(self.fake.counters())})
+                t, o = bash(f"{cmd} {q(os.path.join(local, rel))} | wc -l")
+                lo.append({"s": t, "lines": int(o)})
+        return {"af": af, "local": lo}
+
+    def lslr(self):
+        return self.warm_pairs("ls -lR", "")
+
+    def lsl(self):
+        return self.warm_pairs("ls -l", "d00")
+
+    def getfattr(self):
+        """`getfattr -d` of one file (the command, and the calls it makes timed in-process),
+        and the round trip of each kind of request, against a local file."""
+        local = self.many_local()
+        m, art = self.many_mount()
+        n = 2000
+        with m:
+            f, lf = os.path.join(art, "d00/f0.txt"), os.path.join(local, "d00/f0.txt")
+            bash(f"ls -lR {q(art)} >/dev/null")  # warm: index read, every inode seen
+
+            def none(p, name):
+                try:
+                    os.getxattr(p, name)
+                except OSError:
+                    pass
+
+            def dump(p):
+                # What `getfattr -d` asks: the names, then each `user.` value.
+                for name in os.listxattr(p):
+                    if name.startswith("user."):
+                        os.getxattr(p, name)
+
+            # A symlink's target is not cached by the kernel: each readlink is a request
+            # answered by a task (the core resolves `latest/NAME`).
+            link = m.path(f"latest/{self.info['many_artifact']}", self.info["many_repo"])
+            local_link = os.path.join(self.work, "many-link")
+            if not os.path.islink(local_link):
+                os.symlink(local, local_link)
+            links = {art: link, local: local_link}
+            kinds = {
+                "getxattr_absent": lambda p, d: none(p, "security.selinux"),
+                "getxattr_user": lambda p, d: none(p, "user.zip.crc32"),
+                "listxattr": lambda p, d: os.listxattr(p),
+                "readlink_task": lambda p, d: os.readlink(links[d]),
+                "getfattr_calls": lambda p, d: dump(p),
+            }
+            out = {"cmd": [], "cmd_local": []}
+            for k in kinds:
+                out[k], out[k + "_local"] = [], []
+            for _ in range(self.runs):
+                t, _ = bash(f"getfattr -d {q(f)} >/dev/null")
+                out["cmd"].append({"s": t})
+                t, _ = bash(f"getfattr -d {q(lf)} >/dev/null")
+                out["cmd_local"].append({"s": t})
+                for k, call in kinds.items():
+                    for p, d, key in ((f, art, k), (lf, local, k + "_local")):
+                        t = time.perf_counter()
+                        for _ in range(n):
+                            call(p, d)
+                        out[key].append({"s": (time.perf_counter() - t) / n})
+        return out
 
 
 # -- statistics and verdicts ------------------------------------------------------------------
@@ -708,6 +804,43 @@ def rows_for(model, res, info, runs):
             f"{fs(t)}; {rq(af)}; {mounted(af)}",
             "", "≤ 4 round trips", f"{verdict(api <= 4)}: {api} API requests",
         ])
+    for key, what, goal in (("lslr", "`ls -lR` of", 10), ("lsl", "`ls -l` of one folder of", None)):
+        r = res.get(key)
+        if not r:
+            continue
+        af, lo = r["af"], r["local"]
+        ta, tl, ra = col(af), col(lo), ratios(af, lo)
+        n = info["many_dirs"] * info["many_per_dir"] if key == "lslr" else info["many_per_dir"]
+        if goal:
+            target, ok = f"≤ {goal}× local", ra["median"] <= goal
+            judged = f"{fs(ra, '×', digits=1)} local"
+        else:
+            target, ok = "≤ 30 ms", ta["median"] <= 0.030
+            judged = f"{ta['median'] * 1000:.1f} ms"
+        out.append([
+            f"{what} {n} files in a zip64 archive, warm (index read, kernel caches filled), "
+            "loopback",
+            f"{fs(ta, 'ms', 1000)}; {fint(col(af, 'api'))} API + {fint(col(af, 'blob'))} blob "
+            "requests",
+            f"local disk: {fs(tl, 'ms', 1000)}",
+            target, f"{verdict(ok)}: {judged}",
+        ])
+    r = res.get("getfattr")
+    if r:
+        us = lambda k: fs(col(r[k]), "µs", 1e6, 1)
+        calls = col(r["getfattr_calls"])
+        out.append([
+            "`getfattr -d` of a file in the zip64 archive, warm, loopback",
+            f"its calls (listxattr + each `user.` value), in-process: {us('getfattr_calls')}; "
+            f"the command: {fs(col(r['cmd']), 'ms', 1000)}. One request: getxattr of a name "
+            f"no file has {us('getxattr_absent')}, of a held `user.` name "
+            f"{us('getxattr_user')}, listxattr {us('listxattr')}; readlink of `latest/` "
+            f"(a task) {us('readlink_task')}",
+            f"local file: calls {us('getfattr_calls_local')}; command "
+            f"{fs(col(r['cmd_local']), 'ms', 1000)}; getxattr {us('getxattr_absent_local')}; "
+            f"readlink {us('readlink_task_local')}",
+            "≤ 1 ms", f"{verdict(calls['median'] <= 0.001)}: {calls['median'] * 1e6:.0f} µs",
+        ])
     for k, why in failed.items():
         out.append([ROW_TITLES[k], f"failed: {why.replace('|', '/')}", "", ROW_TARGETS[k],
                     "**not met** (failed)"])
@@ -726,12 +859,16 @@ ROW_TITLES = {
     "lsr": "`ls -R runs` of 125 runs / 250 artifacts, cold",
     "lsruns": "`ls runs` of 3000 artifacts, fresh mount",
     "pulls": "`readlink pulls/N/NAME`, cold",
+    "lslr": "`ls -lR` of the 70 000-entry zip64 archive, warm",
+    "lsl": "`ls -l` of a folder of 1000 files, warm",
+    "getfattr": "`getfattr -d` of a file, warm",
 }
 ROW_TARGETS = {
     "head": "≤ 2 MiB fetched, ≤ 4 round trips", "random": "nothing fetched, ≤ 150 ms",
     "seq": "≥ 3× curl", "grep": "≥ 2× `curl \\| unzip -p \\| grep`",
     "small": "≤ 3 round trips", "warm": "≥ 0.9× local", "stall": "≤ 15 s", "find": "≤ 10 s",
     "lsr": "≤ 2 s", "lsruns": "list pages + ≤ 256 API requests", "pulls": "≤ 4 round trips",
+    "lslr": "≤ 10× local", "lsl": "≤ 30 ms", "getfattr": "≤ 1 ms",
 }
 
 
@@ -843,7 +980,7 @@ def write_report(all_res, info, meta, out_dir):
     link_res, loop_res = all_res.get("link", {}), all_res.get("loopback", {})
     # Headline: the link model, with the issue's two loopback rows taken from loopback.
     headline = {k: v for k, v in link_res.items()}
-    for k in ("stall", "find"):
+    for k in LOOPBACK_ROWS:
         if k in loop_res and link_res:
             headline[k] = loop_res[k]
     link = MODELS["link"]

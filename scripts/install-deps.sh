@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what artifactfs needs to mount and to run its tests (Debian/Ubuntu): fuse3
-# (fusermount3), attr (getfattr), unzip and curl for the tests, and chromium for the real-browser
-# test of `artifactfs serve` (and scripts/screenshots.sh). Idempotent and quiet when everything
+# (fusermount3), attr (getfattr), unzip and curl for the tests, chromium for the real-browser
+# test of `artifactfs serve` (and scripts/screenshots.sh), and the WebDAV clients rclone,
+# cadaver and davfs2 for `serve --webdav`. Idempotent and quiet when everything
 # is already there.
 set -euo pipefail
 need=()
@@ -10,6 +11,10 @@ command -v getfattr >/dev/null 2>&1 || need+=(attr)
 command -v unzip >/dev/null 2>&1 || need+=(unzip)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# WebDAV clients for the tests of `serve --webdav`.
+command -v rclone >/dev/null 2>&1 || need+=(rclone)
+command -v cadaver >/dev/null 2>&1 || need+=(cadaver)
+command -v mount.davfs >/dev/null 2>&1 || need+=(davfs2)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

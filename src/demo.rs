@@ -62,7 +62,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             .core_config(remote, true, || tmp.path().join("cache"));
         core.token = token;
         let start = crate::serve::paths::url_of(&[repo.owner, repo.name], true);
-        let result = crate::serve::run_core(&core, addr, &start);
+        let result = crate::serve::run_core(&core, addr, &start, false);
         gh.shutdown();
         return result;
     }

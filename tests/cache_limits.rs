@@ -265,3 +265,59 @@ fn a_remount_after_kill_9_mid_write_reads_right() {
         m.unmount();
     }
 }
+
+#[test]
+fn a_find_over_3000_small_artifacts_under_a_2m_cache_reads_each_directory_about_once() {
+    require_fuse();
+    let gh = start_fake();
+    const N: u64 = 3000;
+    for i in 0..N {
+        let mut z = ZipBuilder::new();
+        z.add("out/result.txt", &log_text(123, i));
+        add_hello(&gh, &format!("art{i}"), 1 + i / 10, z.finish());
+    }
+    let logdir = tempfile::tempdir().unwrap();
+    let log = logdir.path().join("log");
+    let m = Daemon::new(&gh, REPO)
+        .arg("--cache-size")
+        .arg("2M")
+        .stderr_to(&log)
+        .mount();
+    let runs = m.path("octo-org/hello/runs");
+    let (_, out, err) = sh(&format!(
+        "timeout 150 find '{}' -name result.txt | wc -l",
+        runs.display()
+    ));
+    assert_eq!(out.trim(), N.to_string(), "every artifact found: {err}");
+    let requests = gh.counters().blob_requests;
+    assert!(
+        requests <= 2 * N,
+        "{requests} blob requests for {N} artifacts"
+    );
+    let used = disk_usage(&m.cache_dir);
+    assert!(used <= 2 << 20, "{used} bytes under the cache directory");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("expected, got") && !text.contains("not the digest"),
+        "a digest check failed on valid data:\n{text}"
+    );
+}
+
+#[test]
+fn a_full_cache_filesystem_reads_in_large_ranges() {
+    require_fuse();
+    let fs = Tmpfs::new("6m");
+    let gh = start_fake();
+    let big = noise(128 * MIB, 21);
+    let mut z = ZipBuilder::new();
+    z.add_with("big.bin", &big, EntryOptions::stored());
+    add_hello(&gh, "big", 1, z.finish());
+    let m = on_tmpfs(&gh, &fs, &[]).mount();
+    let path = m.path("octo-org/hello/runs/1/big/big.bin");
+    let before = gh.counters().blob_requests;
+    assert_eq!(sha_of(&path), sha256(&big));
+    let requests = gh.counters().blob_requests - before;
+    // A working cache reads 128 MiB in 2 MiB requests (64); a paused one in chunks at least
+    // as large, never one request per kernel read (1024 of 128 KiB).
+    assert!(requests <= 80, "{requests} blob requests for 128 MiB");
+}

@@ -206,3 +206,168 @@ fn a_file_not_verified_yet_can_still_be_mmapped() {
     // SAFETY: unmapping what was mapped above.
     unsafe { libc::munmap(p, len) };
 }
+
+/// A zip whose one entry is `data`, stored: (zip, where `data` starts).
+fn single_stored(data: &[u8]) -> (Vec<u8>, usize) {
+    let mut z = ZipBuilder::new();
+    z.add_with("big.bin", data, EntryOptions::stored());
+    let zip = z.finish();
+    let at = find(&zip, &data[..64]);
+    (zip, at)
+}
+
+/// Waits (up to 30 s) until a blob in the mount's cache has its block checksums sealed (its
+/// digest verified in the background): the `.map`'s flags byte (offset 16), bit 0. Only a
+/// wait: what a test asserts is what readers get.
+fn wait_sealed(cache: &std::path::Path) {
+    for _ in 0..600 {
+        let sealed = fs::read_dir(cache.join("blocks"))
+            .unwrap()
+            .flatten()
+            .any(|e| {
+                e.path().extension().is_some_and(|x| x == "map")
+                    && fs::read(e.path()).is_ok_and(|b| b.get(16).is_some_and(|f| f & 1 != 0))
+            });
+        if sealed {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `dd if=PATH bs=BS skip=SKIP count=COUNT`: Ok(bytes) when it exits 0, Err(stderr).
+fn dd(path: &std::path::Path, bs: usize, skip: usize, count: usize) -> Result<Vec<u8>, String> {
+    let out = std::process::Command::new("dd")
+        .arg(format!("if={}", path.display()))
+        .arg(format!("bs={bs}"))
+        .arg(format!("skip={skip}"))
+        .arg(format!("count={count}"))
+        .arg("status=none")
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn a_byte_changed_on_a_refetch_after_verification_never_reaches_a_partial_reader() {
+    require_fuse();
+    let gh = start_fake();
+    let big = noise(48 * MIB, 11);
+    let (zip, at) = single_stored(&big);
+    let id = add_hello(&gh, "big", 1, zip);
+    let m = Daemon::new(&gh, REPO).arg("--cache-size").arg("8M").mount();
+    let path = m.path("octo-org/hello/runs/1/big/big.bin");
+    // Read once: it verifies, and most of its blocks are evicted since.
+    assert_eq!(sha256sum(&path), Ok(sha256(&big)));
+    wait_sealed(&m.cache_dir);
+    // One byte of the 21st MiB changed once on its next fetch: `dd` gets the right bytes.
+    flip(&gh, id, at + 20 * MIB + 17, 1);
+    let got = dd(&path, MIB, 20, 2).expect("dd exits 0");
+    assert!(got == big[20 * MIB..22 * MIB], "dd got changed bytes");
+    assert_eq!(
+        gh.counters().blob_bytes_flipped,
+        1,
+        "the refetch was changed"
+    );
+    // Changed on every fetch: EIO, never the changed bytes.
+    flip(&gh, id, at + 10 * MIB + 5, 0);
+    let e = dd(&path, MIB, 10, 1).expect_err("dd fails");
+    assert!(e.contains("Input/output error"), "{e}");
+    let flipped = gh.counters().blob_bytes_flipped;
+    assert!(flipped >= 3);
+    // A reader whose first MiB comes from the kernel's page cache (a sealed blob's pages
+    // are kept), the rest from a refetch with one byte changed once: right bytes.
+    gh.set_faults(Faults::default());
+    let (ok, _, err) = sh(&format!("head -c {MIB} '{}' > /dev/null", path.display()));
+    assert!(ok, "{err}");
+    flip(&gh, id, at + 30 * MIB + 3, 1);
+    assert_eq!(sha256sum(&path), Ok(sha256(&big)));
+    assert_eq!(gh.counters().blob_bytes_flipped, flipped + 1);
+}
+
+#[test]
+fn a_block_damaged_in_the_cache_is_fetched_again_never_served() {
+    require_fuse();
+    let gh = start_fake();
+    let big = noise(8 * MIB, 12);
+    let (zip, at) = single_stored(&big);
+    add_hello(&gh, "big", 1, zip.clone());
+    let m = Daemon::new(&gh, REPO).mount();
+    assert_eq!(
+        sha256sum(&m.path("octo-org/hello/runs/1/big/big.bin")),
+        Ok(sha256(&big))
+    );
+    wait_sealed(&m.cache_dir);
+    let data = fs::read_dir(m.cache_dir.join("blocks"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "data"))
+        .unwrap();
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(data)
+        .unwrap();
+    // Between two reads, one block's copy on disk is damaged: zeros over a page, then one
+    // flipped bit in another block. Read through `NAME.zip` (no page of it is in the
+    // kernel's cache), by `dd`: the right bytes, that block fetched again.
+    let zip_path = m.path("octo-org/hello/runs/1/big.zip");
+    for (damage, off) in [("zeros", at + 3 * MIB), ("bit", at + 5 * MIB + 3)] {
+        if damage == "zeros" {
+            f.write_all_at(&[0u8; 4096], (off & !4095) as u64).unwrap();
+        } else {
+            let mut b = [0u8];
+            f.read_exact_at(&mut b, off as u64).unwrap();
+            f.write_all_at(&[b[0] ^ 0x08], off as u64).unwrap();
+        }
+        let before = settled_blob_bytes(&gh);
+        let got = dd(&zip_path, 4096, off / 4096, 1).expect("dd exits 0");
+        assert!(
+            got == zip[off / 4096 * 4096..][..4096],
+            "{damage}: dd got the damaged bytes"
+        );
+        assert_eq!(
+            gh.counters().blob_bytes_total - before,
+            128 << 10,
+            "{damage}: that block fetched again"
+        );
+    }
+}
+
+/// Where the CRC-32 of entry `name` sits in the archive's central directory.
+fn cd_crc_offset(zip: &[u8], name: &str) -> usize {
+    let u16_at = |p: usize| u16::from_le_bytes([zip[p], zip[p + 1]]) as usize;
+    let u32_at = |p: usize| u32::from_le_bytes(zip[p..p + 4].try_into().unwrap()) as usize;
+    let end = zip
+        .windows(4)
+        .rposition(|w| w == b"PK\x05\x06")
+        .expect("end record");
+    let mut at = u32_at(end + 16);
+    loop {
+        let (n, x, c) = (u16_at(at + 28), u16_at(at + 30), u16_at(at + 32));
+        if &zip[at + 46..at + 46 + n] == name.as_bytes() {
+            return at + 16;
+        }
+        at += 46 + n + x + c;
+    }
+}
+
+#[test]
+fn one_refetch_heals_a_byte_of_the_central_directory_changed_once() {
+    let (gh, id, zip, big, _) = fake_with_mixed();
+    flip(&gh, id, cd_crc_offset(&zip, "big.bin"), 1);
+    let m = Daemon::new(&gh, REPO).mount();
+    let path = m.path("octo-org/hello/runs/1/mixed/big.bin");
+    assert_eio(sha256sum(&path), "the CRC read is wrong");
+    assert_eq!(gh.counters().blob_bytes_flipped, 1);
+    assert_eq!(
+        sha256sum(&path),
+        Ok(sha256(&big)),
+        "the next open reads the central directory again"
+    );
+}

@@ -171,3 +171,70 @@ fn without_an_argument_every_live_mount_is_listed_and_stale_sockets_go() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("no artifactfs mounts"));
 }
+
+/// `fgetxattr(fd, name)`: the value, or the errno.
+fn fgetxattr(f: &std::fs::File, name: &str) -> Result<Vec<u8>, i32> {
+    use std::os::fd::AsRawFd;
+    let name = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    let n = unsafe {
+        libc::fgetxattr(
+            f.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+#[test]
+fn extended_attributes_held_in_memory_are_answered_without_a_task() {
+    require_fuse();
+    let _w = Watchdog::arm("xattrs without a task", 120);
+    let gh = start_fake();
+    let mut z = ZipBuilder::new();
+    z.add("a.txt", b"hello\n");
+    add_hello(&gh, "bin", 7, z.finish());
+    let runtime = tempfile::tempdir().unwrap();
+    let m = Daemon::new(&gh, REPO)
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .arg("--metadata-ttl=3600")
+        .mount();
+    // Every live mount's status: no path of the mount is looked at (`status MOUNTPOINT`
+    // would stat its root, a request of its own).
+    let spawned = || {
+        let out = status(runtime.path(), &[Path::new("--json")]);
+        assert!(out.status.success(), "{out:?}");
+        let all: Vec<Status> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(all.len(), 1);
+        all[0].requests_spawned
+    };
+    // Opening reads the central directory: what the file's attributes come from.
+    let f = std::fs::File::open(m.path("octo-org/hello/runs/7/bin/a.txt")).unwrap();
+    let before = spawned();
+    assert!(before > 0, "the open went to the runtime");
+    const ROUNDS: usize = 200;
+    for _ in 0..ROUNDS {
+        // What `ls -l` asks of every file, and names no file here has.
+        for name in [
+            "security.selinux",
+            "system.posix_acl_access",
+            "trusted.overlay.opaque",
+            "user.no.such",
+        ] {
+            assert_eq!(fgetxattr(&f, name), Err(libc::ENODATA), "{name}");
+        }
+        assert_eq!(fgetxattr(&f, "user.zip.method").unwrap(), b"deflated");
+    }
+    assert_eq!(
+        spawned(),
+        before,
+        "{} getxattr requests, none handed to the runtime",
+        5 * ROUNDS
+    );
+}

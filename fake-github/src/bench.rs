@@ -10,7 +10,9 @@
 //! - `bench/find`: 75 runs of 40 small zip artifacts each (3000), each holding `result.txt`
 //!   (`find runs -name result.txt`);
 //! - `bench/tree`: 125 runs of 2 small zip artifacts each (250) (`ls -R runs`), and pull request
-//!   42 (from a fork) at the newest run's commit (`readlink pulls/42/report`).
+//!   42 (from a fork) at the newest run's commit (`readlink pulls/42/report`);
+//! - `bench/many`, run 4000, artifact `many`: a zip64 archive of 70 000 small stored files in
+//!   70 folders of 1000 (`ls -lR`, `ls -l` of one folder, `getfattr -d`).
 
 use serde::Serialize;
 
@@ -21,6 +23,7 @@ pub const BENCH_OWNER: &str = "bench";
 pub const BENCH_REPO: &str = "data";
 pub const FIND_REPO: &str = "find";
 pub const TREE_REPO: &str = "tree";
+pub const MANY_REPO: &str = "many";
 
 /// Where things are, for the harness (printed as JSON by `fake-github --bench`).
 #[derive(Clone, Debug, Serialize)]
@@ -68,6 +71,14 @@ pub struct BenchInfo {
     /// `bench/tree`: a pull request from a fork whose head is the newest run's commit.
     pub pull_number: u64,
     pub pull_artifact: String,
+    /// `bench/many`: the run and artifact of the 70 000-entry archive, its folders and the
+    /// files in each.
+    pub many_repo: String,
+    pub many_run: u64,
+    pub many_id: u64,
+    pub many_artifact: String,
+    pub many_dirs: u64,
+    pub many_per_dir: u64,
 }
 
 const LOG_COMPONENTS: [&str; 10] = [
@@ -268,6 +279,23 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
         )
         .from_fork("forker/tree"),
     );
+    // bench/many: 70 folders × 1000 files, more entries than a zip without zip64 can count.
+    let (many_dirs, many_per_dir, many_run) = (70u64, 1000u64, 4000);
+    let mut z = ZipBuilder::new();
+    for i in 0..many_dirs * many_per_dir {
+        z.add_with(
+            &format!("d{:02}/f{i}.txt", i / many_per_dir),
+            format!("entry {i}\n").as_bytes(),
+            stored.clone(),
+        );
+    }
+    let many_id = gh.add_artifact(FakeArtifactSpec::zip(
+        o,
+        MANY_REPO,
+        "many",
+        many_run,
+        z.finish(),
+    ));
 
     let big_id = gh.add_artifact(FakeArtifactSpec::zip(o, r, "big", big_run, big));
 
@@ -330,6 +358,12 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
         tree_entries_per_artifact: 4,
         pull_number,
         pull_artifact: "report".into(),
+        many_repo: MANY_REPO.into(),
+        many_run,
+        many_id,
+        many_artifact: "many".into(),
+        many_dirs,
+        many_per_dir,
     }
 }
 

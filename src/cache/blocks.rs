@@ -1,6 +1,7 @@
-//! One blob's bytes on disk, block by block: a sparse data file plus a persisted bitmap of
-//! the blocks present, so that a remount with the same cache directory serves everything
-//! already fetched without asking the network.
+//! One blob's bytes on disk, block by block: a sparse data file plus a persisted map of the
+//! blocks present and of each block's checksum, so that a remount with the same cache
+//! directory serves everything already fetched without asking the network, and a block that
+//! comes back different (zeros, a flipped bit, a torn write) is noticed at that block.
 //!
 //! **Block size: 128 KiB.** It is the unit of caching and of eviction, not of requests
 //! (contiguous missing blocks are fetched in one ranged request, up to 8 MiB). Smaller blocks
@@ -8,32 +9,79 @@
 //! (65.6 KiB → at most 2 blocks), the central directory (usually 1–2 more) and the entry's
 //! block(s): about 0.5 MiB, under the 1 MiB budget, where 1 MiB blocks would cost 3–4 MiB.
 //! 128 KiB is also the kernel's largest FUSE read, so a read never straddles more than two
-//! blocks; and the bitmap stays tiny (2 KiB for a 2 GiB blob). `docs/benchmarks.md` has the
+//! blocks; and the map stays small (66 KiB for a 2 GiB blob). `docs/benchmarks.md` has the
 //! bytes-fetched figures this was checked against.
 //!
-//! Files: `blocks/{stem}.data` (sparse, 0600) and `blocks/{stem}.map` (8-byte little-endian
-//! blob length, then one bit per block). Data is written before its bit is set; an evicted
-//! block's bit is cleared (and the eviction counted) before its hole is punched, so a reader
-//! that sees the counter unchanged around its `pread` read real bytes.
+//! **Checksums.** Every block gets a CRC-32C when it is stored (hardware-assisted: ~10 µs a
+//! block), and every read from the data file checks the blocks it touches against theirs: a
+//! mismatch is a [`BadBlock`] error, never bytes. Once the blob's digest has vouched for
+//! them (see `data::seal`), the checksums are *sealed*: they are kept when their blocks are
+//! evicted, and a block stored again must match its sealed checksum ([`BlockFile::matches`]).
+//!
+//! Files: `blocks/{stem}.data` (sparse, 0600) and `blocks/{stem}.map`: the magic
+//! [`MAP_MAGIC`] (which names the format: a map of any other format is discarded with its
+//! data), the blob length (u64 LE), a flags byte (1: sealed) padded to 24 bytes, one bit per
+//! block present, then one CRC-32C (u32 LE) per block. Data is written before its checksum,
+//! the checksum before its bit; an evicted block's bit is cleared (and the eviction counted)
+//! before its hole is punched, so a reader that sees the counter unchanged around its `pread`
+//! read real bytes, and a torn write is a checksum mismatch, not bytes served.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub const BLOCK_SIZE: u64 = 128 * 1024;
+
+/// The first bytes of a `.map` of this format (bumped whenever the format changes).
+pub const MAP_MAGIC: [u8; 8] = *b"AFSMAP02";
+/// Magic, length, flags (and padding) before the bitmap.
+const HEADER: u64 = 24;
+const SEALED: u8 = 1;
+
+/// A block whose bytes on disk do not match its checksum (the error's inner value).
+#[derive(Debug)]
+pub struct BadBlock(pub u64);
+
+impl std::fmt::Display for BadBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cached block {} does not match its checksum", self.0)
+    }
+}
+
+impl std::error::Error for BadBlock {}
+
+/// The block a read found damaged, if that is what `e` is.
+pub fn bad_block(e: &io::Error) -> Option<u64> {
+    e.get_ref()?.downcast_ref::<BadBlock>().map(|b| b.0)
+}
+
+/// The checksum a block gets.
+pub fn checksum(bytes: &[u8]) -> u32 {
+    crc32c::crc32c(bytes)
+}
+
+struct Meta {
+    present: Vec<u8>,
+    sums: Vec<u32>,
+    sealed: bool,
+    /// The `.map` file exists (not retired by eviction of the whole blob).
+    on_disk: bool,
+}
 
 pub struct BlockFile {
     len: u64,
     data: File,
     data_path: PathBuf,
     map_path: PathBuf,
-    present: Mutex<Vec<u8>>,
+    meta: Mutex<Meta>,
     evictions: AtomicU64,
     /// Blocks written so far (with `evictions`: whether any byte may differ from before).
     writes: AtomicU64,
+    /// Deleted with its blob (`rm`): a late write must not bring the map back.
+    deleted: AtomicBool,
 }
 
 fn open_private(path: &Path) -> io::Result<File> {
@@ -46,9 +94,23 @@ fn open_private(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+fn bitmap_len(len: u64) -> u64 {
+    len.div_ceil(BLOCK_SIZE).div_ceil(8)
+}
+
+/// A map's header: (blob length, flags), when it is of this format.
+fn read_header(map: &File) -> Option<(u64, u8)> {
+    let mut h = [0u8; HEADER as usize];
+    map.read_exact_at(&mut h, 0).ok()?;
+    if h[..8] != MAP_MAGIC {
+        return None;
+    }
+    Some((u64::from_le_bytes(h[8..16].try_into().ok()?), h[16]))
+}
+
 impl BlockFile {
     /// Opens the block file of `stem` under `dir` for a blob of `len` bytes, keeping what a
-    /// previous run stored when the length matches (else starting empty).
+    /// previous run stored when the length and the map's format match (else starting empty).
     pub fn open(dir: &Path, stem: &str, len: u64) -> io::Result<BlockFile> {
         let data_path = dir.join(format!("{stem}.data"));
         let map_path = dir.join(format!("{stem}.map"));
@@ -58,20 +120,27 @@ impl BlockFile {
         // The map is opened per write, not kept: one descriptor per blob, not two.
         let map = open_private(&map_path)?;
         let nblocks = len.div_ceil(BLOCK_SIZE);
-        let bytes = nblocks.div_ceil(8) as usize;
-        let mut present = vec![0u8; bytes];
-        let mut header = [0u8; 8];
-        let stored_len = match map.read_exact_at(&mut header, 0) {
-            Ok(()) => Some(u64::from_le_bytes(header)),
-            Err(_) => None,
+        let mut meta = Meta {
+            present: vec![0u8; bitmap_len(len) as usize],
+            sums: vec![0u32; nblocks as usize],
+            sealed: false,
+            on_disk: true,
         };
-        if had_data && stored_len == Some(len) {
-            map.read_exact_at(&mut present, 8)
-                .or_else(|_| -> io::Result<()> {
-                    present.fill(0);
-                    Ok(())
-                })?;
-        } else {
+        let header = read_header(&map);
+        let mut kept = false;
+        if had_data && let Some((stored_len, flags)) = header.filter(|h| h.0 == len) {
+            let mut rest = vec![0u8; (bitmap_len(len) + 4 * nblocks) as usize];
+            if map.read_exact_at(&mut rest, HEADER).is_ok() {
+                let (bits, sums) = rest.split_at(meta.present.len());
+                meta.present.copy_from_slice(bits);
+                for (s, b) in meta.sums.iter_mut().zip(sums.chunks_exact(4)) {
+                    *s = u32::from_le_bytes(b.try_into().expect("4 bytes"));
+                }
+                meta.sealed = flags & SEALED != 0;
+                kept = stored_len == len;
+            }
+        }
+        if !kept {
             data.set_len(0)?;
         }
         data.set_len(len)?;
@@ -81,20 +150,18 @@ impl BlockFile {
             data,
             data_path,
             map_path,
-            present: Mutex::new(present),
+            meta: Mutex::new(meta),
             evictions: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            deleted: AtomicBool::new(false),
         };
-        f.persist(&f.present.lock().unwrap())?;
+        f.persist_all(&f.meta.lock().unwrap(), false)?;
         Ok(f)
     }
 
-    /// Reads the blob length recorded in a `.map` file.
+    /// Reads the blob length recorded in a `.map` file (`None`: none, or another format).
     pub fn recorded_len(map_path: &Path) -> Option<u64> {
-        let f = File::open(map_path).ok()?;
-        let mut h = [0u8; 8];
-        f.read_exact_at(&mut h, 0).ok()?;
-        Some(u64::from_le_bytes(h))
+        read_header(&File::open(map_path).ok()?).map(|h| h.0)
     }
 
     /// The blocks a `.map` file says are present (for accounting at startup).
@@ -102,30 +169,55 @@ impl BlockFile {
         let Ok(bytes) = fs::read(map_path) else {
             return Vec::new();
         };
-        if bytes.len() < 8 {
+        let Some(len) = Self::recorded_len(map_path) else {
             return Vec::new();
-        }
-        let len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+        };
         let n = len.div_ceil(BLOCK_SIZE);
         (0..n)
             .filter(|&i| {
                 bytes
-                    .get(8 + (i / 8) as usize)
+                    .get((HEADER + i / 8) as usize)
                     .is_some_and(|b| b & (1 << (i % 8)) != 0)
             })
             .collect()
     }
 
-    fn persist(&self, present: &[u8]) -> io::Result<()> {
-        let mut buf = Vec::with_capacity(8 + present.len());
+    /// Writes the whole map (creating it only when `create`: a map deleted with its blob
+    /// stays deleted).
+    fn persist_all(&self, m: &Meta, create: bool) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(self.map_len() as usize);
+        buf.extend_from_slice(&MAP_MAGIC);
         buf.extend_from_slice(&self.len.to_le_bytes());
-        buf.extend_from_slice(present);
-        // Never recreate a map that was deleted with its blob (a late write after `rm`).
-        match OpenOptions::new().write(true).open(&self.map_path) {
+        buf.push(if m.sealed { SEALED } else { 0 });
+        buf.resize(HEADER as usize, 0);
+        buf.extend_from_slice(&m.present);
+        for s in &m.sums {
+            buf.extend_from_slice(&s.to_le_bytes());
+        }
+        let f = if create {
+            open_private(&self.map_path)
+        } else {
+            OpenOptions::new().write(true).open(&self.map_path)
+        };
+        match f {
             Ok(f) => f.write_all_at(&buf, 0),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Writes block `i`'s checksum (when `sum`) and its byte of the bitmap.
+    fn persist_block(&self, m: &Meta, i: u64, sum: bool) -> io::Result<()> {
+        let f = match OpenOptions::new().write(true).open(&self.map_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if sum {
+            let at = HEADER + bitmap_len(self.len) + 4 * i;
+            f.write_all_at(&m.sums[i as usize].to_le_bytes(), at)?;
+        }
+        f.write_all_at(&[m.present[(i / 8) as usize]], HEADER + i / 8)
     }
 
     pub fn len(&self) -> u64 {
@@ -146,17 +238,19 @@ impl BlockFile {
     }
 
     pub fn has(&self, i: u64) -> bool {
-        let p = self.present.lock().unwrap();
-        p.get((i / 8) as usize)
+        let m = self.meta.lock().unwrap();
+        m.present
+            .get((i / 8) as usize)
             .is_some_and(|b| b & (1 << (i % 8)) != 0)
     }
 
     /// Blocks in `first..=last` that are not present.
     pub fn missing(&self, first: u64, last: u64) -> Vec<u64> {
-        let p = self.present.lock().unwrap();
+        let m = self.meta.lock().unwrap();
         (first..=last.min(self.block_count().saturating_sub(1)))
             .filter(|&i| {
-                p.get((i / 8) as usize)
+                m.present
+                    .get((i / 8) as usize)
                     .is_none_or(|b| b & (1 << (i % 8)) == 0)
             })
             .collect()
@@ -167,8 +261,27 @@ impl BlockFile {
             .is_empty()
     }
 
-    /// Stores block `i` (exactly `block_len(i)` bytes) and marks it present.
-    pub fn write_block(&self, i: u64, bytes: &[u8]) -> io::Result<()> {
+    /// Whether any block is present.
+    pub fn any_present(&self) -> bool {
+        self.meta.lock().unwrap().present.iter().any(|b| *b != 0)
+    }
+
+    /// Whether the blob's digest vouches for the checksums (see [`BlockFile::seal`]).
+    pub fn is_sealed(&self) -> bool {
+        self.meta.lock().unwrap().sealed
+    }
+
+    /// Whether `sum` may be stored as block `i`: always before the seal; after it, only the
+    /// sealed checksum.
+    pub fn matches(&self, i: u64, sum: u32) -> bool {
+        let m = self.meta.lock().unwrap();
+        !m.sealed || m.sums.get(i as usize) == Some(&sum)
+    }
+
+    /// Stores block `i` (exactly `block_len(i)` bytes, whose checksum is `sum`) and marks it
+    /// present. A sealed blob refuses a block that does not match its sealed checksum
+    /// (`InvalidData`, see [`BlockFile::matches`]).
+    pub fn write_block(&self, i: u64, bytes: &[u8], sum: u32) -> io::Result<()> {
         if bytes.len() as u64 != self.block_len(i) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -179,24 +292,39 @@ impl BlockFile {
                 ),
             ));
         }
+        // Held throughout: a retirement (which empties the data file) never meets a write.
+        let mut m = self.meta.lock().unwrap();
+        if m.sealed && m.sums[i as usize] != sum {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, BadBlock(i)));
+        }
+        if !m.on_disk && !self.deleted.load(Ordering::SeqCst) {
+            // A retired blob comes back: its map first.
+            self.persist_all(&m, true)?;
+            m.on_disk = true;
+        }
         self.data.write_all_at(bytes, i * BLOCK_SIZE)?;
         self.writes.fetch_add(1, Ordering::SeqCst);
-        let mut p = self.present.lock().unwrap();
-        p[(i / 8) as usize] |= 1 << (i % 8);
-        self.persist(&p)
+        m.sums[i as usize] = sum;
+        m.present[(i / 8) as usize] |= 1 << (i % 8);
+        self.persist_block(&m, i, true)
     }
 
-    /// Drops block `i`: bit cleared and persisted, then the hole punched. When the map can't
-    /// be written, the bytes stay (the map on disk still says present: a hole there would be
-    /// zeros served as the blob's bytes after a remount); only this process forgets them.
+    /// Drops block `i`: bit cleared and persisted, then the hole punched (a sealed checksum
+    /// stays). When the map can't be written, the bytes stay (the map on disk still says
+    /// present: a hole there would be a bad block after a remount); only this process
+    /// forgets them.
     pub fn punch(&self, i: u64) {
         self.evictions.fetch_add(1, Ordering::SeqCst);
         let persisted = {
-            let mut p = self.present.lock().unwrap();
-            if let Some(b) = p.get_mut((i / 8) as usize) {
+            let mut m = self.meta.lock().unwrap();
+            if let Some(b) = m.present.get_mut((i / 8) as usize) {
                 *b &= !(1 << (i % 8));
             }
-            self.persist(&p)
+            if i < self.block_count() {
+                self.persist_block(&m, i, false)
+            } else {
+                Ok(())
+            }
         };
         match persisted {
             Ok(()) => punch_hole(&self.data, i * BLOCK_SIZE, self.block_len(i)),
@@ -206,6 +334,55 @@ impl BlockFile {
                 "cache: could not record an eviction ({e}); the block's bytes are kept"
             ),
         }
+    }
+
+    /// Seals the blob's checksums: `sums` are those of bytes its digest verified. A present
+    /// block that no longer matches (stored again since it was hashed) is punched; returns
+    /// those blocks.
+    pub fn seal(&self, sums: &[u32]) -> io::Result<Vec<u64>> {
+        let stale: Vec<u64> = {
+            let m = self.meta.lock().unwrap();
+            (0..self.block_count())
+                .filter(|&i| {
+                    m.present[(i / 8) as usize] & (1 << (i % 8)) != 0
+                        && m.sums[i as usize] != sums[i as usize]
+                })
+                .collect()
+        };
+        for &i in &stale {
+            self.punch(i);
+        }
+        let mut m = self.meta.lock().unwrap();
+        m.sums.copy_from_slice(sums);
+        m.sealed = true;
+        self.persist_all(&m, false)
+            .inspect_err(|_| m.sealed = false)?;
+        Ok(stale)
+    }
+
+    /// Forgets the blob (evicted whole, its blocks gone): the map file is removed and the
+    /// data file emptied, seal and checksums forgotten. The next block stored brings the map
+    /// back. False (nothing done) while a block is still present.
+    pub fn retire(&self) -> bool {
+        let mut m = self.meta.lock().unwrap();
+        if m.present.iter().any(|b| *b != 0) {
+            return false;
+        }
+        self.evictions.fetch_add(1, Ordering::SeqCst);
+        m.sealed = false;
+        m.sums.fill(0);
+        m.on_disk = false;
+        let _ = self
+            .data
+            .set_len(0)
+            .and_then(|()| self.data.set_len(self.len));
+        let _ = fs::remove_file(&self.map_path);
+        true
+    }
+
+    /// Whether the blob was deleted (`rm`): its blocks are no longer accounted.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::SeqCst)
     }
 
     /// Changes whenever a block is written or evicted: the cached bytes are the same as when
@@ -219,21 +396,45 @@ impl BlockFile {
         self.evictions.load(Ordering::SeqCst)
     }
 
-    /// `len` bytes at `offset` from the data file (fewer only at the end of the blob).
-    pub fn read(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    /// `len` bytes at `offset` from the data file (fewer only at the end of the blob), every
+    /// block they touch checked against its checksum: a mismatch is an `InvalidData` error
+    /// carrying the [`BadBlock`].
+    pub fn read(&self, offset: u64, len: usize) -> io::Result<bytes::Bytes> {
         let len = len.min(self.len.saturating_sub(offset) as usize);
-        let mut buf = vec![0u8; len];
-        self.data.read_exact_at(&mut buf, offset)?;
-        Ok(buf)
+        if len == 0 {
+            return Ok(bytes::Bytes::new());
+        }
+        let (first, last) = (offset / BLOCK_SIZE, (offset + len as u64 - 1) / BLOCK_SIZE);
+        let start = first * BLOCK_SIZE;
+        let end = ((last + 1) * BLOCK_SIZE).min(self.len);
+        let mut buf = vec![0u8; (end - start) as usize];
+        self.data.read_exact_at(&mut buf, start)?;
+        for (k, chunk) in buf.chunks(BLOCK_SIZE as usize).enumerate() {
+            let i = first + k as u64;
+            let want = self.meta.lock().unwrap().sums[i as usize];
+            if checksum(chunk) != want {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, BadBlock(i)));
+            }
+        }
+        let at = (offset - start) as usize;
+        Ok(bytes::Bytes::from(buf).slice(at..at + len))
     }
 
-    /// Bytes the `.map` file takes (length header and bitmap).
+    /// Block `i`'s bytes, checked, and its checksum.
+    pub fn read_block(&self, i: u64) -> io::Result<(bytes::Bytes, u32)> {
+        let b = self.read(i * BLOCK_SIZE, self.block_len(i) as usize)?;
+        let sum = self.meta.lock().unwrap().sums[i as usize];
+        Ok((b, sum))
+    }
+
+    /// Bytes the `.map` file takes (header, bitmap and checksums).
     pub fn map_len(&self) -> u64 {
-        8 + self.block_count().div_ceil(8)
+        HEADER + bitmap_len(self.len) + 4 * self.block_count()
     }
 
     /// Removes both files (the open descriptors stay valid until dropped).
     pub fn delete_files(&self) {
+        self.deleted.store(true, Ordering::SeqCst);
         let _ = fs::remove_file(&self.data_path);
         let _ = fs::remove_file(&self.map_path);
     }
@@ -258,101 +459,5 @@ fn punch_hole(f: &File, offset: u64, len: u64) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn block(i: u64, n: u64) -> Vec<u8> {
-        (0..n).map(|j| (i as u8).wrapping_add(j as u8)).collect()
-    }
-
-    #[test]
-    fn blocks_persist_across_reopen() {
-        let d = tempfile::tempdir().unwrap();
-        let len = 3 * BLOCK_SIZE + 100;
-        {
-            let f = BlockFile::open(d.path(), "a1-v", len).unwrap();
-            assert_eq!(f.block_count(), 4);
-            assert_eq!(f.block_len(3), 100);
-            assert_eq!(f.missing(0, 3), vec![0, 1, 2, 3]);
-            f.write_block(1, &block(1, BLOCK_SIZE)).unwrap();
-            f.write_block(3, &block(3, 100)).unwrap();
-            assert!(f.write_block(2, &[1, 2, 3]).is_err(), "wrong length");
-        }
-        let f = BlockFile::open(d.path(), "a1-v", len).unwrap();
-        assert_eq!(f.missing(0, 3), vec![0, 2]);
-        assert_eq!(
-            f.read(BLOCK_SIZE + 5, 10).unwrap(),
-            &block(1, BLOCK_SIZE)[5..15]
-        );
-        assert_eq!(f.read(3 * BLOCK_SIZE, 1000).unwrap(), block(3, 100));
-        assert_eq!(
-            BlockFile::recorded_blocks(&d.path().join("a1-v.map")),
-            vec![1, 3]
-        );
-        assert_eq!(
-            BlockFile::recorded_len(&d.path().join("a1-v.map")),
-            Some(len)
-        );
-        // A different length (a changed blob) starts over.
-        let g = BlockFile::open(d.path(), "a1-v", len + 1).unwrap();
-        assert_eq!(g.missing(0, 3).len(), 4);
-    }
-
-    #[test]
-    fn a_deleted_blob_stays_deleted() {
-        let d = tempfile::tempdir().unwrap();
-        let f = BlockFile::open(d.path(), "a3-v", BLOCK_SIZE).unwrap();
-        f.delete_files();
-        f.write_block(0, &block(0, BLOCK_SIZE)).unwrap(); // a late write after rm
-        assert!(!d.path().join("a3-v.map").exists());
-        // A map whose data file is gone claims nothing.
-        let g = BlockFile::open(d.path(), "a4-v", BLOCK_SIZE).unwrap();
-        g.write_block(0, &block(0, BLOCK_SIZE)).unwrap();
-        drop(g);
-        fs::remove_file(d.path().join("a4-v.data")).unwrap();
-        let g = BlockFile::open(d.path(), "a4-v", BLOCK_SIZE).unwrap();
-        assert_eq!(g.missing(0, 0), vec![0]);
-    }
-
-    #[test]
-    fn punching_clears_and_counts() {
-        let d = tempfile::tempdir().unwrap();
-        let f = BlockFile::open(d.path(), "a2-v", 2 * BLOCK_SIZE).unwrap();
-        f.write_block(0, &block(0, BLOCK_SIZE)).unwrap();
-        f.write_block(1, &block(1, BLOCK_SIZE)).unwrap();
-        assert!(f.all_present());
-        let e = f.evictions();
-        f.punch(0);
-        assert_eq!(f.evictions(), e + 1);
-        assert_eq!(f.missing(0, 1), vec![0]);
-        assert_eq!(f.read(0, 4).unwrap(), vec![0; 4], "punched: no stale bytes");
-        f.punch(1);
-        assert_eq!(f.missing(0, 1), vec![0, 1]);
-    }
-
-    #[test]
-    fn an_eviction_the_map_cannot_record_keeps_the_bytes_it_still_claims() {
-        let d = tempfile::tempdir().unwrap();
-        let map = d.path().join("a5-v.map");
-        let f = BlockFile::open(d.path(), "a5-v", 2 * BLOCK_SIZE).unwrap();
-        f.write_block(0, &block(0, BLOCK_SIZE)).unwrap();
-        f.write_block(1, &block(1, BLOCK_SIZE)).unwrap();
-        // The map can't be written (here: a directory where it was).
-        let on_disk = fs::read(&map).unwrap();
-        fs::remove_file(&map).unwrap();
-        fs::create_dir(&map).unwrap();
-        f.punch(0);
-        assert_eq!(f.missing(0, 1), vec![0], "this process no longer serves it");
-        drop(f);
-        // Remounted with the map as the disk still has it: block 0 present, and its bytes.
-        fs::remove_dir(&map).unwrap();
-        fs::write(&map, on_disk).unwrap();
-        let f = BlockFile::open(d.path(), "a5-v", 2 * BLOCK_SIZE).unwrap();
-        assert!(f.all_present());
-        let kept = f.read(0, BLOCK_SIZE as usize).unwrap() == block(0, BLOCK_SIZE);
-        assert!(
-            kept,
-            "block 0 reads as what was written, not a punched hole"
-        );
-    }
-}
+#[path = "blocks_tests.rs"]
+mod tests;

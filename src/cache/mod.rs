@@ -13,9 +13,11 @@
 //!   meta/NAME                    small remembered answers (e.g. which artifacts are zips)
 //!   artifactfs.log[.1]           a background mount's log (capped; see `crate::logfile`)
 //! ```
-//! Everything under the directory counts against the cap: blocks and entries (one LRU list;
-//! an evicted block is a hole punched in its data file), block maps and metadata files (not
-//! evicted, counted as they are), entries being inflated (reserved up front, see
+//! Everything under the directory counts against the cap: blocks, block maps and entries (one
+//! LRU list; an evicted block is a hole punched in its data file; a blob's map, with the
+//! allocation unit of its data file, is used whenever one of its blocks is, so it is evicted
+//! after the last of them, and with it the whole blob), metadata files (not evicted, counted
+//! as they are), entries being inflated (reserved up front, see
 //! [`DiskCache::reserve`]) and the log's fixed budget. Writing is best effort: a write that
 //! fails (ENOSPC, EDQUOT, EIO) is reported with [`DiskCache::write_failed`], after which the
 //! cache stops writing for a while and readers are served from the network.
@@ -77,11 +79,13 @@ struct LruState {
     files: LruCache<PathBuf, u64>,
     /// Sum of `files`.
     total: u64,
-    /// Block maps and metadata files: counted, never evicted (relative path → size).
+    /// Metadata files: counted, never evicted (relative path → size).
     fixed: HashMap<PathBuf, u64>,
     fixed_total: u64,
     /// Space promised to entries being inflated.
     pinned: u64,
+    /// Blocks being read right now (see [`DiskCache::pin`]): never evicted, nor their maps.
+    pins: HashMap<String, HashMap<u64, u32>>,
 }
 
 impl LruState {
@@ -117,6 +121,64 @@ impl LruState {
         if let Some(old) = self.fixed.remove(rel) {
             self.fixed_total -= old;
         }
+    }
+
+    /// Whether `rel` (a block, or a blob's map) must stay: it is being read.
+    fn is_pinned(&self, rel: &Path) -> bool {
+        if self.pins.is_empty() {
+            return false;
+        }
+        match parse_block_rel(rel) {
+            Some((stem, i)) => self.pins.get(&stem).is_some_and(|p| p.contains_key(&i)),
+            None => parse_map_rel(rel).is_some_and(|stem| self.pins.contains_key(&stem)),
+        }
+    }
+
+    /// The least recently used file that is not pinned, taken out of the list.
+    fn pop_victim(&mut self) -> Option<PathBuf> {
+        let rel = if self.pins.is_empty() {
+            self.files.peek_lru().map(|(k, _)| k.clone())?
+        } else {
+            self.files
+                .iter()
+                .rev()
+                .find(|(k, _)| !self.is_pinned(k))
+                .map(|(k, _)| k.clone())?
+        };
+        self.remove(&rel);
+        Some(rel)
+    }
+}
+
+/// Blocks of a blob being read: eviction leaves them (and their blob's map) alone until the
+/// pin is dropped, so a reader is never handed a hole.
+pub struct Pin<'a> {
+    cache: &'a DiskCache,
+    stem: String,
+    first: u64,
+    last: u64,
+}
+
+impl Drop for Pin<'_> {
+    fn drop(&mut self) {
+        {
+            let mut st = self.cache.state.lock().unwrap();
+            if let Some(p) = st.pins.get_mut(&self.stem) {
+                for i in self.first..=self.last {
+                    if let Some(n) = p.get_mut(&i) {
+                        *n -= 1;
+                        if *n == 0 {
+                            p.remove(&i);
+                        }
+                    }
+                }
+                if p.is_empty() {
+                    st.pins.remove(&self.stem);
+                }
+            }
+        }
+        // What the pin kept past the limit goes now.
+        self.cache.evict_to_limit();
     }
 }
 
@@ -174,6 +236,15 @@ pub(crate) fn map_rel(stem: &str) -> PathBuf {
     Path::new("blocks").join(format!("{stem}.map"))
 }
 
+/// `blocks/{stem}.map` → stem.
+fn parse_map_rel(rel: &Path) -> Option<String> {
+    if !rel.starts_with("blocks") {
+        return None;
+    }
+    let name = rel.file_name()?.to_str()?;
+    name.strip_suffix(".map").map(str::to_string)
+}
+
 /// `blocks/{stem}#{i}` → (stem, i).
 fn parse_block_rel(rel: &Path) -> Option<(String, u64)> {
     if !rel.starts_with("blocks") {
@@ -229,8 +300,8 @@ impl DiskCache {
         }
         let mut found = Vec::new();
         collect_files(root, &root.join("entries"), &mut found)?;
+        collect_blocks(&root.join("blocks"), &mut found)?;
         let mut fixed = Vec::new();
-        collect_blocks(&root.join("blocks"), &mut found, &mut fixed)?;
         collect_files(root, &root.join("meta"), &mut fixed)?;
         // Oldest access first, so the most recent ends up at the LRU front.
         found.sort_by_key(|(_, _, t)| *t);
@@ -240,6 +311,7 @@ impl DiskCache {
             fixed: HashMap::new(),
             fixed_total: 0,
             pinned: 0,
+            pins: HashMap::new(),
         };
         for (rel, size, _) in found {
             state.put(rel, size);
@@ -386,20 +458,44 @@ impl DiskCache {
         self.state
             .lock()
             .unwrap()
-            .set_fixed(map_rel(&stem), blob_overhead(f.map_len()));
+            .put(map_rel(&stem), blob_overhead(f.map_len()));
+        self.evict_to_limit();
         Ok(f)
     }
 
-    /// Accounts blocks just written (most recently used), then evicts past the limit.
+    /// Accounts blocks just written (most recently used, their blob's map with them), then
+    /// evicts past the limit.
     pub fn add_blocks(&self, key: &BlobKey, file: &BlockFile, blocks: &[u64]) {
+        if file.is_deleted() {
+            return; // a late write after `rm`: nothing of it stays
+        }
         let stem = key.stem();
         {
             let mut st = self.state.lock().unwrap();
             for &i in blocks {
                 st.put(block_rel(&stem, i), on_disk(file.block_len(i)));
             }
+            st.put(map_rel(&stem), blob_overhead(file.map_len()));
         }
         self.evict_to_limit();
+    }
+
+    /// Pins blocks `first..=last` of `key` while the guard lives (see [`Pin`]).
+    pub fn pin(&self, key: &BlobKey, first: u64, last: u64) -> Pin<'_> {
+        let stem = key.stem();
+        {
+            let mut st = self.state.lock().unwrap();
+            let p = st.pins.entry(stem.clone()).or_default();
+            for i in first..=last {
+                *p.entry(i).or_default() += 1;
+            }
+        }
+        Pin {
+            cache: self,
+            stem,
+            first,
+            last,
+        }
     }
 
     /// Forgets blocks whose holes were punched by their owner (bad bytes dropped).
@@ -418,32 +514,51 @@ impl DiskCache {
         for i in first..=last {
             st.files.get(&block_rel(&stem, i));
         }
+        st.files.get(&map_rel(&stem));
+    }
+
+    /// The one `BlockFile` of `stem`, opened and registered if nobody has it open (a second
+    /// instance would keep its own bitmap); `None` when it has no map.
+    fn open_block_file(&self, stem: &str) -> Option<std::sync::Arc<BlockFile>> {
+        let mut blocks = self.blocks.lock().unwrap();
+        if let Some(f) = blocks.get(stem) {
+            return Some(f.clone());
+        }
+        let len = BlockFile::recorded_len(&self.root.join(map_rel(stem)))?;
+        let f = std::sync::Arc::new(BlockFile::open(&self.root.join("blocks"), stem, len).ok()?);
+        blocks.insert(stem.to_string(), f.clone());
+        Some(f)
+    }
+
+    /// Evicts a whole blob whose blocks are all gone: its map and its data file's last
+    /// allocation unit. A blob nobody has open is deleted; an open one is retired (it comes
+    /// back when a block is stored again).
+    fn evict_blob(&self, stem: &str) {
+        let open = self.blocks.lock().unwrap().get(stem).cloned();
+        match open {
+            Some(f) => {
+                if !f.retire() {
+                    // A block is being stored right now: the map stays with it.
+                    self.state
+                        .lock()
+                        .unwrap()
+                        .put(map_rel(stem), blob_overhead(f.map_len()));
+                }
+            }
+            None => {
+                let dir = self.root.join("blocks");
+                let _ = fs::remove_file(dir.join(format!("{stem}.map")));
+                let _ = fs::remove_file(dir.join(format!("{stem}.data")));
+            }
+        }
     }
 
     /// Punches block `i` of `stem` through the one `BlockFile` of that blob (opened and
     /// registered here if nobody has it open: a second instance would keep its own bitmap).
     fn evict_block(&self, stem: &str, i: u64) {
-        let file = {
-            let mut blocks = self.blocks.lock().unwrap();
-            match blocks.get(stem) {
-                Some(f) => f.clone(),
-                None => {
-                    let map = self.root.join(map_rel(stem));
-                    let Some(len) = BlockFile::recorded_len(&map) else {
-                        return;
-                    };
-                    match BlockFile::open(&self.root.join("blocks"), stem, len) {
-                        Ok(f) => {
-                            let f = std::sync::Arc::new(f);
-                            blocks.insert(stem.to_string(), f.clone());
-                            f
-                        }
-                        Err(_) => return,
-                    }
-                }
-            }
-        };
-        file.punch(i);
+        if let Some(file) = self.open_block_file(stem) {
+            file.punch(i);
+        }
     }
 
     /// Drops everything cached for blob id `id` (all versions).
@@ -502,27 +617,28 @@ impl DiskCache {
     }
 
     fn evict_to_limit(&self) {
-        loop {
+        // Bounded: a map put back (a block stored meanwhile) must not spin forever.
+        let mut left = self.state.lock().unwrap().files.len() + 1;
+        while left > 0 {
+            left -= 1;
             let victim = {
                 let mut st = self.state.lock().unwrap();
                 let used = st.used();
                 if used <= self.budget(used) {
                     return;
                 }
-                match st.files.pop_lru() {
-                    Some((rel, size)) => {
-                        st.total -= size;
-                        rel
-                    }
-                    None => return,
+                match st.pop_victim() {
+                    Some(rel) => rel,
+                    None => return, // only pinned blocks left: they go when unpinned
                 }
             };
             tracing::debug!(file = %victim.display(), "cache: evicting");
-            match parse_block_rel(&victim) {
-                Some((stem, i)) => self.evict_block(&stem, i),
-                None => {
-                    let _ = fs::remove_file(self.root.join(victim));
-                }
+            if let Some((stem, i)) = parse_block_rel(&victim) {
+                self.evict_block(&stem, i);
+            } else if let Some(stem) = parse_map_rel(&victim) {
+                self.evict_blob(&stem);
+            } else {
+                let _ = fs::remove_file(self.root.join(victim));
             }
         }
     }

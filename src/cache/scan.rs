@@ -7,15 +7,22 @@ use std::path::{Path, PathBuf};
 
 use super::{BLOCK_SIZE, BlockFile, blob_overhead, block_rel, map_rel, on_disk};
 
-/// Accounts the blocks recorded in `blocks/*.map`, as of each map's last write.
+/// Accounts the blocks recorded in `blocks/*.map`, as of each map's last write, each map
+/// after its blocks (it is evicted after them). A map of another format is removed with its
+/// data: nothing it says can be checked.
 pub(super) fn collect_blocks(
     dir: &Path,
     out: &mut Vec<(PathBuf, u64, std::time::SystemTime)>,
-    maps: &mut Vec<(PathBuf, u64, std::time::SystemTime)>,
 ) -> io::Result<()> {
     for e in fs::read_dir(dir)? {
         let e = e?;
         let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_suffix(".data")
+            && !dir.join(format!("{stem}.map")).exists()
+        {
+            let _ = fs::remove_file(e.path()); // a data file without its map: nothing to trust
+            continue;
+        }
         let Some(stem) = name.strip_suffix(".map") else {
             continue;
         };
@@ -24,6 +31,8 @@ pub(super) fn collect_blocks(
             continue;
         }
         let Some(len) = BlockFile::recorded_len(&e.path()) else {
+            let _ = fs::remove_file(e.path());
+            let _ = fs::remove_file(dir.join(format!("{stem}.data")));
             continue;
         };
         let t = e
@@ -31,11 +40,11 @@ pub(super) fn collect_blocks(
             .and_then(|m| m.modified())
             .unwrap_or(std::time::UNIX_EPOCH);
         let map_size = blob_overhead(e.metadata().map(|m| m.len()).unwrap_or(0));
-        maps.push((map_rel(stem), map_size, t));
         for i in BlockFile::recorded_blocks(&e.path()) {
             let size = BLOCK_SIZE.min(len.saturating_sub(i * BLOCK_SIZE));
             out.push((block_rel(stem, i), on_disk(size), t));
         }
+        out.push((map_rel(stem), map_size, t));
     }
     Ok(())
 }

@@ -6,9 +6,14 @@
 //!
 //! The cache never breaks a read: a range too big for the cache, a cache that cannot be
 //! written (ENOSPC, EDQUOT, EIO: one warning, then a pause) or blocks evicted under a reader
-//! are all served from the network. When a fetch completes the blob, its sha256 is checked
-//! against the digest and the verdict recorded in the blob's [`Integrity`]; a whole-blob fetch
-//! (small archives, hosts that ignore `Range`) is checked before anything is stored.
+//! are all served from the network. Every block read back from the cache is checked against
+//! the checksum it got on arrival: a damaged one (zeros, a flipped bit, a torn write) is
+//! dropped and fetched once more, then EIO. A blob with a digest is verified by its
+//! [`SealPass`] in the background, which seals the block checksums; a block of a sealed blob
+//! fetched again must match its sealed checksum (else one more fetch, then EIO), in the cache
+//! or straight from the network. A whole-blob fetch (small archives, hosts that ignore
+//! `Range`) is checked before anything is stored. The blocks a read is about to serve are
+//! pinned, so eviction never punches them between their fetch and the read.
 
 use std::collections::HashMap;
 use std::io;
@@ -18,7 +23,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use super::seal::SealPass;
 use super::verify::{Expected, Integrity, Verdict};
+use crate::cache::blocks::{bad_block, checksum};
 use crate::cache::{BLOCK_SIZE, BlobKey, BlockFile, DiskCache};
 use crate::error::SourceError;
 use crate::source::ByteSource;
@@ -26,6 +33,13 @@ use crate::stats::Stats;
 
 /// The most bytes one request asks for (and holds in memory).
 pub const MAX_REQUEST: u64 = 8 << 20;
+
+/// What a read the cache does not take (paused after a failed write, or a cache too small)
+/// fetches at least, kept in memory for the reads after it: a sequential reader costs one
+/// request per chunk, as with a working cache, not one per kernel read.
+pub const MEMORY_CHUNK: u64 = 4 << 20;
+/// How many such chunks a blob keeps (memory: at most this many × [`MEMORY_CHUNK`]).
+const MEMORY_CHUNKS: usize = 2;
 
 pub struct CachedBlob {
     cache: Arc<DiskCache>,
@@ -41,6 +55,30 @@ pub struct CachedBlob {
     pending: Mutex<HashMap<u64, watch::Receiver<bool>>>,
     /// Where blocks read from the cache (hits) and fetched (misses) are counted.
     stats: Arc<Stats>,
+    /// The background check of the digest that seals the block checksums.
+    seal: Arc<SealPass>,
+    /// Chunks fetched for reads the cache did not take (most recent first).
+    memory: Mutex<std::collections::VecDeque<(u64, Bytes)>>,
+    /// One such chunk fetched at a time.
+    memory_flight: tokio::sync::Mutex<()>,
+    /// One whole-blob download at a time (hosts that ignore `Range`).
+    whole_flight: tokio::sync::Mutex<()>,
+}
+
+/// What storing fetched blocks came to.
+enum Stored {
+    Kept,
+    /// Not kept (the cache could not write them): the reader goes to the network.
+    NotKept,
+    /// These blocks differ from their sealed checksums: not stored.
+    Mismatch(Vec<u64>),
+}
+
+/// A block of a sealed blob fetched twice and wrong both times.
+fn mismatch_error(what: &str, i: u64) -> SourceError {
+    SourceError::Integrity(format!(
+        "{what}: block {i} fetched twice, neither matches its sealed checksum"
+    ))
 }
 
 /// Removes this fetcher's claims when it finishes or is dropped (cancelled).
@@ -83,7 +121,7 @@ impl CachedBlob {
                 None
             }
         };
-        CachedBlob {
+        let blob = CachedBlob {
             cache,
             key,
             len,
@@ -92,7 +130,54 @@ impl CachedBlob {
             whole,
             pending: Mutex::new(HashMap::new()),
             stats,
+            seal: Arc::default(),
+            memory: Mutex::default(),
+            memory_flight: tokio::sync::Mutex::new(()),
+            whole_flight: tokio::sync::Mutex::new(()),
+        };
+        if blob.file.as_ref().is_some_and(|f| f.any_present()) {
+            blob.kick_seal(); // blocks cached by an earlier mount
         }
+        blob
+    }
+
+    /// Whether the digest verified and sealed the block checksums (every byte served from
+    /// now on is checked against them).
+    pub fn sealed(&self) -> bool {
+        self.whole.is_some() && self.file.as_ref().is_some_and(|f| f.is_sealed())
+    }
+
+    /// Whether the background check of the digest has work queued or running.
+    #[cfg(test)]
+    pub fn sealing(&self) -> bool {
+        self.seal.busy()
+    }
+
+    /// Lets the seal pass go on over cached blocks, in the background.
+    fn kick_seal(&self) {
+        let (Some(file), Some(whole)) = (&self.file, &self.whole) else {
+            return;
+        };
+        if file.is_sealed() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (file, whole, cache, key, seal) = (
+            file.clone(),
+            whole.clone(),
+            self.cache.clone(),
+            self.key.clone(),
+            self.seal.clone(),
+        );
+        seal.kicked();
+        rt.spawn_blocking(move || seal.run_kicked(&file, &cache, &key, &whole));
+    }
+
+    /// `--cache-size` (how far ahead a reader may fetch without evicting its own reads).
+    pub fn cache_limit(&self) -> u64 {
+        self.cache.limit()
     }
 
     pub fn key(&self) -> &BlobKey {
@@ -121,21 +206,42 @@ impl CachedBlob {
         (self.cache.fits((last - first + 1) * BLOCK_SIZE) && self.cache.writable()).then_some(f)
     }
 
+    /// Whether every byte of `offset..offset+len` is on disk (no network needed).
+    #[cfg(test)]
+    pub fn is_cached(&self, offset: u64, len: u64) -> bool {
+        match (self.block_range(offset, len), &self.file) {
+            (Some((a, b)), Some(f)) => f.missing(a, b).is_empty(),
+            (None, _) => true,
+            (Some(_), None) => false,
+        }
+    }
+
     /// Makes every block under `offset..offset+len` present, when the cache can hold them
     /// (else does nothing: [`ByteSource::read_at`] then reads from the network).
     pub async fn ensure(&self, offset: u64, len: u64) -> Result<(), SourceError> {
         let Some((first, last)) = self.block_range(offset, len) else {
             return Ok(());
         };
+        let drops = self.seal.drops();
         for _round in 0..64 {
             let Some(file) = self.cached(first, last) else {
                 return Ok(());
             };
+            if self.seal.drops() != drops {
+                // Bad bytes were dropped meanwhile: not fetched again behind the back of
+                // the check that failed (its one refetch does that).
+                return Ok(());
+            }
             let missing = file.missing(first, last);
             if missing.is_empty() {
                 return Ok(());
             }
             if self.remote.whole_only() {
+                // One download per blob at a time: readers and readahead wait for it.
+                let _one = self.whole_flight.lock().await;
+                if file.missing(first, last).is_empty() {
+                    return Ok(());
+                }
                 return self.fetch_whole().await;
             }
             // Claim what nobody is fetching; remember what others are.
@@ -176,13 +282,17 @@ impl CachedBlob {
     /// Drops the cached blocks under `offset..offset+len` (bad bytes found by a check).
     pub fn drop_range(&self, offset: u64, len: u64) {
         if let (Some((first, last)), Some(f)) = (self.block_range(offset, len), &self.file) {
+            self.seal.dropped();
             drop_blocks(f, &self.cache, &self.key, first, last);
+            if !f.is_sealed() {
+                self.seal.reset(); // it may have hashed the bad bytes
+            }
         }
     }
 
     /// Fetches blocks `first..=last` in requests of at most `MAX_REQUEST`; false when they
-    /// were not kept (the cache could not write them, or they completed a blob that failed
-    /// its digest check).
+    /// were not kept (the cache could not write them). Blocks of a sealed blob that come back
+    /// different from their sealed checksums are fetched once more, then it is an error.
     async fn fetch_run(
         &self,
         file: &Arc<BlockFile>,
@@ -193,59 +303,94 @@ impl CachedBlob {
         let mut b = first;
         while b <= last {
             let e = last.min(b + per_request - 1);
-            let off = b * BLOCK_SIZE;
-            let want = ((e + 1) * BLOCK_SIZE).min(self.len) - off;
-            let bytes = self.fetch_exact(off, want).await?;
-            if !self.store(file, b, bytes).await {
-                return Ok(false);
+            match self.fetch_store(file, b, e).await? {
+                Stored::Kept => {}
+                Stored::NotKept => return Ok(false),
+                Stored::Mismatch(bad) => {
+                    tracing::warn!(
+                        "{}: blocks {bad:?} fetched again differ from their sealed checksums; fetching them once more",
+                        self.what()
+                    );
+                    for (x, y) in runs(&bad) {
+                        match self.fetch_store(file, x, y).await? {
+                            Stored::Kept => {}
+                            Stored::NotKept => return Ok(false),
+                            Stored::Mismatch(bad) => {
+                                return Err(mismatch_error(self.what(), bad[0]));
+                            }
+                        }
+                    }
+                }
             }
             b = e + 1;
         }
         Ok(true)
     }
 
-    /// Writes consecutive blocks starting at `first` (off the async threads); a write that
-    /// fails pauses the cache (false). If that completed the blob, checks its digest (false
-    /// when it failed: the blocks are dropped).
-    async fn store(&self, file: &Arc<BlockFile>, first: u64, bytes: Bytes) -> bool {
-        let file = file.clone();
+    fn what(&self) -> &str {
+        self.whole.as_ref().map_or("blob", |w| w.what.as_str())
+    }
+
+    /// Fetches blocks `first..=last` (one request) and stores them.
+    async fn fetch_store(
+        &self,
+        file: &Arc<BlockFile>,
+        first: u64,
+        last: u64,
+    ) -> Result<Stored, SourceError> {
+        let off = first * BLOCK_SIZE;
+        let want = ((last + 1) * BLOCK_SIZE).min(self.len) - off;
+        let bytes = self.fetch_exact(off, want).await?;
+        Ok(self.store(file, first, bytes).await)
+    }
+
+    /// Writes consecutive blocks starting at `first` (off the async threads), each with its
+    /// checksum; a write that fails pauses the cache. Blocks that differ from their sealed
+    /// checksums are not stored. What was stored is handed to the seal pass.
+    async fn store(&self, file: &Arc<BlockFile>, first: u64, bytes: Bytes) -> Stored {
+        let f = file.clone();
         let cache = self.cache.clone();
         let key = self.key.clone();
-        let check = self
-            .whole
-            .clone()
-            .filter(|w| w.verdict() == Verdict::Unchecked);
-        let stored = tokio::task::spawn_blocking(move || -> io::Result<bool> {
+        let seal = self.whole.clone().map(|w| (w, self.seal.clone()));
+        let stored = tokio::task::spawn_blocking(move || -> io::Result<Vec<u64>> {
             let mut done = Vec::new();
+            let mut bad = Vec::new();
             let mut at = 0usize;
             let mut i = first;
             let result = loop {
                 if at >= bytes.len() {
-                    break Ok(true);
+                    break Ok(());
                 }
-                let n = file.block_len(i) as usize;
-                if let Err(e) = file.write_block(i, &bytes[at..at + n]) {
-                    break Err(e);
+                let n = f.block_len(i) as usize;
+                let block = &bytes[at..at + n];
+                let sum = checksum(block);
+                if !f.matches(i, sum) {
+                    bad.push(i);
+                } else {
+                    match f.write_block(i, block, sum) {
+                        Ok(()) => done.push(i),
+                        Err(e) if bad_block(&e).is_some() => bad.push(i),
+                        Err(e) => break Err(e),
+                    }
                 }
-                done.push(i);
                 at += n;
                 i += 1;
             };
-            cache.add_blocks(&key, &file, &done);
-            result?;
-            match check.filter(|_| file.all_present()) {
-                Some(whole) => check_cached_digest(&file, &cache, &key, &whole),
-                None => Ok(true),
+            cache.add_blocks(&key, &f, &done);
+            if let (Ok(()), true, Some((whole, pass))) = (&result, bad.is_empty(), seal) {
+                pass.advance(&f, &cache, &key, &whole, Some((first, &bytes)));
             }
+            result.map(|()| bad)
         })
         .await
         .map_err(io::Error::other)
         .and_then(|r| r);
         match stored {
-            Ok(kept) => kept,
+            Ok(bad) if bad.is_empty() => Stored::Kept,
+            Ok(bad) => Stored::Mismatch(bad),
             Err(e) => {
                 self.cache.write_failed("blob blocks", &e);
-                false
+                Stored::NotKept
             }
         }
     }
@@ -274,7 +419,8 @@ impl CachedBlob {
             }
         }
         if let Some(file) = self.cached(0, self.len.div_ceil(BLOCK_SIZE).max(1) - 1) {
-            self.store(&file.clone(), 0, bytes).await;
+            // Verified whole: a block that differs from a sealed checksum can't be here.
+            let _ = self.store(&file.clone(), 0, bytes).await;
         }
         if let Some(whole) = &self.whole {
             whole.pass(self.generation());
@@ -296,43 +442,6 @@ impl CachedBlob {
             )));
         }
         Ok(bytes.slice(..want as usize))
-    }
-}
-
-/// Hashes a complete blob from its block file and records the verdict; a mismatch drops
-/// every block (false).
-fn check_cached_digest(
-    file: &BlockFile,
-    cache: &DiskCache,
-    key: &BlobKey,
-    whole: &Integrity,
-) -> io::Result<bool> {
-    if whole.verdict() != Verdict::Unchecked {
-        return Ok(true); // decided meanwhile (a reader's check, a refetch)
-    }
-    let mut h = whole.expected.hasher();
-    let before = file.changes();
-    let mut off = 0u64;
-    while off < file.len() {
-        let chunk = file.read(off, 1 << 20)?;
-        h.update(&chunk);
-        off += chunk.len() as u64;
-    }
-    if file.changes() != before {
-        return Ok(true); // blocks changed while hashing: no verdict
-    }
-    match h.check(&whole.expected) {
-        Ok(()) => {
-            whole.pass(Some(before));
-            Ok(true)
-        }
-        Err(got) => {
-            if !whole.fail_unchecked(&got) {
-                return Ok(true); // decided meanwhile: the readers' checks go on
-            }
-            drop_blocks(file, cache, key, 0, file.block_count().saturating_sub(1));
-            Ok(false)
-        }
     }
 }
 
@@ -376,6 +485,12 @@ impl ByteSource for CachedBlob {
             let missing = file.missing(first, last).len() as u64;
             self.stats.cache_hits(last - first + 1 - missing);
         }
+        // Eviction leaves these blocks alone until the read is done.
+        let _pin = self
+            .file
+            .as_ref()
+            .map(|_| self.cache.pin(&self.key, first, last));
+        let mut refetched = false;
         for _ in 0..8 {
             let Some(file) = self.cached(first, last) else {
                 break;
@@ -384,206 +499,116 @@ impl ByteSource for CachedBlob {
             self.ensure(offset, len as u64).await?;
             if !file.missing(first, last).is_empty() {
                 if file.evictions() != before {
-                    continue; // evicted under us: try again
+                    continue; // dropped under us: try again
                 }
                 break; // not kept: from the network
             }
-            let data = match file.read(offset, len) {
-                Ok(d) => d,
-                Err(e) => {
-                    self.cache.write_failed("(reading) blob blocks", &e);
-                    break;
+            match file.read(offset, len) {
+                // Checked against the blocks' checksums: these are the bytes that arrived.
+                Ok(data) => {
+                    self.cache.touch_blocks(&self.key, first, last);
+                    let mut memory = self.memory.lock().unwrap();
+                    if !memory.is_empty() {
+                        memory.clear(); // the cache works again
+                    }
+                    return Ok(data);
                 }
-            };
-            // Any eviction meanwhile may have punched what was read (even if the block came
-            // back since): read again.
-            if file.evictions() == before {
-                self.cache.touch_blocks(&self.key, first, last);
-                return Ok(Bytes::from(data));
+                Err(e) => match bad_block(&e) {
+                    Some(_) if file.evictions() != before => {} // dropped under us: again
+                    Some(i) if refetched => {
+                        return Err(SourceError::Integrity(format!(
+                            "{}: cached block {i} damaged again after a refetch",
+                            self.what()
+                        )));
+                    }
+                    Some(i) => {
+                        tracing::warn!(
+                            "cache: {}: block {i} does not match its checksum (damaged on disk); fetching it again",
+                            self.what()
+                        );
+                        refetched = true;
+                        drop_blocks(file, &self.cache, &self.key, i, i);
+                    }
+                    None => {
+                        self.cache.write_failed("(reading) blob blocks", &e);
+                        break;
+                    }
+                },
             }
         }
         // Not cacheable, the cache is paused, or too small to hold even this read.
+        self.fetch_uncached(offset, len).await
+    }
+}
+
+impl CachedBlob {
+    /// `len` bytes at `offset` without the cache: from a chunk kept in memory, or a chunk
+    /// of [`MEMORY_CHUNK`] from there on fetched (one at a time) and kept; a big read goes
+    /// straight to the network.
+    async fn fetch_uncached(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
         let end = (offset + len as u64).min(self.len);
-        self.fetch_exact(offset, end - offset).await
+        if end - offset > MEMORY_CHUNK / 2 || self.remote.whole_only() {
+            return self.fetch_checked(offset, end).await;
+        }
+        if let Some(b) = self.in_memory(offset, end) {
+            return Ok(b);
+        }
+        let _one = self.memory_flight.lock().await;
+        if let Some(b) = self.in_memory(offset, end) {
+            return Ok(b);
+        }
+        let start = offset / BLOCK_SIZE * BLOCK_SIZE;
+        let stop = (start + MEMORY_CHUNK).min(self.len);
+        let chunk = self.fetch_checked(start, stop).await?;
+        let got = chunk.slice((offset - start) as usize..(end - start) as usize);
+        let mut memory = self.memory.lock().unwrap();
+        memory.push_front((start, chunk));
+        memory.truncate(MEMORY_CHUNKS);
+        Ok(got)
+    }
+
+    /// `offset..end` from a chunk kept in memory.
+    fn in_memory(&self, offset: u64, end: u64) -> Option<Bytes> {
+        let memory = self.memory.lock().unwrap();
+        memory.iter().find_map(|(start, b)| {
+            (*start <= offset && end <= start + b.len() as u64)
+                .then(|| b.slice((offset - start) as usize..(end - start) as usize))
+        })
+    }
+
+    /// `offset..end` straight from the network. A sealed blob's bytes are fetched in whole
+    /// blocks and checked against their sealed checksums (one more fetch, then EIO).
+    async fn fetch_checked(&self, offset: u64, end: u64) -> Result<Bytes, SourceError> {
+        let Some(file) = self.file.as_ref().filter(|f| f.is_sealed()) else {
+            return self.fetch_exact(offset, end - offset).await;
+        };
+        let (first, last) = (offset / BLOCK_SIZE, (end - 1) / BLOCK_SIZE);
+        let start = first * BLOCK_SIZE;
+        let stop = ((last + 1) * BLOCK_SIZE).min(self.len);
+        let mut bad = 0;
+        for _attempt in 0..2 {
+            let bytes = self.fetch_exact(start, stop - start).await?;
+            let wrong = (first..=last).find(|&i| {
+                let at = ((i - first) * BLOCK_SIZE) as usize;
+                !file.matches(i, checksum(&bytes[at..at + file.block_len(i) as usize]))
+            });
+            match wrong {
+                None => {
+                    return Ok(bytes.slice((offset - start) as usize..(end - start) as usize));
+                }
+                Some(i) => {
+                    tracing::warn!(
+                        "{}: block {i} fetched again differs from its sealed checksum",
+                        self.what()
+                    );
+                    bad = i;
+                }
+            }
+        }
+        Err(mismatch_error(self.what(), bad))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::source::MemorySource;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// Counts requests and bytes, optionally slowly.
-    struct Counting {
-        inner: MemorySource,
-        requests: AtomicUsize,
-        bytes: AtomicUsize,
-        delay: std::time::Duration,
-    }
-
-    #[async_trait]
-    impl ByteSource for Counting {
-        fn len(&self) -> u64 {
-            self.inner.len()
-        }
-        async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
-            self.requests.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(self.delay).await;
-            let b = self.inner.read_at(offset, len).await?;
-            self.bytes.fetch_add(b.len(), Ordering::SeqCst);
-            Ok(b)
-        }
-    }
-
-    fn data(n: usize) -> Vec<u8> {
-        (0..n).map(|i| (i * 31 % 251) as u8).collect()
-    }
-
-    fn sha(d: &[u8]) -> String {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(d))
-    }
-
-    fn setup(
-        dir: &std::path::Path,
-        d: &[u8],
-        limit: u64,
-        digest: Option<String>,
-    ) -> (Arc<Counting>, CachedBlob) {
-        let cache = Arc::new(DiskCache::open(dir, limit).unwrap());
-        let remote = Arc::new(Counting {
-            inner: MemorySource(Bytes::from(d.to_vec())),
-            requests: AtomicUsize::new(0),
-            bytes: AtomicUsize::new(0),
-            delay: std::time::Duration::from_millis(20),
-        });
-        let key = BlobKey {
-            id: 1,
-            version: "v".into(),
-        };
-        let whole = digest.map(|d| Arc::new(Integrity::new("blob 1".into(), Expected::Sha256(d))));
-        let src = CachedBlob::new(
-            cache,
-            key,
-            d.len() as u64,
-            remote.clone(),
-            whole,
-            Default::default(),
-        );
-        (remote, src)
-    }
-
-    #[tokio::test]
-    async fn fetches_each_block_once_and_coalesces_runs() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = data(20 * BLOCK_SIZE as usize + 77);
-        let (remote, src) = setup(dir.path(), &d, 1 << 30, Some(sha(&d)));
-        // A small read costs one block.
-        let got = src.read_at(5 * BLOCK_SIZE + 10, 100).await.unwrap();
-        assert_eq!(&got[..], &d[5 * BLOCK_SIZE as usize + 10..][..100]);
-        assert_eq!(remote.bytes.load(Ordering::SeqCst), BLOCK_SIZE as usize);
-        // Again: nothing.
-        src.read_at(5 * BLOCK_SIZE + 10, 100).await.unwrap();
-        assert_eq!(remote.requests.load(Ordering::SeqCst), 1);
-        // Blocks 0..=9 minus 5: two runs, two requests.
-        let got = src.read_at(0, 10 * BLOCK_SIZE as usize).await.unwrap();
-        assert_eq!(&got[..], &d[..10 * BLOCK_SIZE as usize]);
-        assert_eq!(remote.requests.load(Ordering::SeqCst), 3);
-        // Many readers of the same blocks at once: one fetch per block.
-        let src = Arc::new(src);
-        let mut tasks = Vec::new();
-        for _ in 0..8 {
-            let s = src.clone();
-            tasks.push(tokio::spawn(async move {
-                s.read_at(12 * BLOCK_SIZE, 3 * BLOCK_SIZE as usize).await
-            }));
-        }
-        for t in tasks {
-            assert_eq!(
-                &t.await.unwrap().unwrap()[..],
-                &d[12 * BLOCK_SIZE as usize..15 * BLOCK_SIZE as usize]
-            );
-        }
-        assert_eq!(remote.requests.load(Ordering::SeqCst), 4);
-        // The tail, short last block included; then the whole blob is verified.
-        let got = src.read_at(0, d.len() + 10).await.unwrap();
-        assert_eq!(got.len(), d.len());
-        assert!(got[..] == d[..]);
-        assert_eq!(src.whole().unwrap().verdict(), Verdict::Good);
-    }
-
-    #[tokio::test]
-    async fn a_wrong_digest_fails_the_blob_and_drops_the_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = data(3 * BLOCK_SIZE as usize);
-        let (_, src) = setup(dir.path(), &d, 1 << 30, Some("00".repeat(32)));
-        src.read_at(0, 10).await.unwrap();
-        assert_eq!(src.whole().unwrap().verdict(), Verdict::Unchecked);
-        // The read that completes the blob records the failure where every reader sees it
-        // (a background prefetch completing it could not swallow it).
-        src.ensure(0, d.len() as u64).await.unwrap();
-        assert_eq!(src.whole().unwrap().failures(), 1);
-        assert_eq!(src.file.as_ref().unwrap().missing(0, 2).len(), 3);
-        assert_eq!(
-            src.cache.used(),
-            8192,
-            "only the blob's overhead (map, extent tree) is left"
-        );
-    }
-
-    #[tokio::test]
-    async fn stays_under_the_cap_and_still_reads_right() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = data(40 * BLOCK_SIZE as usize);
-        let cap = 8 * BLOCK_SIZE;
-        let (_, src) = setup(dir.path(), &d, cap, None);
-        for i in 0..40u64 {
-            let got = src.read_at(i * BLOCK_SIZE + 3, 1000).await.unwrap();
-            assert_eq!(&got[..], &d[(i * BLOCK_SIZE + 3) as usize..][..1000]);
-            assert!(src.cache.used() <= cap, "{} > {cap}", src.cache.used());
-        }
-        // A read bigger than the cap still answers (straight from the network).
-        let got = src.read_at(0, 20 * BLOCK_SIZE as usize).await.unwrap();
-        assert!(got[..] == d[..20 * BLOCK_SIZE as usize]);
-        assert!(src.cache.used() <= cap);
-    }
-
-    #[tokio::test]
-    async fn a_cancelled_fetch_does_not_strand_waiters() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = data(4 * BLOCK_SIZE as usize);
-        let (_, src) = setup(dir.path(), &d, 1 << 30, None);
-        let src = Arc::new(src);
-        let s = src.clone();
-        let first = tokio::spawn(async move { s.read_at(0, 100).await });
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        first.abort(); // Ctrl-C on the first reader, mid-fetch
-        let got = tokio::time::timeout(std::time::Duration::from_secs(5), src.read_at(0, 100))
-            .await
-            .expect("no hang")
-            .unwrap();
-        assert_eq!(&got[..], &d[..100]);
-    }
-
-    #[tokio::test]
-    async fn a_remount_serves_from_disk() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = data(5 * BLOCK_SIZE as usize);
-        {
-            let (_, src) = setup(dir.path(), &d, 1 << 30, None);
-            src.read_at(BLOCK_SIZE, 2 * BLOCK_SIZE as usize)
-                .await
-                .unwrap();
-        }
-        let (remote, src) = setup(dir.path(), &d, 1 << 30, None);
-        assert_eq!(
-            src.cache.used(),
-            2 * BLOCK_SIZE + 8192,
-            "two blocks and the blob's overhead (map, extent tree)"
-        );
-        let got = src.read_at(BLOCK_SIZE + 1, 1000).await.unwrap();
-        assert_eq!(&got[..], &d[BLOCK_SIZE as usize + 1..][..1000]);
-        assert_eq!(remote.requests.load(Ordering::SeqCst), 0);
-    }
-}
+#[path = "blob_tests.rs"]
+pub(crate) mod tests;

@@ -17,6 +17,7 @@ pub mod inflate;
 pub mod raw_inflate;
 pub mod readahead;
 pub mod reader;
+pub mod seal;
 pub mod seek_index;
 pub mod verify;
 
@@ -102,13 +103,16 @@ pub struct DataLayer {
     /// Where cache hits and misses are counted.
     stats: Arc<Stats>,
     blobs: Mutex<HashMap<BlobKey, Arc<CachedBlob>>>,
-    indexes: SingleFlight<BlobKey, Arc<ArchiveIndex>>,
-    offsets: SingleFlight<(BlobKey, usize), u64>,
+    indexes: Arc<SingleFlight<BlobKey, Arc<ArchiveIndex>>>,
+    offsets: Arc<SingleFlight<(BlobKey, usize), u64>>,
     /// The verdict on each entry that has been opened (whole blobs keep theirs in the blob).
     entries: Mutex<HashMap<(BlobKey, usize), Arc<Integrity>>>,
     /// The inflaters of recently read deflated entries (open files keep theirs alive).
-    inflaters: Mutex<lru::LruCache<(BlobKey, usize), Arc<InflatedEntry>>>,
+    inflaters: Arc<Mutex<Inflaters>>,
 }
+
+/// Recently read deflated entries' inflaters, by blob and entry.
+type Inflaters = lru::LruCache<(BlobKey, usize), Arc<InflatedEntry>>;
 
 impl DataLayer {
     pub fn new(cache: Arc<DiskCache>, stats: Arc<Stats>) -> DataLayer {
@@ -116,10 +120,10 @@ impl DataLayer {
             cache,
             stats,
             blobs: Mutex::new(HashMap::new()),
-            indexes: SingleFlight::default(),
-            offsets: SingleFlight::default(),
+            indexes: Arc::default(),
+            offsets: Arc::default(),
             entries: Mutex::new(HashMap::new()),
-            inflaters: Mutex::new(lru::LruCache::new(INFLATERS_KEPT)),
+            inflaters: Arc::new(Mutex::new(lru::LruCache::new(INFLATERS_KEPT))),
         }
     }
 
@@ -214,9 +218,12 @@ impl DataLayer {
     /// keep them in its page cache, where no handle's check would see them.
     pub fn is_verified(&self, b: &BlobRef, spec: FileSpec) -> bool {
         let blob = self.blob(b);
+        if blob.sealed() {
+            return true; // every byte served from now on is checked against its seal
+        }
         let generation = blob.generation();
         match spec {
-            FileSpec::Whole => blob.whole().is_none_or(|w| w.good_at(generation)),
+            FileSpec::Whole => blob.whole().is_none(),
             FileSpec::Entry(n) => self
                 .entries
                 .lock()
@@ -243,18 +250,23 @@ impl DataLayer {
         let start = self.data_offset(b, index).await?;
         let blob = self.blob_for_reading(b).await?;
         let key = (b.key.clone(), index);
-        let integrity = self
-            .entries
-            .lock()
-            .unwrap()
-            .entry(key.clone())
-            .or_insert_with(|| {
+        let integrity = {
+            let mut entries = self.entries.lock().unwrap();
+            let fresh = || {
                 Arc::new(Integrity::new(
                     format!("{}: {}", b.what, e.name),
                     Expected::Crc32(e.crc32),
                 ))
-            })
-            .clone();
+            };
+            let i = entries.entry(key.clone()).or_insert_with(fresh);
+            if i.expected != Expected::Crc32(e.crc32) {
+                // The central directory was fetched again and says otherwise: the verdict
+                // was on a CRC that was itself wrong.
+                *i = fresh();
+            }
+            i.clone()
+        };
+        let heal = self.healer(&blob, &idx, index, start);
         let bytes = if e.method == METHOD_STORED {
             FileBytes::range(blob, start, e.uncompressed_size)
         } else {
@@ -274,7 +286,36 @@ impl DataLayer {
                 .clone();
             FileBytes::Inflated(inflater)
         };
-        Ok(FileReader::new(bytes, Some(integrity)))
+        Ok(FileReader::new(bytes, Some(integrity)).healed_by(heal))
+    }
+
+    /// What a failed check of entry `index` drops beyond the entry's bytes: everything they
+    /// were read through (its local header, the central directory and the end records, the
+    /// parsed index, the data offset, the inflater and what it kept), so one refetch heals a
+    /// transient fault in any of them.
+    fn healer(
+        &self,
+        blob: &Arc<CachedBlob>,
+        idx: &ArchiveIndex,
+        index: usize,
+        start: u64,
+    ) -> reader::Heal {
+        let (blob, indexes, offsets, inflaters) = (
+            blob.clone(),
+            self.indexes.clone(),
+            self.offsets.clone(),
+            self.inflaters.clone(),
+        );
+        let header = idx.cd.entries[index].local_header_offset;
+        let cd_from = idx.cd.cd_offset.min(blob.len());
+        Box::new(move || {
+            let key = blob.key().clone();
+            blob.drop_range(header, start.saturating_sub(header));
+            blob.drop_range(cd_from, blob.len() - cd_from);
+            indexes.remove(&key);
+            offsets.remove_if(|(k, _)| *k == key);
+            inflaters.lock().unwrap().pop(&(key, index));
+        })
     }
 }
 

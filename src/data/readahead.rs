@@ -3,7 +3,8 @@
 //! while reads continue where the previous one ended, the range ahead of the reader is kept
 //! requested, in [`CHUNK`]-sized ranged requests that run side by side (a blob host serves
 //! each connection well below a machine's bandwidth), the distance ahead doubling from
-//! [`MIN_AHEAD`] to [`MAX_AHEAD`] as the reader keeps up. A jump resets it. Memory stays
+//! [`MIN_AHEAD`] to [`MAX_AHEAD`] (at most a quarter of the cache) as the reader keeps up.
+//! A jump resets it. Memory stays
 //! bounded by what is in flight (at most [`MAX_AHEAD`] per reader): fetched blocks go to the
 //! disk cache. Background fetches only fill the cache (they hand no bytes to anyone, so they
 //! cannot hide a bad byte) and are aborted when the reader goes away. Used for blob ranges
@@ -72,7 +73,11 @@ impl Readahead {
             let mut w = self.window.lock().unwrap();
             let sequential = offset == w.next && offset > 0;
             w.ahead = if sequential {
-                (w.ahead * 2).clamp(MIN_AHEAD, MAX_AHEAD)
+                // Never so far ahead that it evicts what the reader is about to read.
+                (w.ahead * 2).clamp(
+                    MIN_AHEAD,
+                    MAX_AHEAD.min(self.blob.cache_limit() / 4).max(MIN_AHEAD),
+                )
             } else {
                 0
             };

@@ -112,6 +112,10 @@ impl FileBytes {
     }
 }
 
+/// Drops what a file's bytes were read through beyond the bytes themselves (an entry's local
+/// header, the central directory, the parsed index), after a failed check.
+pub type Heal = Box<dyn Fn() + Send + Sync>;
+
 /// One open file.
 pub struct FileReader {
     bytes: FileBytes,
@@ -122,6 +126,7 @@ pub struct FileReader {
     check: Mutex<Option<ServedCheck>>,
     /// This handle served bytes of a file that failed a check: every read is EIO.
     poisoned: AtomicBool,
+    heal: Option<Heal>,
 }
 
 impl FileReader {
@@ -135,6 +140,21 @@ impl FileReader {
             integrity,
             check: Mutex::new(check),
             poisoned: AtomicBool::new(false),
+            heal: None,
+        }
+    }
+
+    /// What else a failed check drops (see [`Heal`]).
+    pub fn healed_by(mut self, heal: Heal) -> FileReader {
+        self.heal = Some(heal);
+        self
+    }
+
+    /// Drops the bytes of a failed check and everything they were read through.
+    async fn drop_all(&self) {
+        self.bytes.drop_cached().await;
+        if let Some(h) = &self.heal {
+            h();
         }
     }
 
@@ -202,6 +222,7 @@ impl FileReader {
             self.bytes.drop_cached().await;
             let ok = self.bytes.check_through(i).await?;
             if ok.is_err() {
+                // The one refetch failed too: EIO stays, nothing more is fetched for it.
                 self.bytes.drop_cached().await;
             }
             i.refetched(ok.is_ok(), self.bytes.generation());
@@ -223,7 +244,7 @@ impl FileReader {
         {
             i.fail(got);
         }
-        self.bytes.drop_cached().await;
+        self.drop_all().await;
         self.refused()
     }
 }

@@ -17,9 +17,18 @@ use crate::source::MemorySource;
 /// cover it.
 struct FlakyRemote {
     inner: MemorySource,
-    flip_at: u64,
+    flip_at: AtomicU64,
     flips: AtomicU64,
     bytes: AtomicU64,
+    requests: AtomicU64,
+}
+
+impl FlakyRemote {
+    /// Changes the byte at `at` in the next `times` bodies that cover it.
+    fn flip(&self, at: u64, times: u64) {
+        self.flip_at.store(at, Ordering::SeqCst);
+        self.flips.store(times, Ordering::SeqCst);
+    }
 }
 
 #[async_trait]
@@ -30,16 +39,18 @@ impl ByteSource for FlakyRemote {
 
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
         let b = self.inner.read_at(offset, len).await?;
+        self.requests.fetch_add(1, Ordering::SeqCst);
         self.bytes.fetch_add(b.len() as u64, Ordering::SeqCst);
         let end = offset + b.len() as u64;
-        if (offset..end).contains(&self.flip_at)
+        let flip_at = self.flip_at.load(Ordering::SeqCst);
+        if (offset..end).contains(&flip_at)
             && self
                 .flips
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok()
         {
             let mut v = b.to_vec();
-            v[(self.flip_at - offset) as usize] ^= 0xFF;
+            v[(flip_at - offset) as usize] ^= 0xFF;
             return Ok(Bytes::from(v));
         }
         Ok(b)
@@ -63,9 +74,10 @@ fn setup(zip: &[u8], cache_size: u64, flip_at: u64, flips: u64) -> Setup {
     let cache = Arc::new(crate::cache::DiskCache::open(dir.path(), cache_size).unwrap());
     let remote = Arc::new(FlakyRemote {
         inner: MemorySource(Bytes::from(zip.to_vec())),
-        flip_at,
+        flip_at: AtomicU64::new(flip_at),
         flips: AtomicU64::new(flips),
         bytes: AtomicU64::new(0),
+        requests: AtomicU64::new(0),
     });
     let blob = BlobRef {
         key: BlobKey {
@@ -172,12 +184,10 @@ async fn a_mismatch_found_by_readahead_is_not_swallowed() {
     let s = setup(&zip, 1 << 30, big_at + 100, u64::MAX);
     let r = s.data.open(&s.blob, FileSpec::Whole).await.unwrap();
     assert!(r.read(0, 4096).await.is_ok());
-    // Background readahead completes the blob: its digest check fails there.
-    s.data
-        .blob(&s.blob)
-        .ensure(0, zip.len() as u64)
-        .await
-        .unwrap();
+    // Background readahead completes the blob: its digest check (in the background) fails.
+    let blob = s.data.blob(&s.blob);
+    blob.ensure(0, zip.len() as u64).await.unwrap();
+    super::blob::tests::settle(&blob).await;
     assert!(
         r.read(4096, 4096).await.is_err(),
         "the open handle is refused"
@@ -319,10 +329,11 @@ async fn reading_many_deflated_entries_keeps_a_bounded_number_of_inflaters() {
 }
 
 #[tokio::test]
-async fn a_verified_file_is_trusted_only_while_nothing_of_its_blob_was_evicted() {
+async fn without_a_seal_a_verified_file_is_trusted_only_while_nothing_of_its_blob_was_evicted() {
     let (zip, _, big, _) = sized_archive(1 << 20, 3 << 20);
     // 3 MiB: reading the archive after the 3 MiB file evicts blocks of the file.
-    let s = setup(&zip, 3 << 20, u64::MAX, 0);
+    let mut s = setup(&zip, 3 << 20, u64::MAX, 0);
+    s.blob.sha256 = None; // no digest (old artifacts, GHES): no seal
     let r = s.data.open(&s.blob, FileSpec::Entry(1)).await.unwrap();
     assert!(joined(read_through(&r, 1 << 20).await).unwrap() == big);
     assert!(s.data.is_verified(&s.blob, FileSpec::Entry(1)));
@@ -337,4 +348,190 @@ async fn a_verified_file_is_trusted_only_while_nothing_of_its_blob_was_evicted()
         s.data.is_verified(&s.blob, FileSpec::Entry(1)),
         "read through and matched again: trusted again"
     );
+}
+
+#[tokio::test]
+async fn a_sealed_blob_is_trusted_through_evictions_and_checks_what_comes_back() {
+    let (zip, _, big, big_at) = sized_archive(1 << 20, 3 << 20);
+    let s = setup(&zip, 3 << 20, u64::MAX, 0);
+    let whole = s.data.open(&s.blob, FileSpec::Whole).await.unwrap();
+    assert!(joined(read_through(&whole, 128 << 10).await).unwrap() == zip);
+    let blob = s.data.blob(&s.blob);
+    super::blob::tests::settle(&blob).await;
+    assert!(blob.sealed(), "the digest verified in the background");
+    // Most of the archive was evicted since; sealed, every file is trusted anyway.
+    assert!(!blob.is_cached(0, zip.len() as u64));
+    assert!(s.data.is_verified(&s.blob, FileSpec::Whole));
+    assert!(s.data.is_verified(&s.blob, FileSpec::Entry(1)));
+    // A byte changed once on the refetch of an evicted block, read partially (`dd`): the
+    // block is refused and fetched once more.
+    let at = big_at + 100_000;
+    blob.drop_range(at, 1); // evicted (if it was not already)
+    s.remote.flip(at, 1);
+    let r = s.data.open(&s.blob, FileSpec::Entry(1)).await.unwrap();
+    let got = r.read(90_000, 20_000).await.unwrap();
+    assert_eq!(&got[..], &big[90_000..110_000]);
+    assert_eq!(
+        s.remote.flips.load(Ordering::SeqCst),
+        0,
+        "it was changed once"
+    );
+    // Changed twice: EIO, never the changed bytes.
+    let at = big_at + 1_500_000;
+    blob.drop_range(at, 1);
+    s.remote.flip(at, 2);
+    let r = s.data.open(&s.blob, FileSpec::Entry(1)).await.unwrap();
+    assert!(r.read(1_499_000, 4096).await.is_err());
+    assert_eq!(s.remote.flips.load(Ordering::SeqCst), 0);
+    // Healed: the next read is right.
+    let got = r.read(1_499_000, 4096).await.unwrap();
+    assert_eq!(&got[..], &big[1_499_000..1_499_000 + 4096]);
+}
+
+#[tokio::test]
+async fn a_block_damaged_on_disk_is_fetched_again_never_served() {
+    let (zip, _, big, big_at) = sized_archive(1 << 20, 3 << 20);
+    for (sealed, damage) in [
+        (false, "zeros"),
+        (false, "bit"),
+        (true, "zeros"),
+        (true, "bit"),
+    ] {
+        let mut s = setup(&zip, 1 << 30, u64::MAX, 0);
+        if !sealed {
+            s.blob.sha256 = None;
+        }
+        let r = s.data.open(&s.blob, FileSpec::Entry(1)).await.unwrap();
+        assert!(joined(read_through(&r, 1 << 20).await).unwrap() == big);
+        if sealed {
+            let blob = s.data.blob(&s.blob);
+            blob.ensure(0, zip.len() as u64).await.unwrap();
+            super::blob::tests::settle(&blob).await;
+            assert!(blob.sealed());
+        }
+        // Between two reads, the cache's copy of one block is damaged.
+        let path = s._dir.path().join("blocks/a1-v.data");
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        let at = big_at + 2_000_000;
+        use std::os::unix::fs::FileExt;
+        if damage == "zeros" {
+            f.write_all_at(&[0u8; 4096], at & !4095).unwrap();
+        } else {
+            let mut b = [0u8];
+            f.read_exact_at(&mut b, at).unwrap();
+            f.write_all_at(&[b[0] ^ 0x20], at).unwrap();
+        }
+        let fetched = s.remote.bytes.load(Ordering::SeqCst);
+        let r = s.data.open(&s.blob, FileSpec::Entry(1)).await.unwrap();
+        let got = r.read(2_000_000 - 50, 100).await.unwrap();
+        assert_eq!(
+            &got[..],
+            &big[1_999_950..2_000_050],
+            "{damage}, sealed {sealed}"
+        );
+        assert_eq!(
+            s.remote.bytes.load(Ordering::SeqCst) - fetched,
+            crate::cache::BLOCK_SIZE,
+            "that block fetched again"
+        );
+    }
+}
+
+/// Where the CRC-32 of entry `name` sits in the archive's central directory.
+fn cd_crc_offset(zip: &[u8], name: &str) -> u64 {
+    let end = zip
+        .windows(4)
+        .rposition(|w| w == b"PK\x05\x06")
+        .expect("end record");
+    let u16_at = |p: usize| u16::from_le_bytes([zip[p], zip[p + 1]]) as usize;
+    let mut at = u32::from_le_bytes(zip[end + 16..end + 20].try_into().unwrap()) as usize;
+    loop {
+        let (n, x, c) = (u16_at(at + 28), u16_at(at + 30), u16_at(at + 32));
+        if &zip[at + 46..at + 46 + n] == name.as_bytes() {
+            return at as u64 + 16;
+        }
+        at += 46 + n + x + c;
+    }
+}
+
+#[tokio::test]
+async fn one_refetch_heals_a_changed_byte_of_the_central_directory() {
+    let (zip, log, big, _) = archive();
+    for (spec, name, want) in [
+        (FileSpec::Entry(1), "big.bin", &big),
+        (FileSpec::Entry(0), "app.log", &log),
+    ] {
+        // One byte of the entry's CRC in the central directory, changed once.
+        let s = setup(&zip, 1 << 30, cd_crc_offset(&zip, name), 1);
+        let r = s.data.open(&s.blob, spec).await.unwrap();
+        assert!(
+            joined(read_through(&r, 1 << 20).await).is_err(),
+            "{name}: the check fails"
+        );
+        assert_eq!(s.remote.flips.load(Ordering::SeqCst), 0);
+        // The next open reads the central directory again: right bytes.
+        let r = s.data.open(&s.blob, spec).await.unwrap();
+        let got = joined(read_through(&r, 1 << 20).await);
+        assert!(got.as_ref() == Ok(want), "{name}: {:?}", got.err());
+    }
+}
+
+#[tokio::test]
+async fn many_small_archives_under_a_tiny_cache_cost_one_read_each_and_read_right() {
+    // 400 archives of one small file, a cache of 256 KiB: every blob's map and data file
+    // must be evictable with it, or the cache is over its cap for good and evicts every
+    // block as soon as it is written.
+    const N: u64 = 400;
+    const CAP: u64 = 256 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(crate::cache::DiskCache::open(dir.path(), CAP).unwrap());
+    let data = DataLayer::new(cache, Default::default());
+    let mut blobs = Vec::new();
+    for i in 0..N {
+        let text = log_text(123, i);
+        let mut z = ZipBuilder::new();
+        z.add("out/result.txt", &text);
+        let zip = z.finish();
+        let remote = Arc::new(FlakyRemote {
+            inner: MemorySource(Bytes::from(zip.clone())),
+            flip_at: AtomicU64::new(u64::MAX),
+            flips: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+        });
+        let blob = BlobRef {
+            key: BlobKey {
+                id: i + 1,
+                version: "v".into(),
+            },
+            len: zip.len() as u64,
+            sha256: Some(sha(&zip)),
+            what: format!("artifact {}", i + 1),
+            remote: remote.clone(),
+        };
+        blobs.push((blob, remote, text));
+    }
+    for (b, remote, text) in &blobs {
+        let idx = data.index(b).await.unwrap();
+        assert_eq!(idx.cd.entries.len(), 1);
+        let r = data.open(b, FileSpec::Entry(0)).await.unwrap();
+        let got = joined(read_through(&r, 128 << 10).await).unwrap();
+        assert!(got == *text, "{}", b.what);
+        let n = remote.requests.load(Ordering::SeqCst);
+        assert!(n <= 2, "{}: {n} requests", b.what);
+        assert!(
+            data.cache().used() <= CAP,
+            "{} > {CAP}",
+            data.cache().used()
+        );
+    }
+    for (b, _, _) in &blobs {
+        let blob = data.blob(b);
+        super::blob::tests::settle(&blob).await;
+        assert_eq!(blob.whole().unwrap().failures(), 0, "{}", b.what);
+    }
 }

@@ -1,11 +1,13 @@
 //! A repository's artifact listing and the views derived from it: runs, `latest/`,
-//! `branches/`. A listing is an immutable snapshot; a refresh or a deletion replaces it.
+//! `branches/`. A listing is an immutable snapshot (but for what it holds, see [`super::held`]);
+//! a refresh or a deletion replaces it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Instant, SystemTime};
 
 use crate::github::{Artifact, ArtifactKind};
 
+use super::held::{Held, HeldArtifact};
 use super::names::{artifact_component, encode_branch, unique_name};
 
 /// Parses GitHub's RFC 3339 timestamps (`2020-01-10T14:59:22Z`).
@@ -41,6 +43,8 @@ pub struct Listing {
     /// encoded branch → name → newest artifact id on that branch, among runs of the
     /// repository itself.
     pub branches: BTreeMap<String, BTreeMap<String, u64>>,
+    /// What has been built from this snapshot for answering from memory.
+    pub held: Held,
 }
 
 /// What "newest" compares: `created_at`, then the higher run id, then the higher artifact id.
@@ -114,11 +118,17 @@ impl Listing {
             runs,
             latest,
             branches,
+            held: Held::default(),
         }
     }
 
     pub fn artifact(&self, id: u64) -> Option<&Artifact> {
         self.by_id.get(&id).map(|&i| &self.artifacts[i])
+    }
+
+    /// What this snapshot holds for artifact `id` (built on first use).
+    pub fn held(&self, id: u64) -> Option<std::sync::Arc<HeldArtifact>> {
+        Some(self.held.of(self.artifact(id)?))
     }
 
     /// The same listing without artifact `id` (after a successful delete).

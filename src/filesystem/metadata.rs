@@ -132,6 +132,25 @@ impl ArtifactFs {
         }
     }
 
+    /// The repository's listing if one is held and no refresh is due: what requests
+    /// answered without waiting (see [`ArtifactFs::xattrs_now`]) read. `None` sends the
+    /// caller to [`Self::listing`], which loads or refreshes it.
+    pub(super) fn listing_now(&self, idx: RepoIdx) -> Option<Arc<Listing>> {
+        let l = self.repo(idx).listing.lock().unwrap().clone()?;
+        (l.fetched_at.elapsed() < self.cfg.metadata_ttl).then_some(l)
+    }
+
+    /// What the listings held now have built for answering from memory (see
+    /// [`super::held`]): a count that only grows while listings are reused.
+    pub fn held_builds(&self) -> u64 {
+        let repos = self.repos.lock().unwrap().list.clone();
+        repos
+            .iter()
+            .filter_map(|st| st.listing.lock().unwrap().clone())
+            .map(|l| l.held.builds())
+            .sum()
+    }
+
     /// The refresh in flight for `st`, and whether this call started it.
     fn refresh(&self, st: &Arc<RepoState>) -> (Refresh, bool) {
         let mut slot = st.refresh.lock().unwrap();

@@ -239,7 +239,7 @@ fn two_per_run(n: u64) -> Arc<MemoryRemote> {
 #[tokio::test]
 async fn listing_runs_probes_every_artifact_a_few_at_a_time_in_the_background() {
     let remote = two_per_run(40);
-    remote.faults.lock().unwrap().latency = Some(Duration::from_millis(20));
+    *remote.latency.lock().unwrap() = Some(Duration::from_millis(20));
     let (fs, _dir) = core_for(remote.clone(), Duration::from_secs(60), false);
     assert_eq!(names(&fs, "octo/hello/runs").await.len(), 20);
     // No run directory was listed: the probes were started by listing runs/.
@@ -278,7 +278,7 @@ fn reads_of(remote: &MemoryRemote, id: u64) -> Vec<(u64, u64)> {
 async fn listing_runs_reads_every_zip_central_directory_ahead_and_nothing_else() {
     let remote = two_per_run(12);
     let zip = sample_zip();
-    remote.faults.lock().unwrap().latency = Some(Duration::from_millis(5));
+    *remote.latency.lock().unwrap() = Some(Duration::from_millis(5));
     let (fs, _dir) = core_for(remote.clone(), Duration::from_secs(60), false);
     assert_eq!(names(&fs, "octo/hello/runs").await.len(), 6);
     let zips: Vec<u64> = (0..12u64).filter(|i| i % 4 != 0).map(|i| 100 + i).collect();
@@ -327,8 +327,8 @@ async fn central_directories_are_read_ahead_newest_first_within_the_budget() {
         },
     );
     let zip = z.finish();
-    let per_artifact = tail_len_for(zip.len() as u64);
-    assert_eq!(per_artifact, TAIL_LEN);
+    assert_eq!(tail_len_for(zip.len() as u64), TAIL_LEN);
+    let per_artifact = super::probes::read_ahead_cost(zip.len() as u64);
     let fit = (INDEX_READAHEAD_BUDGET / per_artifact) as usize;
     let total = fit + 20;
     let remote = Arc::new(MemoryRemote::default());

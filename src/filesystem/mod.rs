@@ -5,6 +5,7 @@
 
 mod deleting;
 pub mod error;
+pub mod held;
 pub mod inode;
 mod kinds;
 pub mod listing;
@@ -15,7 +16,7 @@ mod reading;
 pub mod run_meta;
 pub mod statfs;
 pub mod views;
-mod xattrs;
+pub mod xattrs;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -168,15 +169,18 @@ impl ArtifactFs {
             .ok_or(FsError::NotFound)
     }
 
-    async fn archive_index(
-        &self,
-        idx: RepoIdx,
-        id: u64,
-    ) -> FsResult<(Artifact, Arc<ArchiveIndex>)> {
-        let a = self.artifact(idx, id).await?;
+    /// A zip artifact's central directory and tree: held by its listing once read, so
+    /// every later lookup, attribute and listing inside the artifact is answered from memory.
+    async fn archive_index(&self, idx: RepoIdx, id: u64) -> FsResult<Arc<ArchiveIndex>> {
+        let l = self.listing(idx).await?;
+        let a = l.artifact(id).ok_or(FsError::NotFound)?;
+        if let Some(index) = l.held.of(a).index.get() {
+            return Ok(index.clone());
+        }
         let repo = self.repo(idx).repo.clone();
-        let index = self.data.index(&self.blob_ref(&repo, &a)).await?;
-        Ok((a, index))
+        let index = self.data.index(&self.blob_ref(&repo, a)).await?;
+        l.held.keep_index(a, &index);
+        Ok(index)
     }
 
     /// What listing `runs/` starts in the background: see [`probes::Prober::read_ahead_in_background`].
@@ -246,6 +250,22 @@ impl ArtifactFs {
             .collect())
     }
 
+    /// A directory's entries with their attributes, in one pass over what the listing (and
+    /// inside an artifact, its held index) has in memory: what `serve` formats. An entry
+    /// whose attributes fail (gone since the listing) is left out.
+    pub async fn readdir_plus(&self, ino: Ino) -> FsResult<Vec<(DirEntry, Attr)>> {
+        let node = self.node(ino)?;
+        let entries = view(&node).list(self, &node).await?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (name, node, kind) in entries {
+            let ino = self.inodes.ino(node.clone());
+            if let Ok(a) = self.attr_of(ino, &node).await {
+                out.push((DirEntry { ino, name, kind }, a));
+            }
+        }
+        Ok(out)
+    }
+
     /// The parent of a directory inode (for `..`).
     pub fn parent_of(&self, ino: Ino) -> Ino {
         let Some(node) = self.inodes.node(ino) else {
@@ -256,6 +276,8 @@ impl ArtifactFs {
     }
 }
 
+#[cfg(test)]
+mod held_tests;
 #[cfg(test)]
 mod metadata_tests;
 #[cfg(test)]

@@ -31,10 +31,17 @@ pub const IN_FLIGHT: usize = 8;
 pub const READ_AHEAD_REQUESTS: u64 = 256;
 /// How many central directory reads listing `runs/` keeps in flight (blob host: no API quota).
 pub const INDEX_IN_FLIGHT: usize = 16;
-/// The most tail bytes (see [`tail_len_for`]) one listing of `runs/` reads ahead: every
-/// central directory of a repository of small artifacts, those of the newest few dozen big
-/// ones. Paid once: the tails stay in the block cache.
+/// The most cache space (see [`read_ahead_cost`]) one listing of `runs/` reads ahead into:
+/// every central directory of a repository of small artifacts, those of the newest few dozen
+/// big ones. Paid once: the tails stay in the block cache. Never more than half the cache,
+/// so that reading ahead does not evict what it read moments ago.
 pub const INDEX_READAHEAD_BUDGET: u64 = 16 << 20;
+
+/// What reading the tail of a blob of `len` bytes ahead takes in the cache: the tail's bytes
+/// and the blob's map with its data file's allocation unit (8 KiB for a small blob).
+pub fn read_ahead_cost(len: u64) -> u64 {
+    tail_len_for(len) + 8192
+}
 
 pub struct Prober {
     remote: Arc<dyn Remote>,
@@ -175,7 +182,7 @@ impl Prober {
         // which `ls -R`, `find` and `tree` walk the runs.
         let mut taken = vec![false; artifacts.len()];
         let mut wanted = vec![false; artifacts.len()];
-        let (mut probes, mut budget) = (0u64, INDEX_READAHEAD_BUDGET);
+        let (mut probes, mut budget) = (0u64, INDEX_READAHEAD_BUDGET.min(data.cache().limit() / 2));
         for (i, (id, b)) in artifacts.iter().enumerate().rev() {
             if self.needs_probe(*id) {
                 if probes == READ_AHEAD_REQUESTS {
@@ -185,7 +192,7 @@ impl Prober {
                 probes += 1;
             }
             taken[i] = true;
-            let cost = tail_len_for(b.len);
+            let cost = read_ahead_cost(b.len);
             if cost <= budget {
                 budget -= cost;
                 wanted[i] = true;

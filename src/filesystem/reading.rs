@@ -17,7 +17,7 @@ impl ArtifactFs {
         match node {
             Node::ArchiveFile(..) | Node::RawFile(..) => {}
             Node::Entry(r, id, n) => {
-                let (_, index) = self.archive_index(r, id).await?;
+                let index = self.archive_index(r, id).await?;
                 match index.tree.nodes.get(n).map(|t| &t.kind) {
                     Some(NodeKind::File { .. }) => {}
                     Some(NodeKind::Dir { .. }) => return Err(FsError::IsDir),
@@ -93,7 +93,7 @@ impl ArtifactFs {
         match *node {
             Node::ArchiveFile(r, id) | Node::RawFile(r, id) => Ok((r, id, FileSpec::Whole)),
             Node::Entry(r, id, n) => {
-                let (_, index) = self.archive_index(r, id).await?;
+                let index = self.archive_index(r, id).await?;
                 match index.tree.nodes.get(n).map(|t| &t.kind) {
                     Some(NodeKind::File { entry }) => Ok((r, id, FileSpec::Entry(*entry))),
                     _ => Err(FsError::IsDir),

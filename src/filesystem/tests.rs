@@ -9,7 +9,8 @@ use bytes::Bytes;
 use fake_github::zipgen::{EntryOptions, Method, ZipBuilder};
 
 use super::*;
-use crate::github::memory_remote::{MemoryFaults, MemoryRemote};
+use crate::github::failing_remote::{FailingRemote, Flip};
+use crate::github::memory_remote::MemoryRemote;
 use crate::github::{ApiError, ArtifactKind};
 
 pub(super) fn sample_zip() -> Vec<u8> {
@@ -48,12 +49,13 @@ fn big_zip() -> Vec<u8> {
 
 struct Fixture {
     fs: ArtifactFs,
-    remote: Arc<MemoryRemote>,
+    /// The in-memory GitHub (its counters through `Deref`) inside a failing wrapper.
+    remote: Arc<FailingRemote<MemoryRemote>>,
     _dir: tempfile::TempDir,
 }
 
 fn fixture(read_only: bool) -> Fixture {
-    let remote = Arc::new(MemoryRemote::default());
+    let remote = Arc::new(FailingRemote::new(MemoryRemote::default()));
     remote.add(1, "logs", 100, "main", 1, sample_zip(), ArtifactKind::Zip);
     remote.add(
         2,
@@ -325,7 +327,8 @@ async fn refused_deletes_send_nothing_or_keep_the_artifact() {
     assert_eq!(f.remote.deletes.load(Ordering::SeqCst), 0);
 
     let f = fixture(false);
-    *f.remote.delete_error.lock().unwrap() = Some(ApiError::Forbidden("no".into()));
+    f.remote
+        .set(|x| x.delete_error = Some(ApiError::Forbidden("no".into())));
     let run = resolve(&f.fs, "octo/hello/runs/101").await.unwrap();
     assert_eq!(
         f.fs.unlink(run.ino, "logs.zip").await.unwrap_err().errno(),
@@ -382,7 +385,13 @@ async fn a_byte_changed_in_flight_is_eio_for_a_full_read_and_refused_reads_are_e
         sample_zip(),
         ArtifactKind::Zip,
     );
-    f.remote.faults.lock().unwrap().flip = Some((9, 2_000_000));
+    f.remote.set(|x| {
+        x.flip = Some(Flip {
+            artifact: 9,
+            offset: 2_000_000,
+            times: None,
+        })
+    });
     let err = read_all(&f.fs, "octo/hello/runs/109/big/noise.bin")
         .await
         .unwrap_err();
@@ -395,10 +404,10 @@ async fn a_byte_changed_in_flight_is_eio_for_a_full_read_and_refused_reads_are_e
         libc::EIO
     );
     // A blob host that refuses (an expired URL that stays refused): EACCES, not EIO.
-    *f.remote.faults.lock().unwrap() = MemoryFaults {
-        blob_error: Some(ApiError::Forbidden("in-memory blob host: refused".into())),
-        ..Default::default()
-    };
+    f.remote.set(|x| {
+        x.flip = None;
+        x.blob_error = Some(ApiError::Forbidden("in-memory blob host: refused".into()));
+    });
     assert_eq!(
         read_all(&f.fs, "octo/hello/runs/110/other.zip")
             .await
@@ -414,7 +423,8 @@ async fn a_slow_remote_does_not_hold_up_a_listing_already_known() {
     assert!(resolve(&f.fs, "octo/hello/runs/100").await.is_ok());
     // What runs hold is known once their artifacts' kinds are (listing runs/ learns them).
     names(&f.fs, "octo/hello/runs/101").await;
-    f.remote.faults.lock().unwrap().latency = Some(Duration::from_secs(3600));
+    f.remote
+        .set(|x| x.latency = Some(Duration::from_secs(3600)));
     // Served from the listing in memory (fresh within --metadata-ttl): no wait.
     let attr = tokio::time::timeout(
         Duration::from_secs(5),

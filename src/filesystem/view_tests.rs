@@ -218,14 +218,14 @@ async fn workflows_show_the_newest_artifact_of_successful_runs_of_the_repository
     // The fork's run is still in runs/, with its attributes.
     let run = resolve(&fs, &format!("{r}/runs/104")).await.unwrap();
     let x: std::collections::BTreeMap<_, _> =
-        fs.xattrs(run.ino).await.unwrap().into_iter().collect();
+        fs.xattrs(run.ino).await.unwrap().iter().cloned().collect();
     assert_eq!(x["user.run.workflow"], "ci.yml");
     assert_eq!(x["user.run.event"], "pull_request");
     assert_eq!(x["user.run.head_sha"], SHA_FORK);
     assert_eq!(x["user.run.pull_requests"], "");
     let run = resolve(&fs, &format!("{r}/runs/103")).await.unwrap();
     let x: std::collections::BTreeMap<_, _> =
-        fs.xattrs(run.ino).await.unwrap().into_iter().collect();
+        fs.xattrs(run.ino).await.unwrap().iter().cloned().collect();
     assert_eq!(x["user.run.attempt"], "2");
     assert_eq!(x["user.run.conclusion"], "success");
     assert_eq!(

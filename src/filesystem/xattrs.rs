@@ -1,10 +1,25 @@
-//! Extended attributes: an artifact's API facts (`user.artifact.*`), a run's
-//! (`user.run.*`, from the run metadata) and a zip entry's (`user.zip.*`).
+//! Extended attributes: an artifact's API facts (`user.artifact.*`), a run's (`user.run.*`,
+//! from the run metadata) and a zip entry's (`user.zip.*`). No name outside `user.` ever exists ([`may_exist`]), so the
+//! `security.selinux` and `system.posix_acl_access` that `ls -l`, `cp -a` and file managers
+//! ask of every file are answered without looking at the node. The rest comes from what the
+//! node's listing holds ([`super::held`]): [`ArtifactFs::xattrs_now`] answers without
+//! waiting when it is there, [`ArtifactFs::xattrs`] loads it first when it is not.
+
+use std::sync::{Arc, LazyLock};
 
 use crate::archive::tree::NodeKind;
+use crate::data::ArchiveIndex;
 use crate::github::Run;
 
-use super::{ArtifactFs, FsResult, Ino, Node};
+use super::held::Xattrs;
+use super::{ArtifactFs, FsError, FsResult, Ino, Node};
+
+static NONE: LazyLock<Xattrs> = LazyLock::new(|| Arc::from(Vec::new()));
+
+/// Whether an attribute called `name` can exist on any node of this filesystem.
+pub fn may_exist(name: &str) -> bool {
+    name.starts_with("user.")
+}
 
 impl ArtifactFs {
     /// A run directory's `user.run.*` attributes; `None` for any other node.
@@ -19,59 +34,79 @@ impl ArtifactFs {
         }
     }
 
-    /// Extended attributes of a node: name → value.
-    pub async fn xattrs(&self, ino: Ino) -> FsResult<Vec<(String, String)>> {
-        let node = self.node(ino)?;
-        let mut out = Vec::new();
+    /// The node's extended attributes if memory has them now: `None` when a listing or a
+    /// central directory must be loaded first (or a listing is due for a refresh), which only
+    /// [`Self::xattrs`] may wait for. Never waits, never fetches; takes a few short locks.
+    pub fn xattrs_now(&self, ino: Ino) -> Option<FsResult<Xattrs>> {
+        let node = match self.node(ino) {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
         match node {
             Node::ArtifactDir(r, id) | Node::ArchiveFile(r, id) | Node::RawFile(r, id) => {
-                let a = self.artifact(r, id).await?;
-                let run = a.workflow_run.clone().unwrap_or_default();
-                out.push(("user.artifact.id".into(), a.id.to_string()));
-                if let Some(d) = &a.digest {
-                    out.push(("user.artifact.digest".into(), d.clone()));
-                }
-                out.push(("user.artifact.run_id".into(), a.run_id().to_string()));
-                if let Some(b) = run.head_branch {
-                    out.push(("user.artifact.head_branch".into(), b));
-                }
-                if let Some(s) = run.head_sha {
-                    out.push(("user.artifact.head_sha".into(), s));
-                }
-                if let Some(t) = &a.created_at {
-                    out.push(("user.artifact.created_at".into(), t.clone()));
-                }
-                if let Some(t) = &a.expires_at {
-                    out.push(("user.artifact.expires_at".into(), t.clone()));
-                }
-                out.push(("user.artifact.size".into(), a.size_in_bytes.to_string()));
+                let l = self.listing_now(r)?;
+                Some(
+                    l.held(id)
+                        .map(|h| h.xattrs.clone())
+                        .ok_or(FsError::NotFound),
+                )
             }
-            Node::Run(r, run) => {
-                if let Some(info) = self.run_info(r, run).await? {
-                    out.extend(run_xattrs(&info));
-                }
-            }
+            // A run's metadata may have to be fetched: the runtime's.
+            Node::Run(..) => None,
             Node::Entry(r, id, n) => {
-                let (_, index) = self.archive_index(r, id).await?;
-                if let Some(NodeKind::File { entry }) = index.tree.nodes.get(n).map(|t| &t.kind) {
-                    let e = &index.cd.entries[*entry];
-                    out.push(("user.zip.crc32".into(), format!("{:08x}", e.crc32)));
-                    let method = match e.method {
-                        0 => "stored".to_string(),
-                        8 => "deflated".to_string(),
-                        m => m.to_string(),
-                    };
-                    out.push(("user.zip.method".into(), method));
-                    out.push((
-                        "user.zip.compressed_size".into(),
-                        e.compressed_size.to_string(),
-                    ));
-                }
+                let l = self.listing_now(r)?;
+                let Some(held) = l.held(id) else {
+                    return Some(Err(FsError::NotFound));
+                };
+                Some(Ok(entry_xattrs(held.index.get()?, n)))
             }
-            _ => {}
+            _ => Some(Ok(NONE.clone())),
         }
-        Ok(out)
     }
+
+    /// Extended attributes of a node: name → value. Loads what [`Self::xattrs_now`] lacks.
+    pub async fn xattrs(&self, ino: Ino) -> FsResult<Xattrs> {
+        if let Some(answer) = self.xattrs_now(ino) {
+            return answer;
+        }
+        match self.node(ino)? {
+            Node::ArtifactDir(r, id) | Node::ArchiveFile(r, id) | Node::RawFile(r, id) => {
+                let l = self.listing(r).await?;
+                Ok(l.held(id).ok_or(FsError::NotFound)?.xattrs.clone())
+            }
+            Node::Run(r, run) => Ok(match self.run_info(r, run).await? {
+                Some(info) => Arc::from(run_xattrs(&info)),
+                None => NONE.clone(),
+            }),
+            Node::Entry(r, id, n) => {
+                let index = self.archive_index(r, id).await?;
+                Ok(entry_xattrs(&index, n))
+            }
+            _ => Ok(NONE.clone()),
+        }
+    }
+}
+
+/// A zip entry's attributes (a directory inside a zip has none), from its central
+/// directory record.
+fn entry_xattrs(index: &ArchiveIndex, n: usize) -> Xattrs {
+    let Some(NodeKind::File { entry }) = index.tree.nodes.get(n).map(|t| &t.kind) else {
+        return NONE.clone();
+    };
+    let e = &index.cd.entries[*entry];
+    let method = match e.method {
+        0 => "stored".to_string(),
+        8 => "deflated".to_string(),
+        m => m.to_string(),
+    };
+    Arc::from(vec![
+        ("user.zip.crc32".to_string(), format!("{:08x}", e.crc32)),
+        ("user.zip.method".to_string(), method),
+        (
+            "user.zip.compressed_size".to_string(),
+            e.compressed_size.to_string(),
+        ),
+    ])
 }
 
 /// A run's `user.run.*` attributes: workflow (file name), name, event, status, conclusion,

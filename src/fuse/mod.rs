@@ -1,6 +1,8 @@
-//! The thin FUSE adapter: each kernel request is handed to the tokio runtime and answered
-//! from the task (fuser's `Reply*` objects are `Send + 'static`), so no FUSE thread ever
-//! waits on the network. Everything else lives in [`crate::filesystem`]. A task that fails
+//! The thin FUSE adapter: each kernel request that may wait is handed to the tokio runtime
+//! and answered from the task (fuser's `Reply*` objects are `Send + 'static`), so no FUSE
+//! thread ever waits on the network; what memory can answer (extended attributes held for
+//! the node, names that never exist, statfs, access, flush) is answered on the FUSE thread
+//! that received it, which costs a tenth of a task's round trip. Everything else lives in [`crate::filesystem`]. A task that fails
 //! answers with the error's errno and logs it; a task that panics drops its reply, which
 //! fuser turns into EIO, and the mount stays up.
 
@@ -13,15 +15,17 @@ use std::time::SystemTime;
 
 use fuser::{
     AccessFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
-    LockOwner, Notifier, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    LockOwner, Notifier, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 
 use crate::config::Owner;
-use crate::filesystem::{ArtifactFs, DirEntry, FileKind, Invalidation};
+use crate::filesystem::{ArtifactFs, DirEntry, FileKind, Invalidation, xattrs};
 
+mod epoch;
 mod reply;
-use reply::{fail, file_attr, file_type, refuse, reply_xattr};
+pub use epoch::Epoch;
+use reply::{fail, file_attr, file_type, refuse, reply_getxattr, reply_listxattr};
 
 pub struct FuseAdapter {
     fs: Arc<ArtifactFs>,
@@ -30,6 +34,8 @@ pub struct FuseAdapter {
     dirs: Arc<Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>>,
     next_dir: AtomicU64,
     notifier: Arc<OnceLock<Notifier>>,
+    /// Lets deletes take cached names back, so that they may be cached at all.
+    epoch: Arc<Epoch>,
     /// `--daemon-timeout`: a request not answered by then is dropped, which fuser answers
     /// with EIO, so no caller waits on the network forever.
     request_timeout: Option<std::time::Duration>,
@@ -41,6 +47,7 @@ impl FuseAdapter {
         rt: tokio::runtime::Handle,
         owner: Owner,
         notifier: Arc<OnceLock<Notifier>>,
+        epoch: Arc<Epoch>,
         request_timeout: Option<std::time::Duration>,
     ) -> Self {
         FuseAdapter {
@@ -50,14 +57,18 @@ impl FuseAdapter {
             dirs: Arc::new(Mutex::new(HashMap::new())),
             next_dir: AtomicU64::new(1),
             notifier,
+            epoch,
             request_timeout,
         }
     }
 
+    /// Hands a request that may wait (on the network, or on a lock held across a load) to
+    /// the runtime; counted in the core's stats (`requests_spawned`).
     fn spawn<F>(&self, fut: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
+        self.fs.stats().request_spawned();
         match self.request_timeout {
             None => {
                 self.rt.spawn(fut);
@@ -119,12 +130,20 @@ fn name_str(name: &OsStr) -> Option<String> {
 
 impl Filesystem for FuseAdapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let abi = config.kernel_abi();
+        self.epoch.kernel_speaks(abi.0, abi.1);
         let _ = config.set_max_readahead(1 << 20);
         // Background (readahead) requests the kernel keeps in flight: enough that a slow
         // artifact's readahead cannot hold up everyone else's.
         let _ = config.set_max_background(64);
         // Files not verified yet are opened with direct I/O; programs may still mmap them.
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
+        // Entries with their attributes when the kernel thinks they will be wanted (the first
+        // batch of a listing, and after lookups of its entries: `ls -l`), so that `ls -l`
+        // makes no lookup per file.
+        let _ = config.add_capabilities(
+            fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO,
+        );
         Ok(())
     }
 
@@ -134,9 +153,10 @@ impl Filesystem for FuseAdapter {
         };
         let fs = self.fs.clone();
         let owner = self.owner;
+        let epoch = self.epoch.clone();
         self.spawn(async move {
             match fs.lookup(parent.0, &name).await {
-                Ok(a) => reply.entry(&a.ttl, &file_attr(owner, &a), Generation(0)),
+                Ok(a) => reply.entry(&epoch.ttl(a.ttl), &file_attr(owner, &a), Generation(0)),
                 Err(e) => fail!(reply, "lookup", name, e),
             }
         });
@@ -145,9 +165,10 @@ impl Filesystem for FuseAdapter {
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let fs = self.fs.clone();
         let owner = self.owner;
+        let epoch = self.epoch.clone();
         self.spawn(async move {
             match fs.getattr(ino.0).await {
-                Ok(a) => reply.attr(&a.ttl, &file_attr(owner, &a)),
+                Ok(a) => reply.attr(&epoch.ttl(a.ttl), &file_attr(owner, &a)),
                 Err(e) => fail!(reply, "getattr", ino.0, e),
             }
         });
@@ -293,6 +314,44 @@ impl Filesystem for FuseAdapter {
         reply.ok();
     }
 
+    /// The listing snapshot's entries with their attributes, from `offset` until the
+    /// kernel's buffer is full: one task per batch. An entry whose attributes fail (gone
+    /// since the listing) is left out.
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let Some(entries) = self.dirs.lock().unwrap().get(&fh.0).cloned() else {
+            return reply.error(Errno::EBADF);
+        };
+        let fs = self.fs.clone();
+        let owner = self.owner;
+        self.spawn(async move {
+            for (i, e) in entries.iter().enumerate().skip(offset as usize) {
+                let Ok(a) = fs.getattr(e.ino).await else {
+                    continue;
+                };
+                let attr = file_attr(owner, &a);
+                // The offset given is that of the *next* entry.
+                if reply.add(
+                    INodeNo(e.ino),
+                    i as u64 + 1,
+                    &e.name,
+                    &a.ttl,
+                    &attr,
+                    Generation(0),
+                ) {
+                    break;
+                }
+            }
+            reply.ok();
+        });
+    }
+
     fn releasedir(
         &self,
         _req: &Request,
@@ -328,40 +387,30 @@ impl Filesystem for FuseAdapter {
         );
     }
 
+    /// A name outside `user.` never exists: answered here, with nothing looked at (`ls -l`
+    /// asks every file for `security.selinux` and `system.posix_acl_access`). The others are
+    /// answered here too when memory has the node's attributes; a task loads them otherwise.
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let Some(name) = name.to_str().filter(|n| xattrs::may_exist(n)) else {
+            return reply.error(Errno::from_i32(libc::ENODATA));
+        };
+        if let Some(attrs) = self.fs.xattrs_now(ino.0) {
+            return reply_getxattr(reply, ino.0, name, size, attrs);
+        }
         let fs = self.fs.clone();
-        let name = name.to_string_lossy().into_owned();
+        let name = name.to_string();
         self.spawn(async move {
-            // Only `user.` attributes exist: others (ACLs, capabilities, SELinux labels,
-            // asked by `ls`) are answered without asking GitHub.
-            if !name.starts_with("user.") {
-                return reply.error(Errno::from_i32(libc::ENODATA));
-            }
-            match fs.xattrs(ino.0).await {
-                Ok(attrs) => match attrs.into_iter().find(|(k, _)| *k == name) {
-                    Some((_, v)) => reply_xattr(reply, size, v.as_bytes()),
-                    None => reply.error(Errno::from_i32(libc::ENODATA)),
-                },
-                Err(e) => fail!(reply, "getxattr", ino.0, e),
-            }
+            let attrs = fs.xattrs(ino.0).await;
+            reply_getxattr(reply, ino.0, &name, size, attrs)
         });
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if let Some(attrs) = self.fs.xattrs_now(ino.0) {
+            return reply_listxattr(reply, ino.0, size, attrs);
+        }
         let fs = self.fs.clone();
-        self.spawn(async move {
-            match fs.xattrs(ino.0).await {
-                Ok(attrs) => {
-                    let mut buf = Vec::new();
-                    for (k, _) in attrs {
-                        buf.extend_from_slice(k.as_bytes());
-                        buf.push(0);
-                    }
-                    reply_xattr(reply, size, &buf)
-                }
-                Err(e) => fail!(reply, "listxattr", ino.0, e),
-            }
-        });
+        self.spawn(async move { reply_listxattr(reply, ino.0, size, fs.xattrs(ino.0).await) });
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
@@ -398,6 +447,7 @@ impl FuseAdapter {
         };
         let fs = self.fs.clone();
         let notifier = self.notifier.clone();
+        let epoch = self.epoch.clone();
         self.spawn(async move {
             let r = if dir {
                 fs.rmdir(parent.0, &name).await
@@ -406,6 +456,11 @@ impl FuseAdapter {
             };
             match r {
                 Ok(stale) => {
+                    // Before the reply: the caller's next path walk asks again everywhere,
+                    // so the artifact is gone from every view when `rm` returns.
+                    if let Err(e) = epoch.bump() {
+                        tracing::warn!("FUSE_NOTIFY_INC_EPOCH after a delete: {e}");
+                    }
                     reply.ok();
                     // Off the runtime's workers: the kernel's invalidation waits for the
                     // parent directory's lock, which the caller's next `unlink` (`rm -rf`)

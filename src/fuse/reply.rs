@@ -6,7 +6,8 @@
 use fuser::{Errno, FileAttr, FileType, INodeNo, ReplyXattr};
 
 use crate::config::Owner;
-use crate::filesystem::{Attr, FileKind, FsError};
+use crate::filesystem::held::Xattrs;
+use crate::filesystem::{Attr, FileKind, FsError, FsResult};
 
 /// Answers `$reply` with the errno of `$err` (an [`FsError`]), after logging it as the
 /// failure of `$op` on `$what` (anything `Display`).
@@ -74,12 +75,44 @@ pub(crate) fn file_type(k: FileKind) -> FileType {
 }
 
 /// An extended attribute's value, or its size when the caller asks for that (`size` 0).
-pub(crate) fn reply_xattr(reply: ReplyXattr, size: u32, value: &[u8]) {
+fn reply_xattr(reply: ReplyXattr, size: u32, value: &[u8]) {
     if size == 0 {
         reply.size(value.len() as u32);
     } else if value.len() > size as usize {
         reply.error(Errno::from_i32(libc::ERANGE));
     } else {
         reply.data(value);
+    }
+}
+
+/// Answers getxattr of `name` from the node's attributes.
+pub(crate) fn reply_getxattr(
+    reply: ReplyXattr,
+    ino: u64,
+    name: &str,
+    size: u32,
+    attrs: FsResult<Xattrs>,
+) {
+    match attrs {
+        Ok(attrs) => match attrs.iter().find(|(k, _)| k == name) {
+            Some((_, v)) => reply_xattr(reply, size, v.as_bytes()),
+            None => reply.error(Errno::from_i32(libc::ENODATA)),
+        },
+        Err(e) => fail!(reply, "getxattr", ino, e),
+    }
+}
+
+/// Answers listxattr with the names of the node's attributes.
+pub(crate) fn reply_listxattr(reply: ReplyXattr, ino: u64, size: u32, attrs: FsResult<Xattrs>) {
+    match attrs {
+        Ok(attrs) => {
+            let mut buf = Vec::new();
+            for (k, _) in attrs.iter() {
+                buf.extend_from_slice(k.as_bytes());
+                buf.push(0);
+            }
+            reply_xattr(reply, size, &buf)
+        }
+        Err(e) => fail!(reply, "listxattr", ino, e),
     }
 }

@@ -1,7 +1,7 @@
-//! An in-memory GitHub for the core's tests: artifacts with their bodies, counters of what
-//! was asked, and fault switches (listing errors, latency, a byte changed in flight, refused
-//! blob reads, failing deletes), so the core's behaviour (docs/semantics.md) is tested without
-//! FUSE or HTTP.
+//! An in-memory GitHub for the core's tests: artifacts with their bodies, runs, workflows and
+//! pull requests, counters of what was asked, and a latency (a slow remote), so the core's
+//! behaviour (docs/semantics.md) is tested without FUSE or HTTP. What goes wrong on demand
+//! (errors, a byte changed in flight) is [`super::failing_remote`]'s, around this one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,19 +19,6 @@ use crate::github::{
 };
 use crate::source::ByteSource;
 
-/// What the in-memory remote does wrong, on demand.
-#[derive(Clone, Debug, Default)]
-pub struct MemoryFaults {
-    /// Listings fail with this error.
-    pub list_error: Option<ApiError>,
-    /// Every call and every blob read waits this long first.
-    pub latency: Option<Duration>,
-    /// Blob reads covering (artifact id, offset) carry that byte XOR 0xFF.
-    pub flip: Option<(u64, u64)>,
-    /// Blob reads fail with this error (`Forbidden` for a URL that stays refused).
-    pub blob_error: Option<ApiError>,
-}
-
 struct MemArtifact {
     repo: (String, String),
     artifact: Artifact,
@@ -41,7 +28,9 @@ struct MemArtifact {
 
 #[derive(Default)]
 pub struct MemoryRemote {
-    pub faults: Mutex<MemoryFaults>,
+    /// How long every listing, probe and blob read takes (a slow remote; calls are counted in
+    /// flight meanwhile).
+    pub latency: Mutex<Option<Duration>>,
     arts: Mutex<Vec<MemArtifact>>,
     pub list_calls: AtomicU64,
     pub kind_calls: AtomicU64,
@@ -55,7 +44,6 @@ pub struct MemoryRemote {
     pub blob_bytes: Arc<AtomicU64>,
     /// Every blob read answered: (artifact id, start, end).
     pub blob_reads: Arc<Mutex<Vec<(u64, u64, u64)>>>,
-    pub delete_error: Mutex<Option<ApiError>>,
     /// Workflow runs (newest first as listed: by id, descending), workflows, pull requests.
     pub runs: Mutex<Vec<Run>>,
     pub workflows: Mutex<Vec<Workflow>>,
@@ -77,7 +65,7 @@ struct MemBlob {
     body: Bytes,
     served: Arc<AtomicU64>,
     reads: Arc<Mutex<Vec<(u64, u64, u64)>>>,
-    faults: MemoryFaults,
+    latency: Option<Duration>,
 }
 
 #[async_trait]
@@ -86,26 +74,15 @@ impl ByteSource for MemBlob {
         self.body.len() as u64
     }
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
-        if let Some(d) = self.faults.latency {
+        if let Some(d) = self.latency {
             tokio::time::sleep(d).await;
-        }
-        if let Some(e) = &self.faults.blob_error {
-            return Err(e.clone().into());
         }
         let start = (offset as usize).min(self.body.len());
         let end = (start + len).min(self.body.len());
         self.served
             .fetch_add((end - start) as u64, Ordering::SeqCst);
         (self.reads.lock().unwrap()).push((self.id, start as u64, end as u64));
-        let bytes = self.body.slice(start..end);
-        match self.faults.flip {
-            Some((id, at)) if id == self.id && (start as u64..end as u64).contains(&at) => {
-                let mut v = bytes.to_vec();
-                v[(at - start as u64) as usize] ^= 0xFF;
-                Ok(Bytes::from(v))
-            }
-            _ => Ok(bytes),
-        }
+        Ok(self.body.slice(start..end))
     }
 }
 
@@ -113,12 +90,9 @@ impl ByteSource for MemBlob {
 impl Remote for MemoryRemote {
     async fn list_artifacts(&self, repo: &RepoRef) -> Result<Vec<Artifact>, ApiError> {
         self.list_calls.fetch_add(1, Ordering::SeqCst);
-        let faults = self.faults.lock().unwrap().clone();
-        if let Some(d) = faults.latency {
+        let latency = *self.latency.lock().unwrap();
+        if let Some(d) = latency {
             tokio::time::sleep(d).await;
-        }
-        if let Some(e) = faults.list_error {
-            return Err(e);
         }
         let arts = self.arts.lock().unwrap();
         let key = repo.key();
@@ -135,9 +109,6 @@ impl Remote for MemoryRemote {
 
     async fn delete_artifact(&self, _repo: &RepoRef, id: u64) -> Result<(), ApiError> {
         self.deletes.fetch_add(1, Ordering::SeqCst);
-        if let Some(e) = self.delete_error.lock().unwrap().clone() {
-            return Err(e);
-        }
         self.arts.lock().unwrap().retain(|a| a.artifact.id != id);
         Ok(())
     }
@@ -158,7 +129,7 @@ impl Remote for MemoryRemote {
         self.kind_calls.fetch_add(1, Ordering::SeqCst);
         let now = self.kind_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.kind_in_flight_max.fetch_max(now, Ordering::SeqCst);
-        let latency = self.faults.lock().unwrap().latency;
+        let latency = *self.latency.lock().unwrap();
         if let Some(d) = latency {
             tokio::time::sleep(d).await;
         }
@@ -225,7 +196,7 @@ impl Remote for MemoryRemote {
             body,
             served: self.blob_bytes.clone(),
             reads: self.blob_reads.clone(),
-            faults: self.faults.lock().unwrap().clone(),
+            latency: *self.latency.lock().unwrap(),
         })
     }
 }
@@ -297,6 +268,14 @@ impl MemoryRemote {
         let mut arts = self.arts.lock().unwrap();
         if let Some(a) = arts.iter_mut().find(|a| a.artifact.id == id) {
             a.body = body;
+        }
+    }
+
+    /// Changes what the API says about artifact `id` (from the next listing on).
+    pub fn edit(&self, id: u64, change: impl FnOnce(&mut Artifact)) {
+        let mut arts = self.arts.lock().unwrap();
+        if let Some(a) = arts.iter_mut().find(|a| a.artifact.id == id) {
+            change(&mut a.artifact);
         }
     }
 

@@ -2,6 +2,7 @@
 //! mounted in the background, the wait until the mount answers, and its end — a signal
 //! (SIGINT, SIGTERM) or an unmount from outside — and the unmount that follows.
 
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use fuser::{BackgroundSession, MountOption};
 use super::unmount::unmount_patiently;
 use crate::config::FuseConfig;
 use crate::filesystem::ArtifactFs;
-use crate::fuse::FuseAdapter;
+use crate::fuse::{Epoch, FuseAdapter};
 use crate::mount_table::is_mounted;
 
 /// Mounts the adapter over `fs` (answering on `rt`) and serves it from a background thread.
@@ -23,16 +24,24 @@ pub fn start(
     read_only: bool,
 ) -> anyhow::Result<BackgroundSession> {
     let notifier = Arc::new(OnceLock::new());
+    let epoch = Arc::new(Epoch::default());
     let adapter = FuseAdapter::new(
         fs,
         rt.handle().clone(),
         cfg.owner,
         notifier.clone(),
+        epoch.clone(),
         cfg.request_timeout,
     );
     let session = fuser::Session::new(adapter, &cfg.mountpoint, &fuser_config(cfg, read_only))
         .map_err(|e| anyhow!("mounting {}: {e}", cfg.mountpoint.display()))?;
     let _ = notifier.set(session.notifier());
+    match session.as_fd().try_clone_to_owned() {
+        Ok(fd) => epoch.set_device(fd),
+        Err(e) => tracing::warn!(
+            "no duplicate of the FUSE device ({e}): deleted names get no cache lifetime"
+        ),
+    }
     Ok(session.spawn()?)
 }
 

@@ -48,20 +48,26 @@ pub struct Listing {
     pub entries: Vec<Row>,
 }
 
-/// Lists directory `dir` at `path`: entries' attributes are asked for a few at a time.
+/// Lists directory `dir` at `path`: the entries and their attributes come from memory in
+/// one pass ([`ArtifactFs::readdir_plus`]); only symlinks (in `latest/` and `branches/`)
+/// are each asked for their target.
 pub async fn list(fs: &Arc<ArtifactFs>, path: &UrlPath, dir: &Attr) -> FsResult<Listing> {
-    let entries = fs.readdir(dir.ino).await?;
-    let inos: Vec<_> = entries.iter().map(|e| e.ino).collect();
+    let entries = fs.readdir_plus(dir.ino).await?;
+    // Only links (in `latest/` and `branches/`) and run folders need more than the listing:
+    // a link's target, a run's metadata (which may have to be fetched, a few at a time).
     type Run = Option<std::collections::BTreeMap<String, String>>;
-    let attrs: Vec<FsResult<(Attr, Option<String>, Run)>> = futures::stream::iter(inos)
-        .map(|ino| {
+    let keys: Vec<_> = entries.iter().map(|(_, a)| (a.ino, a.kind)).collect();
+    let extras: Vec<(Option<String>, Run)> = futures::stream::iter(keys)
+        .map(|(ino, kind)| {
             let fs = fs.clone();
             async move {
-                let a = fs.getattr(ino).await?;
-                let target = match a.kind {
+                let target = match kind {
                     FileKind::Symlink => fs.readlink(ino).await.ok(),
                     _ => None,
                 };
+                if kind != FileKind::Dir {
+                    return (target, None);
+                }
                 // A run's metadata failing to come is not the listing's failure.
                 let run = match fs.run_attributes(ino).await {
                     Ok(Some(attrs)) => Some(
@@ -75,19 +81,17 @@ pub async fn list(fs: &Arc<ArtifactFs>, path: &UrlPath, dir: &Attr) -> FsResult<
                         None
                     }
                 };
-                Ok((a, target, run))
+                (target, run)
             }
         })
         .buffered(16)
         .collect()
         .await;
     let mut rows = Vec::with_capacity(entries.len());
-    for (e, a) in entries.iter().zip(attrs) {
-        // An entry gone between readdir and getattr is left out.
-        let Ok((a, target, run)) = a else { continue };
+    for ((e, a), (target, run)) in entries.into_iter().zip(extras) {
         let enc = encode_segment(&e.name);
         rows.push(Row {
-            name: e.name.clone(),
+            name: e.name,
             kind: match a.kind {
                 FileKind::Dir => "dir",
                 FileKind::File => "file",

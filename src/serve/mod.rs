@@ -2,13 +2,15 @@
 //! cache, verification, token rules). This module owns the command's arguments, the
 //! listener and the one handler that dispatches a request: [`paths`] turns the URL into a
 //! node, [`files`] answers for a file, [`listing`] for a directory, [`respond`] holds the
-//! shared answers (errors, redirects). Read-only: GET and HEAD, nothing else. `/_status`
-//! and `/_metrics` give the core's numbers (see [`crate::status`]).
+//! shared answers (errors, redirects). Read-only: GET and HEAD, nothing else, but for
+//! `OPTIONS` and `PROPFIND` with `--webdav` ([`webdav`]). `/_status` and `/_metrics` give
+//! the core's numbers (see [`crate::status`]).
 
 pub mod files;
 pub mod listing;
 pub mod paths;
 pub mod respond;
+pub mod webdav;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 
 use crate::config::{self, CoreArgs, CoreConfig, RemoteArgs};
-use crate::filesystem::{ArtifactFs, FileKind};
+use crate::filesystem::{ArtifactFs, FileKind, FsError};
 
 use paths::{Resolved, UrlPath};
 
@@ -38,6 +40,10 @@ pub struct ServeArgs {
     pub addr: String,
     #[command(flatten)]
     pub core: CoreArgs,
+    /// Also answer WebDAV (OPTIONS, PROPFIND), read-only, so Finder, Windows Explorer, davfs2,
+    /// rclone and cadaver can mount or browse the tree; views answer as what they point to
+    #[arg(long)]
+    pub webdav: bool,
 }
 
 /// `artifactfs serve`: opens the core, listens, serves until Ctrl-C or SIGTERM.
@@ -53,17 +59,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .core_config(args.remote, true, config::default_cache_dir);
     core.token = crate::github::auth::discover_token(&core.api_url);
     let start = paths::url_of(&[first.owner, first.name], true);
-    run_core(&core, addr, &start)
+    run_core(&core, addr, &start, args.webdav)
 }
 
 /// Opens the core of `core` and serves it on `addr` until Ctrl-C or SIGTERM; `start` is the
 /// path whose URL is printed.
-pub fn run_core(core: &CoreConfig, addr: SocketAddr, start: &str) -> anyhow::Result<()> {
+pub fn run_core(
+    core: &CoreConfig,
+    addr: SocketAddr,
+    start: &str,
+    webdav: bool,
+) -> anyhow::Result<()> {
     let rt = crate::startup::runtime()?;
     let fs = crate::startup::open_core(core, &rt)?;
     rt.block_on(async move {
         let listener = bind(addr).await?;
-        serve(fs, listener, start, shutdown_signal()).await
+        serve(fs, listener, start, webdav, shutdown_signal()).await
     })?;
     rt.shutdown_timeout(Duration::from_secs(1));
     Ok(())
@@ -96,10 +107,11 @@ pub async fn serve(
     fs: Arc<ArtifactFs>,
     listener: tokio::net::TcpListener,
     start: &str,
+    webdav: bool,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
-    let app = router(fs, local.ip().is_loopback());
+    let app = router(fs, local.ip().is_loopback(), webdav);
     println!("artifactfs serve: http://{local}{start} (Ctrl-C stops)");
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -131,14 +143,17 @@ struct App {
     /// Bound to loopback: only requests naming a loopback host are answered (a web page
     /// cannot reach the token's artifacts through DNS rebinding).
     loopback: bool,
+    /// `--webdav`: OPTIONS and PROPFIND, and views answered as what they point to.
+    dav: Option<dav_server::DavHandler>,
 }
 
 /// The HTTP application over a core: every path goes to one handler; a panic in it is
 /// answered 500 and the server stays up.
-pub fn router(fs: Arc<ArtifactFs>, loopback: bool) -> Router {
+pub fn router(fs: Arc<ArtifactFs>, loopback: bool, webdav: bool) -> Router {
+    let dav = webdav.then(|| webdav::handler(fs.clone()));
     Router::new()
         .fallback(handle)
-        .with_state(Arc::new(App { fs, loopback }))
+        .with_state(Arc::new(App { fs, loopback, dav }))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -147,10 +162,15 @@ pub fn router(fs: Arc<ArtifactFs>, loopback: bool) -> Router {
 }
 
 async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
-    let (req, _body) = req.into_parts();
-    let method = req.method.clone();
-    let raw_path = req.uri.path().to_string();
-    let resp = answer(&app, &req).await;
+    let method = req.method().clone();
+    let raw_path = req.uri().path().to_string();
+    let resp = match &app.dav {
+        Some(dav) if webdav::is_dav_method(&method) => dav_answer(&app, dav, req).await,
+        _ => {
+            let (req, _body) = req.into_parts();
+            answer(&app, &req).await
+        }
+    };
     let status = resp.status();
     if status.is_server_error() {
         tracing::warn!("{method} {raw_path}: {}", status.as_u16());
@@ -181,6 +201,23 @@ impl Query {
     }
 }
 
+/// OPTIONS and PROPFIND, after the same checks as every request.
+async fn dav_answer(app: &App, dav: &dav_server::DavHandler, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    if app.loopback && !loopback_host(&parts) {
+        return respond::text(StatusCode::MISDIRECTED_REQUEST, "unknown host name");
+    }
+    if let Err(e) = UrlPath::parse(parts.uri.path()) {
+        return respond::text(StatusCode::BAD_REQUEST, format!("bad request: {}", e.0));
+    }
+    if webdav::infinite_depth(&parts) {
+        return respond::text(StatusCode::FORBIDDEN, "Depth: infinity is not served");
+    }
+    dav.handle(Request::from_parts(parts, body))
+        .await
+        .map(Body::new)
+}
+
 async fn answer(app: &App, req: &Parts) -> Response {
     let head = match req.method {
         Method::GET => false,
@@ -207,8 +244,23 @@ async fn answer(app: &App, req: &Parts) -> Response {
         None => url,
     };
     let what = path.to_url(path.trailing_slash);
-    let (attr, trail) = match paths::resolve(&app.fs, &path).await {
-        Ok(Resolved::Node { attr, trail }) => (attr, trail),
+    // `real`: where the node is (under `runs/`), `path` where it was asked for.
+    let (attr, trail, real) = match paths::resolve(&app.fs, &path).await {
+        Ok(Resolved::Node { attr, trail }) => (attr, trail, path.clone()),
+        // WebDAV clients don't follow redirects reliably: a view answers as its target.
+        Ok(Resolved::Redirect(to)) if app.dav.is_some() => {
+            let target = match UrlPath::parse(&to) {
+                Ok(t) => t,
+                Err(_) => return respond::fs_error(&what, &FsError::NotFound),
+            };
+            match paths::resolve(&app.fs, &target).await {
+                Ok(Resolved::Node { attr, trail }) => (attr, trail, target),
+                Ok(Resolved::Redirect(_)) => {
+                    return respond::fs_error(&what, &FsError::NotFound);
+                }
+                Err(e) => return respond::fs_error(&what, &e),
+            }
+        }
         Ok(Resolved::Redirect(to)) => return respond::redirect(StatusCode::FOUND, &with_query(to)),
         Err(e) => return respond::fs_error(&what, &e),
     };
@@ -224,7 +276,7 @@ async fn answer(app: &App, req: &Parts) -> Response {
                 && let Ok(index) = fs.lookup(attr.ino, "index.html").await
                 && index.kind == FileKind::File
             {
-                let mut ipath = path.clone();
+                let mut ipath = real.clone();
                 ipath.segments.push("index.html".into());
                 let mut itrail = trail;
                 itrail.push(attr);
@@ -256,7 +308,7 @@ async fn answer(app: &App, req: &Parts) -> Response {
         }
         FileKind::File => {
             let name = path.segments.last().map(String::as_str).unwrap_or("");
-            let etag = files::etag_for(fs, &path, &trail, &attr).await;
+            let etag = files::etag_for(fs, &real, &trail, &attr).await;
             files::serve_file(fs, &what, name, &attr, etag, &req.headers, head).await
         }
         // `resolve` answers every symlink with a redirect.

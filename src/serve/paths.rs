@@ -139,7 +139,7 @@ pub async fn resolve(fs: &Arc<ArtifactFs>, path: &UrlPath) -> FsResult<Resolved>
 
 /// The names a relative symlink `target` leads to from the directory `base`; `None` if it
 /// would climb above the root.
-fn follow(base: &[String], target: &str) -> Option<Vec<String>> {
+pub(super) fn follow(base: &[String], target: &str) -> Option<Vec<String>> {
     let mut out = base.to_vec();
     for part in target.split('/') {
         match part {

@@ -40,6 +40,9 @@ pub struct Stats {
     speculation: std::sync::Mutex<quota::Window>,
     api_in_flight: AtomicU64,
     blob_in_flight: AtomicU64,
+    /// Kernel requests handed to the runtime as a task (those answered on the thread that
+    /// received them are not counted).
+    requests_spawned: AtomicU64,
     /// As last seen in an API answer's `x-ratelimit-*` headers.
     rate_remaining: AtomicU64,
     rate_limit: AtomicU64,
@@ -76,6 +79,7 @@ impl Stats {
             speculation: Default::default(),
             api_in_flight: AtomicU64::new(0),
             blob_in_flight: AtomicU64::new(0),
+            requests_spawned: AtomicU64::new(0),
             rate_remaining: AtomicU64::new(UNKNOWN),
             rate_limit: AtomicU64::new(UNKNOWN),
             rate_reset: AtomicU64::new(UNKNOWN),
@@ -110,6 +114,11 @@ impl Stats {
     pub fn blob_request(&self) -> InFlight<'_> {
         self.blob_in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(&self.blob_in_flight)
+    }
+
+    /// One kernel request handed to the runtime as a task.
+    pub fn request_spawned(&self) {
+        self.requests_spawned.fetch_add(1, Ordering::Relaxed);
     }
 
     /// What an API answer said about the rate limit (`x-ratelimit-remaining`, `-limit`,
@@ -180,6 +189,10 @@ pub struct Status {
     pub api_requests_speculative: u64,
     pub api_requests_in_flight: u64,
     pub blob_requests_in_flight: u64,
+    /// Kernel requests that had to wait on the runtime (a task each); the others are
+    /// answered from memory on the thread that received them.
+    #[serde(default)]
+    pub requests_spawned: u64,
     pub rate_limit: Option<RateLimit>,
     /// Warnings and errors logged since the start.
     pub warnings_total: u64,
@@ -208,6 +221,7 @@ impl Status {
             api_requests_speculative: load(&stats.api_requests_speculative),
             api_requests_in_flight: load(&stats.api_in_flight),
             blob_requests_in_flight: load(&stats.blob_in_flight),
+            requests_spawned: load(&stats.requests_spawned),
             rate_limit: stats.rate(),
             warnings_total: stats.warnings.total(),
             recent_warnings: stats.warnings.recent(),

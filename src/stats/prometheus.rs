@@ -91,6 +91,12 @@ pub fn render(s: &Status) -> String {
             s.blob_requests_in_flight,
         ),
         (
+            "requests_spawned_total",
+            Kind::Counter,
+            "Kernel requests that waited on the runtime (a task each).",
+            s.requests_spawned,
+        ),
+        (
             "warnings_total",
             Kind::Counter,
             "Warnings and errors logged.",
@@ -173,6 +179,7 @@ mod tests {
             api_requests_speculative: 4,
             api_requests_in_flight: 1,
             blob_requests_in_flight: 2,
+            requests_spawned: 30,
             rate_limit: Some(RateLimit {
                 remaining: 4990,
                 limit: Some(5000),

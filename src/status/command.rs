@@ -204,6 +204,7 @@ mod tests {
             api_requests_speculative: 4,
             api_requests_in_flight: 0,
             blob_requests_in_flight: 1,
+            requests_spawned: 0,
             rate_limit: Some(RateLimit {
                 remaining: 4990,
                 limit: Some(5000),

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 
-use super::{View, dir_attr};
+use super::{View, dir_attr, link_attr};
 use crate::filesystem::listing::{newest_by_name, own_run};
 use crate::filesystem::names::encode_branch;
 use crate::filesystem::{
@@ -199,14 +199,7 @@ impl View for Ci {
         match node {
             Node::WorkflowLink(..) | Node::CommitLink(..) | Node::PullLink(..) => {
                 let target = link_target(fs, node).await?;
-                Ok(Attr {
-                    ino,
-                    kind: FileKind::Symlink,
-                    size: target.len() as u64,
-                    perm: 0o777,
-                    mtime: t0,
-                    ttl: VOLATILE_TTL,
-                })
+                Ok(link_attr(ino, &target, t0, VOLATILE_TTL))
             }
             Node::Workflow(..) | Node::WorkflowBranch(..) | Node::Commit(..) | Node::Pull(..) => {
                 let m = map_of(fs, node).await?;

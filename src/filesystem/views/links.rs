@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{View, dir_attr};
+use super::{View, dir_attr, link_attr};
 use crate::filesystem::listing::parse_time;
 use crate::filesystem::{
     ArtifactFs, Attr, FileKind, FsError, FsResult, Ino, LISTING_TTL, Node, VOLATILE_TTL,
@@ -56,14 +56,7 @@ impl View for Links {
             }
             _ => {
                 let target = link_target(fs, node).await?;
-                Attr {
-                    ino,
-                    kind: FileKind::Symlink,
-                    size: target.len() as u64,
-                    perm: 0o777,
-                    mtime: t0,
-                    ttl: VOLATILE_TTL,
-                }
+                link_attr(ino, &target, t0, VOLATILE_TTL)
             }
         })
     }

@@ -59,6 +59,18 @@ pub fn view(node: &Node) -> &'static dyn View {
 }
 
 /// A directory's attributes.
+/// A symlink's attributes: its size is its target's length.
+pub fn link_attr(ino: Ino, target: &str, mtime: SystemTime, ttl: Duration) -> Attr {
+    Attr {
+        ino,
+        kind: FileKind::Symlink,
+        size: target.len() as u64,
+        perm: 0o777,
+        mtime,
+        ttl,
+    }
+}
+
 pub fn dir_attr(ino: Ino, mtime: SystemTime, ttl: Duration) -> Attr {
     Attr {
         ino,

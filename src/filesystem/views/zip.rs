@@ -29,7 +29,7 @@ fn dir_of(node: &Node) -> Option<(usize, u64, usize)> {
 impl View for Zip {
     async fn child(&self, fs: &ArtifactFs, parent: &Node, name: &str) -> FsResult<Node> {
         let (r, id, dir) = dir_of(parent).ok_or(FsError::NotDir)?;
-        let (_, index) = fs.archive_index(r, id).await?;
+        let index = fs.archive_index(r, id).await?;
         if !matches!(
             index.tree.nodes.get(dir).map(|n| &n.kind),
             Some(NodeKind::Dir { .. })
@@ -47,7 +47,7 @@ impl View for Zip {
             let mtime = parse_time(a.created_at.as_deref()).unwrap_or(fs.mounted_at);
             return Ok(dir_attr(ino, mtime, VOLATILE_TTL));
         }
-        let (_, index) = fs.archive_index(r, id).await?;
+        let index = fs.archive_index(r, id).await?;
         let tn = index.tree.nodes.get(n).ok_or(FsError::NotFound)?;
         let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(tn.mtime.max(0) as u64);
         Ok(match &tn.kind {
@@ -69,7 +69,7 @@ impl View for Zip {
 
     async fn list(&self, fs: &ArtifactFs, node: &Node) -> FsResult<Vec<(String, Node, FileKind)>> {
         let (r, id, dir) = dir_of(node).ok_or(FsError::NotDir)?;
-        let (_, index) = fs.archive_index(r, id).await?;
+        let index = fs.archive_index(r, id).await?;
         let tn = index.tree.nodes.get(dir).ok_or(FsError::NotFound)?;
         if !matches!(tn.kind, NodeKind::Dir { .. }) {
             return Err(FsError::NotDir);

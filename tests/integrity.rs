@@ -371,3 +371,20 @@ fn one_refetch_heals_a_byte_of_the_central_directory_changed_once() {
         "the next open reads the central directory again"
     );
 }
+
+#[test]
+fn an_entry_read_through_checks_its_blocks_fetched_again_in_an_archive_read_in_part() {
+    let (gh, id, _, big, big_at) = fake_with_mixed();
+    // app.log is never read: the archive's digest can't be checked, big.bin's CRC can.
+    let m = Daemon::new(&gh, REPO).arg("--cache-size").arg("8M").mount();
+    let path = m.path("octo-org/hello/runs/1/mixed/big.bin");
+    assert_eq!(sha256sum(&path), Ok(sha256(&big)));
+    flip(&gh, id, big_at + 5 * MIB + 9, 1);
+    let got = dd(&path, MIB, 5, 1).expect("dd exits 0");
+    assert!(got == big[5 * MIB..6 * MIB], "dd got changed bytes");
+    assert_eq!(
+        gh.counters().blob_bytes_flipped,
+        1,
+        "the refetch was changed"
+    );
+}

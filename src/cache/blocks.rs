@@ -17,11 +17,14 @@
 //! mismatch is a [`BadBlock`] error, never bytes. Once the blob's digest has vouched for
 //! them (see `data::seal`), the checksums are *sealed*: they are kept when their blocks are
 //! evicted, and a block stored again must match its sealed checksum ([`BlockFile::matches`]).
+//! Blocks can also be sealed one by one ([`BlockFile::seal_blocks`]: the blocks inside an
+//! entry whose read-through passed its CRC).
 //!
 //! Files: `blocks/{stem}.data` (sparse, 0600) and `blocks/{stem}.map`: the magic
 //! [`MAP_MAGIC`] (which names the format: a map of any other format is discarded with its
-//! data), the blob length (u64 LE), a flags byte (1: sealed) padded to 24 bytes, one bit per
-//! block present, then one CRC-32C (u32 LE) per block. Data is written before its checksum,
+//! data), the blob length (u64 LE), a flags byte (1: the whole blob sealed) padded to 24
+//! bytes, one bit per block present, one bit per block sealed, then one CRC-32C (u32 LE) per
+//! block. Data is written before its checksum,
 //! the checksum before its bit; an evicted block's bit is cleared (and the eviction counted)
 //! before its hole is punched, so a reader that sees the counter unchanged around its `pread`
 //! read real bytes, and a torn write is a checksum mismatch, not bytes served.
@@ -63,10 +66,23 @@ pub fn checksum(bytes: &[u8]) -> u32 {
     crc32c::crc32c(bytes)
 }
 
+impl Meta {
+    /// Whether block `i`'s checksum is sealed (by the digest, or on its own).
+    fn is_sealed(&self, i: u64) -> bool {
+        self.sealed
+            || self
+                .sealed_blocks
+                .get((i / 8) as usize)
+                .is_some_and(|b| b & (1 << (i % 8)) != 0)
+    }
+}
+
 struct Meta {
     present: Vec<u8>,
     sums: Vec<u32>,
     sealed: bool,
+    /// Blocks sealed one by one.
+    sealed_blocks: Vec<u8>,
     /// The `.map` file exists (not retired by eviction of the whole blob).
     on_disk: bool,
 }
@@ -124,15 +140,18 @@ impl BlockFile {
             present: vec![0u8; bitmap_len(len) as usize],
             sums: vec![0u32; nblocks as usize],
             sealed: false,
+            sealed_blocks: vec![0u8; bitmap_len(len) as usize],
             on_disk: true,
         };
         let header = read_header(&map);
         let mut kept = false;
         if had_data && let Some((stored_len, flags)) = header.filter(|h| h.0 == len) {
-            let mut rest = vec![0u8; (bitmap_len(len) + 4 * nblocks) as usize];
+            let mut rest = vec![0u8; (2 * bitmap_len(len) + 4 * nblocks) as usize];
             if map.read_exact_at(&mut rest, HEADER).is_ok() {
-                let (bits, sums) = rest.split_at(meta.present.len());
+                let (bits, rest) = rest.split_at(meta.present.len());
+                let (sealed, sums) = rest.split_at(meta.present.len());
                 meta.present.copy_from_slice(bits);
+                meta.sealed_blocks.copy_from_slice(sealed);
                 for (s, b) in meta.sums.iter_mut().zip(sums.chunks_exact(4)) {
                     *s = u32::from_le_bytes(b.try_into().expect("4 bytes"));
                 }
@@ -191,6 +210,7 @@ impl BlockFile {
         buf.push(if m.sealed { SEALED } else { 0 });
         buf.resize(HEADER as usize, 0);
         buf.extend_from_slice(&m.present);
+        buf.extend_from_slice(&m.sealed_blocks);
         for s in &m.sums {
             buf.extend_from_slice(&s.to_le_bytes());
         }
@@ -214,7 +234,7 @@ impl BlockFile {
             Err(e) => return Err(e),
         };
         if sum {
-            let at = HEADER + bitmap_len(self.len) + 4 * i;
+            let at = HEADER + 2 * bitmap_len(self.len) + 4 * i;
             f.write_all_at(&m.sums[i as usize].to_le_bytes(), at)?;
         }
         f.write_all_at(&[m.present[(i / 8) as usize]], HEADER + i / 8)
@@ -271,11 +291,17 @@ impl BlockFile {
         self.meta.lock().unwrap().sealed
     }
 
-    /// Whether `sum` may be stored as block `i`: always before the seal; after it, only the
+    /// Whether any block's checksum is sealed.
+    pub fn any_sealed(&self) -> bool {
+        let m = self.meta.lock().unwrap();
+        m.sealed || m.sealed_blocks.iter().any(|b| *b != 0)
+    }
+
+    /// Whether `sum` may be stored as block `i`: always before its seal; after it, only the
     /// sealed checksum.
     pub fn matches(&self, i: u64, sum: u32) -> bool {
         let m = self.meta.lock().unwrap();
-        !m.sealed || m.sums.get(i as usize) == Some(&sum)
+        !m.is_sealed(i) || m.sums.get(i as usize) == Some(&sum)
     }
 
     /// Stores block `i` (exactly `block_len(i)` bytes, whose checksum is `sum`) and marks it
@@ -294,7 +320,7 @@ impl BlockFile {
         }
         // Held throughout: a retirement (which empties the data file) never meets a write.
         let mut m = self.meta.lock().unwrap();
-        if m.sealed && m.sums[i as usize] != sum {
+        if m.is_sealed(i) && m.sums[i as usize] != sum {
             return Err(io::Error::new(io::ErrorKind::InvalidData, BadBlock(i)));
         }
         if !m.on_disk && !self.deleted.load(Ordering::SeqCst) {
@@ -360,6 +386,33 @@ impl BlockFile {
         Ok(stale)
     }
 
+    /// Seals the checksums of some blocks (`(block, checksum)` of bytes a check verified),
+    /// like [`BlockFile::seal`] does for all; returns the present blocks punched for not
+    /// matching.
+    pub fn seal_blocks(&self, sums: &[(u64, u32)]) -> io::Result<Vec<u64>> {
+        let stale: Vec<u64> = {
+            let m = self.meta.lock().unwrap();
+            sums.iter()
+                .filter(|(i, s)| {
+                    *i < self.block_count()
+                        && m.present[(i / 8) as usize] & (1 << (i % 8)) != 0
+                        && m.sums[*i as usize] != *s
+                })
+                .map(|(i, _)| *i)
+                .collect()
+        };
+        for &i in &stale {
+            self.punch(i);
+        }
+        let mut m = self.meta.lock().unwrap();
+        for &(i, sum) in sums.iter().filter(|(i, _)| *i < self.block_count()) {
+            m.sums[i as usize] = sum;
+            m.sealed_blocks[(i / 8) as usize] |= 1 << (i % 8);
+        }
+        self.persist_all(&m, false)?;
+        Ok(stale)
+    }
+
     /// Forgets the blob (evicted whole, its blocks gone): the map file is removed and the
     /// data file emptied, seal and checksums forgotten. The next block stored brings the map
     /// back. False (nothing done) while a block is still present.
@@ -370,6 +423,7 @@ impl BlockFile {
         }
         self.evictions.fetch_add(1, Ordering::SeqCst);
         m.sealed = false;
+        m.sealed_blocks.fill(0);
         m.sums.fill(0);
         m.on_disk = false;
         let _ = self
@@ -429,7 +483,7 @@ impl BlockFile {
 
     /// Bytes the `.map` file takes (header, bitmap and checksums).
     pub fn map_len(&self) -> u64 {
-        HEADER + bitmap_len(self.len) + 4 * self.block_count()
+        HEADER + 2 * bitmap_len(self.len) + 4 * self.block_count()
     }
 
     /// Removes both files (the open descriptors stay valid until dropped).

@@ -38,6 +38,10 @@ pub const MAX_REQUEST: u64 = 8 << 20;
 /// fetches at least, kept in memory for the reads after it: a sequential reader costs one
 /// request per chunk, as with a working cache, not one per kernel read.
 pub const MEMORY_CHUNK: u64 = 4 << 20;
+/// How many cached blocks after those just stored a store hashes for the seal itself; the
+/// seal pass goes on over the rest in the background.
+const SEAL_INLINE: u64 = 16;
+
 /// How many such chunks a blob keeps (memory: at most this many × [`MEMORY_CHUNK`]).
 const MEMORY_CHUNKS: usize = 2;
 
@@ -145,6 +149,18 @@ impl CachedBlob {
     /// now on is checked against them).
     pub fn sealed(&self) -> bool {
         self.whole.is_some() && self.file.as_ref().is_some_and(|f| f.is_sealed())
+    }
+
+    /// Seals the checksums of blocks a check verified (see [`BlockFile::seal_blocks`]).
+    pub fn seal_blocks(&self, sums: &[(u64, u32)]) {
+        if let Some(f) = &self.file
+            && !sums.is_empty()
+        {
+            match f.seal_blocks(sums) {
+                Ok(stale) => self.cache.remove_blocks(&self.key, &stale),
+                Err(e) => self.cache.write_failed("a block map (seal)", &e),
+            }
+        }
     }
 
     /// Whether the background check of the digest has work queued or running.
@@ -378,7 +394,9 @@ impl CachedBlob {
             };
             cache.add_blocks(&key, &f, &done);
             if let (Ok(()), true, Some((whole, pass))) = (&result, bad.is_empty(), seal) {
-                pass.advance(&f, &cache, &key, &whole, Some((first, &bytes)));
+                // What was just fetched, and a few cached blocks after it; the rest of a
+                // cached run is hashed in the background (a read never waits for it).
+                pass.advance(&f, &cache, &key, &whole, Some((first, &bytes)), SEAL_INLINE);
             }
             result.map(|()| bad)
         })
@@ -386,7 +404,10 @@ impl CachedBlob {
         .map_err(io::Error::other)
         .and_then(|r| r);
         match stored {
-            Ok(bad) if bad.is_empty() => Stored::Kept,
+            Ok(bad) if bad.is_empty() => {
+                self.kick_seal();
+                Stored::Kept
+            }
             Ok(bad) => Stored::Mismatch(bad),
             Err(e) => {
                 self.cache.write_failed("blob blocks", &e);
@@ -579,7 +600,7 @@ impl CachedBlob {
     /// `offset..end` straight from the network. A sealed blob's bytes are fetched in whole
     /// blocks and checked against their sealed checksums (one more fetch, then EIO).
     async fn fetch_checked(&self, offset: u64, end: u64) -> Result<Bytes, SourceError> {
-        let Some(file) = self.file.as_ref().filter(|f| f.is_sealed()) else {
+        let Some(file) = self.file.as_ref().filter(|f| f.any_sealed()) else {
             return self.fetch_exact(offset, end - offset).await;
         };
         let (first, last) = (offset / BLOCK_SIZE, (end - 1) / BLOCK_SIZE);

@@ -16,7 +16,7 @@ use super::DataError;
 use super::blob::CachedBlob;
 use super::inflate::InflatedEntry;
 use super::readahead::Readahead;
-use super::verify::{Integrity, Outcome, ServedCheck, Verdict};
+use super::verify::{Expected, Integrity, Outcome, ServedCheck, Verdict};
 use crate::archive::ArchiveError;
 use crate::source::ByteSource;
 
@@ -131,9 +131,14 @@ pub struct FileReader {
 
 impl FileReader {
     pub fn new(bytes: FileBytes, integrity: Option<Arc<Integrity>>) -> FileReader {
-        let check = integrity
-            .as_ref()
-            .map(|i| ServedCheck::new(bytes.len(), i.expected.clone()));
+        let check = integrity.as_ref().map(|i| {
+            let c = ServedCheck::new(bytes.len(), i.expected.clone());
+            match (&bytes, &i.expected) {
+                // A stored entry: the blocks inside it are sealed when its CRC passes.
+                (FileBytes::Range { base, .. }, Expected::Crc32(_)) => c.with_blocks(*base),
+                _ => c,
+            }
+        });
         FileReader {
             failures_at_open: integrity.as_ref().map_or(0, |i| i.failures()),
             bytes,
@@ -187,10 +192,19 @@ impl FileReader {
             }
             other => other?,
         };
-        let outcome = match self.check.lock().unwrap().as_mut() {
-            Some(c) => c.feed(offset, &data),
-            None => Outcome::Pending,
+        let (outcome, sealed) = match self.check.lock().unwrap().as_mut() {
+            Some(c) => {
+                let o = c.feed(offset, &data);
+                let sums = (o == Outcome::Matched)
+                    .then(|| c.block_sums().map(<[_]>::to_vec))
+                    .flatten();
+                (o, sums)
+            }
+            None => (Outcome::Pending, None),
         };
+        if let (Some(sums), FileBytes::Range { blob, .. }) = (sealed, &self.bytes) {
+            blob.seal_blocks(&sums);
+        }
         let i = self.integrity.as_ref();
         match (outcome, i) {
             (Outcome::Matched, Some(i)) => i.pass(self.bytes.generation()),

@@ -3,10 +3,10 @@
 //! read back from the block file, each checked against the checksum it got on arrival),
 //! hashing sha256 as it goes. It never fetches (a `cat` of one file must not download the
 //! archive) and never reads the blob inside a read call: each store of fetched blocks (on its
-//! blocking thread) advances it over what it just wrote and the blocks already cached after
-//! it, so the pass keeps pace with the fetches (a pass that lagged behind a reader would find
-//! its next block evicted under a small cache); blocks cached by an earlier mount are hashed
-//! by a background task. When it reaches the end and the hash is the
+//! blocking thread) advances it over what it just wrote and at most 2 MiB of blocks already
+//! cached after it, so the pass keeps pace with the fetches (a pass that lagged behind a
+//! reader would find its next block evicted under a small cache); the rest, and blocks cached
+//! by an earlier mount, are hashed by a background task. When it reaches the end and the hash is the
 //! blob's digest, the checksums of exactly the bytes it hashed are sealed into the block map
 //! ([`BlockFile::seal`]): from then on a block fetched again must match its sealed checksum.
 //! When the hash is wrong, every cached block of the blob is dropped (which one was wrong
@@ -78,12 +78,12 @@ impl SealPass {
         key: &BlobKey,
         whole: &Integrity,
     ) {
-        self.advance(file, cache, key, whole, None);
+        self.advance(file, cache, key, whole, None, u64::MAX);
         self.running.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Goes as far as the cached blocks allow (blocking); `fed`: blocks from `.0` on, just
-    /// stored.
+    /// Goes as far as the cached blocks allow (blocking), reading at most `from_disk` of
+    /// them back; `fed`: blocks from `.0` on, just stored.
     pub(super) fn advance(
         &self,
         file: &BlockFile,
@@ -91,6 +91,7 @@ impl SealPass {
         key: &BlobKey,
         whole: &Integrity,
         fed: Option<(u64, &Bytes)>,
+        mut from_disk: u64,
     ) {
         if file.is_sealed() {
             return;
@@ -107,7 +108,7 @@ impl SealPass {
         }
         while st.at < file.block_count() {
             let i = st.at;
-            if !file.has(i) {
+            if !file.has(i) || from_disk == 0 {
                 return; // the next store kicks the pass again
             }
             let evictions = file.evictions();
@@ -116,6 +117,7 @@ impl SealPass {
                     st.hasher.update(&b);
                     st.sums.push(sum);
                     st.at += 1;
+                    from_disk -= 1;
                 }
                 Err(e) if bad_block(&e).is_some() && file.evictions() != evictions => {} // look again
                 Err(e) if bad_block(&e).is_some() => {

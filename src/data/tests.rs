@@ -535,3 +535,29 @@ async fn many_small_archives_under_a_tiny_cache_cost_one_read_each_and_read_righ
         assert_eq!(blob.whole().unwrap().failures(), 0, "{}", b.what);
     }
 }
+
+#[tokio::test]
+async fn a_stored_entry_that_passed_its_crc_seals_the_blocks_inside_it() {
+    let (zip, _, big, big_at) = sized_archive(1 << 20, 3 << 20);
+    for digest in [true, false] {
+        let mut s = setup(&zip, 1 << 30, u64::MAX, 0);
+        if !digest {
+            s.blob.sha256 = None;
+        }
+        let r = s.data.open(&s.blob, FileSpec::Entry(1)).await.unwrap();
+        assert!(joined(read_through(&r, 1 << 20).await).unwrap() == big);
+        let blob = s.data.blob(&s.blob);
+        assert!(
+            !blob.sealed(),
+            "the log was never read: no seal of the whole"
+        );
+        // A block inside the entry, evicted, then fetched again with a byte changed once.
+        let at = big_at + 1_000_000;
+        blob.drop_range(at, 1);
+        s.remote.flip(at, 1);
+        let r = s.data.open(&s.blob, FileSpec::Entry(1)).await.unwrap();
+        let got = r.read(999_990, 20).await.unwrap();
+        assert_eq!(&got[..], &big[999_990..1_000_010], "digest {digest}");
+        assert_eq!(s.remote.flips.load(Ordering::SeqCst), 0, "it was changed");
+    }
+}

@@ -213,6 +213,56 @@ pub struct ServedCheck {
     stash_bytes: usize,
     served: u64,
     pass_asked: bool,
+    /// The checksums of the blob blocks inside the file, as hashed (see [`BlockSums`]).
+    blocks: Option<BlockSums>,
+}
+
+/// The CRC-32C of each cache block that lies whole inside a file stored at `base` in its
+/// blob, taken from the bytes a check hashes in order: what a passed check vouches for.
+pub struct BlockSums {
+    base: u64,
+    len: u64,
+    crc: u32,
+    sums: Vec<(u64, u32)>,
+}
+
+impl BlockSums {
+    pub fn new(base: u64, len: u64) -> BlockSums {
+        BlockSums {
+            base,
+            len,
+            crc: 0,
+            sums: Vec::new(),
+        }
+    }
+
+    /// Takes the file's bytes at `pos` (right after the previous ones).
+    fn absorb(&mut self, mut pos: u64, mut d: &[u8]) {
+        use crate::cache::BLOCK_SIZE;
+        while !d.is_empty() {
+            let abs = self.base + pos;
+            let block = abs / BLOCK_SIZE;
+            let block_end = (block + 1) * BLOCK_SIZE;
+            let n = ((block_end - abs) as usize).min(d.len());
+            let whole = block * BLOCK_SIZE >= self.base && block_end <= self.base + self.len;
+            if whole {
+                if abs == block * BLOCK_SIZE {
+                    self.crc = 0;
+                }
+                self.crc = crc32c::crc32c_append(self.crc, &d[..n]);
+                if abs + n as u64 == block_end {
+                    self.sums.push((block, self.crc));
+                }
+            }
+            pos += n as u64;
+            d = &d[n..];
+        }
+    }
+
+    /// The blocks' checksums.
+    pub fn sums(&self) -> &[(u64, u32)] {
+        &self.sums
+    }
 }
 
 impl ServedCheck {
@@ -226,7 +276,19 @@ impl ServedCheck {
             stash_bytes: 0,
             served: 0,
             pass_asked: false,
+            blocks: None,
         }
+    }
+
+    /// Also takes the checksums of the blob blocks inside the file (see [`BlockSums`]).
+    pub fn with_blocks(mut self, base: u64) -> ServedCheck {
+        self.blocks = Some(BlockSums::new(base, self.len));
+        self
+    }
+
+    /// The checksums taken, once the check has matched.
+    pub fn block_sums(&self) -> Option<&[(u64, u32)]> {
+        self.blocks.as_ref().map(|b| b.sums())
     }
 
     /// Takes bytes `offset..offset + data.len()` as served.
@@ -237,7 +299,11 @@ impl ServedCheck {
         };
         let end = offset + data.len() as u64;
         if offset <= self.upto && end > self.upto {
-            h.update(&data[(self.upto - offset) as usize..]);
+            let d = &data[(self.upto - offset) as usize..];
+            h.update(d);
+            if let Some(b) = self.blocks.as_mut() {
+                b.absorb(self.upto, d);
+            }
             self.upto = end;
             while let Some(entry) = self.stash.first_entry() {
                 if *entry.key() > self.upto {
@@ -248,7 +314,11 @@ impl ServedCheck {
                 self.stash_bytes -= bytes.len();
                 let e = at + bytes.len() as u64;
                 if e > self.upto {
-                    h.update(&bytes[(self.upto - at) as usize..]);
+                    let d = &bytes[(self.upto - at) as usize..];
+                    h.update(d);
+                    if let Some(b) = self.blocks.as_mut() {
+                        b.absorb(self.upto, d);
+                    }
                     self.upto = e;
                 }
             }

@@ -47,8 +47,8 @@ STALL_EVERY = MODELS["stall"]["blob_stall_every"]
 
 # The rows, in the issue's order. `models`: where the issue sets the row (the headline table
 # shows the loopback figures for the two rows the issue defines on loopback).
-ROWS = ["head", "random", "seq", "grep", "small", "warm", "stall", "find", "lsr", "lslr", "lsl",
-        "getfattr", "logs", "logtail", "webdav", "tarls", "tarcat"]
+ROWS = ["head", "random", "seq", "grep", "small", "warm", "stall", "find", "lsr", "lsruns",
+        "pulls", "lslr", "lsl", "getfattr", "logs", "logtail", "webdav", "tarls", "tarcat"]
 # The metadata rows are warm (nothing crosses the network): loopback only.
 ROW_MODELS = {"stall": ["loopback"], "find": ["loopback"], "lslr": ["loopback"],
               "lsl": ["loopback"], "getfattr": ["loopback"], "webdav": ["loopback"]}
@@ -545,6 +545,34 @@ class Bench:
                 out.append({"s": t, "listed": listed, **reqs(self.fake.settled_counters())})
         return {"af": out}
 
+    def lsruns(self):
+        """`ls runs` of the 3000-artifact repository: its list pages and, in the background,
+        the read-ahead (at most 256 API requests by the quota budget)."""
+        i = self.info
+        out = []
+        for _ in range(self.runs):
+            with Mount(self.fake, self.work, repo="find") as m:
+                self.fake.reset()
+                t, o = bash(f"ls {q(m.path('runs', 'find'))} | wc -l")
+                assert int(o) == i["find_runs"], (o, i["find_runs"])
+                out.append({"s": t, **reqs(self.fake.settled_counters(quiet=0.5, limit=20)),
+                            "mount_s": m.mount_s, "mount_api": m.mount_reqs["api"]})
+        return {"af": out}
+
+    def pulls(self):
+        """`readlink pulls/N/NAME` on a fresh mount: the pull request, then its artifact."""
+        i = self.info
+        out = []
+        for _ in range(self.runs):
+            with Mount(self.fake, self.work, repo="tree") as m:
+                self.fake.reset()
+                link = m.path(f"pulls/{i['pull_number']}/{i['pull_artifact']}", "tree")
+                t, o = bash(f"readlink {q(link)}")
+                assert o.strip().startswith("../../runs/"), o
+                out.append({"s": t, **reqs(self.fake.counters()), "mount_s": m.mount_s,
+                            "mount_api": m.mount_reqs["api"]})
+        return {"af": out}
+
     def lsr(self):
         i = self.info
         out = []
@@ -941,6 +969,33 @@ def rows_for(model, res, info, runs):
             "≥ 5× on the link model",
             f"{verdict(not link or ra['median'] >= 5)}: {fs(ra, '×', digits=2)}",
         ])
+    r = res.get("lsruns")
+    if r:
+        af = r["af"]
+        n = info["find_runs"] * info["find_per_run"]
+        t = col(af)
+        api = col(af, "api")
+        lists = col(af, "list")
+        others = int(api["max"] - lists["max"])
+        # The mount's own listing (the list pages) comes before `ls`, which then has them.
+        pages = int(lists["max"] + col(af, "mount_api")["max"])
+        out.append([
+            f"`ls runs` of {n} artifacts ({info['find_runs']} runs), fresh mount",
+            f"{fs(t)}; {rq(af)}; {mounted(af)}",
+            "", "list pages + ≤ 256 API requests",
+            f"{verdict(others <= 256)}: {pages} pages + {others}",
+        ])
+    r = res.get("pulls")
+    if r:
+        af = r["af"]
+        t = col(af)
+        api = int(col(af, "api")["max"])
+        out.append([
+            f"`readlink pulls/{info['pull_number']}/{info['pull_artifact']}` (a fork's pull "
+            f"request), cold (fresh mount)",
+            f"{fs(t)}; {rq(af)}; {mounted(af)}",
+            "", "≤ 4 round trips", f"{verdict(api <= 4)}: {api} API requests",
+        ])
     for key, what, goal in (("lslr", "`ls -lR` of", 10), ("lsl", "`ls -l` of one folder of", None)):
         r = res.get(key)
         if not r:
@@ -1027,19 +1082,24 @@ ROW_TITLES = {
     "lsr": "`ls -R runs` of 125 runs / 250 artifacts, cold",
     "tarls": "`ls -lR FILE.d/` of a 10 000-file `.tar.gz`, cold and after a remount",
     "tarcat": "`cat` of one file in the `.tar.gz` once indexed",
+    "lsruns": "`ls runs` of 3000 artifacts, fresh mount",
+    "pulls": "`readlink pulls/N/NAME`, cold",
     "lslr": "`ls -lR` of the 70 000-entry zip64 archive, warm",
     "lsl": "`ls -l` of a folder of 1000 files, warm",
     "getfattr": "`getfattr -d` of a file, warm",
     "logs": "`grep -rc ERROR logs/RUN/` over an 80 MiB log archive, cold",
     "logtail": "`tail -n 50` of the biggest job log, cold",
+    "webdav": "`sha256sum` of the 256 MiB entry through `serve --webdav` (rclone), cold",
 }
 ROW_TARGETS = {
     "head": "≤ 2 MiB fetched, ≤ 4 round trips", "random": "nothing fetched, ≤ 150 ms",
     "seq": "≥ 3× curl", "grep": "≥ 2× `curl \\| unzip -p \\| grep`",
     "small": "≤ 3 round trips", "warm": "≥ 0.9× local", "stall": "≤ 15 s", "find": "≤ 10 s",
-    "lsr": "≤ 2 s", "lslr": "≤ 10× local", "lsl": "≤ 30 ms", "getfattr": "≤ 1 ms",
+    "lsr": "≤ 2 s", "lsruns": "list pages + ≤ 256 API requests", "pulls": "≤ 4 round trips",
+    "lslr": "≤ 10× local", "lsl": "≤ 30 ms", "getfattr": "≤ 1 ms",
     "logs": "≥ 2× the faster peer", "logtail": "one pass",
     "tarls": "after a remount: nothing fetched", "tarcat": "≥ 5× on the link model",
+    "webdav": "within 2× of the FUSE mount",
 }
 
 

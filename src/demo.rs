@@ -103,7 +103,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!(
             "  {base}/latest/dist/dist.tar.gz.d/dist/bin/hello   # runs from inside a tarball"
         );
+        println!("  ls -l {base}/workflows/*/ {base}/pulls/7/ {base}/pulls/8/");
         println!("  getfattr -d {base}/latest/*");
+        println!("  getfattr -d {base}/runs/*              # user.run.*: workflow, branch, sha...");
         println!("  rm {base}/runs/RUN_ID/NAME.zip     # deletes that artifact");
         println!("  rmdir {base}/runs/RUN_ID/NAME       # the same, via the directory");
         println!();

@@ -42,6 +42,10 @@ pub enum SourceError {
     /// The bytes failed a check (a short body, the digest).
     #[error("integrity: {0}")]
     Integrity(String),
+    /// A speculative request (readahead) not sent: its quota budget is spent
+    /// (`stats::quota`). Never a read someone made.
+    #[error("not sent: {0}")]
+    Budget(String),
     /// The local cache file.
     #[error("cache file: {0}")]
     Cache(#[from] io::Error),
@@ -52,7 +56,9 @@ impl ToErrno for SourceError {
         match self {
             SourceError::NotFound(_) => libc::ENOENT,
             SourceError::Denied(_) | SourceError::NeedsToken(_) => libc::EACCES,
-            SourceError::Remote(_) | SourceError::Integrity(_) => libc::EIO,
+            SourceError::Remote(_) | SourceError::Integrity(_) | SourceError::Budget(_) => {
+                libc::EIO
+            }
             SourceError::Cache(e) => e.errno(),
         }
     }

@@ -137,6 +137,11 @@ fn links_and_paths_inside_an_artifact_are_the_artifact_once() {
         p("runs/7/logs.zip"),
         p("latest/report"),
         p("branches"),
+        p("workflows/ci.yml"),
+        p(&format!(
+            "commits/{}",
+            &fake_github::runs::default_sha(7)[..7]
+        )),
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");

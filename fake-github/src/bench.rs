@@ -12,6 +12,8 @@
 //! - `bench/tree`: 125 runs of 2 small zip artifacts each (250) (`ls -R runs`);
 //! - `bench/data`, run 904, artifact `dist`: a zip holding `dist.tar.gz`, 10 000 log files
 //!   of 6 KiB in 100 folders (issue 21: `ls -lR dist.tar.gz.d/`, `cat` of one file in it).
+//! - `bench/tree`: 125 runs of 2 small zip artifacts each (250) (`ls -R runs`), and pull request
+//!   42 (from a fork) at the newest run's commit (`readlink pulls/42/report`);
 //! - `bench/many`, run 4000, artifact `many`: a zip64 archive of 70 000 small stored files in
 //!   70 folders of 1000 (`ls -lR`, `ls -l` of one folder, `getfattr -d`).
 //! - `bench/data`, run 903: a failed run whose log archive is about 80 MiB (job
@@ -72,6 +74,9 @@ pub struct BenchInfo {
     pub tree_runs: u64,
     pub tree_per_run: u64,
     pub tree_entries_per_artifact: u64,
+    /// `bench/tree`: a pull request from a fork whose head is the newest run's commit.
+    pub pull_number: u64,
+    pub pull_artifact: String,
     /// `bench/many`: the run and artifact of the 70 000-entry archive, its folders and the
     /// files in each.
     pub many_repo: String,
@@ -314,6 +319,19 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
         }
     }
 
+    // A pull request from a fork at the newest tree run's commit (`readlink pulls/N/NAME`).
+    let pull_number = 42;
+    let newest_tree_run = 3000 + tree_runs - 1;
+    gh.add_pull(
+        crate::FakePullSpec::new(
+            o,
+            TREE_REPO,
+            pull_number,
+            "main",
+            &crate::runs::default_sha(newest_tree_run),
+        )
+        .from_fork("forker/tree"),
+    );
     // bench/many: 70 folders × 1000 files, more entries than a zip without zip64 can count.
     let (many_dirs, many_per_dir, many_run) = (70u64, 1000u64, 4000);
     let mut z = ZipBuilder::new();
@@ -425,6 +443,8 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
         tar_members,
         tar_member,
         tar_member_size,
+        pull_number,
+        pull_artifact: "report".into(),
         many_repo: MANY_REPO.into(),
         many_run,
         many_id,

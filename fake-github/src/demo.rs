@@ -4,10 +4,14 @@
 //! an expired one, an HTML report that loads its data with `fetch()`, a 120-artifact matrix
 //! run so listings page, and a zip holding `dist.tar.gz` (the way to keep modes and symlinks
 //! through upload-artifact: an executable, a symlink to it and a 5000-file tree, browsable at
-//! `dist.tar.gz.d/`). About 1.5 MB in all.
+//! `dist.tar.gz.d/`). Runs of two workflows (`ci.yml`, `nightly.yml`), a failed run, a
+//! re-run (two attempts' `test-results`), and two pull requests: one from a branch of the
+//! repository, one from a fork whose branch is called `main` (so `workflows/`, `commits/`,
+//! `pulls/` and `branches/main/` all have something to show). About 1.5 MB in all.
 
+use crate::runs::default_sha;
 use crate::zipgen::{EntryOptions, Method, ZipBuilder, log_text, noise};
-use crate::{FakeArtifactSpec, FakeGitHub};
+use crate::{FakeArtifactSpec, FakeGitHub, FakePullSpec, FakeRunSpec};
 
 pub const DEMO_OWNER: &str = "octo-demo";
 pub const DEMO_REPO: &str = "hello-artifacts";
@@ -19,6 +23,8 @@ pub struct DemoInfo {
     pub repo: String,
     pub run_ids: Vec<u64>,
     pub artifact_ids: Vec<u64>,
+    /// The pull requests: one from a branch, one from a fork.
+    pub pulls: Vec<u64>,
     /// Paths relative to the mountpoint that are worth a `cat` (each is a readable file).
     pub interesting_paths: Vec<String>,
 }
@@ -234,6 +240,39 @@ pub fn populate(gh: &FakeGitHub) -> DemoInfo {
     gh.expire_artifact(old);
     ids.push(old);
 
+    // The runs: ci.yml on main (103 re-run once), the pull request from feature/login
+    // (failed), nightly.yml for the matrix; and a fork's pull request from its own main.
+    let matrix_run = 7_100_000_200u64;
+    let fork_run = 7_100_000_104u64;
+    let (own_pr, fork_pr) = (7u64, 8u64);
+    for &(run, branch, failures) in &runs {
+        let mut spec = FakeRunSpec::new(o, r, run).branch(branch);
+        if failures > 0 {
+            spec = spec
+                .event("pull_request")
+                .conclusion("failure")
+                .pull_requests(&[own_pr]);
+        }
+        gh.add_run(spec.jobs(&["build", "test"]));
+    }
+    gh.add_run(
+        FakeRunSpec::new(o, r, matrix_run)
+            .workflow("nightly.yml", "Nightly")
+            .event("schedule"),
+    );
+    gh.add_run(FakeRunSpec::new(o, r, fork_run).from_fork("octo-fan/hello-artifacts"));
+    gh.add_pull(FakePullSpec::new(
+        o,
+        r,
+        own_pr,
+        "feature/login",
+        &default_sha(runs[1].0),
+    ));
+    gh.add_pull(
+        FakePullSpec::new(o, r, fork_pr, "main", &default_sha(fork_run))
+            .from_fork("octo-fan/hello-artifacts"),
+    );
+
     for &(run, branch, failures) in &runs {
         ids.push(
             gh.add_artifact(
@@ -252,6 +291,23 @@ pub fn populate(gh: &FakeGitHub) -> DemoInfo {
         );
     }
     let (last_run, _, _) = runs[runs.len() - 1];
+    // The last main run was re-run: its second attempt uploaded test-results again.
+    gh.rerun(last_run);
+    ids.push(gh.add_artifact(FakeArtifactSpec::zip(
+        o,
+        r,
+        "test-results",
+        last_run,
+        test_results(last_run + 1, 0),
+    )));
+    // The fork's pull request built too: under runs/, commits/ and pulls/8/, never latest/.
+    ids.push(gh.add_artifact(FakeArtifactSpec::zip(
+        o,
+        r,
+        "build-linux",
+        fork_run,
+        build_output(fork_run),
+    )));
     ids.push(gh.add_artifact(FakeArtifactSpec::raw(
         o,
         r,
@@ -269,7 +325,6 @@ pub fn populate(gh: &FakeGitHub) -> DemoInfo {
     )));
 
     // A matrix run with more artifacts than one page of the API holds.
-    let matrix_run = 7_100_000_200u64;
     for i in 0..120u32 {
         let mut z = ZipBuilder::new();
         z.add("result.txt", format!("matrix job {i:03}: ok\n").as_bytes());
@@ -286,8 +341,13 @@ pub fn populate(gh: &FakeGitHub) -> DemoInfo {
     DemoInfo {
         owner: o.to_string(),
         repo: r.to_string(),
-        run_ids: runs.iter().map(|r| r.0).chain([matrix_run]).collect(),
+        run_ids: runs
+            .iter()
+            .map(|r| r.0)
+            .chain([fork_run, matrix_run])
+            .collect(),
         artifact_ids: ids,
+        pulls: vec![own_pr, fork_pr],
         interesting_paths: vec![
             format!("{base}/runs/{}/test-results/summary.txt", runs[1].0),
             format!(
@@ -298,6 +358,10 @@ pub fn populate(gh: &FakeGitHub) -> DemoInfo {
             format!("{base}/latest/build-linux/bin/hello"),
             format!("{base}/latest/dist/dist.tar.gz.d/dist/bin/hello"),
             format!("{base}/runs/{matrix_run}/matrix-042/result.txt"),
+            format!("{base}/workflows/ci.yml/branches/main/test-results/summary.txt"),
+            format!("{base}/pulls/{own_pr}/test-results/summary.txt"),
+            format!("{base}/pulls/{fork_pr}/build-linux/README.md"),
+            format!("{base}/commits/{}/changelog", &default_sha(last_run)[..7]),
         ],
     }
 }

@@ -404,6 +404,14 @@ impl FakeGitHub {
         self.shared.state.lock().unwrap().counters = Counters::default();
     }
 
+    /// Sets how much of `token`'s hourly quota (5000) is left in the current window (a token
+    /// that spent most of it elsewhere).
+    pub fn set_quota_remaining(&self, token: &str, remaining: u64) {
+        let mut st = self.shared.state.lock().unwrap();
+        let used = quota::QUOTA_AUTHENTICATED.saturating_sub(remaining);
+        st.quota_used.insert(token.to_string(), used);
+    }
+
     /// Replaces the fault switches (their "every N" counts restart).
     pub fn set_faults(&self, faults: Faults) {
         self.shared.state.lock().unwrap().set_faults(faults);

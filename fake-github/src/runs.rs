@@ -45,9 +45,12 @@ pub struct FakeRunSpec {
     pub no_step_files: Vec<String>,
 }
 
-/// The sha the fake gives run `run_id` when none is given.
+/// The sha the fake gives run `run_id` when none is given: 40 hex digits that differ from
+/// the first digit on (so short prefixes tell runs apart, as real commit shas do).
 pub fn default_sha(run_id: u64) -> String {
-    format!("{:040x}", run_id.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(run_id.to_le_bytes());
+    hex::encode(h)[..40].to_string()
 }
 
 impl FakeRunSpec {

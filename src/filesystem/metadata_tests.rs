@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::probes::INDEX_READAHEAD_BUDGET;
+use super::probes::{INDEX_READAHEAD_BUDGET, READ_AHEAD_REQUESTS};
 use super::tests::{core_for, names, resolve, sample_zip};
 use super::*;
 use crate::archive::central_directory::{TAIL_LEN, tail_len_for};
@@ -364,7 +364,10 @@ async fn central_directories_are_read_ahead_newest_first_within_the_budget() {
         .map(|a| (a.id, fs.blob_ref(&repo, a)))
         .collect();
     fs.probes.read_ahead(&repo, blobs, &fs.data).await;
-    assert_eq!(remote.kind_calls.load(Ordering::SeqCst), total as u64);
+    // One pass probes at most the newest READ_AHEAD_REQUESTS artifacts (the cap itself:
+    // read_ahead_spends_its_cap_per_listing_...).
+    let probed = READ_AHEAD_REQUESTS.min(total as u64);
+    assert_eq!(remote.kind_calls.load(Ordering::SeqCst), probed);
     let read: Vec<u64> = (0..total as u64)
         .filter(|i| !reads_of(&remote, 1000 + i).is_empty())
         .collect();
@@ -375,4 +378,64 @@ async fn central_directories_are_read_ahead_newest_first_within_the_budget() {
     );
     let bytes = remote.blob_bytes.load(Ordering::SeqCst);
     assert!(bytes <= INDEX_READAHEAD_BUDGET, "{bytes} bytes read ahead");
+}
+
+/// Waits until the background read-ahead passes have ended; the probes made so far.
+async fn settle(fs: &ArtifactFs, remote: &MemoryRemote) -> u64 {
+    while fs.probes.passes_running() > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    remote.kind_calls.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn read_ahead_spends_its_cap_per_listing_and_a_tenth_of_the_quota_and_none_below_a_fifth() {
+    let remote = Arc::new(MemoryRemote::default());
+    for i in 0..600u64 {
+        let day = 1 + (i / 30) as u32;
+        remote.add(
+            1 + i,
+            "a",
+            1 + i / 2,
+            "main",
+            day,
+            sample_zip(),
+            ArtifactKind::Zip,
+        );
+    }
+    // 3000 left of 5000: a tenth is 300 for this window.
+    remote.quota.rate_limit_seen(3000, Some(5000), Some(1));
+    let (fs, _dir) = core_for(remote.clone(), Duration::from_secs(60), false);
+    names(&fs, "octo/hello/runs").await;
+    let first = settle(&fs, &remote).await;
+    assert_eq!(
+        first, READ_AHEAD_REQUESTS,
+        "one listing: its cap, newest first"
+    );
+    assert!(fs.probes.known(600).is_some() && fs.probes.known(1).is_none());
+    // Listing again takes on the rest, until the window's tenth (300) is spent.
+    names(&fs, "octo/hello/runs").await;
+    assert_eq!(
+        settle(&fs, &remote).await,
+        300,
+        "a tenth of the remaining quota"
+    );
+    names(&fs, "octo/hello/runs").await;
+    assert_eq!(settle(&fs, &remote).await, 300);
+    // People's requests still go: listing an unprobed run probes its artifacts.
+    let n = names(&fs, "octo/hello/runs/1").await;
+    assert!(n.contains(&"a.zip".to_string()), "{n:?}");
+    assert_eq!(remote.kind_calls.load(Ordering::SeqCst), 302);
+
+    // A new window with less than a fifth of the limit left: no speculation at all.
+    remote.quota.rate_limit_seen(999, Some(5000), Some(2));
+    names(&fs, "octo/hello/runs").await;
+    assert_eq!(settle(&fs, &remote).await, 302);
+    let n = names(&fs, "octo/hello/runs/2").await;
+    assert!(n.contains(&"a.zip".to_string()), "{n:?}");
+    assert_eq!(
+        remote.kind_calls.load(Ordering::SeqCst),
+        304,
+        "a user's listing still probes"
+    );
 }

@@ -287,9 +287,9 @@ impl ArtifactFs {
 #[cfg(test)]
 mod held_tests;
 #[cfg(test)]
-mod log_tests;
-#[cfg(test)]
 mod inner_tests;
+#[cfg(test)]
+mod log_tests;
 #[cfg(test)]
 mod metadata_tests;
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! docs/design.md, "Directory readahead".
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,11 +20,15 @@ use super::Remote;
 use super::kinds::Kinds;
 use crate::archive::central_directory::tail_len_for;
 use crate::data::{BlobRef, DataLayer};
-use crate::github::{ArtifactKind, RepoRef};
+use crate::github::{ApiError, ArtifactKind, RepoRef};
 use crate::single_flight::SingleFlight;
+use crate::stats::quota;
 
 /// How many download redirects (kind probes) run at once for one request.
 pub const IN_FLIGHT: usize = 8;
+/// The most API requests one read-ahead pass (one listing of `runs/`) may send, within the
+/// quota budget of speculation (`stats::quota`): probes of the newest artifacts first.
+pub const READ_AHEAD_REQUESTS: u64 = 256;
 /// How many central directory reads listing `runs/` keeps in flight (blob host: no API quota).
 pub const INDEX_IN_FLIGHT: usize = 16;
 /// The most cache space (see [`read_ahead_cost`]) one listing of `runs/` reads ahead into:
@@ -48,6 +53,8 @@ pub struct Prober {
     /// Artifacts a read-ahead has taken on: each once, so listing `runs/` again (every
     /// second under `ls -R` or a file manager) starts nothing for them.
     read_ahead: Mutex<HashSet<u64>>,
+    /// Read-ahead passes running now.
+    passes: AtomicU64,
 }
 
 impl Prober {
@@ -59,6 +66,7 @@ impl Prober {
             failed: Mutex::new(HashMap::new()),
             inflight: SingleFlight::default(),
             read_ahead: Mutex::new(HashSet::new()),
+            passes: AtomicU64::new(0),
         }
     }
 
@@ -81,7 +89,9 @@ impl Prober {
         }
         let missing: Vec<u64> = ids.into_iter().filter(|id| self.needs_probe(*id)).collect();
         futures::stream::iter(missing)
-            .map(|id| self.probe(repo, id))
+            .map(|id| async move {
+                let _ = self.probe(repo, id).await;
+            })
             .buffer_unordered(IN_FLIGHT)
             .for_each(|_| futures::future::ready(()))
             .await;
@@ -95,6 +105,15 @@ impl Prober {
         }
         let mut taken = self.read_ahead.lock().unwrap();
         ids.filter(|id| taken.insert(*id)).collect()
+    }
+
+    /// Gives artifacts back that a read-ahead could not take on (the quota budget was
+    /// spent): a later listing may.
+    fn unclaim(&self, ids: impl IntoIterator<Item = u64>) {
+        let mut taken = self.read_ahead.lock().unwrap();
+        for id in ids {
+            taken.remove(&id);
+        }
     }
 
     /// What listing `runs/` starts in the background (when a runtime is running): the kinds
@@ -113,39 +132,98 @@ impl Prober {
             return;
         };
         let me = self.clone();
-        rt.spawn(async move { me.read_ahead(&repo, artifacts, &data).await });
+        self.passes.fetch_add(1, Ordering::SeqCst);
+        rt.spawn(async move {
+            me.read_ahead(&repo, artifacts, &data).await;
+            me.passes.fetch_sub(1, Ordering::SeqCst);
+        });
     }
 
-    /// `artifacts`: id and blob, oldest first.
+    /// `artifacts`: id and blob, oldest first. Speculation: its API requests spend at most
+    /// [`READ_AHEAD_REQUESTS`] and the quota budget (`stats::quota`), the newest artifacts
+    /// chosen first; those left out are given back for a later listing.
     pub(super) async fn read_ahead(
         &self,
         repo: &RepoRef,
         artifacts: Vec<(u64, BlobRef)>,
         data: &DataLayer,
     ) {
-        let mut budget = INDEX_READAHEAD_BUDGET.min(data.cache().limit() / 2);
-        let mut wanted = vec![false; artifacts.len()];
-        for (i, (_, b)) in artifacts.iter().enumerate().rev() {
-            let cost = read_ahead_cost(b.len);
-            if cost > budget {
-                break;
-            }
-            budget -= cost;
-            wanted[i] = true;
+        let cap = Arc::new(AtomicU64::new(READ_AHEAD_REQUESTS));
+        let refused = Mutex::new(Vec::new());
+        quota::speculatively(cap, self.read_ahead_pass(repo, artifacts, data, &refused)).await;
+        let refused = refused.into_inner().unwrap();
+        if !refused.is_empty() {
+            tracing::debug!(
+                artifacts = refused.len(),
+                "read-ahead left artifacts for later: its quota budget is spent"
+            );
+            self.unclaim(refused);
         }
-        futures::stream::iter(artifacts.into_iter().zip(wanted))
+    }
+
+    /// Read-ahead passes started in the background and not ended (each has given back what
+    /// it could not take on once it is no longer counted here).
+    #[cfg(test)]
+    pub fn passes_running(&self) -> u64 {
+        self.passes.load(Ordering::SeqCst)
+    }
+
+    async fn read_ahead_pass(
+        &self,
+        repo: &RepoRef,
+        artifacts: Vec<(u64, BlobRef)>,
+        data: &DataLayer,
+        refused: &Mutex<Vec<u64>>,
+    ) {
+        // What this pass takes on is chosen newest first (the budget goes to what people
+        // look at first): the newest READ_AHEAD_REQUESTS artifacts that need a probe, and
+        // every one that needs none; central directories within INDEX_READAHEAD_BUDGET.
+        // The rest is given back. What is taken on is then done oldest first, the order in
+        // which `ls -R`, `find` and `tree` walk the runs.
+        let mut taken = vec![false; artifacts.len()];
+        let mut wanted = vec![false; artifacts.len()];
+        let (mut probes, mut budget) = (0u64, INDEX_READAHEAD_BUDGET.min(data.cache().limit() / 2));
+        for (i, (id, b)) in artifacts.iter().enumerate().rev() {
+            if self.needs_probe(*id) {
+                if probes == READ_AHEAD_REQUESTS {
+                    refused.lock().unwrap().push(*id);
+                    continue;
+                }
+                probes += 1;
+            }
+            taken[i] = true;
+            let cost = read_ahead_cost(b.len);
+            if cost <= budget {
+                budget -= cost;
+                wanted[i] = true;
+            } else {
+                budget = 0;
+            }
+        }
+        let chosen: Vec<((u64, BlobRef), bool)> = (artifacts.into_iter().zip(wanted))
+            .zip(taken)
+            .filter_map(|(a, t)| t.then_some(a))
+            .collect();
+        futures::stream::iter(chosen)
             .map(|((id, b), wanted)| async move {
-                if self.needs_probe(id) {
-                    self.probe(repo, id).await;
+                if self.needs_probe(id)
+                    && let Err(ApiError::Budget(_)) = self.probe(repo, id).await
+                {
+                    refused.lock().unwrap().push(id);
+                    return None;
                 }
                 let zip = self.kinds.get(id) == Some(ArtifactKind::Zip);
-                (wanted && zip).then_some(b)
+                (wanted && zip).then_some((id, b))
             })
             .buffer_unordered(IN_FLIGHT)
             .filter_map(futures::future::ready)
-            .map(|b| async move {
-                if let Err(e) = data.index(&b).await {
-                    tracing::debug!(blob = %b.what, "central directory read ahead failed: {e}");
+            .map(|(id, b)| async move {
+                match data.index(&b).await {
+                    Ok(_) => {}
+                    Err(e) if is_budget(&e) => refused.lock().unwrap().push(id),
+                    Err(e) => {
+                        tracing::debug!(blob = %b.what, "central directory read ahead failed: {e}")
+                    }
                 }
             })
             .buffer_unordered(INDEX_IN_FLIGHT)
@@ -159,18 +237,37 @@ impl Prober {
             && (self.failed.lock().unwrap().get(&id)).is_none_or(|t| t.elapsed() >= self.ttl)
     }
 
-    async fn probe(&self, repo: &RepoRef, id: u64) {
+    /// Learns artifact `id`'s kind (remembered); a failure is remembered for
+    /// `--metadata-ttl`, except a speculative probe the quota budget did not let go.
+    async fn probe(&self, repo: &RepoRef, id: u64) -> Result<ArtifactKind, ApiError> {
         let r = self
             .inflight
             .get_or_try_init(&id, || async {
                 let kind = self.remote.artifact_kind(repo, id).await?;
                 self.kinds.set(id, kind.clone());
-                Ok::<_, crate::github::ApiError>(kind)
+                Ok::<_, ApiError>(kind)
             })
             .await;
-        if let Err(e) = r {
-            tracing::warn!(repo = %repo, artifact = id, "could not tell zip from raw: {e}");
-            self.failed.lock().unwrap().insert(id, Instant::now());
+        match &r {
+            Err(ApiError::Budget(_)) => {}
+            Err(e) => {
+                tracing::warn!(repo = %repo, artifact = id, "could not tell zip from raw: {e}");
+                self.failed.lock().unwrap().insert(id, Instant::now());
+            }
+            Ok(_) => {}
         }
+        r
     }
+}
+
+/// Whether a data-layer error is a speculative request the quota budget held back.
+fn is_budget(e: &crate::data::DataError) -> bool {
+    use crate::archive::ArchiveError;
+    use crate::data::DataError;
+    use crate::error::SourceError;
+    matches!(
+        e,
+        DataError::Source(SourceError::Budget(_))
+            | DataError::Archive(ArchiveError::Source(SourceError::Budget(_)))
+    )
 }

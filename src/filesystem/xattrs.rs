@@ -84,10 +84,12 @@ impl ArtifactFs {
                 let l = self.listing(r).await?;
                 Ok(l.held(id).ok_or(FsError::NotFound)?.xattrs.clone())
             }
-            Node::Run(r, run) | Node::LogRun(r, run, _) => Ok(match self.run_info(r, run).await? {
-                Some(info) => Arc::from(run_xattrs(&info)),
-                None => NONE.clone(),
-            }),
+            Node::Run(r, run) | Node::LogRun(r, run, _) => {
+                Ok(match self.run_info(r, run).await? {
+                    Some(info) => Arc::from(run_xattrs(&info)),
+                    None => NONE.clone(),
+                })
+            }
             Node::Entry(r, id, n) => {
                 let index = self.archive_index(r, id).await?;
                 Ok(entry_xattrs(&index, n))

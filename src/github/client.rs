@@ -525,6 +525,10 @@ impl GitHubClient {
         let mut waited = Duration::ZERO;
         loop {
             attempt += 1;
+            // Speculation (readahead) spends only its budget; people's requests always go.
+            if !crate::stats::quota::admit(&self.inner.stats) {
+                return Err(ApiError::Budget(format!("{method} {}", redact(&url))));
+            }
             let mut req = self.inner.http.request(method.clone(), url.clone());
             if let Some(t) = &self.inner.token {
                 req = req.header(header::AUTHORIZATION, t.clone());

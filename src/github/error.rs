@@ -30,6 +30,10 @@ pub enum ApiError {
     /// Connection failures, timeouts, truncated bodies after retries.
     #[error("network: {0}")]
     Network(String),
+    /// A speculative request (readahead) not sent: the quota budget for speculation is
+    /// spent (see `stats::quota`). Never a request someone made.
+    #[error("not sent: the quota budget for readahead is spent: {0}")]
+    Budget(String),
     /// A response we could not understand (bad JSON, missing Location, ...).
     #[error("protocol: {0}")]
     Protocol(String),
@@ -46,6 +50,7 @@ impl ToErrno for ApiError {
             ApiError::RateLimited(_)
             | ApiError::Server { .. }
             | ApiError::Network(_)
+            | ApiError::Budget(_)
             | ApiError::Protocol(_) => libc::EIO,
         }
     }
@@ -57,6 +62,7 @@ impl From<ApiError> for SourceError {
         match e {
             ApiError::NotFound(_) | ApiError::Gone(_) => SourceError::NotFound(what),
             ApiError::NeedsToken(m) => SourceError::NeedsToken(m),
+            ApiError::Budget(m) => SourceError::Budget(m),
             ApiError::Unauthorized(_) | ApiError::Forbidden(_) => SourceError::Denied(what),
             ApiError::RateLimited(_)
             | ApiError::Server { .. }

@@ -64,6 +64,9 @@ pub struct MemoryRemote {
     /// Log downloads asked for (each a redirect and a first byte), job lists asked for.
     pub log_calls: AtomicU64,
     pub job_calls: AtomicU64,
+    /// What the quota budget of speculation reads (the rate limit) and counts, as the real
+    /// client's: probes are admitted as it admits requests.
+    pub quota: Arc<crate::stats::Stats>,
 }
 
 struct MemBlob {
@@ -128,6 +131,10 @@ impl Remote for MemoryRemote {
     }
 
     async fn artifact_kind(&self, _repo: &RepoRef, id: u64) -> Result<ArtifactKind, ApiError> {
+        if !crate::stats::quota::admit(&self.quota) {
+            return Err(ApiError::Budget(format!("probe of {id}")));
+        }
+        let _counted = self.quota.api_request();
         self.kind_calls.fetch_add(1, Ordering::SeqCst);
         let now = self.kind_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.kind_in_flight_max.fetch_max(now, Ordering::SeqCst);

@@ -1,7 +1,8 @@
 //! From the PATHs given to `artifactfs prefetch` to the artifacts' blob files in the mount:
 //! an artifact (`runs/R/NAME/` or anything in it, `runs/R/NAME.zip`, an unzipped
 //! `runs/R/NAME`) is its blob file (`NAME.zip`, or the unzipped file); a run is every file of
-//! its directory (each is one artifact's blob); `latest/`, `branches/` and `branches/B/`
+//! its directory (each is one artifact's blob); `latest/`, `branches/`, `branches/B/`,
+//! `workflows/W/` (and `workflows/W/branches/B/`), `commits/SHA/` and `pulls/N/`
 //! are the artifacts their links point to; a repository, an owner or the mount's root is
 //! every run below. Symlinks are followed by the kernel (`canonicalize`), and the same blob
 //! reached twice (a link and its run, `Owner/Repo` and `owner/repo`) is kept once.
@@ -79,6 +80,19 @@ fn blobs_of(root: &Path, path: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<
                 blobs_of(root, &target, out)?;
             }
         }
+        // The views by workflow, commit and pull request: the artifacts their links lead to.
+        [_, _, "workflows", _]
+        | [_, _, "workflows", _, "branches", _]
+        | [_, _, "commits", _]
+        | [_, _, "pulls", _] => {
+            for child in children(path)? {
+                if std::fs::symlink_metadata(&child)?.is_symlink() {
+                    let target = std::fs::canonicalize(&child)
+                        .with_context(|| format!("{}", child.display()))?;
+                    blobs_of(root, &target, out)?;
+                }
+            }
+        }
         // A run: each file is one artifact's blob.
         [_, _, "runs", _] => {
             for child in children(path)? {
@@ -93,7 +107,10 @@ fn blobs_of(root: &Path, path: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<
             let run = root.join(rel[..4].join("/"));
             out.push(run.join(format!("{name}.zip")));
         }
-        _ => bail!("not an artifact, a run, latest/, branches/ or a repository"),
+        _ => bail!(
+            "not an artifact, a run, latest/, branches/, workflows/W/, commits/SHA/, pulls/N/ \
+             or a repository"
+        ),
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! warnings and errors come from a tracing layer ([`warnings`]).
 
 pub mod prometheus;
+pub mod quota;
 pub mod warnings;
 
 use std::sync::Arc;
@@ -33,6 +34,10 @@ pub struct Stats {
     blob_bytes: AtomicU64,
     /// Requests sent to the API host (every attempt, redirects included).
     api_requests: AtomicU64,
+    /// Of those, speculative ones (readahead: see [`quota`]).
+    api_requests_speculative: AtomicU64,
+    /// Speculation's spending in the current rate-limit window.
+    speculation: std::sync::Mutex<quota::Window>,
     api_in_flight: AtomicU64,
     blob_in_flight: AtomicU64,
     /// Kernel requests handed to the runtime as a task (those answered on the thread that
@@ -70,6 +75,8 @@ impl Stats {
             cache_misses: AtomicU64::new(0),
             blob_bytes: AtomicU64::new(0),
             api_requests: AtomicU64::new(0),
+            api_requests_speculative: AtomicU64::new(0),
+            speculation: Default::default(),
             api_in_flight: AtomicU64::new(0),
             blob_in_flight: AtomicU64::new(0),
             requests_spawned: AtomicU64::new(0),
@@ -95,6 +102,10 @@ impl Stats {
     /// One request to the API host, in flight until the guard drops.
     pub fn api_request(&self) -> InFlight<'_> {
         self.api_requests.fetch_add(1, Ordering::Relaxed);
+        if quota::is_speculative() {
+            self.api_requests_speculative
+                .fetch_add(1, Ordering::Relaxed);
+        }
         self.api_in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(&self.api_in_flight)
     }
@@ -122,6 +133,13 @@ impl Stats {
 
     pub fn warnings(&self) -> &Arc<RecentWarnings> {
         &self.warnings
+    }
+
+    /// Whether one more speculative request fits the window's budget (see [`quota`]); if
+    /// so it is counted against it.
+    pub fn speculation_allowed(&self) -> bool {
+        let rate = self.rate();
+        self.speculation.lock().unwrap().admit(rate.as_ref())
     }
 
     fn rate(&self) -> Option<RateLimit> {
@@ -165,6 +183,10 @@ pub struct Status {
     pub cache_misses: u64,
     pub blob_bytes_fetched: u64,
     pub api_requests: u64,
+    /// Of `api_requests`, those nobody asked for (directory readahead), within the quota
+    /// budget; the rest are requests people made.
+    #[serde(default)]
+    pub api_requests_speculative: u64,
     pub api_requests_in_flight: u64,
     pub blob_requests_in_flight: u64,
     /// Kernel requests that had to wait on the runtime (a task each); the others are
@@ -196,6 +218,7 @@ impl Status {
             cache_misses: load(&stats.cache_misses),
             blob_bytes_fetched: load(&stats.blob_bytes),
             api_requests: load(&stats.api_requests),
+            api_requests_speculative: load(&stats.api_requests_speculative),
             api_requests_in_flight: load(&stats.api_in_flight),
             blob_requests_in_flight: load(&stats.blob_in_flight),
             requests_spawned: load(&stats.requests_spawned),

@@ -73,6 +73,12 @@ pub fn render(s: &Status) -> String {
             s.api_requests,
         ),
         (
+            "api_requests_speculative_total",
+            Kind::Counter,
+            "Of the requests sent to the GitHub API, those nobody asked for (directory readahead).",
+            s.api_requests_speculative,
+        ),
+        (
             "api_requests_in_flight",
             Kind::Gauge,
             "Requests to the GitHub API in flight.",
@@ -170,6 +176,7 @@ mod tests {
             cache_misses: 3,
             blob_bytes_fetched: 393_216,
             api_requests: 12,
+            api_requests_speculative: 4,
             api_requests_in_flight: 1,
             blob_requests_in_flight: 2,
             requests_spawned: 30,

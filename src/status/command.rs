@@ -117,10 +117,19 @@ pub fn human(s: &Status) -> String {
         format!("{} from the blob host", HumanBytes(s.blob_bytes_fetched)),
     );
     row(
+        "API",
+        format!(
+            "{} requests: {} asked for, {} speculative (readahead)",
+            s.api_requests,
+            s.api_requests.saturating_sub(s.api_requests_speculative),
+            s.api_requests_speculative
+        ),
+    );
+    row(
         "in flight",
         format!(
-            "{} API, {} blob requests  ({} API requests so far)",
-            s.api_requests_in_flight, s.blob_requests_in_flight, s.api_requests
+            "{} API, {} blob requests",
+            s.api_requests_in_flight, s.blob_requests_in_flight
         ),
     );
     row("rate limit", rate_limit(s.rate_limit.as_ref(), s.now_unix));
@@ -192,6 +201,7 @@ mod tests {
             cache_misses: 2,
             blob_bytes_fetched: 1 << 20,
             api_requests: 9,
+            api_requests_speculative: 4,
             api_requests_in_flight: 0,
             blob_requests_in_flight: 1,
             requests_spawned: 0,
@@ -214,5 +224,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("  last errors  none\n"), "{text}");
+        assert!(
+            text.contains("  API          9 requests: 5 asked for, 4 speculative (readahead)\n"),
+            "{text}"
+        );
     }
 }

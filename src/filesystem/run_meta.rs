@@ -82,8 +82,6 @@ pub(super) struct RunMeta {
     lookups: Memo<u64, Option<Arc<Run>>>,
     /// A pass over the runs list that found the runs of these artifact-listing run ids.
     covered: Memo<(), Arc<BTreeSet<u64>>>,
-    /// The `head_sha` filter: the ids of the runs at a commit.
-    at_sha: Memo<String, Arc<Vec<u64>>>,
     /// Pull requests, `None` for a 404.
     pulls: Memo<u64, Option<Arc<PullRequest>>>,
     workflows: Memo<(), Arc<Vec<Workflow>>>,
@@ -176,31 +174,6 @@ impl ArtifactFs {
             .iter()
             .filter_map(|id| Some((*id, meta.known(*id)?)))
             .collect())
-    }
-
-    /// The ids of the runs at commit `sha` (a full sha), from the runs list's `head_sha`
-    /// filter; remembered for `--metadata-ttl`, an empty answer too.
-    pub(super) async fn runs_at_sha(&self, idx: RepoIdx, sha: &str) -> FsResult<Arc<Vec<u64>>> {
-        let st = self.repo(idx);
-        let (remote, repo) = (self.remote.clone(), st.repo.clone());
-        let meta = &st.meta;
-        let ids = meta
-            .at_sha
-            .get(&sha.to_string(), self.cfg.metadata_ttl, || async move {
-                let filter = RunFilter::head_sha(sha);
-                let mut ids = Vec::new();
-                for page in 1..=MAX_RUN_PAGES {
-                    let p = remote.runs_page(&repo, &filter, page).await?;
-                    meta.remember(&p.runs);
-                    ids.extend(p.runs.iter().map(|r| r.id));
-                    if !p.more {
-                        break;
-                    }
-                }
-                Ok(Arc::new(ids))
-            })
-            .await?;
-        Ok(ids)
     }
 
     /// Pull request `number` (`None`: no such pull request), remembered for

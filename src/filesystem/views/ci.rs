@@ -78,9 +78,9 @@ async fn commit_map(fs: &ArtifactFs, r: RepoIdx, sha: &str) -> FsResult<BTreeMap
     Ok(newest_by_name(l.artifacts.iter().filter(at)))
 }
 
-/// The full sha `name` stands for under `commits/`: a full sha GitHub has runs at (or the
-/// listing has artifacts at), or a prefix of at least [`MIN_PREFIX`] hex digits that exactly
-/// one known head sha starts with.
+/// The full sha `name` stands for under `commits/`: a full sha (always: a commit without
+/// builds is an empty directory), or a prefix of at least [`MIN_PREFIX`] hex digits that
+/// exactly one known head sha starts with.
 async fn resolve_commit(fs: &ArtifactFs, r: RepoIdx, name: &str) -> FsResult<String> {
     let name = name.to_ascii_lowercase();
     if name.len() < MIN_PREFIX || name.len() > 40 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -101,10 +101,8 @@ async fn resolve_commit(fs: &ArtifactFs, r: RepoIdx, name: &str) -> FsResult<Str
             .map(|s| s.to_ascii_lowercase()),
     );
     if name.len() == 40 {
-        if known.contains(&name) || !fs.runs_at_sha(r, &name).await?.is_empty() {
-            return Ok(name);
-        }
-        return Err(FsError::NotFound);
+        // A full sha always resolves: a commit without builds is an empty directory.
+        return Ok(name);
     }
     let mut matching = known.into_iter().filter(|s| s.starts_with(&name));
     match (matching.next(), matching.next()) {

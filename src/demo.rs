@@ -104,6 +104,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             "  {base}/latest/dist/dist.tar.gz.d/dist/bin/hello   # runs from inside a tarball"
         );
         println!("  ls -l {base}/workflows/*/ {base}/pulls/7/ {base}/pulls/8/");
+        println!("  ls {base}/logs/ && grep -rc Run {base}/logs/7100000102/   # the runs' logs");
         println!("  getfattr -d {base}/latest/*");
         println!("  getfattr -d {base}/runs/*              # user.run.*: workflow, branch, sha...");
         println!("  rm {base}/runs/RUN_ID/NAME.zip     # deletes that artifact");

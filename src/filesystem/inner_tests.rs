@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use fake_github::zipgen::{EntryOptions, ZipBuilder, noise};
 use sha2::{Digest, Sha256};
 
-use super::tests::{core_for, names, resolve};
+use super::tests::{core_for, names, read_in_chunks, resolve};
 use super::*;
 use crate::github::ArtifactKind;
 use crate::github::memory_remote::MemoryRemote;
@@ -136,18 +136,7 @@ fn fixture() -> (ArtifactFs, Arc<MemoryRemote>, tempfile::TempDir) {
 }
 
 async fn read(fs: &ArtifactFs, path: &str) -> FsResult<Vec<u8>> {
-    let a = resolve(fs, path).await?;
-    let fh = fs.open(a.ino).await?;
-    let mut out = Vec::new();
-    loop {
-        let chunk = fs.read(fh, out.len() as u64, 64 << 10).await?;
-        if chunk.is_empty() {
-            break;
-        }
-        out.extend_from_slice(&chunk);
-    }
-    fs.release(fh);
-    Ok(out)
+    read_in_chunks(fs, path, 64 << 10).await
 }
 
 /// Every path below `path`, depth first (directories with a trailing `/`).

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use fake_github::zipgen::ZipBuilder;
 
-use super::tests::{core_for, names, resolve};
+use super::tests::{core_for, names, read_in_chunks, resolve};
 use super::*;
 use crate::github::failing_remote::{FailingRemote, Flip};
 use crate::github::memory_remote::{MemoryRemote, mem_run};
@@ -95,25 +95,7 @@ fn remote() -> Arc<MemoryRemote> {
 }
 
 async fn read_all(fs: &ArtifactFs, path: &str) -> FsResult<Vec<u8>> {
-    let a = resolve(fs, path).await?;
-    let fh = fs.open(a.ino).await?;
-    let mut out = Vec::new();
-    loop {
-        let chunk = fs.read(fh, out.len() as u64, 64 * 1024).await;
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                fs.release(fh);
-                return Err(e);
-            }
-        };
-        if chunk.is_empty() {
-            break;
-        }
-        out.extend_from_slice(&chunk);
-    }
-    fs.release(fh);
-    Ok(out)
+    read_in_chunks(fs, path, 64 * 1024).await
 }
 
 #[tokio::test]

@@ -438,7 +438,11 @@ fn seek_hole_finds_no_holes_and_logs_nothing() {
         )
     };
     let past_end_errno = std::io::Error::last_os_error().raw_os_error();
-    assert_eq!(hole, data.len() as i64, "the only hole is the end of the file");
+    assert_eq!(
+        hole,
+        data.len() as i64,
+        "the only hole is the end of the file"
+    );
     assert_eq!(data_at, 1000, "data everywhere before the end");
     assert_eq!((past_end, past_end_errno), (-1, Some(libc::ENXIO)));
     drop(f);

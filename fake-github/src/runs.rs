@@ -480,6 +480,21 @@ impl State {
 
     /// The runs of `repo` that the filters of a runs list (`query`) keep, newest first;
     /// `workflow` (a workflow's id or file name) for `.../workflows/{w}/runs`.
+    /// A repository's workflow by id or by file name (`ci.yml`), as GitHub's
+    /// `{workflow_id}` takes either: its path and record.
+    pub(crate) fn find_workflow(
+        &self,
+        repo: &(String, String),
+        w: &str,
+    ) -> Option<(&str, &Workflow)> {
+        self.workflows
+            .iter()
+            .find(|((r, path), (id, _, _))| {
+                r == repo && (id.to_string() == w || path.rsplit('/').next() == Some(w))
+            })
+            .map(|((_, path), wf)| (path.as_str(), wf))
+    }
+
     pub(crate) fn runs_matching(
         &self,
         repo: &(String, String),
@@ -491,12 +506,7 @@ impl State {
         let (branch, event, status, sha) = (q("branch"), q("event"), q("status"), q("head_sha"));
         let wf_path = match workflow {
             None => None,
-            Some(w) => {
-                let found = self.workflows.iter().find(|((r, path), (id, _, _))| {
-                    r == repo && (id.to_string() == w || path.rsplit('/').next() == Some(w))
-                });
-                Some(found?.0.1.clone())
-            }
+            Some(w) => Some(self.find_workflow(repo, w)?.0.to_string()),
         };
         let mut v: Vec<&StoredRun> = self
             .runs

@@ -115,6 +115,15 @@ fn every_answer_has_githubs_shape() {
         &format!("/repos/o/r/actions/workflows/{by_id}/runs"),
     );
     assert_eq!(same["total_count"], 1);
+    let wf = checked(&api, &gh, &format!("/repos/o/r/actions/workflows/{by_id}"));
+    assert_eq!(wf["path"], ".github/workflows/nightly.yml");
+    let by_name = checked(&api, &gh, "/repos/o/r/actions/workflows/nightly.yml");
+    assert_eq!(by_name, wf, "by id and by file name alike");
+    let missing = get(
+        &format!("{}/repos/o/r/actions/workflows/1", gh.api_url()),
+        &[],
+    );
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
     checked(&api, &gh, "/repos/o/r/pulls/1");
     checked(&api, &gh, "/repos/o/r/pulls/2");
     checked(&api, &gh, "/repos/o/r/actions/artifacts?per_page=100");

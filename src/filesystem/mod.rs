@@ -287,6 +287,8 @@ impl ArtifactFs {
 #[cfg(test)]
 mod held_tests;
 #[cfg(test)]
+mod inner_gib_tests;
+#[cfg(test)]
 mod inner_tests;
 #[cfg(test)]
 mod log_tests;

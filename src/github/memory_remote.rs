@@ -351,9 +351,10 @@ impl MemoryRemote {
         run: u64,
         branch: &str,
         day: u32,
-        body: Vec<u8>,
+        body: impl Into<Bytes>,
         kind: ArtifactKind,
     ) {
+        let body: Bytes = body.into();
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
         self.arts.lock().unwrap().push(MemArtifact {
             repo: ("octo".into(), "hello".into()),
@@ -377,7 +378,7 @@ impl MemoryRemote {
                     head_sha: Some("abc".into()),
                 }),
             },
-            body: Bytes::from(body),
+            body,
             kind,
         });
         let known = self

@@ -110,7 +110,10 @@ fn tar_gz(pool: &[u8]) -> (Vec<u8>, u64) {
 
 /// A core over the cache directory `dir` (the same cache after a remount: waits for the
 /// background fetches of the last core to let go of it).
-pub(super) async fn core_on(remote: Arc<MemoryRemote>, dir: &std::path::Path) -> ArtifactFs {
+pub(super) async fn core_on(
+    remote: Arc<dyn crate::github::Remote>,
+    dir: &std::path::Path,
+) -> ArtifactFs {
     let mut tries = 0;
     let cache = loop {
         match crate::cache::DiskCache::open(&dir.join("cache"), 2 << 30) {

@@ -289,6 +289,8 @@ mod held_tests;
 #[cfg(test)]
 mod inner_gib_tests;
 #[cfg(test)]
+mod inner_heal_tests;
+#[cfg(test)]
 mod inner_tests;
 #[cfg(test)]
 mod log_tests;

@@ -20,7 +20,7 @@ use crate::archive::ArchiveError;
 use crate::archive::central_directory::{ZipEntry, read_central_directory};
 use crate::archive::entry::{METHOD_STORED, check_readable, data_offset};
 use crate::archive::inner::{
-    Format, InnerIndex, MAX_DEPTH, archive_of_contents, detect, zip_members,
+    Format, InnerIndex, MAX_DEPTH, archive_of_contents, detect, read_zip_members,
 };
 use crate::archive::tar::{Member, MemberKind, read_tar};
 use crate::archive::tree::{ArchiveTree, NodeKind};
@@ -269,7 +269,7 @@ impl ArtifactFs {
             return Err(FsError::IsDir);
         }
         let m = a.index.member(node).ok_or(FsError::NotFound)?;
-        if a.index.format == Format::Zip {
+        if a.index.format == Format::Zip && m.kind == MemberKind::File {
             return self
                 .zip_member_reader(&a, t.record.unwrap_or_default())
                 .await;
@@ -333,7 +333,8 @@ struct Saved {
     zip: Option<Vec<ZipEntry>>,
 }
 
-const MAGIC: &[u8; 8] = b"AFINNER1";
+/// Version 2: an inner zip's symlinks are links (version 1 kept them as files).
+const MAGIC: &[u8; 8] = b"AFINNER2";
 
 impl Saved {
     /// Reads the archive in `file`: a tar header by header, a gzip one in one inflate pass.
@@ -370,7 +371,7 @@ impl Saved {
                 let cd = read_central_directory(file).await?;
                 Ok(Saved {
                     format: Format::Zip,
-                    members: zip_members(&cd.entries),
+                    members: read_zip_members(file, &cd.entries).await?,
                     gzip: None,
                     zip: Some(cd.entries),
                 })

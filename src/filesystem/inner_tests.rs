@@ -421,3 +421,79 @@ async fn zips_inside_open_too_and_archives_nest_to_level_four() {
     let r = read(&fs, &format!("{A}/bad.zip.d/a.txt")).await;
     assert_eq!(r.map(|_| 0).unwrap_or_else(|e| e.errno()), libc::EIO);
 }
+
+#[tokio::test]
+async fn an_inner_zips_symlinks_are_links_contained_like_a_tars() {
+    // Entries with Unix mode S_IFLNK (as `zip -y` writes them): the data is the target.
+    let link = |stored: bool| EntryOptions {
+        unix_mode: Some(0o120777),
+        ..if stored {
+            EntryOptions::stored()
+        } else {
+            EntryOptions::default()
+        }
+    };
+    let mut z = ZipBuilder::new();
+    z.add_with(
+        "bin/tool",
+        &tool(),
+        EntryOptions {
+            unix_mode: Some(0o100755),
+            ..Default::default()
+        },
+    );
+    z.add_with("bin/run", b"tool", link(true));
+    z.add_with("lib/up", b"../bin/tool", link(false));
+    z.add_with("escape", b"../../../etc/passwd", link(true));
+    z.add_with("abs", b"/etc/passwd", link(false));
+    z.add_with("sneaky", b"lib/../..", link(true));
+    // Marked as a link but longer than any target can be: the file it is.
+    z.add_with("long", &[b'a'; 5000], link(false));
+    let mut outer = ZipBuilder::new();
+    outer.add("app.zip", &z.finish());
+    let remote = Arc::new(MemoryRemote::default());
+    remote.add(1, "dist", 100, "main", 1, outer.finish(), ArtifactKind::Zip);
+    let (fs, _dir) = core_for(remote, Duration::from_secs(60), false);
+    let root = format!("{A}/app.zip.d");
+    for (name, target) in [("bin/run", "tool"), ("lib/up", "../bin/tool")] {
+        let l = resolve(&fs, &format!("{root}/{name}")).await.unwrap();
+        assert_eq!(
+            (l.kind, l.size),
+            (FileKind::Symlink, target.len() as u64),
+            "{name}"
+        );
+        assert_eq!(fs.readlink(l.ino).await.unwrap(), target);
+    }
+    // Through the link, the tool.
+    assert_eq!(
+        read(&fs, &format!("{root}/bin/tool")).await.unwrap(),
+        tool()
+    );
+    for (name, target) in [
+        ("escape", "../../../etc/passwd"),
+        ("abs", "/etc/passwd"),
+        ("sneaky", "lib/../.."),
+    ] {
+        let l = resolve(&fs, &format!("{root}/{name}")).await.unwrap();
+        assert_eq!((l.kind, l.size), (FileKind::File, 0), "{name}");
+        assert!(fs.readlink(l.ino).await.is_err());
+        let x = fs.xattrs(l.ino).await.unwrap();
+        assert!(
+            x.contains(&("user.archive.symlink".into(), target.into())),
+            "{name}: {x:?}"
+        );
+        assert_eq!(read(&fs, &format!("{root}/{name}")).await.unwrap(), b"");
+    }
+    let long = resolve(&fs, &format!("{root}/long")).await.unwrap();
+    assert_eq!((long.kind, long.size), (FileKind::File, 5000));
+    assert_eq!(
+        read(&fs, &format!("{root}/long")).await.unwrap(),
+        [b'a'; 5000]
+    );
+    let listed = fs
+        .readdir(resolve(&fs, &format!("{root}/bin")).await.unwrap().ino)
+        .await
+        .unwrap();
+    let run = listed.iter().find(|e| e.name == "run").unwrap();
+    assert_eq!(run.kind, FileKind::Symlink, "listed as a link too");
+}

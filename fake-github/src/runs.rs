@@ -102,15 +102,7 @@ impl FakeRunSpec {
         self
     }
 
-    pub fn branch(mut self, branch: &str) -> Self {
-        self.head_branch = branch.into();
-        self
-    }
-
-    pub fn sha(mut self, sha: &str) -> Self {
-        self.head_sha = sha.into();
-        self
-    }
+    head_commit_setters!();
 
     pub fn attempt(mut self, attempt: u32) -> Self {
         self.attempt = attempt;
@@ -131,11 +123,6 @@ impl FakeRunSpec {
 
     pub fn jobs(mut self, jobs: &[&str]) -> Self {
         self.jobs = jobs.iter().map(|j| j.to_string()).collect();
-        self
-    }
-
-    pub fn created_at(mut self, t: OffsetDateTime) -> Self {
-        self.created_at = Some(t);
         self
     }
 

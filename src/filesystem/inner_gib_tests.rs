@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use fake_github::zipgen::{EntryOptions, ZipBuilder};
 use sha2::{Digest, Sha256};
 
-use super::tests::{names, resolve};
+use super::tests::{names, read_in_chunks};
 use super::*;
 use crate::cache::BLOCK_SIZE;
 use crate::github::ArtifactKind;
@@ -134,21 +134,6 @@ pub(super) async fn core_on(
     ArtifactFs::new(remote, cache, cfg, Default::default())
 }
 
-async fn read(fs: &ArtifactFs, path: &str) -> FsResult<Vec<u8>> {
-    let a = resolve(fs, path).await?;
-    let fh = fs.open(a.ino).await?;
-    let mut out = Vec::new();
-    loop {
-        let chunk = fs.read(fh, out.len() as u64, 128 << 10).await?;
-        if chunk.is_empty() {
-            break;
-        }
-        out.extend_from_slice(&chunk);
-    }
-    fs.release(fh);
-    Ok(out)
-}
-
 #[tokio::test]
 async fn a_1_gib_tar_gz_of_10000_files_reads_one_file_by_one_seek_span_and_keeps_its_index() {
     use crate::data::gzip::GzipScan;
@@ -227,12 +212,8 @@ async fn a_1_gib_tar_gz_of_10000_files_reads_one_file_by_one_seek_span_and_keeps
 
     // A cold read of file k: the compressed bytes of its span, and only those.
     let (path, original) = file(&pool, k);
-    let got = read(
-        &fs,
-        &format!("octo/hello/runs/100/dist/logs.tar.gz.d/{path}"),
-    )
-    .await
-    .unwrap();
+    let at = format!("octo/hello/runs/100/dist/logs.tar.gz.d/{path}");
+    let got = read_in_chunks(&fs, &at, 128 << 10).await.unwrap();
     assert_eq!(
         hex::encode(Sha256::digest(&got)),
         hex::encode(Sha256::digest(original)),

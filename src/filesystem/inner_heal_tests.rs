@@ -11,7 +11,7 @@ use fake_github::zipgen::{EntryOptions, ZipBuilder, log_text, noise};
 use sha2::{Digest, Sha256};
 
 use super::inner_gib_tests::core_on;
-use super::tests::{core_for, names, resolve};
+use super::tests::{core_for, names, read_in_chunks, resolve};
 use super::*;
 use crate::github::ArtifactKind;
 use crate::github::failing_remote::{FailingRemote, Flip};
@@ -35,18 +35,7 @@ fn errno(r: &FsResult<Vec<u8>>) -> i32 {
 }
 
 async fn read(fs: &ArtifactFs, path: &str) -> FsResult<Vec<u8>> {
-    let a = resolve(fs, path).await?;
-    let fh = fs.open(a.ino).await?;
-    let mut out = Vec::new();
-    let r = loop {
-        match fs.read(fh, out.len() as u64, 128 << 10).await {
-            Ok(chunk) if chunk.is_empty() => break Ok(out),
-            Ok(chunk) => out.extend_from_slice(&chunk),
-            Err(e) => break Err(e),
-        }
-    };
-    fs.release(fh);
-    r
+    read_in_chunks(fs, path, 128 << 10).await
 }
 
 /// The artifact holding `name` (stored or deflated as `opts` says) with a 4 MiB stored

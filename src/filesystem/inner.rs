@@ -150,7 +150,9 @@ impl ArtifactFs {
         if archive.holding.refuses() {
             // Its reader saw a failed check: a fresh one (the one refetch is its to make).
             let fresh = self.make_reader(&slot.container.node()).await?;
-            fresh.set_readahead(archive.index.format != Format::Gzip);
+            if archive.index.format == Format::Gzip {
+                fresh.set_readahead(false); // as the first one (see below)
+            }
             archive.holding.replace(Arc::new(fresh));
             tracing::debug!(archive = n, "the holding file's reader replaced");
         }

@@ -27,6 +27,11 @@ pub trait ByteSource: Send + Sync {
     fn whole_only(&self) -> bool {
         false
     }
+
+    /// Forgets what it keeps of bytes `offset..offset + len` (cached copies, decoding state)
+    /// after a check over them failed, so that the next read fetches them again: one refetch
+    /// heals what a failed check touched. A source that keeps nothing does nothing.
+    async fn forget(&self, _offset: u64, _len: u64) {}
 }
 
 /// An in-memory source, for tests and for blobs small enough to hold whole.

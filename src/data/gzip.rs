@@ -406,6 +406,23 @@ impl ByteSource for InflatingSource {
             e => SourceError::Integrity(e.to_string()),
         })
     }
+
+    /// Drops the kept streams (one may have inflated the bad bytes) and the compressed bytes
+    /// that output `offset..offset + len` is inflated from: from the seek point before it
+    /// (the byte its block starts in) to the next point after it, or the stream's end.
+    async fn forget(&self, offset: u64, len: u64) {
+        self.streams.lock().unwrap().clear();
+        let from = self
+            .index
+            .before(offset)
+            .map_or(0, |p| p.input.saturating_sub(1));
+        let upto = offset.saturating_add(len);
+        let to = (self.index.points.iter())
+            .find(|p| p.out >= upto)
+            .map_or(self.end, |p| self.start + p.input);
+        let from = self.start + from;
+        self.src.forget(from, to.saturating_sub(from)).await;
+    }
 }
 
 #[cfg(test)]

@@ -263,3 +263,42 @@ async fn a_log_byte_changed_in_flight_is_eio_never_wrong_bytes() {
         .unwrap();
     assert_eq!(got, files[2].1);
 }
+
+#[tokio::test]
+async fn a_remount_reads_a_cached_log_without_asking_for_its_length() {
+    let m = remote();
+    let dir = tempfile::tempdir().unwrap();
+    let read_all_logs = |fs: ArtifactFs| async move {
+        for (dir_name, attempt) in [("100.1", "attempt 1"), ("100", "attempt 2")] {
+            let (_, files) = log_zip(attempt, 0);
+            for (name, bytes) in files {
+                let got = read_all(&fs, &format!("octo/hello/logs/{dir_name}/{name}"))
+                    .await
+                    .unwrap();
+                assert_eq!(got, bytes, "{dir_name}/{name}");
+            }
+        }
+        fs
+    };
+    let fs = super::inner_gib_tests::core_on(m.clone(), dir.path()).await;
+    drop(read_all_logs(fs).await);
+    assert_eq!(
+        m.log_calls.load(Ordering::SeqCst),
+        2,
+        "one probe per archive"
+    );
+    // A remount on the same cache: the lengths are kept, every byte is cached.
+    m.blob_reads.lock().unwrap().clear();
+    let fs = super::inner_gib_tests::core_on(m.clone(), dir.path()).await;
+    drop(read_all_logs(fs).await);
+    assert_eq!(
+        m.log_calls.load(Ordering::SeqCst),
+        2,
+        "no probe after the remount"
+    );
+    assert_eq!(
+        *m.blob_reads.lock().unwrap(),
+        [],
+        "no blob read after the remount"
+    );
+}

@@ -52,7 +52,7 @@ const READ_CHUNK: u64 = 1 << 20;
 /// Compressed bytes the copy pass fetches per step (its readahead keeps more in flight).
 const PASS_CHUNK: u64 = 4 << 20;
 /// Output the copy pass produces between two looks at whether it should go on.
-const PASS_STEP: u64 = 4 << 20;
+const PASS_STEP: u64 = 1 << 20;
 /// A read this far ahead of the stream (or behind it) is a random reader's.
 pub const RANDOM_JUMP: u64 = 1 << 20;
 
@@ -322,6 +322,7 @@ impl InflatedEntry {
     /// The copy pass: `stream` (from the start) to the end, then its outcome.
     async fn run_pass(self: Arc<Self>, mut stream: Stream, tx: watch::Sender<Progress>) {
         let readahead = Readahead::new(self.blob.clone(), self.start, self.entry.compressed_size);
+        readahead.to_the_end_from(stream.next_input_at());
         let input = Input {
             entry: &self,
             readahead: &readahead,

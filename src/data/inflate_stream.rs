@@ -57,6 +57,11 @@ impl Stream {
         }
     }
 
+    /// Where the stream's next read of compressed bytes starts (after what it holds).
+    pub fn next_input_at(&self) -> u64 {
+        self.in_pos + (self.input.len() - self.input_at) as u64
+    }
+
     /// Whether this stream started at the entry's first byte (it checks the CRC-32).
     pub fn from_start(&self) -> bool {
         self.crc.is_some()

@@ -17,6 +17,10 @@ use super::DataError;
 use crate::cache::blocks::{bad_block, checksum};
 use crate::cache::{BLOCK_SIZE, BlobKey, BlockFile, DiskCache};
 
+/// Entries smaller than this get no copy: inflating one again from its cached compressed
+/// bytes takes a few milliseconds, and each copy keeps its block file open for the mount.
+pub const MIN_COPY: u64 = 1 << 20;
+
 pub struct InflatedCopy {
     cache: Arc<DiskCache>,
     /// The copy's own key: the blob's, with the entry in its version.
@@ -44,15 +48,15 @@ impl InflatedCopy {
         }
     }
 
-    /// The copy of entry `index` (`size` bytes inflated), when the cache takes it: it fits in
-    /// half the cache, and its files can be opened.
+    /// The copy of entry `index` (`size` bytes inflated), when the cache takes it: it is at
+    /// least [`MIN_COPY`], fits in half the cache, and its files can be opened.
     pub fn open(
         cache: &Arc<DiskCache>,
         blob: &BlobKey,
         index: usize,
         size: u64,
     ) -> Option<InflatedCopy> {
-        if size == 0 || !cache.fits(size) {
+        if size < MIN_COPY || !cache.fits(size) {
             return None;
         }
         let key = Self::key_for(blob, index);

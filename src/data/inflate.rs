@@ -185,11 +185,11 @@ impl InflatedEntry {
             return Ok(Vec::new());
         }
         let n = (n as u64).min(size - off);
-        if let Some(b) = self.from_copy(off, n) {
+        if let Some(b) = self.copied(off, n) {
             return Ok(b);
         }
         let mut st = self.state.lock().await;
-        if let Some(b) = self.from_copy(off, n) {
+        if let Some(b) = self.copied(off, n) {
             return Ok(b);
         }
         self.load_index(&mut st);
@@ -211,7 +211,7 @@ impl InflatedEntry {
                 if let Some(Err(Some(m))) = ended {
                     return Err(DataError::Integrity(m));
                 }
-                if let Some(b) = self.from_copy(off, n) {
+                if let Some(b) = self.copied(off, n) {
                     return Ok(b);
                 }
                 // The pass stopped short, or the blocks went: inflate it here.
@@ -228,7 +228,7 @@ impl InflatedEntry {
     }
 
     /// Bytes `off..off + n` from the copy, when it has them all (checked).
-    fn from_copy(&self, off: u64, n: u64) -> Option<Vec<u8>> {
+    fn copied(&self, off: u64, n: u64) -> Option<Vec<u8>> {
         self.copy.as_ref()?.read(off, n)
     }
 
@@ -297,7 +297,7 @@ impl InflatedEntry {
         st: &mut State,
     ) -> Result<watch::Receiver<Progress>, DataError> {
         let mut stream = match st.stream.take() {
-            Some(s) if s.from_start() && s.writer.is_some() => s,
+            Some(s) if s.is_from_start() && s.writer.is_some() => s,
             other => {
                 st.stream = other;
                 self.stream_from_start(st.index.is_none())?
@@ -459,7 +459,7 @@ impl InflatedEntry {
             }
             st.index = Some(Arc::new(index));
         }
-        if s.from_start()
+        if s.is_from_start()
             && let Some(w) = &s.writer
             && let Some(sums) = w.sums()
         {

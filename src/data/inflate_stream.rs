@@ -63,7 +63,7 @@ impl Stream {
     }
 
     /// Whether this stream started at the entry's first byte (it checks the CRC-32).
-    pub fn from_start(&self) -> bool {
+    pub fn is_from_start(&self) -> bool {
         self.crc.is_some()
     }
 

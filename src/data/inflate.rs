@@ -29,7 +29,6 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::DataError;
@@ -44,7 +43,6 @@ use crate::archive::ArchiveError;
 use crate::archive::central_directory::ZipEntry;
 use crate::archive::error::corrupt;
 use crate::cache::{BLOCK_SIZE, BlobKey, DiskCache};
-use crate::source::ByteSource;
 use crate::stats::Stats;
 
 /// Compressed bytes a reader's stream fetches per step.
@@ -129,19 +127,16 @@ impl InflatedEntry {
         &self.blob
     }
 
-    /// The entry as its central directory describes it.
-    pub fn zip_entry(&self) -> &ZipEntry {
-        &self.entry
-    }
-
-    /// `len` compressed bytes from `at` (relative to the entry's data).
-    pub async fn compressed(&self, at: u64, len: u64) -> Result<Bytes, DataError> {
-        Ok(self.blob.read_at(self.start + at, len as usize).await?)
-    }
-
-    /// What every stream of this entry adds its output to.
-    pub fn inflated_counter(&self) -> &AtomicU64 {
-        &self.inflated
+    /// A stream's input: this entry's compressed bytes, `chunk` at a time with `readahead`.
+    fn input<'a>(&'a self, readahead: &'a Readahead, chunk: u64) -> Input<'a> {
+        Input {
+            entry: &self.entry,
+            blob: &self.blob,
+            start: self.start,
+            readahead,
+            chunk,
+            inflated: &self.inflated,
+        }
     }
 
     /// Bytes inflated so far by every stream of this entry.
@@ -323,11 +318,7 @@ impl InflatedEntry {
     async fn run_pass(self: Arc<Self>, mut stream: Stream, tx: watch::Sender<Progress>) {
         let readahead = Readahead::new(self.blob.clone(), self.start, self.entry.compressed_size);
         readahead.to_the_end_from(stream.next_input_at());
-        let input = Input {
-            entry: &self,
-            readahead: &readahead,
-            chunk: PASS_CHUNK,
-        };
+        let input = self.input(&readahead, PASS_CHUNK);
         let size = self.entry.uncompressed_size;
         let result = loop {
             let upto = (stream.out_pos + PASS_STEP).min(size);
@@ -414,11 +405,7 @@ impl InflatedEntry {
     /// Inflates until `off + n` has been produced, returning bytes `off..off + n`.
     async fn advance(&self, st: &mut State, off: u64, n: u64) -> Result<Vec<u8>, DataError> {
         let mut out = Vec::with_capacity(n as usize);
-        let input = Input {
-            entry: self,
-            readahead: &self.readahead,
-            chunk: READ_CHUNK,
-        };
+        let input = self.input(&self.readahead, READ_CHUNK);
         let s = st.stream.as_mut().expect("stream started");
         // Writing the copy: on to the end of the last block, so the read leaves it whole.
         let upto = if s.writer.as_ref().is_some_and(|w| !w.stopped()) {

@@ -5,17 +5,19 @@
 //! `archive::entry`: never more output than the declared size, a stream that ends early or
 //! late is corrupt.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
 use super::DataError;
-use super::inflate::InflatedEntry;
+use super::blob::CachedBlob;
 use super::inflated_copy::CopyWriter;
 use super::raw_inflate::RawInflate;
 use super::readahead::Readahead;
 use super::seek_index::SeekRecorder;
+use crate::archive::central_directory::ZipEntry;
 use crate::archive::error::corrupt;
+use crate::source::ByteSource;
 
 /// Most output produced per inflate call.
 const OUT_CHUNK: u64 = 256 << 10;
@@ -36,11 +38,15 @@ pub struct Stream {
     pub writer: Option<CopyWriter>,
 }
 
-/// Where a stream's compressed bytes come from, and how much it asks for at a time.
+/// Where a stream's compressed bytes come from (the entry's data at `start` in `blob`), how
+/// much it asks for at a time, and where its output is counted.
 pub struct Input<'a> {
-    pub entry: &'a InflatedEntry,
+    pub entry: &'a ZipEntry,
+    pub blob: &'a CachedBlob,
+    pub start: u64,
     pub readahead: &'a Readahead,
     pub chunk: u64,
+    pub inflated: &'a AtomicU64,
 }
 
 impl Stream {
@@ -76,7 +82,7 @@ impl Stream {
         upto: u64,
         sink: &mut (dyn FnMut(u64, &[u8]) + Send),
     ) -> Result<bool, DataError> {
-        let e = src.entry.zip_entry();
+        let e = src.entry;
         let mut buf = vec![0u8; OUT_CHUNK as usize];
         let mut idle = 0u32;
         loop {
@@ -88,7 +94,7 @@ impl Stream {
                 let len = (e.compressed_size - self.in_pos).min(src.chunk);
                 let at = self.in_pos;
                 src.readahead.before_read(at, len).await?;
-                let input = src.entry.compressed(at, len).await?;
+                let input = src.blob.read_at(src.start + at, len as usize).await?;
                 if (input.len() as u64) < len {
                     return Err(corrupt(format!("{}: compressed data cut short", e.name)).into());
                 }
@@ -122,9 +128,7 @@ impl Stream {
                 r.output(produced);
             }
             self.out_pos += made as u64;
-            src.entry
-                .inflated_counter()
-                .fetch_add(made as u64, Ordering::Relaxed);
+            src.inflated.fetch_add(made as u64, Ordering::Relaxed);
             if let Some(bits) = step.boundary
                 && self.input_at > 0
                 && let Some(r) = self.recorder.as_mut()
@@ -163,7 +167,7 @@ impl Stream {
     }
 
     /// The stream ended: the declared size, and (from the start) the CRC-32.
-    fn check_end(&self, e: &crate::archive::central_directory::ZipEntry) -> Result<(), DataError> {
+    fn check_end(&self, e: &ZipEntry) -> Result<(), DataError> {
         if self.out_pos != e.uncompressed_size {
             return Err(corrupt(format!(
                 "{}: inflates to {} bytes, declared {}",

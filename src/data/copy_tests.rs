@@ -192,3 +192,34 @@ async fn a_copy_pass_that_fails_the_crc_fails_the_entry_and_one_refetch_heals_it
     assert_eq!(sha(&copy_on_disk(&s, log.len())), sha(&log));
     assert!(s.data.is_verified(&s.blob, FileSpec::Entry(0)));
 }
+
+#[tokio::test]
+async fn the_copy_is_evicted_block_by_block_under_the_cap_and_reads_stay_right() {
+    let log = log_text(3 << 20, 12);
+    let big = noise(6 << 20, 13);
+    let mut z = ZipBuilder::new();
+    z.add("db.log", &log);
+    z.add_with("big.bin", &big, EntryOptions::stored());
+    let zip = z.finish();
+    let limit = 8 << 20;
+    let s = setup(&zip, limit, u64::MAX, 0);
+    let offs = pattern(log.len() as u64);
+    read_pattern(&s.data, &s.blob, &offs, &log).await;
+    assert!(pass_done(&s.data).await);
+    let stem = InflatedCopy::key_for(&s.blob.key, 0).stem();
+    let map = s._dir.path().join(format!("blocks/{stem}.map"));
+    let blocks = (log.len() as u64).div_ceil(crate::cache::BLOCK_SIZE) as usize;
+    assert_eq!(crate::cache::BlockFile::recorded_blocks(&map).len(), blocks);
+    assert!(
+        s.data.cache().used() <= limit,
+        "the copy counts against the cap"
+    );
+    // Reading the 6 MiB file evicts the least recently used: the copy's blocks among them.
+    let r = s.data.open(&s.blob, FileSpec::Entry(1)).await.unwrap();
+    assert!(joined(read_through(&r, 1 << 20).await).unwrap() == big);
+    assert!(s.data.cache().used() <= limit);
+    let left = crate::cache::BlockFile::recorded_blocks(&map).len();
+    assert!(left < blocks, "{left} of {blocks} copy blocks left");
+    read_pattern(&s.data, &s.blob, &offs, &log).await;
+    assert!(s.data.cache().used() <= limit);
+}

@@ -48,7 +48,8 @@ STALL_EVERY = MODELS["stall"]["blob_stall_every"]
 # The rows, in the issue's order. `models`: where the issue sets the row (the headline table
 # shows the loopback figures for the two rows the issue defines on loopback).
 ROWS = ["head", "random", "seq", "grep", "small", "warm", "stall", "find", "lsr", "lsruns",
-        "pulls", "lslr", "lsl", "getfattr", "logs", "logtail", "webdav", "tarls", "tarcat"]
+        "pulls", "lslr", "lsl", "getfattr", "logs", "logtail", "webdav", "tarls", "tarcat",
+        "sqlite"]
 # The metadata rows are warm (nothing crosses the network): loopback only.
 ROW_MODELS = {"stall": ["loopback"], "find": ["loopback"], "lslr": ["loopback"],
               "lsl": ["loopback"], "getfattr": ["loopback"], "webdav": ["loopback"]}
@@ -627,6 +628,50 @@ class Bench:
             os.unlink(z)
         return {"af": af, "curl": curl}
 
+    def sqlite(self):
+        """An indexed `sqlite3` query on the ~33 MiB database deflated in an artifact: cold
+        (fresh mount), then the same query again once the mount is quiet (the database
+        inflated to its copy in the background), against `curl -L` + `unzip` + `sqlite3` and
+        the same query on a local copy (page cache warm)."""
+        i = self.info
+        if not i.get("sqlite_size"):
+            raise Failed("no database: fake-github needs `sqlite3` (scripts/install-deps.sh)")
+        if not shutil.which("sqlite3"):
+            raise Failed("sqlite3 is not installed (scripts/install-deps.sh installs it)")
+        rel = f"runs/{i['sqlite_run']}/{i['sqlite_artifact']}/{i['sqlite_entry']}"
+        sql = i["sqlite_query"]
+        z, d = self.tmp("db.zip"), self.tmp("db-local")
+        bash(f"{self.curl_zip(i['sqlite_id'], z)} && unzip -q {q(z)} -d {q(d)}")
+        local = os.path.join(d, i["sqlite_entry"])
+        _, want = bash(f"sqlite3 {q(local)} {q(sql)}")
+        assert want.startswith("54321|"), want
+        cold, again, curl, loc = [], [], [], []
+        for _ in range(self.runs):
+            with Mount(self.fake, self.work) as m:
+                uri = f"file:{m.path(rel)}?immutable=1"
+                self.fake.reset()
+                t, o = bash(f"sqlite3 {q(uri)} {q(sql)}")
+                assert o == want, o
+                cold.append({"s": t, "peak_rss_kib": m.peak_rss_kib(),
+                             **reqs(self.fake.settled_counters(limit=20))})
+                self.fake.reset()
+                t, o = bash(f"sqlite3 {q(uri)} {q(sql)}")
+                assert o == want, o
+                again.append({"s": t, **reqs(self.fake.settled_counters())})
+            z2, d2 = self.tmp("db2.zip"), self.tmp("db2")
+            t, o = bash(f"{self.curl_zip(i['sqlite_id'], z2)} && unzip -q {q(z2)} -d {q(d2)} && "
+                        f"sqlite3 {q(os.path.join(d2, i['sqlite_entry']))} {q(sql)}")
+            assert o == want, o
+            curl.append({"s": t})
+            shutil.rmtree(d2)
+            os.unlink(z2)
+            t, o = bash(f"sqlite3 {q(local)} {q(sql)}")
+            assert o == want, o
+            loc.append({"s": t})
+        shutil.rmtree(d)
+        os.unlink(z)
+        return {"cold": cold, "again": again, "curl": curl, "local": loc}
+
     # -- metadata rows (bench/many: 70 folders × 1000 files), warm, against local disk ------
 
     def many_local(self):
@@ -972,6 +1017,24 @@ def rows_for(model, res, info, runs):
             "≥ 5× on the link model",
             f"{verdict(not link or ra['median'] >= 5)}: {fs(ra, '×', digits=2)}",
         ])
+    r = res.get("sqlite")
+    if r:
+        c, a, cu, lo = r["cold"], r["again"], r["curl"], r["local"]
+        tc, ta, tcu, tlo = col(c), col(a), col(cu), col(lo)
+        ra = ratios(a, lo)
+        ok = tc["median"] <= tcu["median"] and ra["median"] <= 3
+        out.append([
+            f"indexed `sqlite3` query on a {info['sqlite_size'] / MIB:.0f} MiB database "
+            f"deflated in an artifact ({info['sqlite_archive_size'] / MIB:.0f} MiB): cold "
+            "(fresh mount), then repeated",
+            f"cold {fs(tc, 'ms', 1000, 0)}, {fbytes(col(c, 'bytes'))} fetched; repeated "
+            f"{fs(ta, 'ms', 1000, 1)}, {fbytes(col(a, 'bytes'))} fetched",
+            f"`curl -L` + `unzip` + `sqlite3`: {fs(tcu, 'ms', 1000, 0)}; the local file: "
+            f"{fs(tlo, 'ms', 1000, 1)}",
+            "cold ≤ curl + unzip + sqlite3; repeated ≤ 3× the local file",
+            f"{verdict(ok)}: cold {fs(ratios(c, cu), '×', digits=2)} curl; repeated "
+            f"{fs(ra, '×', digits=1)} local",
+        ])
     r = res.get("lsruns")
     if r:
         af = r["af"]
@@ -1093,6 +1156,7 @@ ROW_TITLES = {
     "lsr": "`ls -R runs` of 125 runs / 250 artifacts, cold",
     "tarls": "`ls -lR FILE.d/` of a 10 000-file `.tar.gz`, cold and after a remount",
     "tarcat": "`cat` of one file in the `.tar.gz` once indexed",
+    "sqlite": "indexed `sqlite3` query on a deflated database, cold and repeated",
     "lsruns": "`ls runs` of 3000 artifacts, fresh mount",
     "pulls": "`readlink pulls/N/NAME`, cold",
     "lslr": "`ls -lR` of the 70 000-entry zip64 archive, warm",
@@ -1111,6 +1175,7 @@ ROW_TARGETS = {
     "logs": "≥ 2× the faster peer", "logtail": "one pass",
     "tarls": "after a remount: nothing fetched", "tarcat": "≥ 5× on the link model",
     "webdav": "within 2× of the FUSE mount",
+    "sqlite": "cold ≤ curl + unzip + sqlite3; repeated ≤ 3× the local file",
 }
 
 

@@ -8,7 +8,8 @@
 //! ```text
 //! core ─► DataLayer::open ─► FileReader ─┬─ Range: Readahead ─► CachedBlob ─► cache blocks
 //!                                        │                                 └► remote ranges
-//!                                        └─ Inflated: InflatedEntry ─► CachedBlob (compressed)
+//!                                        └─ Inflated: InflatedEntry ─┬► InflatedCopy (blocks)
+//!                                                                    └► CachedBlob (compressed)
 //!          every read ─► ServedCheck (per handle) ─► Integrity (per file) ─► EIO or bytes
 //! ```
 
@@ -16,6 +17,8 @@ pub mod blob;
 pub mod file_source;
 pub mod gzip;
 pub mod inflate;
+pub mod inflate_stream;
+pub mod inflated_copy;
 pub mod raw_inflate;
 pub mod readahead;
 pub mod reader;
@@ -280,9 +283,10 @@ impl DataLayer {
                     Arc::new(InflatedEntry::new(
                         blob,
                         self.cache.clone(),
-                        index,
-                        start,
+                        (index, start),
                         e.clone(),
+                        integrity.clone(),
+                        self.stats.clone(),
                     ))
                 })
                 .clone();

@@ -490,3 +490,17 @@ pub fn noise(n: usize, seed: u64) -> Vec<u8> {
 pub fn text(n: usize) -> Vec<u8> {
     (0..n).map(|i| b"artifactfs lazy reads\n"[i % 22]).collect()
 }
+
+/// `artifactfs status MOUNTPOINT --json` with its socket under `runtime` (the daemon's
+/// `XDG_RUNTIME_DIR`), parsed.
+pub fn status_json(runtime: &Path, mountpoint: &Path) -> artifactfs::stats::Status {
+    let out = Command::new(bin())
+        .arg("status")
+        .arg(mountpoint)
+        .arg("--json")
+        .env("XDG_RUNTIME_DIR", runtime)
+        .output()
+        .expect("run artifactfs status");
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}

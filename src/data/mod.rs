@@ -13,15 +13,18 @@
 //! ```
 
 pub mod blob;
+pub mod block_store;
 pub mod file_source;
 pub mod gzip;
 pub mod inflate;
+pub mod memory_window;
 pub mod raw_inflate;
 pub mod readahead;
 pub mod reader;
 pub mod seal;
 pub mod seek_index;
 pub mod verify;
+pub mod whole_download;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

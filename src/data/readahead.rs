@@ -47,6 +47,8 @@ impl Drop for Readahead {
         for t in self.tasks.lock().unwrap().drain(..) {
             t.abort();
         }
+        // What it read ahead into memory (a cache that does not take it) goes with it.
+        self.blob.release_memory();
     }
 }
 

@@ -67,6 +67,21 @@ pub struct MemoryRemote {
     /// What the quota budget of speculation reads (the rate limit) and counts, as the real
     /// client's: probes are admitted as it admits requests.
     pub quota: Arc<crate::stats::Stats>,
+    /// The blob host ignores `Range` (answers every read with the whole blob), and what
+    /// whole downloads it served.
+    pub whole_only: Arc<WholeOnly>,
+}
+
+/// A blob host that ignores `Range`, as some GHES storage does: a ranged read learns it
+/// (its answer is the whole blob, taken by the download that follows, as the real client
+/// does), then blobs come by whole downloads only, counted.
+#[derive(Default)]
+pub struct WholeOnly {
+    pub on: std::sync::atomic::AtomicBool,
+    /// Whole downloads started, running now, and the most at once.
+    pub downloads: AtomicU64,
+    pub in_flight: AtomicU64,
+    pub in_flight_max: AtomicU64,
 }
 
 struct MemBlob {
@@ -75,6 +90,52 @@ struct MemBlob {
     served: Arc<AtomicU64>,
     reads: Arc<Mutex<Vec<(u64, u64, u64)>>>,
     latency: Option<Duration>,
+    host: Arc<WholeOnly>,
+    /// A read was answered whole: this source knows the host ignores `Range`.
+    learnt: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryRemote {
+    fn mem_blob(&self, id: u64, body: Bytes) -> MemBlob {
+        MemBlob {
+            id,
+            body,
+            served: self.blob_bytes.clone(),
+            reads: self.blob_reads.clone(),
+            latency: *self.latency.lock().unwrap(),
+            host: self.whole_only.clone(),
+            learnt: Default::default(),
+        }
+    }
+}
+
+/// One whole download of a [`MemBlob`], in 64 KiB pieces.
+struct MemDownload<'a> {
+    blob: &'a MemBlob,
+    at: usize,
+}
+
+impl Drop for MemDownload<'_> {
+    fn drop(&mut self) {
+        self.blob.host.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl crate::source::ByteStream for MemDownload<'_> {
+    async fn next(&mut self) -> Result<Option<Bytes>, SourceError> {
+        let b = &self.blob.body;
+        if self.at >= b.len() {
+            return Ok(None);
+        }
+        tokio::task::yield_now().await; // a network: other tasks run between pieces
+        let end = (self.at + (64 << 10)).min(b.len());
+        let piece = b.slice(self.at..end);
+        (self.blob.served).fetch_add(piece.len() as u64, Ordering::SeqCst);
+        (self.blob.reads.lock().unwrap()).push((self.blob.id, self.at as u64, end as u64));
+        self.at = end;
+        Ok(Some(piece))
+    }
 }
 
 #[async_trait]
@@ -82,9 +143,29 @@ impl ByteSource for MemBlob {
     fn len(&self) -> u64 {
         self.body.len() as u64
     }
+
+    fn whole_only(&self) -> bool {
+        self.learnt.load(Ordering::SeqCst)
+    }
+
+    async fn stream_whole(&self) -> Result<Box<dyn crate::source::ByteStream + '_>, SourceError> {
+        if let Some(d) = self.latency {
+            tokio::time::sleep(d).await;
+        }
+        let h = &self.host;
+        h.downloads.fetch_add(1, Ordering::SeqCst);
+        let now = h.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        h.in_flight_max.fetch_max(now, Ordering::SeqCst);
+        Ok(Box::new(MemDownload { blob: self, at: 0 }))
+    }
+
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
         if let Some(d) = self.latency {
             tokio::time::sleep(d).await;
+        }
+        if self.host.on.load(Ordering::SeqCst) {
+            self.learnt.store(true, Ordering::SeqCst);
+            return Err(SourceError::RangeIgnored);
         }
         let start = (offset as usize).min(self.body.len());
         let end = (start + len).min(self.body.len());
@@ -238,13 +319,7 @@ impl Remote for MemoryRemote {
         Ok(LogBlob {
             len: body.len() as u64,
             etag: None,
-            source: Arc::new(MemBlob {
-                id: log_blob_id(target),
-                body,
-                served: self.blob_bytes.clone(),
-                reads: self.blob_reads.clone(),
-                latency: *self.latency.lock().unwrap(),
-            }),
+            source: Arc::new(self.mem_blob(log_blob_id(target), body)),
         })
     }
 
@@ -255,13 +330,8 @@ impl Remote for MemoryRemote {
             .find(|a| a.artifact.id == artifact.id)
             .map(|a| a.body.clone())
             .unwrap_or_default();
-        Arc::new(MemBlob {
-            id: artifact.id,
-            body,
-            served: self.blob_bytes.clone(),
-            reads: self.blob_reads.clone(),
-            latency: *self.latency.lock().unwrap(),
-        })
+        drop(arts);
+        Arc::new(self.mem_blob(artifact.id, body))
     }
 }
 

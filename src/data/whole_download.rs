@@ -1,0 +1,610 @@
+//! A blob from a host that ignores `Range`: one download of the whole blob at a time (a
+//! single flight: readers and readahead wait on the one running), streamed to where it can
+//! be kept as it arrives, so a reader waiting on block N is served once N has landed, not at
+//! the end, and memory stays bounded (a batch of [`BATCH`] bytes) whatever the size.
+//!
+//! Where the bytes land, chosen when the download starts and changed on the way if a write
+//! fails (docs/design.md, "A host that ignores Range"):
+//! 1. the block cache, when it takes the blob (writing, and the blob at most half of it):
+//!    blocks stored with their checksums and fed to the seal pass as for a ranged fetch;
+//! 2. else an unlinked file in the cache directory's `tmp/` (the *spool*), each block
+//!    checksummed as it lands and checked when read back; kept while it is read, dropped
+//!    [`LINGER`] after its last read;
+//! 3. else (that file can't be written either: a full disk) nothing is kept: the download
+//!    is paced by its readers and hands each the bytes it asked for as they pass.
+//!
+//! A download that breaks off is resumed by the source (see `ByteSource::stream_whole`); one
+//! that fails ends the flight with its error, and a reader still missing bytes starts the
+//! next one (at most [`ATTEMPTS`] per read).
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use sha2::Digest;
+use tokio::sync::{Notify, oneshot, watch};
+
+use super::block_store::{BlockStore, Stored};
+use crate::cache::blocks::checksum;
+use crate::cache::{BLOCK_SIZE, BlockFile};
+use crate::error::SourceError;
+use crate::source::ByteSource;
+use crate::stats::Stats;
+
+/// What the download lands at once (whole blocks): all it holds in memory.
+pub const BATCH: u64 = 8 * BLOCK_SIZE;
+/// How many downloads one read may wait on before it gives up.
+const ATTEMPTS: usize = 3;
+/// How long a finished download's spool stays after its last read; also how long a download
+/// that keeps nothing waits for a reader to ask for more before it stops.
+pub const LINGER: Duration = Duration::from_secs(20);
+
+/// What a download needs from its blob.
+#[derive(Clone)]
+pub struct Ctx {
+    pub remote: Arc<dyn ByteSource>,
+    pub len: u64,
+    pub store: BlockStore,
+    pub stats: Arc<Stats>,
+}
+
+impl Ctx {
+    /// Whether the block cache takes the whole blob now.
+    fn cache_takes_it(&self) -> bool {
+        self.store.file.is_some()
+            && self.store.cache.fits(self.len.max(1))
+            && self.store.cache.writable()
+    }
+}
+
+/// Where the bytes of a download from some offset on land.
+#[derive(Clone)]
+enum Place {
+    Cache,
+    Spool(Arc<Spool>),
+    /// Handed to the readers waiting for them, then dropped.
+    Passing,
+}
+
+/// An unlinked file holding a download's bytes at their offsets in the blob.
+pub struct Spool {
+    file: File,
+    /// Each landed block's checksum.
+    sums: Mutex<Vec<u32>>,
+}
+
+impl Spool {
+    /// A fresh one in the cache's `tmp/`, unlinked at once: its space goes with the last
+    /// descriptor, whatever happens to the process.
+    fn create(ctx: &Ctx) -> std::io::Result<Spool> {
+        let (path, file) = ctx.store.cache.temp_file()?;
+        std::fs::remove_file(&path)?;
+        Ok(Spool {
+            file,
+            sums: Mutex::new(vec![0; ctx.len.div_ceil(BLOCK_SIZE) as usize]),
+        })
+    }
+
+    /// Writes whole blocks from `first` (blocking).
+    fn write(&self, first: u64, bytes: &[u8]) -> std::io::Result<()> {
+        self.file.write_all_at(bytes, first * BLOCK_SIZE)?;
+        let mut sums = self.sums.lock().unwrap();
+        for (k, b) in bytes.chunks(BLOCK_SIZE as usize).enumerate() {
+            sums[first as usize + k] = checksum(b);
+        }
+        Ok(())
+    }
+
+    /// `offset..end` (landed), each block checked against the checksum it got (blocking).
+    fn read(&self, offset: u64, end: u64, len: u64) -> Result<Bytes, SourceError> {
+        let (first, last) = (offset / BLOCK_SIZE, (end - 1) / BLOCK_SIZE);
+        let start = first * BLOCK_SIZE;
+        let stop = ((last + 1) * BLOCK_SIZE).min(len);
+        let mut buf = vec![0u8; (stop - start) as usize];
+        self.file.read_exact_at(&mut buf, start)?;
+        let sums = self.sums.lock().unwrap();
+        for (k, b) in buf.chunks(BLOCK_SIZE as usize).enumerate() {
+            if checksum(b) != sums[first as usize + k] {
+                return Err(SourceError::Integrity(format!(
+                    "spooled block {} does not match its checksum",
+                    first + k as u64
+                )));
+            }
+        }
+        let at = (offset - start) as usize;
+        Ok(Bytes::from(buf).slice(at..at + (end - offset) as usize))
+    }
+}
+
+/// A reader waiting for `start..end` of a download that keeps nothing.
+struct Want {
+    start: u64,
+    end: u64,
+    buf: BytesMut,
+    tx: oneshot::Sender<Bytes>,
+}
+
+/// How far a download got.
+#[derive(Clone, Default)]
+struct Progress {
+    /// Bytes from 0 landed (or passed).
+    landed: u64,
+    /// Finished: how (an error's text and errno-bearing kind).
+    end: Option<Result<(), Failure>>,
+}
+
+/// A download's error, kept for every reader that waited on it.
+#[derive(Clone, Debug)]
+enum Failure {
+    NotFound(String),
+    Denied(String),
+    Integrity(String),
+    Other(String),
+}
+
+impl Failure {
+    fn of(e: &SourceError) -> Failure {
+        match e {
+            SourceError::NotFound(m) => Failure::NotFound(m.clone()),
+            SourceError::Denied(m) | SourceError::NeedsToken(m) => Failure::Denied(m.clone()),
+            SourceError::Integrity(m) => Failure::Integrity(m.clone()),
+            e => Failure::Other(e.to_string()),
+        }
+    }
+
+    fn error(&self) -> SourceError {
+        match self.clone() {
+            Failure::NotFound(m) => SourceError::NotFound(m),
+            Failure::Denied(m) => SourceError::Denied(m),
+            Failure::Integrity(m) => SourceError::Integrity(m),
+            Failure::Other(m) => SourceError::Remote(m),
+        }
+    }
+}
+
+/// One download.
+pub struct Flight {
+    progress: watch::Sender<Progress>,
+    /// Where bytes land, from which offset on (ascending).
+    places: Mutex<Vec<(u64, Place)>>,
+    /// Readers of a download that keeps nothing, and what it has passed (under one lock).
+    wants: Mutex<(Vec<Want>, u64)>,
+    wanted: Notify,
+    last_use: Mutex<Instant>,
+    /// The spool's bytes can't be trusted (a block read back wrong, or the digest).
+    spoiled: AtomicBool,
+    /// A reader needs bytes this download has passed: it stops once nobody waits on it.
+    stop: AtomicBool,
+}
+
+impl Flight {
+    fn new(first: Place) -> Flight {
+        Flight {
+            progress: watch::channel(Progress::default()).0,
+            places: Mutex::new(vec![(0, first)]),
+            wants: Mutex::new((Vec::new(), 0)),
+            wanted: Notify::new(),
+            last_use: Mutex::new(Instant::now()),
+            spoiled: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.progress.borrow().end.is_none()
+    }
+
+    /// Where `offset..end` landed (or lands), when one place holds all of it.
+    fn place_of(&self, offset: u64, end: u64) -> Option<Place> {
+        let places = self.places.lock().unwrap();
+        let i = places.iter().rposition(|(from, _)| *from <= offset)?;
+        let next = places.get(i + 1).map_or(u64::MAX, |(from, _)| *from);
+        (end <= next).then(|| places[i].1.clone())
+    }
+
+    /// Where the block cache stops receiving this download's bytes.
+    fn cache_until(&self) -> u64 {
+        let places = self.places.lock().unwrap();
+        let mut until = 0;
+        for (k, (from, p)) in places.iter().enumerate() {
+            if matches!(p, Place::Cache) && *from <= until {
+                until = places.get(k + 1).map_or(u64::MAX, |(f, _)| *f);
+            }
+        }
+        until
+    }
+
+    /// Waits until `end` has landed or the download ended.
+    async fn wait_landed(&self, end: u64) -> Progress {
+        let mut rx = self.progress.subscribe();
+        let p = rx
+            .wait_for(|p| p.landed >= end || p.end.is_some())
+            .await
+            .map(|p| p.clone())
+            .unwrap_or_default();
+        *self.last_use.lock().unwrap() = Instant::now();
+        p
+    }
+
+    /// Registers a reader of `start..end` with a download that keeps nothing; `None` when
+    /// it has passed `start` already.
+    fn want(&self, start: u64, end: u64) -> Option<oneshot::Receiver<Bytes>> {
+        let (tx, rx) = oneshot::channel();
+        let mut w = self.wants.lock().unwrap();
+        if w.1 > start || !self.running() {
+            return None;
+        }
+        let buf = BytesMut::with_capacity((end - start) as usize);
+        w.0.push(Want {
+            start,
+            end,
+            buf,
+            tx,
+        });
+        drop(w);
+        self.wanted.notify_one();
+        Some(rx)
+    }
+
+    /// Hands the bytes at `pos` to the readers waiting for them.
+    fn pass(&self, pos: u64, bytes: &[u8]) {
+        let end = pos + bytes.len() as u64;
+        let mut w = self.wants.lock().unwrap();
+        let (wants, passed) = &mut *w;
+        *passed = end;
+        let mut k = 0;
+        while k < wants.len() {
+            let want = &mut wants[k];
+            let at = want.start + want.buf.len() as u64;
+            if at >= pos && at < end {
+                let to = want.end.min(end);
+                want.buf
+                    .extend_from_slice(&bytes[(at - pos) as usize..(to - pos) as usize]);
+            }
+            if want.start + want.buf.len() as u64 >= want.end {
+                let done = wants.swap_remove(k);
+                let _ = done.tx.send(done.buf.freeze());
+            } else if at < pos {
+                wants.swap_remove(k); // passed it by: that reader starts another download
+            } else {
+                k += 1;
+            }
+        }
+    }
+
+    /// Waits until a reader waits for bytes; false when none did for [`LINGER`], or one
+    /// needs bytes already passed and nobody else waits (the download stops).
+    async fn paced(&self) -> bool {
+        loop {
+            let notified = self.wanted.notified();
+            if !self.wants.lock().unwrap().0.is_empty() {
+                return true;
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            if tokio::time::timeout(LINGER, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// Asks a download that keeps nothing to stop once no reader waits on it.
+    fn stop_when_idle(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wanted.notify_one();
+    }
+
+    fn finish(&self, r: Result<(), SourceError>) {
+        self.wants.lock().unwrap().0.clear(); // their readers start another download
+        self.progress
+            .send_modify(|p| p.end = Some(r.map_err(|e| Failure::of(&e))));
+    }
+}
+
+/// A blob's downloads: the one running or last run (see the module doc).
+#[derive(Default)]
+pub struct WholeDownloads {
+    current: Arc<Mutex<Option<Arc<Flight>>>>,
+}
+
+impl WholeDownloads {
+    /// The download running, or a new one once none is (`after`: one that can't serve the
+    /// caller, which must end first).
+    async fn flight(&self, ctx: &Ctx, after: Option<&Arc<Flight>>) -> Arc<Flight> {
+        loop {
+            let cur = self.current.lock().unwrap().clone();
+            if let Some(f) = &cur
+                && f.running()
+            {
+                if after.is_some_and(|a| Arc::ptr_eq(a, f)) {
+                    f.stop_when_idle();
+                    f.wait_landed(u64::MAX).await;
+                    continue;
+                }
+                return f.clone();
+            }
+            let mut slot = self.current.lock().unwrap();
+            let same = match (&*slot, &cur) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                continue; // another reader started one meanwhile
+            }
+            let place = if ctx.cache_takes_it() {
+                Place::Cache
+            } else {
+                spool_or_passing(ctx)
+            };
+            let f = Arc::new(Flight::new(place));
+            *slot = Some(f.clone());
+            drop(slot);
+            tokio::spawn(run(f.clone(), ctx.clone(), Arc::downgrade(&self.current)));
+            return f;
+        }
+    }
+
+    /// Makes `first..=last` present in the cache (`file`) through the downloads; returns
+    /// when they are, or when the download puts those bytes elsewhere (the read then takes
+    /// them from there).
+    pub async fn ensure_cached(
+        &self,
+        ctx: &Ctx,
+        file: &BlockFile,
+        offset: u64,
+        end: u64,
+    ) -> Result<(), SourceError> {
+        let (first, last) = (offset / BLOCK_SIZE, (end - 1) / BLOCK_SIZE);
+        let mut after = None;
+        for attempt in 0..ATTEMPTS {
+            if file.missing(first, last).is_empty() {
+                return Ok(());
+            }
+            let f = self.flight(ctx, after.as_ref()).await;
+            if f.cache_until() <= offset {
+                return Ok(()); // not into the cache: the read takes them where they land
+            }
+            let p = f.wait_landed(end).await;
+            if file.missing(first, last).is_empty() {
+                return Ok(());
+            }
+            if let Some(Err(e)) = &p.end
+                && attempt + 1 == ATTEMPTS
+            {
+                return Err(e.error());
+            }
+            after = Some(f);
+        }
+        Ok(()) // evicted as fast as they land: the read takes them from the network
+    }
+
+    /// `offset..end` of the blob without the cache: from the spool, or from the stream as
+    /// it passes.
+    pub async fn read(&self, ctx: &Ctx, offset: u64, end: u64) -> Result<Bytes, SourceError> {
+        let mut after = None;
+        let mut last_err = None;
+        for _ in 0..ATTEMPTS {
+            let f = self.flight(ctx, after.as_ref()).await;
+            match f.place_of(offset, end) {
+                Some(Place::Passing) => {
+                    if let Some(rx) = f.want(offset, end)
+                        && let Ok(b) = rx.await
+                    {
+                        return Ok(b);
+                    }
+                }
+                Some(Place::Spool(spool)) if !f.spoiled.load(Ordering::SeqCst) => {
+                    let p = f.wait_landed(end).await;
+                    if p.landed >= end {
+                        let len = ctx.len;
+                        let r = tokio::task::spawn_blocking(move || spool.read(offset, end, len))
+                            .await
+                            .map_err(|e| SourceError::Remote(e.to_string()))?;
+                        match r {
+                            Ok(b) => return Ok(b),
+                            Err(e) => {
+                                tracing::warn!("{}: {e}; downloading again", ctx.store.what());
+                                f.spoiled.store(true, Ordering::SeqCst);
+                                last_err = Some(e);
+                            }
+                        }
+                    } else if let Some(Err(e)) = p.end {
+                        last_err = Some(e.error());
+                    }
+                }
+                Some(Place::Cache) => {
+                    let p = f.wait_landed(end).await;
+                    if let Some(file) = &ctx.store.file
+                        && p.landed >= end
+                        && let Ok(b) = file.read(offset, (end - offset) as usize)
+                    {
+                        return Ok(b);
+                    }
+                    if let Some(Err(e)) = p.end {
+                        last_err = Some(e.error());
+                    }
+                }
+                _ => {}
+            }
+            after = Some(f);
+        }
+        Err(last_err.unwrap_or_else(|| {
+            SourceError::Remote(format!(
+                "{}: bytes {offset}..{end} not delivered by {ATTEMPTS} whole downloads",
+                ctx.store.what()
+            ))
+        }))
+    }
+}
+
+/// An unlinked file in the cache directory, else nothing kept.
+fn spool_or_passing(ctx: &Ctx) -> Place {
+    match Spool::create(ctx) {
+        Ok(s) => Place::Spool(Arc::new(s)),
+        Err(e) => {
+            tracing::info!(
+                "{}: no room for a spool file ({e}): serving readers as the download passes",
+                ctx.store.what()
+            );
+            Place::Passing
+        }
+    }
+}
+
+/// The download's task: streams the blob to where it lands, then keeps a spool for
+/// [`LINGER`] after its last read.
+async fn run(f: Arc<Flight>, ctx: Ctx, slot: std::sync::Weak<Mutex<Option<Arc<Flight>>>>) {
+    let r = download(&f, &ctx).await;
+    if let Err(e) = &r {
+        tracing::warn!("{}: whole download failed: {e}", ctx.store.what());
+    }
+    f.finish(r);
+    let spooled = f
+        .places
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(_, p)| matches!(p, Place::Spool(_)));
+    if !spooled {
+        return;
+    }
+    loop {
+        let idle = f.last_use.lock().unwrap().elapsed();
+        if idle >= LINGER {
+            break;
+        }
+        tokio::time::sleep(LINGER - idle).await;
+    }
+    if let Some(slot) = slot.upgrade() {
+        let mut cur = slot.lock().unwrap();
+        if cur.as_ref().is_some_and(|c| Arc::ptr_eq(c, &f)) {
+            *cur = None; // the spool's space goes with the last reader holding it
+        }
+    }
+}
+
+/// Streams the whole blob, landing it a batch at a time.
+async fn download(f: &Flight, ctx: &Ctx) -> Result<(), SourceError> {
+    let mut stream = ctx.remote.stream_whole().await?;
+    let mut hash = ctx.store.whole.as_ref().map(|_| sha2::Sha256::new());
+    let mut pending = BytesMut::new();
+    let mut pos = 0u64; // where `pending` starts
+    loop {
+        // Kept nowhere: each piece goes to its readers at once, and only while one waits.
+        let passing = matches!(f.place_of(pos, pos + 1), Some(Place::Passing));
+        if passing && !f.paced().await {
+            return Ok(()); // nobody reads on: stop (a later reader starts another)
+        }
+        let piece = stream.next().await?;
+        let at_end = piece.is_none();
+        if let Some(c) = piece {
+            if let Some(h) = hash.as_mut() {
+                h.update(&c);
+            }
+            pending.extend_from_slice(&c);
+        }
+        let batch = if passing { 1 } else { BATCH };
+        while pending.len() as u64 >= batch || (at_end && !pending.is_empty()) {
+            let n = (pending.len() as u64).min(BATCH) as usize;
+            let batch = pending.split_to(n).freeze();
+            land(f, ctx, pos, batch).await?;
+            pos += n as u64;
+            f.progress.send_modify(|p| p.landed = pos);
+        }
+        if at_end {
+            break;
+        }
+    }
+    if pos != ctx.len {
+        return Err(SourceError::Integrity(format!(
+            "{}: the download gave {pos} of {} bytes",
+            ctx.store.what(),
+            ctx.len
+        )));
+    }
+    if let (Some(h), Some(whole)) = (hash, &ctx.store.whole) {
+        let got = hex::encode(h.finalize());
+        if let super::verify::Expected::Sha256(want) = &whole.expected
+            && !got.eq_ignore_ascii_case(want)
+        {
+            // As for ranged fetches: the bytes were delivered, the readers' own checks
+            // fail them (the verdict says so now), and the spool is not read again.
+            f.spoiled.store(true, Ordering::SeqCst);
+            whole.fail_unchecked(&got);
+        }
+    }
+    Ok(())
+}
+
+/// Lands `bytes` (whole blocks but at the end) at `pos` where the download puts them,
+/// moving on to the next place when a write fails.
+async fn land(f: &Flight, ctx: &Ctx, pos: u64, bytes: Bytes) -> Result<(), SourceError> {
+    let first = pos / BLOCK_SIZE;
+    ctx.stats
+        .cache_misses((bytes.len() as u64).div_ceil(BLOCK_SIZE));
+    loop {
+        let place = f.place_of(pos, pos + 1).expect("a place from 0 on");
+        let fallback = match &place {
+            Place::Cache => {
+                let file = ctx.store.file.as_ref().expect("cache place has a file");
+                match store_missing(ctx, file, first, &bytes).await {
+                    Stored::Kept => return Ok(()),
+                    Stored::Mismatch(bad) => {
+                        return Err(super::block_store::mismatch_error(ctx.store.what(), bad[0]));
+                    }
+                    Stored::NotKept => spool_or_passing(ctx),
+                }
+            }
+            Place::Spool(s) => {
+                let (s2, b2) = (s.clone(), bytes.clone());
+                let r = tokio::task::spawn_blocking(move || s2.write(first, &b2))
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r);
+                match r {
+                    Ok(()) => return Ok(()),
+                    Err(e) => {
+                        tracing::info!(
+                            "{}: writing the spool failed ({e}): serving readers as the download passes",
+                            ctx.store.what()
+                        );
+                        Place::Passing
+                    }
+                }
+            }
+            Place::Passing => {
+                f.pass(pos, &bytes);
+                return Ok(());
+            }
+        };
+        f.places.lock().unwrap().push((pos, fallback));
+    }
+}
+
+/// Stores the blocks of `bytes` (from block `first`) that the cache lacks.
+async fn store_missing(ctx: &Ctx, file: &Arc<BlockFile>, first: u64, bytes: &Bytes) -> Stored {
+    let last = first + (bytes.len() as u64).div_ceil(BLOCK_SIZE) - 1;
+    let missing = file.missing(first, last);
+    let mut k = 0;
+    while k < missing.len() {
+        let a = missing[k];
+        let mut b = a;
+        while k + 1 < missing.len() && missing[k + 1] == b + 1 {
+            k += 1;
+            b += 1;
+        }
+        k += 1;
+        let from = ((a - first) * BLOCK_SIZE) as usize;
+        let to = (((b + 1 - first) * BLOCK_SIZE) as usize).min(bytes.len());
+        match ctx.store.store(file, a, bytes.slice(from..to)).await {
+            Stored::Kept => {}
+            other => return other,
+        }
+    }
+    Stored::Kept
+}

@@ -164,16 +164,4 @@ impl MemoryWindow {
             c.retain(|(_, s)| matches!(s, Slot::Fetching(_)));
         }
     }
-
-    /// Bytes held.
-    #[cfg(test)]
-    pub fn held(&self) -> u64 {
-        let c = self.chunks.lock().unwrap();
-        c.iter()
-            .map(|(_, s)| match s {
-                Slot::Ready(b) => b.len() as u64,
-                Slot::Fetching(_) => 0,
-            })
-            .sum()
-    }
 }

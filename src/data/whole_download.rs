@@ -317,15 +317,19 @@ impl WholeDownloads {
     async fn flight(&self, ctx: &Ctx, after: Option<&Arc<Flight>>) -> Arc<Flight> {
         loop {
             let cur = self.current.lock().unwrap().clone();
-            if let Some(f) = &cur
-                && f.running()
-            {
-                if after.is_some_and(|a| Arc::ptr_eq(a, f)) {
+            if let Some(f) = &cur {
+                let spent = after.is_some_and(|a| Arc::ptr_eq(a, f));
+                if f.running() && spent {
                     f.stop_when_idle();
                     f.wait_landed(u64::MAX).await;
                     continue;
                 }
-                return f.clone();
+                // Running, or done and what it kept still good (a spool).
+                let kept = matches!(f.progress.borrow().end, Some(Ok(())))
+                    && !f.spoiled.load(Ordering::SeqCst);
+                if !spent && (f.running() || kept) {
+                    return f.clone();
+                }
             }
             let mut slot = self.current.lock().unwrap();
             let same = match (&*slot, &cur) {

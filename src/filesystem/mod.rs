@@ -285,6 +285,8 @@ impl ArtifactFs {
 }
 
 #[cfg(test)]
+mod fallback_tests;
+#[cfg(test)]
 mod held_tests;
 #[cfg(test)]
 mod inner_tests;

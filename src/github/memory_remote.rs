@@ -44,6 +44,8 @@ pub struct MemoryRemote {
     pub blob_bytes: Arc<AtomicU64>,
     /// Every blob read answered: (artifact id, start, end).
     pub blob_reads: Arc<Mutex<Vec<(u64, u64, u64)>>>,
+    /// Ranged blob reads running now, and the most at once.
+    pub blob_reads_in_flight: Arc<(AtomicU64, AtomicU64)>,
     /// Workflow runs (newest first as listed: by id, descending), workflows, pull requests.
     pub runs: Mutex<Vec<Run>>,
     pub workflows: Mutex<Vec<Workflow>>,
@@ -90,6 +92,7 @@ struct MemBlob {
     served: Arc<AtomicU64>,
     reads: Arc<Mutex<Vec<(u64, u64, u64)>>>,
     latency: Option<Duration>,
+    in_flight: Arc<(AtomicU64, AtomicU64)>,
     host: Arc<WholeOnly>,
     /// A read was answered whole: this source knows the host ignores `Range`.
     learnt: std::sync::atomic::AtomicBool,
@@ -103,6 +106,7 @@ impl MemoryRemote {
             served: self.blob_bytes.clone(),
             reads: self.blob_reads.clone(),
             latency: *self.latency.lock().unwrap(),
+            in_flight: self.blob_reads_in_flight.clone(),
             host: self.whole_only.clone(),
             learnt: Default::default(),
         }
@@ -160,9 +164,12 @@ impl ByteSource for MemBlob {
     }
 
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
+        let (now, max) = &*self.in_flight;
+        max.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
         if let Some(d) = self.latency {
             tokio::time::sleep(d).await;
         }
+        now.fetch_sub(1, Ordering::SeqCst);
         if self.host.on.load(Ordering::SeqCst) {
             self.learnt.store(true, Ordering::SeqCst);
             return Err(SourceError::RangeIgnored);

@@ -275,7 +275,10 @@ impl CachedBlob {
     async fn ensure_in_memory(&self, first: u64, last: u64) -> Result<(), SourceError> {
         let offset = first * BLOCK_SIZE;
         let end = ((last + 1) * BLOCK_SIZE).min(self.len);
-        if end - offset > 2 * WINDOW_CHUNK {
+        let on_disk = self
+            .file()
+            .is_some_and(|f| f.missing(first, last).is_empty());
+        if end - offset > 2 * WINDOW_CHUNK || on_disk {
             return Ok(());
         }
         (self.memory)
@@ -346,7 +349,13 @@ impl CachedBlob {
         let off = first * BLOCK_SIZE;
         let want = ((last + 1) * BLOCK_SIZE).min(self.len) - off;
         let bytes = self.fetch_exact(off, want).await?;
-        Ok(self.store.store(file, first, bytes).await)
+        let stored = self.store.store(file, first, bytes.clone()).await;
+        if let Stored::NotKept = stored {
+            // The cache could not write them (a full disk): kept in memory instead, for the
+            // reader they were fetched for.
+            self.memory.insert(off, bytes);
+        }
+        Ok(stored)
     }
 
     /// Exactly `want` bytes at `off` from the remote (fewer is an error); each block it
@@ -407,11 +416,14 @@ impl ByteSource for CachedBlob {
             .map(|_| self.cache().pin(&self.store.key, first, last));
         let mut refetched = false;
         for _ in 0..8 {
-            let Some(file) = self.cached(first, last) else {
+            let Some(file) = self.file() else {
                 break;
             };
             let before = file.evictions();
-            self.ensure(offset, len as u64).await?;
+            // A cache that does not take them now may still hold them.
+            if self.cached(first, last).is_some() {
+                self.ensure(offset, len as u64).await?;
+            }
             if !file.missing(first, last).is_empty() {
                 if file.evictions() != before {
                     continue; // dropped under us: try again
@@ -422,7 +434,6 @@ impl ByteSource for CachedBlob {
                 // Checked against the blocks' checksums: these are the bytes that arrived.
                 Ok(data) => {
                     self.cache().touch_blocks(&self.store.key, first, last);
-                    self.memory.clear(); // the cache works (again)
                     return Ok(data);
                 }
                 Err(e) => match bad_block(&e) {

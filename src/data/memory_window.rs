@@ -1,11 +1,14 @@
 //! Reads the cache does not take (paused after a failed write, such as a full disk, or a
 //! cache too small for the blob) kept in memory instead, in the same shape as the cache: a
-//! blob's bytes in aligned [`WINDOW_CHUNK`]s, each fetched once however many readers want it
-//! (others wait on the fetch), so readahead fills it ahead of a sequential reader exactly as
-//! it fills the cache, in the same large ranged requests side by side. At most
-//! [`WINDOW_CHUNKS`] chunks per blob (the least recently used go first; a chunk being
-//! fetched is never dropped), released when the blob's last reader closes or the cache
-//! works again.
+//! blob's bytes fetched in aligned [`WINDOW_CHUNK`]s, each fetched once however many readers
+//! want it (others wait on the fetch), so readahead fills it ahead of a sequential reader
+//! exactly as it fills the cache, in the same large ranged requests side by side. Bytes a
+//! fetch brought for the cache that the cache could not write are handed over too (any
+//! range), so nothing in flight when the disk filled up is fetched twice.
+//!
+//! At most [`WINDOW_BYTES`] per blob: what lies behind the latest read goes first, then the
+//! least recently used; a chunk being fetched is never dropped. Released when the blob's
+//! reader closes.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -19,20 +22,85 @@ use crate::error::SourceError;
 
 /// One ranged request of the window (the readahead's).
 pub const WINDOW_CHUNK: u64 = CHUNK;
-/// How many chunks a blob keeps: what readahead keeps ahead of a reader, and the chunks
-/// under it.
-pub const WINDOW_CHUNKS: usize = (MAX_AHEAD / CHUNK) as usize + 4;
+/// What a blob keeps at most: what readahead keeps ahead of a reader, and a few chunks
+/// under and behind it.
+pub const WINDOW_BYTES: u64 = MAX_AHEAD + 4 * CHUNK;
 
 enum Slot {
-    /// Being fetched: changes (or closes) when done.
+    /// The aligned chunk from its start, being fetched: changes (or closes) when done.
     Fetching(watch::Receiver<bool>),
+    /// Bytes from its start.
     Ready(Bytes),
 }
 
-/// One blob's chunks in memory, most recently used first.
+#[derive(Default)]
+struct Held {
+    /// (start, slot), most recently used first.
+    slots: VecDeque<(u64, Slot)>,
+    /// Where the latest read ended.
+    read_to: u64,
+}
+
+impl Held {
+    /// The ready slot holding byte `at`.
+    fn ready_at(&self, at: u64) -> Option<usize> {
+        self.slots.iter().position(|(s, slot)| match slot {
+            Slot::Ready(b) => *s <= at && at < s + b.len() as u64,
+            Slot::Fetching(_) => false,
+        })
+    }
+
+    /// The first byte of `from..to` not held (`to` when all are).
+    fn first_gap(&self, from: u64, to: u64) -> u64 {
+        let mut at = from;
+        while at < to {
+            match self.ready_at(at) {
+                Some(i) => {
+                    let (s, Slot::Ready(b)) = &self.slots[i] else {
+                        unreachable!("a ready slot")
+                    };
+                    at = s + b.len() as u64;
+                }
+                None => return at,
+            }
+        }
+        to
+    }
+
+    fn bytes(&self) -> u64 {
+        (self.slots.iter())
+            .map(|(_, s)| match s {
+                Slot::Ready(b) => b.len() as u64,
+                Slot::Fetching(_) => 0,
+            })
+            .sum()
+    }
+
+    /// Drops ready slots past the budget: those behind the latest read first (lowest
+    /// first), then the least recently used.
+    fn trim(&mut self) {
+        while self.bytes() > WINDOW_BYTES {
+            let behind = (self.slots.iter().enumerate())
+                .filter(|(_, (s, slot))| match slot {
+                    Slot::Ready(b) => s + b.len() as u64 <= self.read_to,
+                    Slot::Fetching(_) => false,
+                })
+                .min_by_key(|(_, (s, _))| *s)
+                .map(|(i, _)| i);
+            let victim = behind
+                .or_else(|| (self.slots.iter()).rposition(|(_, s)| matches!(s, Slot::Ready(_))));
+            match victim {
+                Some(i) => drop(self.slots.remove(i)),
+                None => return,
+            }
+        }
+    }
+}
+
+/// One blob's bytes in memory.
 #[derive(Default)]
 pub struct MemoryWindow {
-    chunks: Mutex<VecDeque<(u64, Slot)>>,
+    held: Mutex<Held>,
 }
 
 /// Takes a claimed chunk back out when its fetch fails or is cancelled.
@@ -40,21 +108,18 @@ struct Claim<'a> {
     window: &'a MemoryWindow,
     start: u64,
     _done: watch::Sender<bool>,
-    filled: bool,
 }
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        if !self.filled {
-            let mut c = self.window.chunks.lock().unwrap();
-            c.retain(|(s, slot)| !(*s == self.start && matches!(slot, Slot::Fetching(_))));
-        }
+        let mut h = self.window.held.lock().unwrap();
+        (h.slots).retain(|(s, slot)| !(*s == self.start && matches!(slot, Slot::Fetching(_))));
     }
 }
 
 impl MemoryWindow {
-    /// Makes the chunks under `offset..end` (of a blob of `len` bytes) present, fetching
-    /// each missing one with `fetch(start, stop)`.
+    /// Makes `offset..end` (of a blob of `len` bytes) present, fetching each aligned chunk
+    /// with missing bytes under it with `fetch(start, stop)`.
     pub async fn ensure<F, Fut>(
         &self,
         offset: u64,
@@ -68,22 +133,29 @@ impl MemoryWindow {
     {
         let mut start = offset / WINDOW_CHUNK * WINDOW_CHUNK;
         while start < end {
+            let stop = (start + WINDOW_CHUNK).min(len);
             // Present, being fetched by someone else (wait, then look again), or ours.
             enum Next {
                 Present,
                 Wait(watch::Receiver<bool>),
-                Fetch(watch::Sender<bool>),
+                /// From where (bytes before it are held).
+                Fetch(watch::Sender<bool>, u64),
             }
             let next = {
-                let mut c = self.chunks.lock().unwrap();
-                match c.iter().find(|(s, _)| *s == start) {
-                    Some((_, Slot::Ready(_))) => Next::Present,
-                    Some((_, Slot::Fetching(rx))) => Next::Wait(rx.clone()),
-                    None => {
-                        let (tx, rx) = watch::channel(false);
-                        c.push_front((start, Slot::Fetching(rx)));
-                        Next::Fetch(tx)
-                    }
+                let mut h = self.held.lock().unwrap();
+                let fetching = h.slots.iter().find_map(|(s, slot)| match slot {
+                    Slot::Fetching(rx) if *s == start => Some(rx.clone()),
+                    _ => None,
+                });
+                let (need_from, need_to) = (offset.max(start), end.min(stop));
+                if h.first_gap(need_from, need_to) >= need_to {
+                    Next::Present
+                } else if let Some(rx) = fetching {
+                    Next::Wait(rx)
+                } else {
+                    let (tx, rx) = watch::channel(false);
+                    h.slots.push_front((start, Slot::Fetching(rx)));
+                    Next::Fetch(tx, h.first_gap(start, stop))
                 }
             };
             match next {
@@ -92,17 +164,15 @@ impl MemoryWindow {
                     let _ = rx.changed().await;
                     continue; // filled, or its fetch failed: look again
                 }
-                Next::Fetch(tx) => {
-                    let mut claim = Claim {
+                Next::Fetch(tx, from) => {
+                    let claim = Claim {
                         window: self,
                         start,
                         _done: tx,
-                        filled: false,
                     };
-                    let stop = (start + WINDOW_CHUNK).min(len);
-                    let bytes = fetch(start, stop).await?;
-                    self.fill(start, bytes);
-                    claim.filled = true;
+                    let bytes = fetch(from, stop).await?;
+                    self.insert(from, bytes);
+                    drop(claim);
                 }
             }
             start += WINDOW_CHUNK;
@@ -110,41 +180,36 @@ impl MemoryWindow {
         Ok(())
     }
 
-    fn fill(&self, start: u64, bytes: Bytes) {
-        let mut c = self.chunks.lock().unwrap();
-        c.retain(|(s, _)| *s != start);
-        c.push_front((start, Slot::Ready(bytes)));
-        while c.len() > WINDOW_CHUNKS {
-            match c.iter().rposition(|(_, s)| matches!(s, Slot::Ready(_))) {
-                Some(i) => drop(c.remove(i)),
-                None => break,
-            }
-        }
+    /// Keeps `bytes` fetched from `start` (a chunk, or what the cache could not take).
+    pub fn insert(&self, start: u64, bytes: Bytes) {
+        let mut h = self.held.lock().unwrap();
+        let end = start + bytes.len() as u64;
+        // What it holds whole goes (held twice otherwise).
+        h.slots.retain(|(s, slot)| match slot {
+            Slot::Ready(b) => !(start <= *s && s + b.len() as u64 <= end),
+            Slot::Fetching(_) => true,
+        });
+        h.slots.push_front((start, Slot::Ready(bytes)));
+        h.trim();
     }
 
-    /// `offset..end` when every chunk under it is present.
+    /// `offset..end` when every byte of it is held.
     pub fn get(&self, offset: u64, end: u64) -> Option<Bytes> {
-        let mut c = self.chunks.lock().unwrap();
+        let mut h = self.held.lock().unwrap();
         let mut parts = Vec::new();
         let mut at = offset;
         while at < end {
-            let start = at / WINDOW_CHUNK * WINDOW_CHUNK;
-            let i = c
-                .iter()
-                .position(|(s, slot)| *s == start && matches!(slot, Slot::Ready(_)))?;
-            let entry = c.remove(i).expect("found");
-            let Slot::Ready(b) = &entry.1 else {
-                unreachable!("matched Ready")
+            let i = h.ready_at(at)?;
+            let entry = h.slots.remove(i).expect("found");
+            let (s, Slot::Ready(b)) = &entry else {
+                unreachable!("a ready slot")
             };
-            let to = end.min(start + b.len() as u64);
-            if to <= at {
-                c.push_front(entry);
-                return None; // past the end of the blob
-            }
-            parts.push(b.slice((at - start) as usize..(to - start) as usize));
+            let to = end.min(s + b.len() as u64);
+            parts.push(b.slice((at - s) as usize..(to - s) as usize));
             at = to;
-            c.push_front(entry);
+            h.slots.push_front(entry);
         }
+        h.read_to = end;
         Some(match parts.len() {
             1 => parts.pop().expect("one"),
             _ => {
@@ -157,11 +222,11 @@ impl MemoryWindow {
         })
     }
 
-    /// Drops every chunk that is not being fetched.
+    /// Drops every byte held (chunks being fetched stay claimed).
     pub fn clear(&self) {
-        let mut c = self.chunks.lock().unwrap();
-        if !c.is_empty() {
-            c.retain(|(_, s)| matches!(s, Slot::Fetching(_)));
+        let mut h = self.held.lock().unwrap();
+        if !h.slots.is_empty() {
+            h.slots.retain(|(_, s)| matches!(s, Slot::Fetching(_)));
         }
     }
 }

@@ -17,14 +17,14 @@ use std::sync::Mutex;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 
-use super::readahead::{CHUNK, MAX_AHEAD};
 use crate::error::SourceError;
 
-/// One ranged request of the window (the readahead's).
-pub const WINDOW_CHUNK: u64 = CHUNK;
-/// What a blob keeps at most: what readahead keeps ahead of a reader, and a few chunks
-/// under and behind it.
-pub const WINDOW_BYTES: u64 = MAX_AHEAD + 4 * CHUNK;
+/// One ranged request of the window: readahead's `CHUNK` (`readahead.rs` checks that they
+/// stay the same).
+pub const WINDOW_CHUNK: u64 = 2 << 20;
+/// What a blob keeps at most: readahead's `MAX_AHEAD` (16 MiB, what it keeps ahead of a
+/// reader), and a few chunks under and behind it.
+pub const WINDOW_BYTES: u64 = (16 << 20) + 4 * WINDOW_CHUNK;
 
 enum Slot {
     /// The aligned chunk from its start, being fetched: changes (or closes) when done.

@@ -23,6 +23,7 @@ pub mod readahead;
 pub mod reader;
 pub mod seal;
 pub mod seek_index;
+pub mod spool;
 pub mod verify;
 pub mod whole_download;
 

@@ -17,8 +17,6 @@
 //! that fails ends the flight with its error, and a reader still missing bytes starts the
 //! next one (at most [`ATTEMPTS`] per read).
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,7 +26,7 @@ use sha2::Digest;
 use tokio::sync::{Notify, oneshot, watch};
 
 use super::block_store::{BlockStore, Stored};
-use crate::cache::blocks::checksum;
+use super::spool::Spool;
 use crate::cache::{BLOCK_SIZE, BlockFile};
 use crate::error::SourceError;
 use crate::source::ByteSource;
@@ -67,56 +65,6 @@ enum Place {
     Spool(Arc<Spool>),
     /// Handed to the readers waiting for them, then dropped.
     Passing,
-}
-
-/// An unlinked file holding a download's bytes at their offsets in the blob.
-pub struct Spool {
-    file: File,
-    /// Each landed block's checksum.
-    sums: Mutex<Vec<u32>>,
-}
-
-impl Spool {
-    /// A fresh one in the cache's `tmp/`, unlinked at once: its space goes with the last
-    /// descriptor, whatever happens to the process.
-    fn create(ctx: &Ctx) -> std::io::Result<Spool> {
-        let (path, file) = ctx.store.cache.temp_file()?;
-        std::fs::remove_file(&path)?;
-        Ok(Spool {
-            file,
-            sums: Mutex::new(vec![0; ctx.len.div_ceil(BLOCK_SIZE) as usize]),
-        })
-    }
-
-    /// Writes whole blocks from `first` (blocking).
-    fn write(&self, first: u64, bytes: &[u8]) -> std::io::Result<()> {
-        self.file.write_all_at(bytes, first * BLOCK_SIZE)?;
-        let mut sums = self.sums.lock().unwrap();
-        for (k, b) in bytes.chunks(BLOCK_SIZE as usize).enumerate() {
-            sums[first as usize + k] = checksum(b);
-        }
-        Ok(())
-    }
-
-    /// `offset..end` (landed), each block checked against the checksum it got (blocking).
-    fn read(&self, offset: u64, end: u64, len: u64) -> Result<Bytes, SourceError> {
-        let (first, last) = (offset / BLOCK_SIZE, (end - 1) / BLOCK_SIZE);
-        let start = first * BLOCK_SIZE;
-        let stop = ((last + 1) * BLOCK_SIZE).min(len);
-        let mut buf = vec![0u8; (stop - start) as usize];
-        self.file.read_exact_at(&mut buf, start)?;
-        let sums = self.sums.lock().unwrap();
-        for (k, b) in buf.chunks(BLOCK_SIZE as usize).enumerate() {
-            if checksum(b) != sums[first as usize + k] {
-                return Err(SourceError::Integrity(format!(
-                    "spooled block {} does not match its checksum",
-                    first + k as u64
-                )));
-            }
-        }
-        let at = (offset - start) as usize;
-        Ok(Bytes::from(buf).slice(at..at + (end - offset) as usize))
-    }
 }
 
 /// A reader waiting for `start..end` of a download that keeps nothing.
@@ -448,7 +396,7 @@ impl WholeDownloads {
 
 /// An unlinked file in the cache directory, else nothing kept.
 fn spool_or_passing(ctx: &Ctx) -> Place {
-    match Spool::create(ctx) {
+    match Spool::create(&ctx.store.cache, ctx.len) {
         Ok(s) => Place::Spool(Arc::new(s)),
         Err(e) => {
             tracing::info!(

@@ -480,7 +480,11 @@ pub fn populate_huge(gh: &FakeGitHub, mib: u64) -> HugeInfo {
     let entry = "huge.bin".to_string();
     let entry_size = mib << 20;
     let mut z = ZipBuilder::new();
-    z.add_with(&entry, &noise(entry_size as usize, 13), EntryOptions::stored());
+    z.add_with(
+        &entry,
+        &noise(entry_size as usize, 13),
+        EntryOptions::stored(),
+    );
     let zip = z.finish();
     let blob_size = zip.len() as u64;
     let run = 905;

@@ -94,6 +94,12 @@ enum Failure {
 }
 
 impl Failure {
+    /// Not worth another download: the source already retried what can be retried; only
+    /// changed bytes get one more.
+    fn is_final(&self) -> bool {
+        !matches!(self, Failure::Integrity(_))
+    }
+
     fn of(e: &SourceError) -> Failure {
         match e {
             SourceError::NotFound(m) => Failure::NotFound(m.clone()),
@@ -326,7 +332,7 @@ impl WholeDownloads {
                 return Ok(());
             }
             if let Some(Err(e)) = &p.end
-                && attempt + 1 == ATTEMPTS
+                && (attempt + 1 == ATTEMPTS || e.is_final())
             {
                 return Err(e.error());
             }
@@ -366,6 +372,9 @@ impl WholeDownloads {
                             }
                         }
                     } else if let Some(Err(e)) = p.end {
+                        if e.is_final() {
+                            return Err(e.error());
+                        }
                         last_err = Some(e.error());
                     }
                 }
@@ -378,10 +387,20 @@ impl WholeDownloads {
                         return Ok(b);
                     }
                     if let Some(Err(e)) = p.end {
+                        if e.is_final() {
+                            return Err(e.error());
+                        }
                         last_err = Some(e.error());
                     }
                 }
                 _ => {}
+            }
+            let ended = f.progress.borrow().end.clone();
+            if let Some(Err(e)) = ended {
+                if e.is_final() {
+                    return Err(e.error());
+                }
+                last_err = Some(e.error());
             }
             after = Some(f);
         }

@@ -474,7 +474,7 @@ impl CachedBlob {
             let r = if end - offset > 2 * WINDOW_CHUNK {
                 self.fetch_checked(offset, end).await
             } else {
-                self.from_memory(offset, end).await
+                self.read_via_memory(offset, end).await
             };
             match r {
                 Err(SourceError::RangeIgnored) => {} // learnt just now
@@ -487,7 +487,7 @@ impl CachedBlob {
     }
 
     /// `offset..end` from the memory window, fetched into it if need be.
-    async fn from_memory(&self, offset: u64, end: u64) -> Result<Bytes, SourceError> {
+    async fn read_via_memory(&self, offset: u64, end: u64) -> Result<Bytes, SourceError> {
         for _ in 0..4 {
             if let Some(b) = self.memory.get(offset, end) {
                 return Ok(b);

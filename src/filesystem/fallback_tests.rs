@@ -12,6 +12,7 @@ use fake_github::zipgen::{EntryOptions, ZipBuilder};
 use super::tests::resolve;
 use super::*;
 use crate::github::ArtifactKind;
+use crate::github::failing_remote::{FailingRemote, Flip};
 use crate::github::memory_remote::MemoryRemote;
 
 const MIB: usize = 1 << 20;
@@ -38,7 +39,7 @@ fn zip_of(data: &[u8]) -> Vec<u8> {
 
 /// A core over `remote` whose cache is capped at `cache_size`: (core, cache, its directory).
 fn core(
-    remote: Arc<MemoryRemote>,
+    remote: Arc<dyn Remote>,
     cache_size: u64,
 ) -> (ArtifactFs, Arc<DiskCache>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -58,18 +59,22 @@ fn core(
 
 /// The file at `path`, read front to back in the kernel's 128 KiB reads.
 async fn read_file(fs: &ArtifactFs, path: &str) -> Vec<u8> {
-    let a = resolve(fs, path).await.unwrap();
-    let fh = fs.open(a.ino).await.unwrap();
+    try_read_file(fs, path).await.unwrap()
+}
+
+async fn try_read_file(fs: &ArtifactFs, path: &str) -> FsResult<Vec<u8>> {
+    let a = resolve(fs, path).await?;
+    let fh = fs.open(a.ino).await?;
     let mut out = Vec::new();
-    loop {
-        let chunk = fs.read(fh, out.len() as u64, 128 << 10).await.unwrap();
-        if chunk.is_empty() {
-            break;
+    let r = loop {
+        match fs.read(fh, out.len() as u64, 128 << 10).await {
+            Ok(chunk) if chunk.is_empty() => break Ok(out),
+            Ok(chunk) => out.extend_from_slice(&chunk),
+            Err(e) => break Err(e),
         }
-        out.extend_from_slice(&chunk);
-    }
+    };
     fs.release(fh);
-    out
+    r
 }
 
 /// A remote whose blob host ignores `Range`, with a 6 MiB zip (run 100, `big`) and a 6 MiB
@@ -203,4 +208,43 @@ async fn a_paused_cache_reads_ahead_in_the_same_ranges_as_a_working_one() {
         in_flight_max() >= 2,
         "readahead runs requests side by side while paused"
     );
+}
+
+#[tokio::test]
+async fn a_byte_changed_in_a_whole_download_is_eio_and_one_more_download_heals_it() {
+    let remote = Arc::new(FailingRemote::new(MemoryRemote::default()));
+    let raw = noise(6 * MIB, 4);
+    remote.add(
+        2,
+        "raw",
+        101,
+        "main",
+        2,
+        raw.clone(),
+        ArtifactKind::Raw {
+            file_name: Some("raw.bin".into()),
+        },
+    );
+    remote.whole_only.on.store(true, Ordering::SeqCst);
+    remote.set(|f| {
+        f.flip = Some(Flip {
+            artifact: 2,
+            offset: 3 * MIB as u64 + 7,
+            times: Some(1),
+        })
+    });
+    let (fs, _cache, _dir) = core(remote.clone(), 1 << 30);
+    let path = "octo/hello/runs/101/raw";
+    assert_eq!(
+        crate::error::ToErrno::errno(&try_read_file(&fs, path).await.unwrap_err()),
+        libc::EIO,
+        "the changed byte never reaches a full read"
+    );
+    assert_eq!(read_file(&fs, path).await, raw, "one refetch heals it");
+    // The changed download, the one refetch, and at most one more: the failing reader's
+    // read under way when the bad bytes were dropped takes its bytes from a new download,
+    // which the refetch does not trust (it drops what is cached first). Never two at once.
+    let (n, at_once, bytes) = downloads(&remote);
+    assert!((2..=3).contains(&n), "{n} downloads");
+    assert_eq!((at_once, bytes), (1, n * raw.len() as u64));
 }

@@ -330,4 +330,6 @@ fn no_entry() -> DataError {
 }
 
 #[cfg(test)]
+mod background_pass_tests;
+#[cfg(test)]
 mod tests;

@@ -360,14 +360,16 @@ fn a_full_cache_filesystem_reads_ahead_like_a_working_cache() {
         working.blob_bytes_total,
         working.blob_in_flight_max
     );
+    // The same ranges: what was in flight when the disk filled up is kept (in memory, or
+    // read back from the blocks written before), never fetched again; two chunks of slack.
     assert!(
-        full.blob_requests <= working.blob_requests + 8,
+        full.blob_requests <= working.blob_requests + 4,
         "{} requests with a full cache filesystem, {} with a working cache",
         full.blob_requests,
         working.blob_requests
     );
     assert!(
-        full.blob_bytes_total <= working.blob_bytes_total + (8 << 20),
+        full.blob_bytes_total <= working.blob_bytes_total + (4 << 20),
         "bytes: {} full, {} working",
         full.blob_bytes_total,
         working.blob_bytes_total

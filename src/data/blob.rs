@@ -281,9 +281,35 @@ impl CachedBlob {
         if end - offset > 2 * WINDOW_CHUNK || on_disk {
             return Ok(());
         }
+        self.disk_to_memory(offset, end);
         (self.memory)
             .ensure(offset, end, self.len, |a, b| self.fetch_checked(a, b))
             .await
+    }
+
+    /// Copies the blocks the cache holds in the window chunks under `offset..end` into the
+    /// window, so that it fetches only what neither has.
+    fn disk_to_memory(&self, offset: u64, end: u64) {
+        let Some(file) = self.file() else {
+            return;
+        };
+        let start = offset / WINDOW_CHUNK * WINDOW_CHUNK;
+        let stop = end
+            .div_ceil(WINDOW_CHUNK)
+            .saturating_mul(WINDOW_CHUNK)
+            .min(self.len);
+        let (first, last) = (start / BLOCK_SIZE, (stop - 1) / BLOCK_SIZE);
+        let missing = file.missing(first, last);
+        let present: Vec<u64> = (first..=last).filter(|b| !missing.contains(b)).collect();
+        for (a, b) in runs(&present) {
+            let from = a * BLOCK_SIZE;
+            let to = ((b + 1) * BLOCK_SIZE).min(self.len);
+            if self.memory.peek(from, to).is_none()
+                && let Ok(bytes) = file.read(from, (to - from) as usize)
+            {
+                self.memory.insert(from, bytes);
+            }
+        }
     }
 
     /// Drops the cached blocks under `offset..offset+len` (bad bytes found by a check).
@@ -348,7 +374,11 @@ impl CachedBlob {
     ) -> Result<Stored, SourceError> {
         let off = first * BLOCK_SIZE;
         let want = ((last + 1) * BLOCK_SIZE).min(self.len) - off;
-        let bytes = self.fetch_exact(off, want).await?;
+        // What a paused cache kept in memory is not fetched again now that it writes.
+        let bytes = match self.memory.peek(off, off + want) {
+            Some(b) => b,
+            None => self.fetch_exact(off, want).await?,
+        };
         let stored = self.store.store(file, first, bytes.clone()).await;
         if let Stored::NotKept = stored {
             // The cache could not write them (a full disk): kept in memory instead, for the

@@ -67,6 +67,17 @@ impl Held {
         to
     }
 
+    /// The first byte after `from` (and before `to`) that is held (`to` when none is).
+    fn next_held(&self, from: u64, to: u64) -> u64 {
+        (self.slots.iter())
+            .filter_map(|(s, slot)| match slot {
+                Slot::Ready(_) if *s > from && *s < to => Some(*s),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(to)
+    }
+
     fn bytes(&self) -> u64 {
         (self.slots.iter())
             .map(|(_, s)| match s {
@@ -138,8 +149,8 @@ impl MemoryWindow {
             enum Next {
                 Present,
                 Wait(watch::Receiver<bool>),
-                /// From where (bytes before it are held).
-                Fetch(watch::Sender<bool>, u64),
+                /// The chunk's first hole: what is not held from its start on.
+                Fetch(watch::Sender<bool>, u64, u64),
             }
             let next = {
                 let mut h = self.held.lock().unwrap();
@@ -154,8 +165,10 @@ impl MemoryWindow {
                     Next::Wait(rx)
                 } else {
                     let (tx, rx) = watch::channel(false);
+                    let from = h.first_gap(start, stop);
+                    let to = h.next_held(from, stop);
                     h.slots.push_front((start, Slot::Fetching(rx)));
-                    Next::Fetch(tx, h.first_gap(start, stop))
+                    Next::Fetch(tx, from, to)
                 }
             };
             match next {
@@ -164,15 +177,16 @@ impl MemoryWindow {
                     let _ = rx.changed().await;
                     continue; // filled, or its fetch failed: look again
                 }
-                Next::Fetch(tx, from) => {
+                Next::Fetch(tx, from, to) => {
                     let claim = Claim {
                         window: self,
                         start,
                         _done: tx,
                     };
-                    let bytes = fetch(from, stop).await?;
+                    let bytes = fetch(from, to).await?;
                     self.insert(from, bytes);
                     drop(claim);
+                    continue; // another hole in the chunk, maybe
                 }
             }
             start += WINDOW_CHUNK;
@@ -193,8 +207,18 @@ impl MemoryWindow {
         h.trim();
     }
 
-    /// `offset..end` when every byte of it is held.
+    /// `offset..end` when every byte of it is held (a read: the bytes before it may go).
     pub fn get(&self, offset: u64, end: u64) -> Option<Bytes> {
+        self.lookup(offset, end, true)
+    }
+
+    /// `offset..end` when every byte of it is held, for a fetch that would bring them
+    /// again (the cache writing again): nothing about the reader's place changes.
+    pub fn peek(&self, offset: u64, end: u64) -> Option<Bytes> {
+        self.lookup(offset, end, false)
+    }
+
+    fn lookup(&self, offset: u64, end: u64, read: bool) -> Option<Bytes> {
         let mut h = self.held.lock().unwrap();
         let mut parts = Vec::new();
         let mut at = offset;
@@ -209,7 +233,9 @@ impl MemoryWindow {
             at = to;
             h.slots.push_front(entry);
         }
-        h.read_to = end;
+        if read {
+            h.read_to = end;
+        }
         Some(match parts.len() {
             1 => parts.pop().expect("one"),
             _ => {

@@ -484,6 +484,13 @@ async fn download(f: &Flight, ctx: &Ctx) -> Result<(), SourceError> {
                 h.update(&c);
             }
             pending.extend_from_slice(&c);
+            if pos + pending.len() as u64 > ctx.len {
+                return Err(SourceError::Integrity(format!(
+                    "{}: the download is longer than the blob's {} bytes",
+                    ctx.store.what(),
+                    ctx.len
+                )));
+            }
         }
         let batch = if passing { 1 } else { BATCH };
         while pending.len() as u64 >= batch || (at_end && !pending.is_empty()) {

@@ -15,6 +15,7 @@
 pub mod blob;
 pub mod block_store;
 pub mod file_source;
+pub mod flight;
 pub mod gzip;
 pub mod inflate;
 pub mod memory_window;

@@ -17,15 +17,14 @@
 //! that fails ends the flight with its error, and a reader still missing bytes starts the
 //! next one (at most [`ATTEMPTS`] per read).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use sha2::Digest;
-use tokio::sync::{Notify, oneshot, watch};
 
 use super::block_store::{BlockStore, Stored};
+use super::flight::{Flight, LINGER, Place};
 use super::spool::Spool;
 use crate::cache::{BLOCK_SIZE, BlockFile};
 use crate::error::SourceError;
@@ -36,9 +35,6 @@ use crate::stats::Stats;
 pub const BATCH: u64 = 8 * BLOCK_SIZE;
 /// How many downloads one read may wait on before it gives up.
 const ATTEMPTS: usize = 3;
-/// How long a finished download's spool stays after its last read; also how long a download
-/// that keeps nothing waits for a reader to ask for more before it stops.
-pub const LINGER: Duration = Duration::from_secs(20);
 
 /// What a download needs from its blob.
 #[derive(Clone)]
@@ -55,207 +51,6 @@ impl Ctx {
         self.store.file.is_some()
             && self.store.cache.fits(self.len.max(1))
             && self.store.cache.writable()
-    }
-}
-
-/// Where the bytes of a download from some offset on land.
-#[derive(Clone)]
-enum Place {
-    Cache,
-    Spool(Arc<Spool>),
-    /// Handed to the readers waiting for them, then dropped.
-    Passing,
-}
-
-/// A reader waiting for `start..end` of a download that keeps nothing.
-struct Want {
-    start: u64,
-    end: u64,
-    buf: BytesMut,
-    tx: oneshot::Sender<Bytes>,
-}
-
-/// How far a download got.
-#[derive(Clone, Default)]
-struct Progress {
-    /// Bytes from 0 landed (or passed).
-    landed: u64,
-    /// Finished: how (an error's text and errno-bearing kind).
-    end: Option<Result<(), Failure>>,
-}
-
-/// A download's error, kept for every reader that waited on it.
-#[derive(Clone, Debug)]
-enum Failure {
-    NotFound(String),
-    Denied(String),
-    Integrity(String),
-    Other(String),
-}
-
-impl Failure {
-    /// Not worth another download: the source already retried what can be retried; only
-    /// changed bytes get one more.
-    fn is_final(&self) -> bool {
-        !matches!(self, Failure::Integrity(_))
-    }
-
-    fn of(e: &SourceError) -> Failure {
-        match e {
-            SourceError::NotFound(m) => Failure::NotFound(m.clone()),
-            SourceError::Denied(m) | SourceError::NeedsToken(m) => Failure::Denied(m.clone()),
-            SourceError::Integrity(m) => Failure::Integrity(m.clone()),
-            e => Failure::Other(e.to_string()),
-        }
-    }
-
-    fn error(&self) -> SourceError {
-        match self.clone() {
-            Failure::NotFound(m) => SourceError::NotFound(m),
-            Failure::Denied(m) => SourceError::Denied(m),
-            Failure::Integrity(m) => SourceError::Integrity(m),
-            Failure::Other(m) => SourceError::Remote(m),
-        }
-    }
-}
-
-/// One download.
-pub struct Flight {
-    progress: watch::Sender<Progress>,
-    /// Where bytes land, from which offset on (ascending).
-    places: Mutex<Vec<(u64, Place)>>,
-    /// Readers of a download that keeps nothing, and what it has passed (under one lock).
-    wants: Mutex<(Vec<Want>, u64)>,
-    wanted: Notify,
-    last_use: Mutex<Instant>,
-    /// The spool's bytes can't be trusted (a block read back wrong, or the digest).
-    spoiled: AtomicBool,
-    /// A reader needs bytes this download has passed: it stops once nobody waits on it.
-    stop: AtomicBool,
-}
-
-impl Flight {
-    fn new(first: Place) -> Flight {
-        Flight {
-            progress: watch::channel(Progress::default()).0,
-            places: Mutex::new(vec![(0, first)]),
-            wants: Mutex::new((Vec::new(), 0)),
-            wanted: Notify::new(),
-            last_use: Mutex::new(Instant::now()),
-            spoiled: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
-        }
-    }
-
-    fn running(&self) -> bool {
-        self.progress.borrow().end.is_none()
-    }
-
-    /// Where `offset..end` landed (or lands), when one place holds all of it.
-    fn place_of(&self, offset: u64, end: u64) -> Option<Place> {
-        let places = self.places.lock().unwrap();
-        let i = places.iter().rposition(|(from, _)| *from <= offset)?;
-        let next = places.get(i + 1).map_or(u64::MAX, |(from, _)| *from);
-        (end <= next).then(|| places[i].1.clone())
-    }
-
-    /// Where the block cache stops receiving this download's bytes.
-    fn cache_until(&self) -> u64 {
-        let places = self.places.lock().unwrap();
-        let mut until = 0;
-        for (k, (from, p)) in places.iter().enumerate() {
-            if matches!(p, Place::Cache) && *from <= until {
-                until = places.get(k + 1).map_or(u64::MAX, |(f, _)| *f);
-            }
-        }
-        until
-    }
-
-    /// Waits until `end` has landed or the download ended.
-    async fn wait_landed(&self, end: u64) -> Progress {
-        let mut rx = self.progress.subscribe();
-        let p = rx
-            .wait_for(|p| p.landed >= end || p.end.is_some())
-            .await
-            .map(|p| p.clone())
-            .unwrap_or_default();
-        *self.last_use.lock().unwrap() = Instant::now();
-        p
-    }
-
-    /// Registers a reader of `start..end` with a download that keeps nothing; `None` when
-    /// it has passed `start` already.
-    fn want(&self, start: u64, end: u64) -> Option<oneshot::Receiver<Bytes>> {
-        let (tx, rx) = oneshot::channel();
-        let mut w = self.wants.lock().unwrap();
-        if w.1 > start || !self.running() {
-            return None;
-        }
-        let buf = BytesMut::with_capacity((end - start) as usize);
-        w.0.push(Want {
-            start,
-            end,
-            buf,
-            tx,
-        });
-        drop(w);
-        self.wanted.notify_one();
-        Some(rx)
-    }
-
-    /// Hands the bytes at `pos` to the readers waiting for them.
-    fn pass(&self, pos: u64, bytes: &[u8]) {
-        let end = pos + bytes.len() as u64;
-        let mut w = self.wants.lock().unwrap();
-        let (wants, passed) = &mut *w;
-        *passed = end;
-        let mut k = 0;
-        while k < wants.len() {
-            let want = &mut wants[k];
-            let at = want.start + want.buf.len() as u64;
-            if at >= pos && at < end {
-                let to = want.end.min(end);
-                want.buf
-                    .extend_from_slice(&bytes[(at - pos) as usize..(to - pos) as usize]);
-            }
-            if want.start + want.buf.len() as u64 >= want.end {
-                let done = wants.swap_remove(k);
-                let _ = done.tx.send(done.buf.freeze());
-            } else if at < pos {
-                wants.swap_remove(k); // passed it by: that reader starts another download
-            } else {
-                k += 1;
-            }
-        }
-    }
-
-    /// Waits until a reader waits for bytes; false when none did for [`LINGER`], or one
-    /// needs bytes already passed and nobody else waits (the download stops).
-    async fn paced(&self) -> bool {
-        loop {
-            let notified = self.wanted.notified();
-            if !self.wants.lock().unwrap().0.is_empty() {
-                return true;
-            }
-            if self.stop.load(Ordering::SeqCst) {
-                return false;
-            }
-            if tokio::time::timeout(LINGER, notified).await.is_err() {
-                return false;
-            }
-        }
-    }
-
-    /// Asks a download that keeps nothing to stop once no reader waits on it.
-    fn stop_when_idle(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.wanted.notify_one();
-    }
-
-    fn finish(&self, r: Result<(), SourceError>) {
-        self.wants.lock().unwrap().0.clear(); // their readers start another download
-        self.progress
-            .send_modify(|p| p.end = Some(r.map_err(|e| Failure::of(&e))));
     }
 }
 
@@ -333,10 +128,14 @@ impl WholeDownloads {
             if f.cache_until() <= offset {
                 return Ok(()); // not into the cache: the read takes them where they land
             }
-            let p = f.wait_landed(end).await;
+            f.wait_cached(end).await;
             if file.missing(first, last).is_empty() {
                 return Ok(());
             }
+            if f.running() && f.cache_until() < end {
+                return Ok(()); // the rest lands elsewhere: the read takes it from there
+            }
+            let p = f.progress.borrow().clone();
             if let Some(Err(e)) = &p.end
                 && (attempt + 1 == ATTEMPTS || e.is_final())
             {
@@ -385,7 +184,8 @@ impl WholeDownloads {
                     }
                 }
                 Some(Place::Cache) => {
-                    let p = f.wait_landed(end).await;
+                    f.wait_cached(end).await;
+                    let p = f.progress.borrow().clone();
                     if let Some(file) = &ctx.store.file
                         && p.landed >= end
                         && let Ok(b) = file.read(offset, (end - offset) as usize)
@@ -567,6 +367,7 @@ async fn land(f: &Flight, ctx: &Ctx, pos: u64, bytes: Bytes) -> Result<(), Sourc
             }
         };
         f.places.lock().unwrap().push((pos, fallback));
+        f.progress.send_modify(|_| {}); // waiters on the cache look again
     }
 }
 

@@ -30,6 +30,11 @@ pub trait ByteSource: Send + Sync {
         false
     }
 
+    /// Forgets what it keeps of bytes `offset..offset + len` (cached copies, decoding state)
+    /// after a check over them failed, so that the next read fetches them again: one refetch
+    /// heals what a failed check touched. A source that keeps nothing does nothing.
+    async fn forget(&self, _offset: u64, _len: u64) {}
+
     /// The whole blob from its first byte, piece by piece as it arrives (memory: one piece
     /// at a time). A transfer that breaks off is resumed by the source where it can be;
     /// this default reads it range by range.

@@ -2,7 +2,8 @@
 //! for byte against the fake's originals, `head -c 4096` of a 50 MiB job log fetching at most
 //! 2 MiB, `grep -rc ERROR` counting what the originals hold, a run in progress (finished jobs,
 //! then the archive), an earlier attempt, a byte changed in flight (EIO, never wrong bytes),
-//! expired logs (an empty directory, ENOENT inside, one log line).
+//! expired logs (an empty directory, ENOENT inside, one log line), a remount reading a cached
+//! log with no blob request.
 
 mod common;
 
@@ -208,6 +209,41 @@ fn in_progress_attempts_expiry_and_a_changed_byte() {
         logs.join("11/1_build.txt").display()
     ));
     assert!(!ok && err.contains("Input/output error"), "{err}");
+}
+
+#[test]
+fn a_remount_reads_a_cached_log_with_no_blob_request() {
+    let _x = exclusive("logs", 300);
+    let gh = fake();
+    gh.add_run(
+        FakeRunSpec::new("octo-org", "hello", 13)
+            .jobs(&["build", "test"])
+            .big_log("build", 3 << 20),
+    );
+    let files = gh.run_log_files(13, 1);
+    let cache = tempfile::tempdir().unwrap();
+    let read_all = |m: &Mount| {
+        for (name, bytes) in &files {
+            let got = fs::read(m.path(&format!("{REPO}/logs/13/{name}"))).unwrap();
+            assert!(got == *bytes, "{name}");
+        }
+    };
+    let m = Daemon::new(&gh, REPO).cache_dir(cache.path()).mount();
+    read_all(&m);
+    m.unmount();
+    let first = gh.counters();
+    assert_eq!(first.endpoint("run_logs"), 1);
+    assert!(
+        first.blob_requests >= 2,
+        "the length's probe, then the bytes"
+    );
+    // The same cache, mounted again: the length and ETag are kept, every byte is cached.
+    gh.reset_counters();
+    let m = Daemon::new(&gh, REPO).cache_dir(cache.path()).mount();
+    read_all(&m);
+    let c = gh.counters();
+    assert_eq!(c.blob_requests, 0, "{c:?}");
+    assert_eq!(c.endpoint("run_logs"), 0, "no redirect either");
 }
 
 #[test]

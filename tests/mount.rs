@@ -414,3 +414,39 @@ fn background_mount_returns_once_ready_and_unmounts() {
     }
     assert!(!is_mounted(&mp));
 }
+
+/// `grep` and `cp` ask where a file's holes are (`SEEK_HOLE`/`SEEK_DATA`): the answer is "none,
+/// the whole file is data", and asking leaves no "Not Implemented" warning in the log.
+#[test]
+fn seek_hole_finds_no_holes_and_logs_nothing() {
+    use std::os::fd::AsRawFd;
+    require_fuse();
+    let gh = start_fake();
+    let data = noise(300_000, 7);
+    add_hello_files(&gh, "holes", 1, &[("f.bin", &data)]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("daemon.log");
+    let m = Daemon::new(&gh, "octo-org/hello").stderr_to(&log).mount();
+    let f = fs::File::open(m.path("octo-org/hello/runs/1/holes/f.bin")).unwrap();
+    let fd = f.as_raw_fd();
+    // SAFETY: lseek on a descriptor this test owns; no memory is passed.
+    let (hole, data_at, past_end) = unsafe {
+        (
+            libc::lseek(fd, 0, libc::SEEK_HOLE),
+            libc::lseek(fd, 1000, libc::SEEK_DATA),
+            libc::lseek(fd, data.len() as i64, libc::SEEK_DATA),
+        )
+    };
+    let past_end_errno = std::io::Error::last_os_error().raw_os_error();
+    assert_eq!(
+        hole,
+        data.len() as i64,
+        "the only hole is the end of the file"
+    );
+    assert_eq!(data_at, 1000, "data everywhere before the end");
+    assert_eq!((past_end, past_end_errno), (-1, Some(libc::ENXIO)));
+    drop(f);
+    drop(m);
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("Not Implemented"), "{text}");
+}

@@ -155,6 +155,59 @@ fn options_and_propfind_describe_the_tree() {
     );
 }
 
+/// A multistatus answer's `getetag` of each href that has one.
+fn getetags(xml: &str) -> BTreeMap<String, String> {
+    let doc = roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+    let mut out = BTreeMap::new();
+    for r in doc
+        .descendants()
+        .filter(|n| n.has_tag_name(("DAV:", "response")))
+    {
+        let text = |tag: &str| {
+            r.descendants()
+                .find(|n| n.has_tag_name(("DAV:", tag)))
+                .and_then(|n| n.text())
+                .map(str::to_string)
+        };
+        if let (Some(href), Some(tag)) = (text("href"), text("getetag")) {
+            out.insert(href, tag);
+        }
+    }
+    out
+}
+
+/// A client that caches by `getetag` (davfs2 compares it with the `ETag` of its last `GET`)
+/// sees a file unchanged: PROPFIND's `getetag` is the `ETag` a `GET` of the same path sends,
+/// in the artifact's folder and through a view.
+#[test]
+fn getetag_is_the_etag_a_get_sends() {
+    let _w = Watchdog::arm("webdav getetag", 120);
+    let (_gh, s) = server();
+    for dir in [SITE, "/octo-org/hello/latest/site/"] {
+        let (status, _, body) = curl(&s, "PROPFIND", dir, &["Depth: 1"]);
+        assert_eq!(status, 207, "{body}");
+        let tags = getetags(&body);
+        for (name, _) in FILES {
+            let href = format!("{dir}{}", artifactfs_encode(name));
+            let tag = tags
+                .get(&href)
+                .unwrap_or_else(|| panic!("no getetag for {href}: {tags:?}"));
+            let (status, headers, _) = curl(&s, "GET", &href, &[]);
+            assert_eq!(status, 200, "{href}");
+            let etag = headers
+                .lines()
+                .find_map(|l| l.strip_prefix("etag: "))
+                .unwrap_or_else(|| panic!("no ETag for {href}: {headers}"))
+                .trim();
+            assert_eq!(tag, etag, "{href}");
+        }
+        // Depth 0 on one file says the same.
+        let one = format!("{dir}{}", artifactfs_encode(FILES[1].0));
+        let (_, _, body) = curl(&s, "PROPFIND", &one, &["Depth: 0"]);
+        assert_eq!(getetags(&body).get(&one), tags.get(&one), "{body}");
+    }
+}
+
 /// How a name appears in an href: percent-encoded but for unreserved characters.
 fn artifactfs_encode(name: &str) -> String {
     let mut out = String::new();

@@ -402,6 +402,13 @@ fn respond(
                 .collect();
             pages::paged(st, headers, base, rel, query, "workflows", items, None)
         }
+        Action::GetWorkflow(w) => {
+            let Some((path, wf)) = st.find_workflow(&repo_key, &w) else {
+                return message(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let body = st.workflow_json(base, &repo_key, path, wf);
+            pages::conditional(st, headers, &body, None)
+        }
         Action::GetPull(n) => {
             let Some(p) = st.pulls.get(&(repo_key.clone(), n)) else {
                 return message(StatusCode::NOT_FOUND, "Not Found");

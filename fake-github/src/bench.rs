@@ -16,7 +16,10 @@
 //!   42 (from a fork) at the newest run's commit (`readlink pulls/42/report`);
 //! - `bench/many`, run 4000, artifact `many`: a zip64 archive of 70 000 small stored files in
 //!   70 folders of 1000 (`ls -lR`, `ls -l` of one folder, `getfattr -d`).
-//! - alone (`fake-github --bench-huge-mib N`), `bench/data`, run 905, artifact `huge`: a zip
+//! - `bench/data`, run 905, artifact `db`: a ~33 MiB SQLite database with an index (`app.db`),
+//!   deflated (an indexed query, cold and repeated; made with the `sqlite3` command, and
+//!   left out when it is not installed).
+//! - alone (`fake-github --bench-huge-mib N`), `bench/data`, run 906, artifact `huge`: a zip
 //!   whose one stored entry (`huge.bin`) is N MiB (a 1 GiB read from a host without Range).
 //! - `bench/data`, run 903: a failed run whose log archive is about 80 MiB (job
 //!   `test (ubuntu-latest)` carries 176 MiB of CI output, in its job file and its step file)
@@ -106,6 +109,49 @@ pub struct BenchInfo {
     pub tar_members: u64,
     pub tar_member: String,
     pub tar_member_size: u64,
+    /// The deflated SQLite database: run, artifact, entry, sizes (0: `sqlite3` was missing),
+    /// and an indexed query that finds one row.
+    pub sqlite_run: u64,
+    pub sqlite_id: u64,
+    pub sqlite_artifact: String,
+    pub sqlite_entry: String,
+    pub sqlite_size: u64,
+    pub sqlite_archive_size: u64,
+    pub sqlite_query: String,
+}
+
+/// Rows of the bench's SQLite database (about 300 bytes each, with the index: ~33 MiB).
+const SQLITE_ROWS: u64 = 110_000;
+
+/// An indexed query that finds row 54321 of [`sqlite_db`]'s table (keys are
+/// `i * 7919 mod 1000003`: one row each).
+pub fn sqlite_query() -> String {
+    format!(
+        "SELECT id, v FROM t WHERE k = 'key-{:07}';",
+        54_321 * 7919 % 1_000_003
+    )
+}
+
+/// A SQLite database of `rows` rows with an index on `k`, made by the `sqlite3` command;
+/// `None` when it is not installed or fails.
+pub fn sqlite_db(rows: u64) -> Option<Vec<u8>> {
+    let path = std::env::temp_dir().join(format!("fake-github-bench-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let sql = format!(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, k TEXT, v TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+         INSERT INTO t SELECT i, printf('key-%07d', (i * 7919) % 1000003),
+           i || ':' || hex(randomblob(120)) FROM n;
+         CREATE INDEX t_k ON t(k);"
+    );
+    let ok = std::process::Command::new("sqlite3")
+        .arg(&path)
+        .arg(sql)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let db = ok.then(|| std::fs::read(&path).ok()).flatten();
+    let _ = std::fs::remove_file(&path);
+    db
 }
 
 /// A `.tar.gz` of `n` log files of about 6 KiB in 100 folders: (bytes, tar size, the last
@@ -242,6 +288,7 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
     let log_pattern = "ERROR".to_string();
     let tar_members = 10_000u64;
     let tar_job = std::thread::spawn(move || tarball(tar_members));
+    let sqlite_job = std::thread::spawn(|| sqlite_db(SQLITE_ROWS));
     let log_job = std::thread::spawn(move || {
         let (text, errors) = ci_log(log_size, 12);
         let mut z = ZipBuilder::new();
@@ -383,6 +430,19 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
     z.add(&tar_file, &tar_gz);
     drop(tar_gz);
     let tar_id = gh.add_artifact(FakeArtifactSpec::zip(o, r, "dist", tar_run, z.finish()));
+    let (sqlite_run, sqlite_entry) = (905, "app.db".to_string());
+    let (sqlite_id, sqlite_size, sqlite_archive_size) =
+        match sqlite_job.join().expect("sqlite generator") {
+            Some(db) => {
+                let mut z = ZipBuilder::new();
+                z.add(&sqlite_entry, &db); // deflated
+                let zip = z.finish();
+                let archive_size = zip.len() as u64;
+                let id = gh.add_artifact(FakeArtifactSpec::zip(o, r, "db", sqlite_run, zip));
+                (id, db.len() as u64, archive_size)
+            }
+            None => (0, 0, 0),
+        };
     let log_run = 900;
     let log_id = gh.add_artifact(FakeArtifactSpec::zip(o, r, "logs", log_run, logs_zip));
     let runlog_run = 903;
@@ -445,6 +505,13 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
         tar_members,
         tar_member,
         tar_member_size,
+        sqlite_run,
+        sqlite_id,
+        sqlite_artifact: "db".into(),
+        sqlite_entry,
+        sqlite_size,
+        sqlite_archive_size,
+        sqlite_query: sqlite_query(),
         pull_number,
         pull_artifact: "report".into(),
         many_repo: MANY_REPO.into(),
@@ -475,7 +542,7 @@ pub struct HugeInfo {
     pub blob_size: u64,
 }
 
-/// Adds `bench/data`'s run 905 artifact `huge`: one stored entry of `mib` MiB.
+/// Adds `bench/data`'s run 906 artifact `huge`: one stored entry of `mib` MiB.
 pub fn populate_huge(gh: &FakeGitHub, mib: u64) -> HugeInfo {
     let entry = "huge.bin".to_string();
     let entry_size = mib << 20;
@@ -487,7 +554,7 @@ pub fn populate_huge(gh: &FakeGitHub, mib: u64) -> HugeInfo {
     );
     let zip = z.finish();
     let blob_size = zip.len() as u64;
-    let run = 905;
+    let run = 906;
     let id = gh.add_artifact(FakeArtifactSpec::zip(
         BENCH_OWNER,
         BENCH_REPO,

@@ -10,6 +10,30 @@
 // The JSON shapes of a pull request are larger than `json!`'s default recursion allows.
 #![recursion_limit = "256"]
 
+/// The setters a run and an artifact share (over their `head_branch`, `head_sha` and
+/// `created_at` fields): the head commit and when it was made.
+macro_rules! head_commit_setters {
+    () => {
+        /// The head branch (default `main`).
+        pub fn branch(mut self, branch: &str) -> Self {
+            self.head_branch = branch.into();
+            self
+        }
+
+        /// The head commit (default [`crate::runs::default_sha`] of the run).
+        pub fn sha(mut self, sha: &str) -> Self {
+            self.head_sha = sha.into();
+            self
+        }
+
+        /// When it was created (default: one second after the last thing the fake made).
+        pub fn created_at(mut self, t: time::OffsetDateTime) -> Self {
+            self.created_at = Some(t);
+            self
+        }
+    };
+}
+
 pub mod api;
 pub mod bench;
 pub mod blob;
@@ -142,20 +166,7 @@ impl FakeArtifactSpec {
         }
     }
 
-    pub fn branch(mut self, branch: &str) -> Self {
-        self.head_branch = branch.into();
-        self
-    }
-
-    pub fn sha(mut self, sha: &str) -> Self {
-        self.head_sha = sha.into();
-        self
-    }
-
-    pub fn created_at(mut self, t: time::OffsetDateTime) -> Self {
-        self.created_at = Some(t);
-        self
-    }
+    head_commit_setters!();
 
     pub fn no_digest(mut self) -> Self {
         self.digest = false;

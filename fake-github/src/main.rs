@@ -23,7 +23,7 @@ struct Args {
     /// src/bench.rs); prints its description as JSON on the first line of stdout.
     #[arg(long)]
     bench: bool,
-    /// Serve only one big artifact for the benchmarks (`bench/data`, run 905, `huge`: a zip
+    /// Serve only one big artifact for the benchmarks (`bench/data`, run 906, `huge`: a zip
     /// whose one stored entry is this many MiB; see src/bench.rs); prints its description
     /// as JSON on the first line of stdout.
     #[arg(long, value_name = "MIB")]

@@ -29,6 +29,8 @@ pub(crate) enum Action {
     RunJobs(u64),
     /// `GET .../actions/workflows`.
     ListWorkflows,
+    /// `GET .../actions/workflows/{id or file name}` (what `gh run view` asks).
+    GetWorkflow(String),
     /// `GET .../actions/workflows/{id or file name}/runs`.
     WorkflowRuns(String),
     /// `GET .../pulls/{number}`.
@@ -68,6 +70,7 @@ impl Route {
                 Action::GetRun(_) => "run",
                 Action::RunJobs(_) => "jobs",
                 Action::ListWorkflows => "workflows",
+                Action::GetWorkflow(_) => "workflow",
                 Action::WorkflowRuns(_) => "workflow_runs",
                 Action::GetPull(_) => "pull",
                 Action::RunLogs(..) => "run_logs",
@@ -112,6 +115,7 @@ pub(crate) fn parse_route(method: &Method, path: &str) -> Option<Route> {
         }
         (4, "jobs") if get && s(3) == "logs" => Action::JobLogs(s(2).parse().ok()?),
         (2, "workflows") if get => Action::ListWorkflows,
+        (3, "workflows") if get && !s(2).is_empty() => Action::GetWorkflow(s(2).to_string()),
         (4, "workflows") if get && s(3) == "runs" && !s(2).is_empty() => {
             Action::WorkflowRuns(s(2).to_string())
         }
@@ -199,6 +203,10 @@ mod tests {
         assert_eq!(
             action(Method::GET, "/repos/o/r/actions/workflows/ci.yml/runs"),
             Some(Action::WorkflowRuns("ci.yml".into()))
+        );
+        assert_eq!(
+            action(Method::GET, "/repos/o/r/actions/workflows/160000"),
+            Some(Action::GetWorkflow("160000".into()))
         );
         assert_eq!(
             action(Method::GET, "/repos/o/r/pulls/12"),

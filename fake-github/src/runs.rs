@@ -102,15 +102,7 @@ impl FakeRunSpec {
         self
     }
 
-    pub fn branch(mut self, branch: &str) -> Self {
-        self.head_branch = branch.into();
-        self
-    }
-
-    pub fn sha(mut self, sha: &str) -> Self {
-        self.head_sha = sha.into();
-        self
-    }
+    head_commit_setters!();
 
     pub fn attempt(mut self, attempt: u32) -> Self {
         self.attempt = attempt;
@@ -131,11 +123,6 @@ impl FakeRunSpec {
 
     pub fn jobs(mut self, jobs: &[&str]) -> Self {
         self.jobs = jobs.iter().map(|j| j.to_string()).collect();
-        self
-    }
-
-    pub fn created_at(mut self, t: OffsetDateTime) -> Self {
-        self.created_at = Some(t);
         self
     }
 
@@ -480,6 +467,21 @@ impl State {
 
     /// The runs of `repo` that the filters of a runs list (`query`) keep, newest first;
     /// `workflow` (a workflow's id or file name) for `.../workflows/{w}/runs`.
+    /// A repository's workflow by id or by file name (`ci.yml`), as GitHub's
+    /// `{workflow_id}` takes either: its path and record.
+    pub(crate) fn find_workflow(
+        &self,
+        repo: &(String, String),
+        w: &str,
+    ) -> Option<(&str, &Workflow)> {
+        self.workflows
+            .iter()
+            .find(|((r, path), (id, _, _))| {
+                r == repo && (id.to_string() == w || path.rsplit('/').next() == Some(w))
+            })
+            .map(|((_, path), wf)| (path.as_str(), wf))
+    }
+
     pub(crate) fn runs_matching(
         &self,
         repo: &(String, String),
@@ -491,12 +493,7 @@ impl State {
         let (branch, event, status, sha) = (q("branch"), q("event"), q("status"), q("head_sha"));
         let wf_path = match workflow {
             None => None,
-            Some(w) => {
-                let found = self.workflows.iter().find(|((r, path), (id, _, _))| {
-                    r == repo && (id.to_string() == w || path.rsplit('/').next() == Some(w))
-                });
-                Some(found?.0.1.clone())
-            }
+            Some(w) => Some(self.find_workflow(repo, w)?.0.to_string()),
         };
         let mut v: Vec<&StoredRun> = self
             .runs

@@ -12,26 +12,9 @@ use fake_github::openapi::OpenApi;
 use fake_github::{FakeConfig, FakeGitHub, FakeRunSpec};
 use reqwest::StatusCode;
 
-use common::Answer;
+use common::{Answer, get, spec};
 
 const TOKEN: &str = "test-token";
-
-fn get(url: &str, token: Option<&str>, extra: &[(&str, &str)]) -> Answer {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let http = reqwest::Client::builder()
-        .user_agent("fake-github-tests")
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    rt.block_on(common::send(http.get(url), token, extra))
-}
-
-fn spec() -> OpenApi {
-    OpenApi::load_above(env!("CARGO_MANIFEST_DIR").as_ref())
-}
 
 /// The download at `path`, checked as a documented 302; the blob it points to.
 fn download(api: &OpenApi, gh: &FakeGitHub, path: &str) -> Answer {

@@ -10,26 +10,13 @@ use fake_github::{FakeArtifactSpec, FakeConfig, FakeGitHub, FakePullSpec, FakeRu
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use common::Answer;
+use common::{Answer, spec};
 
 const TOKEN: &str = "test-token";
 const FORK_SHA: &str = "f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0";
 
 fn get(url: &str, extra: &[(&str, &str)]) -> Answer {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let http = reqwest::Client::builder()
-        .user_agent("fake-github-tests")
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    rt.block_on(common::send(http.get(url), Some(TOKEN), extra))
-}
-
-fn spec() -> OpenApi {
-    OpenApi::load_above(env!("CARGO_MANIFEST_DIR").as_ref())
+    common::get(url, Some(TOKEN), extra)
 }
 
 /// `o/r` with: run 10 (ci.yml, push, main, success, re-run once), run 11 (ci.yml, main,
@@ -115,6 +102,15 @@ fn every_answer_has_githubs_shape() {
         &format!("/repos/o/r/actions/workflows/{by_id}/runs"),
     );
     assert_eq!(same["total_count"], 1);
+    let wf = checked(&api, &gh, &format!("/repos/o/r/actions/workflows/{by_id}"));
+    assert_eq!(wf["path"], ".github/workflows/nightly.yml");
+    let by_name = checked(&api, &gh, "/repos/o/r/actions/workflows/nightly.yml");
+    assert_eq!(by_name, wf, "by id and by file name alike");
+    let missing = get(
+        &format!("{}/repos/o/r/actions/workflows/1", gh.api_url()),
+        &[],
+    );
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
     checked(&api, &gh, "/repos/o/r/pulls/1");
     checked(&api, &gh, "/repos/o/r/pulls/2");
     checked(&api, &gh, "/repos/o/r/actions/artifacts?per_page=100");

@@ -86,6 +86,11 @@ impl ZipEntry {
         (self.version_made_by >> 8 == 3 && mode != 0).then_some(mode)
     }
 
+    /// Whether the entry is a symlink (Unix mode `S_IFLNK`): its data is the link's target.
+    pub fn is_symlink(&self) -> bool {
+        self.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000)
+    }
+
     /// Modification time in Unix seconds: the extended timestamp, else the DOS date and
     /// time read as UTC; 0 when neither is valid.
     pub fn mtime_unix(&self) -> i64 {

@@ -10,9 +10,12 @@
 //! `../../..` from the top, `a/../..`, where a link inside could make `..` leave) is shown as
 //! an empty file carrying the target in `user.archive.symlink`.
 
+use super::ArchiveError;
 use super::central_directory::ZipEntry;
+use super::entry::extract_entry_to;
 use super::tar::{Member, MemberKind, is_tar_header};
 use super::tree::{ArchiveTree, NodeKind, PathEntry};
+use crate::source::ByteSource;
 
 /// The deepest level an archive inside an archive opens at (the artifact is level 0, its
 /// `FILE.d/` level 1).
@@ -59,7 +62,7 @@ pub fn detect(head: &[u8]) -> Option<Format> {
 
 /// The members of an inner zip (`.zip`, `.whl`, `.jar`): modes from the external attributes
 /// when the zip was made on Unix (0644, 0755 for directories, otherwise).
-pub fn zip_members(entries: &[ZipEntry]) -> Vec<Member> {
+fn zip_members(entries: &[ZipEntry]) -> Vec<Member> {
     entries
         .iter()
         .map(|e| Member {
@@ -77,6 +80,27 @@ pub fn zip_members(entries: &[ZipEntry]) -> Vec<Member> {
             offset: e.local_header_offset,
         })
         .collect()
+}
+
+/// The longest symlink target read from an inner zip (`PATH_MAX` less its NUL); an entry
+/// marked as a link whose data is longer is no link: it is shown as the file it is.
+pub const MAX_LINK_TARGET: u64 = 4095;
+
+/// The members of an inner zip with its symlinks (entries whose Unix mode is `S_IFLNK`) as
+/// links: each one's target is its data, read from `src` (CRC-checked).
+pub async fn read_zip_members(
+    src: &dyn ByteSource,
+    entries: &[ZipEntry],
+) -> Result<Vec<Member>, ArchiveError> {
+    let mut members = zip_members(entries);
+    for (m, e) in members.iter_mut().zip(entries) {
+        if e.is_symlink() && !e.is_dir && e.uncompressed_size <= MAX_LINK_TARGET {
+            let mut target = Vec::new();
+            extract_entry_to(src, e, &mut target).await?;
+            m.kind = MemberKind::Symlink(String::from_utf8_lossy(&target).into_owned());
+        }
+    }
+    Ok(members)
 }
 
 /// An inner archive's members and the tree `FILE.d/` shows.

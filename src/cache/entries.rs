@@ -1,7 +1,8 @@
-//! Inflated entries in the cache: the verified copy of a deflated zip entry
-//! (`entries/{stem}/{n}`) and its seek points (`entries/{stem}/{n}.seek`), and the indexes of
-//! archives inside a blob's files (`entries/{stem}/{name}.inner`), all evictable files in the
-//! one LRU.
+//! Whole files kept beside a blob, evictable in the one LRU: a deflated zip entry's seek points
+//! (`entries/{stem}/{n}.seek`), the indexes of archives inside a blob's files
+//! (`entries/{stem}/{name}.inner`), and whole verified files (`entries/{stem}/{n}`, written
+//! under a reservation; the data layer's inflated copies are block files now, see
+//! `data::inflated_copy`, so only the cache's own tests still write these).
 
 use std::fs;
 use std::io;

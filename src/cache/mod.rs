@@ -6,10 +6,11 @@
 //! Layout:
 //! ```text
 //! CACHE_DIR/
-//!   tmp/                         entries being inflated (renamed into place when complete)
-//!   entries/a{id}-{version}/{n}  zip entry n, inflated and CRC-checked
+//!   tmp/                         files being written (renamed into place when complete)
+//!   entries/a{id}-{version}/…    seek points and inner archives' indexes (see `entries`)
 //!   blocks/a{id}-{version}.data  the blob's bytes fetched so far (sparse; see `blocks`)
 //!   blocks/a{id}-{version}.map   which 128 KiB blocks of it are present
+//!   blocks/a{id}-{version}-e{n}.*  zip entry n inflated (`data::inflated_copy`), the same way
 //!   meta/NAME                    small remembered answers (e.g. which artifacts are zips)
 //!   artifactfs.log[.1]           a background mount's log (capped; see `crate::logfile`)
 //! ```

@@ -432,6 +432,10 @@ impl ByteSource for CachedBlob {
         self.len
     }
 
+    async fn forget(&self, offset: u64, len: u64) {
+        self.drop_range(offset, len);
+    }
+
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
         let Some((first, last)) = self.block_range(offset, len as u64) else {
             return Ok(Bytes::new());

@@ -1,9 +1,9 @@
 //! A gzip file (`dist.tar.gz` inside an artifact) read without inflating it over and over
 //! (and a deflated member of a zip inside an artifact, [`InflatingSource::deflated`]):
 //! [`GzipScan`] is the one pass from the start, which hands the tar reader its bytes front to
-//! back, records seek points as the deflated entries' inflater does (zlib's zran idea, the
-//! same [`SeekIndex`] and [`RawInflate`]: every [`SPAN`] of output at the next block
-//! boundary) and checks the gzip trailer (CRC-32 and length); [`InflatingSource`] then serves any
+//! back, records seek points with the deflated entries' [`SeekRecorder`] (zlib's zran idea:
+//! every span of output at the next block boundary; the same [`SeekIndex`] and
+//! [`RawInflate`]) and checks the gzip trailer (CRC-32 and length); [`InflatingSource`] then serves any
 //! range of the uncompressed bytes as a ranged [`ByteSource`] by inflating from the nearest
 //! point before it: at most one span per cold read, a few streams kept for readers that go
 //! on in order. Only the compressed bytes read are fetched, through the source given (the
@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::raw_inflate::{RawInflate, WINDOW};
-use super::seek_index::{SPAN, SeekIndex, SeekPoint};
+use super::raw_inflate::RawInflate;
+use super::seek_index::{SeekIndex, SeekRecorder};
 use crate::archive::ArchiveError;
 use crate::archive::error::corrupt;
 use crate::archive::tar::ForwardInput;
@@ -81,8 +81,7 @@ struct Stream {
     chunk: u64,
     /// The CRC-32 and seek points of a stream from the start (the scan).
     crc: Option<crc32fast::Hasher>,
-    points: Option<Vec<SeekPoint>>,
-    history: Vec<u8>,
+    points: Option<SeekRecorder>,
 }
 
 impl Stream {
@@ -96,8 +95,7 @@ impl Stream {
             ended: false,
             chunk: if scan { READ_CHUNK } else { SEEK_READ_CHUNK },
             crc: scan.then(crc32fast::Hasher::new),
-            points: scan.then(Vec::new),
-            history: Vec::new(),
+            points: scan.then(SeekRecorder::default),
         }
     }
 
@@ -139,18 +137,17 @@ impl Stream {
             if let Some(crc) = self.crc.as_mut() {
                 crc.update(produced);
             }
-            if self.points.is_some() {
-                self.history.extend_from_slice(produced);
-                if self.history.len() > 4 * WINDOW {
-                    self.history.drain(..self.history.len() - WINDOW);
-                }
+            if let Some(points) = self.points.as_mut() {
+                points.output(produced);
             }
             keep(from, produced);
             if let Some(bits) = step.boundary
                 && self.input_at > 0
             {
                 let byte = self.input[self.input_at - 1];
-                self.boundary(bits, byte);
+                if let Some(points) = self.points.as_mut() {
+                    points.boundary(self.out_pos, self.in_pos, bits, byte);
+                }
             }
             if step.ended {
                 self.ended = true;
@@ -162,24 +159,6 @@ impl Stream {
             }
         }
         Ok(())
-    }
-
-    /// At a block boundary: a seek point when a span has passed since the last one.
-    fn boundary(&mut self, bits: u8, byte: u8) {
-        let Some(points) = self.points.as_mut() else {
-            return;
-        };
-        if self.out_pos < points.last().map_or(0, |p| p.out) + SPAN {
-            return;
-        }
-        let w = self.history.len().saturating_sub(WINDOW);
-        points.push(SeekPoint {
-            out: self.out_pos,
-            input: self.in_pos,
-            bits,
-            byte,
-            window: self.history[w..].to_vec(),
-        });
     }
 }
 
@@ -244,7 +223,11 @@ impl<'a> GzipScan<'a> {
         let index = SeekIndex {
             size: s.out_pos,
             crc,
-            points: s.points.take().unwrap_or_default(),
+            points: s
+                .points
+                .take()
+                .map(SeekRecorder::into_points)
+                .unwrap_or_default(),
         };
         Ok((self.start, index))
     }
@@ -406,12 +389,30 @@ impl ByteSource for InflatingSource {
             e => SourceError::Integrity(e.to_string()),
         })
     }
+
+    /// Drops the kept streams (one may have inflated the bad bytes) and the compressed bytes
+    /// that output `offset..offset + len` is inflated from: from the seek point before it
+    /// (the byte its block starts in) to the next point after it, or the stream's end.
+    async fn forget(&self, offset: u64, len: u64) {
+        self.streams.lock().unwrap().clear();
+        let from = self
+            .index
+            .before(offset)
+            .map_or(0, |p| p.input.saturating_sub(1));
+        let upto = offset.saturating_add(len);
+        let to = (self.index.points.iter())
+            .find(|p| p.out >= upto)
+            .map_or(self.end, |p| self.start + p.input);
+        let from = self.start + from;
+        self.src.forget(from, to.saturating_sub(from)).await;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::archive::tar::read_tar_from;
+    use crate::data::seek_index::SPAN;
     use crate::source::MemorySource;
     use std::io::Write;
     use std::sync::Arc;

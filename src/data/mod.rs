@@ -8,7 +8,8 @@
 //! ```text
 //! core ─► DataLayer::open ─► FileReader ─┬─ Range: Readahead ─► CachedBlob ─► cache blocks
 //!                                        │                                 └► remote ranges
-//!                                        └─ Inflated: InflatedEntry ─► CachedBlob (compressed)
+//!                                        └─ Inflated: InflatedEntry ─┬► InflatedCopy (blocks)
+//!                                                                    └► CachedBlob (compressed)
 //!          every read ─► ServedCheck (per handle) ─► Integrity (per file) ─► EIO or bytes
 //! ```
 
@@ -18,6 +19,8 @@ pub mod file_source;
 pub mod flight;
 pub mod gzip;
 pub mod inflate;
+pub mod inflate_stream;
+pub mod inflated_copy;
 pub mod memory_window;
 pub mod raw_inflate;
 pub mod readahead;
@@ -285,9 +288,10 @@ impl DataLayer {
                     Arc::new(InflatedEntry::new(
                         blob,
                         self.cache.clone(),
-                        index,
-                        start,
+                        (index, start),
                         e.clone(),
+                        integrity.clone(),
+                        self.stats.clone(),
                     ))
                 })
                 .clone();

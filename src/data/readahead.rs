@@ -34,6 +34,8 @@ struct Window {
     ahead: u64,
     /// End of what background fetches have asked for.
     requested_to: u64,
+    /// The reader said it goes on to the end (see [`Readahead::to_the_end_from`]).
+    to_the_end: bool,
 }
 
 /// One reader's readahead over `base..base + len` of a blob.
@@ -68,10 +70,21 @@ impl Readahead {
                 next: 0,
                 ahead: 0,
                 requested_to: 0,
+                to_the_end: false,
             }),
             tasks: Mutex::new(Vec::new()),
             enabled: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// Tells that the reader will read on from `offset` to the end (an inflater's copy pass):
+    /// its first read there is taken as sequential, with the range ahead requested as far as
+    /// a reader that kept up would have it.
+    pub fn to_the_end_from(&self, offset: u64) {
+        let mut w = self.window.lock().unwrap();
+        w.next = offset;
+        w.ahead = MAX_AHEAD;
+        w.to_the_end = true;
     }
 
     /// Turns reading ahead on or off (it is on at first).
@@ -91,7 +104,7 @@ impl Readahead {
         }
         let chunks = {
             let mut w = self.window.lock().unwrap();
-            let sequential = offset == w.next && offset > 0;
+            let sequential = offset == w.next && (offset > 0 || w.to_the_end);
             w.ahead = if sequential {
                 // Never so far ahead that it evicts what the reader is about to read.
                 (w.ahead * 2).clamp(

@@ -23,6 +23,7 @@ use super::inflate::InflatedEntry;
 use super::readahead::Readahead;
 use super::verify::{Expected, Integrity, Outcome, ServedCheck, Verdict};
 use crate::archive::ArchiveError;
+use crate::error::SourceError;
 use crate::source::ByteSource;
 
 /// How many bytes a check that reads a file through asks for at a time.
@@ -88,7 +89,13 @@ impl FileBytes {
                     return Ok(Vec::new());
                 }
                 let n = (size as u64).min(len - offset);
-                Ok(Vec::from(src.read_at(base + offset, n as usize).await?))
+                match src.read_at(base + offset, n as usize).await {
+                    Ok(b) => Ok(Vec::from(b)),
+                    // Bytes of the holding file that fail a check, do not inflate or do not
+                    // parse: this file's failure (its bytes are dropped, a refetch may heal).
+                    Err(SourceError::Integrity(m)) => Err(DataError::Integrity(m)),
+                    Err(e) => Err(e.into()),
+                }
             }
         }
     }
@@ -119,13 +126,21 @@ impl FileBytes {
 
     /// Forgets every cached copy of these bytes.
     async fn drop_cached(&self) {
+        self.drop_range(0, self.len()).await;
+    }
+
+    /// Forgets the cached copies of bytes `offset..offset + n` of the file (a deflated
+    /// entry's: all of them, its inflater's state with them; a member of an archive inside
+    /// an artifact's: what its source kept of them, down to the holding file's blocks).
+    async fn drop_range(&self, offset: u64, n: u64) {
+        let (offset, n) = (
+            offset.min(self.len()),
+            n.min(self.len() - offset.min(self.len())),
+        );
         match self {
-            FileBytes::Range {
-                blob, base, len, ..
-            } => blob.drop_range(*base, *len),
+            FileBytes::Range { blob, base, .. } => blob.drop_range(base + offset, n),
             FileBytes::Inflated(e) => e.drop_cached().await,
-            // The holding file's reader drops its own bytes when they fail its check.
-            FileBytes::Source { .. } => {}
+            FileBytes::Source { src, base, .. } => src.forget(base + offset, n).await,
         }
     }
 
@@ -230,6 +245,18 @@ impl FileReader {
                 Err(e) => tracing::debug!("{}: background pass: {e}", i.what),
             }
         });
+    }
+
+    /// Forgets what this file's bytes `offset..offset + len` were read through, after a check
+    /// over them failed (see [`ByteSource::forget`]); the file's own verdict is untouched.
+    pub async fn forget(&self, offset: u64, len: u64) {
+        self.bytes.drop_range(offset, len).await;
+    }
+
+    /// Whether this handle refuses every read (it served bytes of a file that failed a
+    /// check); a new handle of the same file is allowed the one refetch.
+    pub fn refuses(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
     }
 
     /// `len` bytes from `base` of `src`, with nothing of their own to check against (a tar

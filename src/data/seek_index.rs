@@ -101,6 +101,49 @@ impl SeekIndex {
     }
 }
 
+/// Records seek points while a stream inflates from the start: it is shown every piece of
+/// output ([`SeekRecorder::output`]) and every block boundary ([`SeekRecorder::boundary`]),
+/// and keeps a point every [`SPAN`] of output with the [`WINDOW`] of output before it. The one
+/// recorder of deflated zip entries and gzip files alike.
+#[derive(Default)]
+pub struct SeekRecorder {
+    points: Vec<SeekPoint>,
+    /// The last output (at least [`WINDOW`] of it once there is that much).
+    history: Vec<u8>,
+}
+
+impl SeekRecorder {
+    /// Takes output the stream just produced.
+    pub fn output(&mut self, produced: &[u8]) {
+        self.history.extend_from_slice(produced);
+        if self.history.len() > 4 * WINDOW {
+            self.history.drain(..self.history.len() - WINDOW);
+        }
+    }
+
+    /// At a deflate block boundary, after `out` bytes of output and `input` compressed bytes
+    /// (the block starts `bits` bits before `input`, in the compressed byte `byte`): a seek
+    /// point if a span has passed since the last one.
+    pub fn boundary(&mut self, out: u64, input: u64, bits: u8, byte: u8) {
+        if out < self.points.last().map_or(0, |p| p.out) + SPAN {
+            return;
+        }
+        let w = self.history.len().saturating_sub(WINDOW);
+        self.points.push(SeekPoint {
+            out,
+            input,
+            bits,
+            byte,
+            window: self.history[w..].to_vec(),
+        });
+    }
+
+    /// The points recorded.
+    pub fn into_points(self) -> Vec<SeekPoint> {
+        self.points
+    }
+}
+
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {

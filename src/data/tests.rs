@@ -561,3 +561,6 @@ async fn a_stored_entry_that_passed_its_crc_seals_the_blocks_inside_it() {
         assert_eq!(s.remote.flips.load(Ordering::SeqCst), 0, "it was changed");
     }
 }
+
+#[path = "copy_tests.rs"]
+mod copy_tests;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fake_github::zipgen::{EntryOptions, ZipBuilder};
 
-use super::tests::resolve;
+use super::tests::read_in_chunks;
 use super::*;
 use crate::github::ArtifactKind;
 use crate::github::failing_remote::{FailingRemote, Flip};
@@ -63,18 +63,7 @@ async fn read_file(fs: &ArtifactFs, path: &str) -> Vec<u8> {
 }
 
 async fn try_read_file(fs: &ArtifactFs, path: &str) -> FsResult<Vec<u8>> {
-    let a = resolve(fs, path).await?;
-    let fh = fs.open(a.ino).await?;
-    let mut out = Vec::new();
-    let r = loop {
-        match fs.read(fh, out.len() as u64, 128 << 10).await {
-            Ok(chunk) if chunk.is_empty() => break Ok(out),
-            Ok(chunk) => out.extend_from_slice(&chunk),
-            Err(e) => break Err(e),
-        }
-    };
-    fs.release(fh);
-    r
+    read_in_chunks(fs, path, 128 << 10).await
 }
 
 /// A remote whose blob host ignores `Range`, with a 6 MiB zip (run 100, `big`) and a 6 MiB

@@ -3,10 +3,14 @@
 //! entry or a member of another inner archive) and, once read, its index and the byte source
 //! it reads through (the holding file's own reader, so fetching, inflating and checks are
 //! the data layer's as for any `cat`). The index is read once per mount, shared by every
-//! caller (a failure is not remembered: the next lookup tries again). Parsing lives in
-//! `archive::inner`; the nodes in `views::inner`.
+//! caller (a failure is not remembered: the next lookup tries again). One refetch heals what
+//! a failed check touched, here too: an index pass that fails a check forgets the holding
+//! file's bytes (once per mount), a member's failed check forgets what it was read through,
+//! and a holding file's reader that saw a failure is replaced by a fresh one at the next
+//! use. Parsing lives in `archive::inner`; the nodes in `views::inner`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
@@ -16,7 +20,7 @@ use crate::archive::ArchiveError;
 use crate::archive::central_directory::{ZipEntry, read_central_directory};
 use crate::archive::entry::{METHOD_STORED, check_readable, data_offset};
 use crate::archive::inner::{
-    Format, InnerIndex, MAX_DEPTH, archive_of_contents, detect, zip_members,
+    Format, InnerIndex, MAX_DEPTH, archive_of_contents, detect, read_zip_members,
 };
 use crate::archive::tar::{Member, MemberKind, read_tar};
 use crate::archive::tree::{ArchiveTree, NodeKind};
@@ -53,6 +57,8 @@ impl Container {
 pub struct InnerArchive {
     pub index: InnerIndex,
     pub source: Arc<dyn ByteSource>,
+    /// The holding file as read (what `source` reads through).
+    holding: Arc<FileSource>,
     /// An inner zip's central directory (members are its entries, in order).
     zip: Vec<ZipEntry>,
     /// The verdict on each inner zip member that has been opened (its CRC-32).
@@ -84,6 +90,9 @@ struct Slot {
     /// The level its `FILE.d/` is at (the artifact is 0).
     depth: usize,
     cell: Arc<OnceCell<Arc<InnerArchive>>>,
+    /// An index pass failed a check and the holding file's bytes were forgotten (the one
+    /// refetch: a later failure leaves the cache alone).
+    refetched: Arc<AtomicBool>,
 }
 
 /// Every inner archive named so far, numbered in order.
@@ -103,6 +112,7 @@ impl InnerArchives {
             container: container.clone(),
             depth,
             cell: Arc::default(),
+            refetched: Arc::default(),
         });
         t.0.insert(container, n);
         n
@@ -132,48 +142,74 @@ impl ArtifactFs {
 
     async fn read_inner(&self, n: u32) -> FsResult<Arc<InnerArchive>> {
         let slot = self.inner.slot(n).ok_or(FsError::NotFound)?;
-        slot.cell
-            .get_or_try_init(|| async {
-                let reader = Arc::new(self.make_reader(&slot.container.node()).await?);
-                let file: Arc<dyn ByteSource> = Arc::new(FileSource::new(reader.clone()));
-                let (key, name) = self.inner_cache_name(&slot.container).await?;
-                let cache = self.cache();
-                let saved = cache
-                    .inner_index(&key, &name)
-                    .and_then(|b| Saved::decode(&b));
-                let fresh = saved.is_none();
-                let saved = match saved {
-                    Some(s) => s,
-                    None => Saved::read(file.as_ref()).await?,
-                };
-                if fresh {
-                    cache.store_inner_index(&key, &name, &saved.encode());
-                }
-                tracing::debug!(
-                    archive = n,
-                    members = saved.members.len(),
-                    fresh,
-                    "an archive inside an artifact"
-                );
-                let source: Arc<dyn ByteSource> = match saved.gzip {
-                    Some((start, points)) => {
-                        // From here on reads start at seek points: each fetches what its
-                        // span needs, nothing ahead.
-                        reader.set_readahead(false);
-                        Arc::new(InflatingSource::new(file, start, points))
+        let archive = slot
+            .cell
+            .get_or_try_init(|| self.open_inner(n, &slot))
+            .await?
+            .clone();
+        if archive.holding.refuses() {
+            // Its reader saw a failed check: a fresh one (the one refetch is its to make).
+            let fresh = self.make_reader(&slot.container.node()).await?;
+            if archive.index.format == Format::Gzip {
+                fresh.set_readahead(false); // as the first one (see below)
+            }
+            archive.holding.replace(Arc::new(fresh));
+            tracing::debug!(archive = n, "the holding file's reader replaced");
+        }
+        Ok(archive)
+    }
+
+    /// Reads inner archive `n`'s index (from the cache when kept there).
+    async fn open_inner(&self, n: u32, slot: &Slot) -> FsResult<Arc<InnerArchive>> {
+        let reader = Arc::new(self.make_reader(&slot.container.node()).await?);
+        let holding = Arc::new(FileSource::new(reader.clone()));
+        let file: Arc<dyn ByteSource> = holding.clone();
+        let (key, name) = self.inner_cache_name(&slot.container).await?;
+        let cache = self.cache();
+        let saved = cache
+            .inner_index(&key, &name)
+            .and_then(|b| Saved::decode(&b));
+        let fresh = saved.is_none();
+        let saved = match saved {
+            Some(s) => s,
+            None => match Saved::read(file.as_ref()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    if fails_a_check(&e) && !slot.refetched.swap(true, Ordering::AcqRel) {
+                        // Bytes that do not parse or inflate may have changed in flight:
+                        // the next lookup reads them again.
+                        file.forget(0, file.len()).await;
                     }
-                    None => file,
-                };
-                let index = InnerIndex::new(saved.format, saved.members);
-                Ok::<_, FsError>(Arc::new(InnerArchive {
-                    index,
-                    source,
-                    zip: saved.zip.unwrap_or_default(),
-                    checks: Mutex::default(),
-                }))
-            })
-            .await
-            .cloned()
+                    return Err(e.into());
+                }
+            },
+        };
+        if fresh {
+            cache.store_inner_index(&key, &name, &saved.encode());
+        }
+        tracing::debug!(
+            archive = n,
+            members = saved.members.len(),
+            fresh,
+            "an archive inside an artifact"
+        );
+        let source: Arc<dyn ByteSource> = match saved.gzip {
+            Some((start, points)) => {
+                // From here on reads start at seek points: each fetches what its span
+                // needs, nothing ahead.
+                reader.set_readahead(false);
+                Arc::new(InflatingSource::new(file, start, points))
+            }
+            None => file,
+        };
+        let index = InnerIndex::new(saved.format, saved.members);
+        Ok(Arc::new(InnerArchive {
+            index,
+            source,
+            holding,
+            zip: saved.zip.unwrap_or_default(),
+            checks: Mutex::default(),
+        }))
     }
 
     /// The blob an inner archive lives in and its name in the cache: the tree nodes from the
@@ -235,7 +271,7 @@ impl ArtifactFs {
             return Err(FsError::IsDir);
         }
         let m = a.index.member(node).ok_or(FsError::NotFound)?;
-        if a.index.format == Format::Zip {
+        if a.index.format == Format::Zip && m.kind == MemberKind::File {
             return self
                 .zip_member_reader(&a, t.record.unwrap_or_default())
                 .await;
@@ -280,6 +316,15 @@ impl ArtifactFs {
     }
 }
 
+/// Whether reading an index failed for bytes that may have changed in flight (they do not
+/// parse, inflate or match a check), rather than for a source that could not answer.
+fn fails_a_check(e: &ArchiveError) -> bool {
+    matches!(
+        e,
+        ArchiveError::Corrupt(_) | ArchiveError::Source(crate::error::SourceError::Integrity(_))
+    )
+}
+
 /// An inner archive's index as kept in the cache: the members, and for a gzip file where its
 /// deflate stream starts and its seek points. Read back only when it decodes whole.
 struct Saved {
@@ -290,7 +335,8 @@ struct Saved {
     zip: Option<Vec<ZipEntry>>,
 }
 
-const MAGIC: &[u8; 8] = b"AFINNER1";
+/// Version 2: an inner zip's symlinks are links (version 1 kept them as files).
+const MAGIC: &[u8; 8] = b"AFINNER2";
 
 impl Saved {
     /// Reads the archive in `file`: a tar header by header, a gzip one in one inflate pass.
@@ -327,7 +373,7 @@ impl Saved {
                 let cd = read_central_directory(file).await?;
                 Ok(Saved {
                     format: Format::Zip,
-                    members: zip_members(&cd.entries),
+                    members: read_zip_members(file, &cd.entries).await?,
                     gzip: None,
                     zip: Some(cd.entries),
                 })

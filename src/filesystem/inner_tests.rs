@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use fake_github::zipgen::{EntryOptions, ZipBuilder, noise};
 use sha2::{Digest, Sha256};
 
-use super::tests::{core_for, names, resolve};
+use super::tests::{core_for, names, read_in_chunks, resolve};
 use super::*;
 use crate::github::ArtifactKind;
 use crate::github::memory_remote::MemoryRemote;
@@ -136,18 +136,7 @@ fn fixture() -> (ArtifactFs, Arc<MemoryRemote>, tempfile::TempDir) {
 }
 
 async fn read(fs: &ArtifactFs, path: &str) -> FsResult<Vec<u8>> {
-    let a = resolve(fs, path).await?;
-    let fh = fs.open(a.ino).await?;
-    let mut out = Vec::new();
-    loop {
-        let chunk = fs.read(fh, out.len() as u64, 64 << 10).await?;
-        if chunk.is_empty() {
-            break;
-        }
-        out.extend_from_slice(&chunk);
-    }
-    fs.release(fh);
-    Ok(out)
+    read_in_chunks(fs, path, 64 << 10).await
 }
 
 /// Every path below `path`, depth first (directories with a trailing `/`).
@@ -370,97 +359,6 @@ async fn reading_one_member_of_a_big_stored_tar_fetches_its_headers_and_that_mem
     );
 }
 
-/// A core over the cache directory `dir` (the same cache after a remount: waits for the
-/// background fetches of the last core to let go of it).
-async fn core_on(remote: Arc<MemoryRemote>, dir: &std::path::Path) -> ArtifactFs {
-    let mut tries = 0;
-    let cache = loop {
-        match crate::cache::DiskCache::open(&dir.join("cache"), 1 << 30) {
-            Ok(c) => break Arc::new(c),
-            Err(e) if tries < 100 => {
-                tries += 1;
-                tracing::debug!("cache still held: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("{e}"),
-        }
-    };
-    let cfg = FsConfig {
-        repos: vec![crate::github::RepoRef::new("octo", "hello")],
-        metadata_ttl: Duration::from_secs(60),
-        read_only: false,
-    };
-    ArtifactFs::new(remote, cache, cfg, Default::default())
-}
-
-#[tokio::test]
-async fn a_tar_gz_is_indexed_in_one_pass_read_by_spans_and_its_index_kept() {
-    use crate::data::gzip::GzipScan;
-    let files: Vec<Vec<u8>> = (0..24)
-        .map(|i| fake_github::zipgen::log_text(1 << 20, i))
-        .collect();
-    let mut b = tar::Builder::new(Vec::new());
-    for (i, d) in files.iter().enumerate() {
-        member(&mut b, &format!("logs/{i:02}.log"), 0o644, 1, d);
-    }
-    let gz = gzip(&b.into_inner().unwrap());
-    let mut z = ZipBuilder::new();
-    z.add_with("logs.tar.gz", &gz, EntryOptions::stored());
-    let remote = Arc::new(MemoryRemote::default());
-    remote.add(1, "dist", 100, "main", 1, z.finish(), ArtifactKind::Zip);
-    let dir = tempfile::tempdir().unwrap();
-    let fs = core_on(remote.clone(), dir.path()).await;
-    let root = format!("{A}/logs.tar.gz.d/logs");
-    assert_eq!(names(&fs, &root).await.len(), 24);
-    let indexed = remote.blob_bytes.load(Ordering::SeqCst);
-    assert!(
-        indexed >= gz.len() as u64,
-        "the index pass reads the whole file once"
-    );
-    // Where the member's spans are in the compressed bytes (the same scan, in the test).
-    let src = crate::source::MemorySource(bytes::Bytes::from(gz.clone()));
-    let mut scan = GzipScan::new(&src).await.unwrap();
-    let members = crate::archive::tar::read_tar_from(&mut scan).await.unwrap();
-    let (_, points) = scan.finish().await.unwrap();
-    let m = &members[13];
-    let from = points.before(m.offset).map_or(0, |p| p.input);
-    let to = points
-        .points
-        .iter()
-        .find(|p| p.out > m.offset + m.size)
-        .map_or(gz.len() as u64, |p| p.input);
-    // A remount on the same cache with the blob's blocks gone: the kept index lists the
-    // contents (the zip's tail, the file's local header and first block: not the gzip file
-    // again), and a member's read fetches the compressed bytes of its spans, only those.
-    drop(fs);
-    std::fs::remove_dir_all(dir.path().join("cache/blocks")).unwrap();
-    let fs = core_on(remote.clone(), dir.path()).await;
-    let before = remote.blob_bytes.load(Ordering::SeqCst);
-    assert_eq!(names(&fs, &root).await.len(), 24);
-    let relist = remote.blob_bytes.load(Ordering::SeqCst) - before;
-    assert!(
-        relist < gz.len() as u64 / 4,
-        "relisting cost {relist} of {}",
-        gz.len()
-    );
-    let got = read(&fs, &format!("{root}/13.log")).await.unwrap();
-    assert!(got == files[13], "member 13's bytes");
-    let cost = remote.blob_bytes.load(Ordering::SeqCst) - before - relist;
-    let slack = crate::data::gzip::SEEK_READ_CHUNK + 2 * crate::cache::BLOCK_SIZE;
-    eprintln!(
-        "tar.gz of {} bytes: index pass {indexed}, relist after remount {relist}, \
-         member 13 {cost} (its spans {})",
-        gz.len(),
-        to - from
-    );
-    assert!(
-        cost <= (to - from) + slack,
-        "one member cost {cost} compressed bytes, its spans are {} of {}",
-        to - from,
-        gz.len()
-    );
-}
-
 #[tokio::test]
 async fn zips_inside_open_too_and_archives_nest_to_level_four() {
     // Level 4: a jar (deflated and stored entries, a Unix mode) holding a zip, which would
@@ -522,4 +420,80 @@ async fn zips_inside_open_too_and_archives_nest_to_level_four() {
     // An inner zip member whose CRC-32 does not match: EIO once read through.
     let r = read(&fs, &format!("{A}/bad.zip.d/a.txt")).await;
     assert_eq!(r.map(|_| 0).unwrap_or_else(|e| e.errno()), libc::EIO);
+}
+
+#[tokio::test]
+async fn an_inner_zips_symlinks_are_links_contained_like_a_tars() {
+    // Entries with Unix mode S_IFLNK (as `zip -y` writes them): the data is the target.
+    let link = |stored: bool| EntryOptions {
+        unix_mode: Some(0o120777),
+        ..if stored {
+            EntryOptions::stored()
+        } else {
+            EntryOptions::default()
+        }
+    };
+    let mut z = ZipBuilder::new();
+    z.add_with(
+        "bin/tool",
+        &tool(),
+        EntryOptions {
+            unix_mode: Some(0o100755),
+            ..Default::default()
+        },
+    );
+    z.add_with("bin/run", b"tool", link(true));
+    z.add_with("lib/up", b"../bin/tool", link(false));
+    z.add_with("escape", b"../../../etc/passwd", link(true));
+    z.add_with("abs", b"/etc/passwd", link(false));
+    z.add_with("sneaky", b"lib/../..", link(true));
+    // Marked as a link but longer than any target can be: the file it is.
+    z.add_with("long", &[b'a'; 5000], link(false));
+    let mut outer = ZipBuilder::new();
+    outer.add("app.zip", &z.finish());
+    let remote = Arc::new(MemoryRemote::default());
+    remote.add(1, "dist", 100, "main", 1, outer.finish(), ArtifactKind::Zip);
+    let (fs, _dir) = core_for(remote, Duration::from_secs(60), false);
+    let root = format!("{A}/app.zip.d");
+    for (name, target) in [("bin/run", "tool"), ("lib/up", "../bin/tool")] {
+        let l = resolve(&fs, &format!("{root}/{name}")).await.unwrap();
+        assert_eq!(
+            (l.kind, l.size),
+            (FileKind::Symlink, target.len() as u64),
+            "{name}"
+        );
+        assert_eq!(fs.readlink(l.ino).await.unwrap(), target);
+    }
+    // Through the link, the tool.
+    assert_eq!(
+        read(&fs, &format!("{root}/bin/tool")).await.unwrap(),
+        tool()
+    );
+    for (name, target) in [
+        ("escape", "../../../etc/passwd"),
+        ("abs", "/etc/passwd"),
+        ("sneaky", "lib/../.."),
+    ] {
+        let l = resolve(&fs, &format!("{root}/{name}")).await.unwrap();
+        assert_eq!((l.kind, l.size), (FileKind::File, 0), "{name}");
+        assert!(fs.readlink(l.ino).await.is_err());
+        let x = fs.xattrs(l.ino).await.unwrap();
+        assert!(
+            x.contains(&("user.archive.symlink".into(), target.into())),
+            "{name}: {x:?}"
+        );
+        assert_eq!(read(&fs, &format!("{root}/{name}")).await.unwrap(), b"");
+    }
+    let long = resolve(&fs, &format!("{root}/long")).await.unwrap();
+    assert_eq!((long.kind, long.size), (FileKind::File, 5000));
+    assert_eq!(
+        read(&fs, &format!("{root}/long")).await.unwrap(),
+        [b'a'; 5000]
+    );
+    let listed = fs
+        .readdir(resolve(&fs, &format!("{root}/bin")).await.unwrap().ino)
+        .await
+        .unwrap();
+    let run = listed.iter().find(|e| e.name == "run").unwrap();
+    assert_eq!(run.kind, FileKind::Symlink, "listed as a link too");
 }

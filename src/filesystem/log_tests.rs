@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use fake_github::zipgen::ZipBuilder;
 
-use super::tests::{core_for, names, resolve};
+use super::tests::{core_for, names, read_in_chunks, resolve};
 use super::*;
 use crate::github::failing_remote::{FailingRemote, Flip};
 use crate::github::memory_remote::{MemoryRemote, mem_run};
@@ -95,25 +95,7 @@ fn remote() -> Arc<MemoryRemote> {
 }
 
 async fn read_all(fs: &ArtifactFs, path: &str) -> FsResult<Vec<u8>> {
-    let a = resolve(fs, path).await?;
-    let fh = fs.open(a.ino).await?;
-    let mut out = Vec::new();
-    loop {
-        let chunk = fs.read(fh, out.len() as u64, 64 * 1024).await;
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                fs.release(fh);
-                return Err(e);
-            }
-        };
-        if chunk.is_empty() {
-            break;
-        }
-        out.extend_from_slice(&chunk);
-    }
-    fs.release(fh);
-    Ok(out)
+    read_in_chunks(fs, path, 64 * 1024).await
 }
 
 #[tokio::test]
@@ -280,4 +262,43 @@ async fn a_log_byte_changed_in_flight_is_eio_never_wrong_bytes() {
         .await
         .unwrap();
     assert_eq!(got, files[2].1);
+}
+
+#[tokio::test]
+async fn a_remount_reads_a_cached_log_without_asking_for_its_length() {
+    let m = remote();
+    let dir = tempfile::tempdir().unwrap();
+    let read_all_logs = |fs: ArtifactFs| async move {
+        for (dir_name, attempt) in [("100.1", "attempt 1"), ("100", "attempt 2")] {
+            let (_, files) = log_zip(attempt, 0);
+            for (name, bytes) in files {
+                let got = read_all(&fs, &format!("octo/hello/logs/{dir_name}/{name}"))
+                    .await
+                    .unwrap();
+                assert_eq!(got, bytes, "{dir_name}/{name}");
+            }
+        }
+        fs
+    };
+    let fs = super::inner_gib_tests::core_on(m.clone(), dir.path()).await;
+    drop(read_all_logs(fs).await);
+    assert_eq!(
+        m.log_calls.load(Ordering::SeqCst),
+        2,
+        "one probe per archive"
+    );
+    // A remount on the same cache: the lengths are kept, every byte is cached.
+    m.blob_reads.lock().unwrap().clear();
+    let fs = super::inner_gib_tests::core_on(m.clone(), dir.path()).await;
+    drop(read_all_logs(fs).await);
+    assert_eq!(
+        m.log_calls.load(Ordering::SeqCst),
+        2,
+        "no probe after the remount"
+    );
+    assert_eq!(
+        *m.blob_reads.lock().unwrap(),
+        [],
+        "no blob read after the remount"
+    );
 }

@@ -2,7 +2,8 @@
 //! list, revalidated), and what `logs/RUN/` and `logs/RUN.ATTEMPT/` hold. A completed attempt's
 //! log archive is read like an artifact (same data layer, cache and CRC checks; no digest):
 //! a [`BlobRef`] keyed by run, attempt, length and `ETag`, its length learnt from the blob
-//! host's first answer. A run still in progress has no archive: its finished jobs' logs
+//! host's first answer and kept in the cache's metadata (`meta/log-lengths.json`), so that a
+//! remount asks for it no more (the redirect comes only when bytes are missing). A run still in progress has no archive: its finished jobs' logs
 //! (`JOB.txt`, from the per-job endpoint) stand in, until the run completes. Logs past
 //! retention (410) or absent (404) make an empty directory and one log line per
 //! `--metadata-ttl`.
@@ -94,7 +95,8 @@ impl ArtifactFs {
     }
 
     /// A log's blob, or `None` when GitHub has none (404) or no longer has it (410: one
-    /// warning). What exists is kept for the mount; a missing answer for `--metadata-ttl`.
+    /// warning). What exists is kept for the mount, its length and `ETag` in the cache for
+    /// later mounts (asked for once); a missing answer for `--metadata-ttl`.
     async fn log_blob(&self, idx: RepoIdx, target: Download) -> FsResult<Option<LogBlob>> {
         let st = self.repo(idx);
         if let Some(Some(b)) = st.logs.blobs.fresh(&target, FOREVER) {
@@ -102,12 +104,22 @@ impl ArtifactFs {
         }
         let (remote, repo) = (self.remote.clone(), st.repo.clone());
         let t = target.clone();
+        let lengths = &self.log_lengths;
         let got = st
             .logs
             .blobs
             .get(&target, self.cfg.metadata_ttl, || async move {
+                let key = format!("{repo} {t}");
+                if let Some((len, etag)) = lengths.get(&key)
+                    && let Some(b) = remote.known_log_blob(&repo, &t, len, etag)
+                {
+                    return Ok(Some(b));
+                }
                 match remote.log_blob(&repo, &t).await {
-                    Ok(b) => Ok(Some(b)),
+                    Ok(b) => {
+                        lengths.set(key, (b.len, b.etag.clone()));
+                        Ok(Some(b))
+                    }
                     Err(ApiError::Gone(_)) => {
                         tracing::warn!(repo = %repo, "{t}: expired (410), shown as an empty directory");
                         Ok(None)

@@ -8,9 +8,9 @@ pub mod error;
 pub mod held;
 pub mod inner;
 pub mod inode;
-mod kinds;
 pub mod listing;
 mod logs;
+mod meta_map;
 mod metadata;
 pub mod names;
 mod probes;
@@ -33,7 +33,7 @@ pub use crate::github::Remote;
 pub use error::{FsError, FsResult};
 pub use inode::{Ino, Node, ROOT_INO};
 use inode::{InodeTable, RepoIdx};
-use kinds::Kinds;
+use meta_map::MetaMap;
 use metadata::{Remembered, Repos};
 use views::view;
 
@@ -106,6 +106,8 @@ pub struct ArtifactFs {
     handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
     /// Archives inside artifacts opened at `FILE.d/` (see [`inner`]).
     inner: inner::InnerArchives,
+    /// Each log blob's length and `ETag` as the blob host gave them (see [`logs`]).
+    log_lengths: MetaMap<String, (u64, Option<String>)>,
     /// Files whose bytes failed a check: the kernel must not keep their pages.
     corrupt: Mutex<std::collections::HashSet<Ino>>,
     next_handle: std::sync::atomic::AtomicU64,
@@ -124,9 +126,10 @@ impl ArtifactFs {
         let fs = ArtifactFs {
             probes: Arc::new(probes::Prober::new(
                 remote.clone(),
-                Arc::new(Kinds::load(cache.clone())),
+                Arc::new(MetaMap::load(cache.clone(), "kinds.json")),
                 cfg.metadata_ttl,
             )),
+            log_lengths: MetaMap::load(cache.clone(), "log-lengths.json"),
             data: Arc::new(DataLayer::new(cache, stats.clone())),
             remote,
             inodes: InodeTable::new(),
@@ -288,6 +291,10 @@ impl ArtifactFs {
 mod fallback_tests;
 #[cfg(test)]
 mod held_tests;
+#[cfg(test)]
+mod inner_gib_tests;
+#[cfg(test)]
+mod inner_heal_tests;
 #[cfg(test)]
 mod inner_tests;
 #[cfg(test)]

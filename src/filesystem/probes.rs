@@ -17,12 +17,15 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 
 use super::Remote;
-use super::kinds::Kinds;
+use super::meta_map::MetaMap;
 use crate::archive::central_directory::tail_len_for;
 use crate::data::{BlobRef, DataLayer};
 use crate::github::{ApiError, ArtifactKind, RepoRef};
 use crate::single_flight::SingleFlight;
 use crate::stats::quota;
+
+/// Zip or raw, per artifact id (`meta/kinds.json`).
+pub type Kinds = MetaMap<u64, ArtifactKind>;
 
 /// How many download redirects (kind probes) run at once for one request.
 pub const IN_FLIGHT: usize = 8;
@@ -72,12 +75,12 @@ impl Prober {
 
     /// The remembered kind of artifact `id`.
     pub fn known(&self, id: u64) -> Option<ArtifactKind> {
-        self.kinds.get(id)
+        self.kinds.get(&id)
     }
 
     /// Forgets artifact `id` (deleted).
     pub fn forget(&self, id: u64) {
-        self.kinds.forget(id);
+        self.kinds.forget(&id);
         self.inflight.remove(&id);
     }
 
@@ -212,7 +215,7 @@ impl Prober {
                     refused.lock().unwrap().push(id);
                     return None;
                 }
-                let zip = self.kinds.get(id) == Some(ArtifactKind::Zip);
+                let zip = self.kinds.get(&id) == Some(ArtifactKind::Zip);
                 (wanted && zip).then_some((id, b))
             })
             .buffer_unordered(IN_FLIGHT)
@@ -233,7 +236,7 @@ impl Prober {
 
     /// Not known, and not failed within `--metadata-ttl`.
     fn needs_probe(&self, id: u64) -> bool {
-        self.kinds.get(id).is_none()
+        self.kinds.get(&id).is_none()
             && (self.failed.lock().unwrap().get(&id)).is_none_or(|t| t.elapsed() >= self.ttl)
     }
 

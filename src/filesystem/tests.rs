@@ -127,18 +127,24 @@ pub(super) async fn names(fs: &ArtifactFs, path: &str) -> Vec<String> {
 }
 
 async fn read_all(fs: &ArtifactFs, path: &str) -> FsResult<Vec<u8>> {
+    read_in_chunks(fs, path, 4096).await
+}
+
+/// The whole file at `path`, read front to back in reads of `chunk` bytes as `cat` would;
+/// the handle is released on an error too.
+pub(super) async fn read_in_chunks(fs: &ArtifactFs, path: &str, chunk: u32) -> FsResult<Vec<u8>> {
     let a = resolve(fs, path).await?;
     let fh = fs.open(a.ino).await?;
     let mut out = Vec::new();
-    loop {
-        let chunk = fs.read(fh, out.len() as u64, 4096).await?;
-        if chunk.is_empty() {
-            break;
+    let result = loop {
+        match fs.read(fh, out.len() as u64, chunk).await {
+            Ok(c) if c.is_empty() => break Ok(out),
+            Ok(c) => out.extend_from_slice(&c),
+            Err(e) => break Err(e),
         }
-        out.extend_from_slice(&chunk);
-    }
+    };
     fs.release(fh);
-    Ok(out)
+    result
 }
 
 #[tokio::test]

@@ -184,6 +184,24 @@ impl Remote for GitHubRemote {
         })
     }
 
+    fn known_log_blob(
+        &self,
+        repo: &RepoRef,
+        target: &Download,
+        len: u64,
+        etag: Option<String>,
+    ) -> Option<LogBlob> {
+        Some(LogBlob {
+            len,
+            etag,
+            source: Arc::new(GitHubBlob {
+                handle: self.handle_of(repo, target.clone()),
+                len,
+                stats: self.stats.clone(),
+            }),
+        })
+    }
+
     fn blob(&self, repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource> {
         Arc::new(GitHubBlob {
             handle: self.handle(repo, artifact.id),

@@ -164,6 +164,22 @@ impl<R: Remote> Remote for FailingRemote<R> {
         Ok(b)
     }
 
+    fn known_log_blob(
+        &self,
+        repo: &RepoRef,
+        target: &Download,
+        len: u64,
+        etag: Option<String>,
+    ) -> Option<LogBlob> {
+        let mut b = self.inner.known_log_blob(repo, target, len, etag)?;
+        b.source = Arc::new(FailingSource {
+            inner: b.source,
+            artifact: log_blob_id(target),
+            faults: self.faults.clone(),
+        });
+        Some(b)
+    }
+
     fn blob(&self, repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource> {
         Arc::new(FailingSource {
             inner: self.inner.blob(repo, artifact),

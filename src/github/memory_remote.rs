@@ -298,35 +298,26 @@ impl Remote for MemoryRemote {
         if let Some(d) = latency {
             tokio::time::sleep(d).await;
         }
-        let (run, body) = match target {
-            Download::RunLogs { run, attempt } => {
-                let attempt = match attempt {
-                    Some(n) => *n,
-                    None => (self.runs.lock().unwrap().iter())
-                        .find(|r| r.id == *run)
-                        .map_or(1, |r| r.attempt()),
-                };
-                (
-                    Some(*run),
-                    self.logs.lock().unwrap().get(&(*run, attempt)).cloned(),
-                )
-            }
-            Download::JobLogs(job) => {
-                let run = (self.jobs.lock().unwrap().iter())
-                    .find(|(_, jobs)| jobs.iter().any(|j| j.id == *job))
-                    .map(|(r, _)| *r);
-                (run, self.job_logs.lock().unwrap().get(job).cloned())
-            }
-            Download::Artifact(_) => (None, None),
-        };
-        if run.is_some_and(|r| self.gone_logs.lock().unwrap().contains(&r)) {
-            return Err(ApiError::Gone(format!("{target}: 410")));
-        }
-        let body = body.ok_or_else(|| ApiError::NotFound(format!("{target}: 404")))?;
+        let body = self.log_body(target)?;
         Ok(LogBlob {
             len: body.len() as u64,
             etag: None,
-            source: Arc::new(self.mem_blob(log_blob_id(target), body)),
+            source: self.log_source(target, body),
+        })
+    }
+
+    fn known_log_blob(
+        &self,
+        _repo: &RepoRef,
+        target: &Download,
+        len: u64,
+        etag: Option<String>,
+    ) -> Option<LogBlob> {
+        let body = self.log_body(target).unwrap_or_default();
+        Some(LogBlob {
+            len,
+            etag,
+            source: self.log_source(target, body),
         })
     }
 
@@ -367,6 +358,39 @@ pub fn mem_run(id: u64, workflow: &str, conclusion: &str, branch: &str, sha: &st
 }
 
 impl MemoryRemote {
+    /// A log's bytes as the in-memory GitHub has them (404 while absent, 410 once gone).
+    fn log_body(&self, target: &Download) -> Result<Bytes, ApiError> {
+        let (run, body) = match target {
+            Download::RunLogs { run, attempt } => {
+                let attempt = match attempt {
+                    Some(n) => *n,
+                    None => (self.runs.lock().unwrap().iter())
+                        .find(|r| r.id == *run)
+                        .map_or(1, |r| r.attempt()),
+                };
+                (
+                    Some(*run),
+                    self.logs.lock().unwrap().get(&(*run, attempt)).cloned(),
+                )
+            }
+            Download::JobLogs(job) => {
+                let run = (self.jobs.lock().unwrap().iter())
+                    .find(|(_, jobs)| jobs.iter().any(|j| j.id == *job))
+                    .map(|(r, _)| *r);
+                (run, self.job_logs.lock().unwrap().get(job).cloned())
+            }
+            Download::Artifact(_) => (None, None),
+        };
+        if run.is_some_and(|r| self.gone_logs.lock().unwrap().contains(&r)) {
+            return Err(ApiError::Gone(format!("{target}: 410")));
+        }
+        body.ok_or_else(|| ApiError::NotFound(format!("{target}: 404")))
+    }
+
+    fn log_source(&self, target: &Download, body: Bytes) -> Arc<dyn ByteSource> {
+        Arc::new(self.mem_blob(log_blob_id(target), body))
+    }
+
     /// Adds a run; artifacts of it (added before or after) take its branch, sha and head
     /// repository.
     pub fn add_run(&self, run: Run) {
@@ -428,9 +452,10 @@ impl MemoryRemote {
         run: u64,
         branch: &str,
         day: u32,
-        body: Vec<u8>,
+        body: impl Into<Bytes>,
         kind: ArtifactKind,
     ) {
+        let body: Bytes = body.into();
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
         self.arts.lock().unwrap().push(MemArtifact {
             repo: ("octo".into(), "hello".into()),
@@ -454,7 +479,7 @@ impl MemoryRemote {
                     head_sha: Some("abc".into()),
                 }),
             },
-            body: Bytes::from(body),
+            body,
             kind,
         });
         let known = self

@@ -65,6 +65,18 @@ pub trait Remote: Send + Sync + 'static {
     /// A log's blob (`target` a run's logs or a job's): the download redirect and one request
     /// for its first byte, which tells the length. 404 while not there yet, 410 once expired.
     async fn log_blob(&self, repo: &RepoRef, target: &Download) -> Result<LogBlob, ApiError>;
+    /// A log's blob whose length (and `ETag`) an earlier answer told (kept in the cache): no
+    /// request until bytes are read, and then the redirect only for bytes not cached.
+    /// `None`: this remote cannot, ask [`Remote::log_blob`].
+    fn known_log_blob(
+        &self,
+        _repo: &RepoRef,
+        _target: &Download,
+        _len: u64,
+        _etag: Option<String>,
+    ) -> Option<LogBlob> {
+        None
+    }
     /// The artifact's blob as ranged reads (the block cache sits in front of it).
     fn blob(&self, repo: &RepoRef, artifact: &Artifact) -> Arc<dyn ByteSource>;
 }

@@ -77,8 +77,22 @@ pub async fn etag_for(
     trail: &[Attr],
     file: &Attr,
 ) -> Option<ETag> {
-    let artifact = path.artifact()?;
-    let artifact_ino = if path.segments.len() == 5 {
+    etag_text(fs, &path.segments, trail, file)
+        .await?
+        .parse()
+        .ok()
+}
+
+/// [`etag_for`] as the quoted text of the header (and of WebDAV's `getetag`), for the file at
+/// `segments` (under `runs/`; `trail[i]` is the node of the first `i` segments).
+pub async fn etag_text(
+    fs: &ArtifactFs,
+    segments: &[String],
+    trail: &[Attr],
+    file: &Attr,
+) -> Option<String> {
+    let artifact = UrlPath::artifact_of(segments)?;
+    let artifact_ino = if segments.len() == 5 {
         file.ino
     } else {
         trail.get(5)?.ino
@@ -97,11 +111,11 @@ pub async fn etag_for(
     }
     h.update([0]);
     h.update(artifact[4].as_bytes());
-    for seg in &path.segments[5..] {
+    for seg in &segments[5..] {
         h.update([b'/']);
         h.update(seg.as_bytes());
     }
-    if path.segments.len() > 5 {
+    if segments.len() > 5 {
         let entry = fs.xattrs(file.ino).await.ok()?;
         for (k, v) in entry.iter().filter(|(k, _)| k == "user.zip.crc32") {
             h.update(k);
@@ -109,8 +123,7 @@ pub async fn etag_for(
         }
     }
     h.update(file.size.to_le_bytes());
-    let tag = format!("\"{}\"", hex::encode(&h.finalize()[..16]));
-    tag.parse().ok()
+    Some(format!("\"{}\"", hex::encode(&h.finalize()[..16])))
 }
 
 /// A file's answer to GET (`head`: false) or HEAD.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::filesystem::{ArtifactFs, Attr, FsResult};
 
-use super::listing::escape;
+use super::listing::{escape, push_escaped};
 
 /// The most bytes of a file one page shows.
 pub const VIEW_LIMIT: u64 = 16 << 20;
@@ -196,14 +196,7 @@ fn line_html(line: &str, style: &mut Sgr, out: &mut String) {
         if c.is_control() && c != '\t' {
             continue;
         }
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+        push_escaped(out, c);
     }
     if open {
         out.push_str("</span>");

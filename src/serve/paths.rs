@@ -62,7 +62,12 @@ impl UrlPath {
 
     /// `/OWNER/REPO/runs/RUN_ID/NAME`: the artifact this path is inside (or is), if any.
     pub fn artifact(&self) -> Option<&[String]> {
-        (self.segments.len() >= 5 && self.segments[2] == "runs").then(|| &self.segments[..5])
+        Self::artifact_of(&self.segments)
+    }
+
+    /// [`UrlPath::artifact`] of any path's segments.
+    pub fn artifact_of(segments: &[String]) -> Option<&[String]> {
+        (segments.len() >= 5 && segments[2] == "runs").then(|| &segments[..5])
     }
 }
 

@@ -19,6 +19,7 @@ use futures::FutureExt;
 
 use crate::filesystem::{ArtifactFs, Attr, FileKind, FsError, FsResult, ROOT_INO};
 
+use super::files::etag_text;
 use super::paths::follow;
 
 /// Links followed on one path at most (a view's link leads to `runs/`, which has none).
@@ -55,17 +56,28 @@ pub struct CoreDav {
     fs: Arc<ArtifactFs>,
 }
 
+/// Where a walk through links ended: the node, its path in the tree (under `runs/` for a
+/// view's target) and the nodes along that path (`trail[i]`: the first `i` segments).
+struct Walked {
+    attr: Attr,
+    segments: Vec<String>,
+    trail: Vec<Attr>,
+}
+
 /// Walks `segments` from the root, following symlinks as what they point to.
-pub async fn resolve_through_links(fs: &ArtifactFs, segments: &[String]) -> FsResult<Attr> {
+async fn walk_through_links(fs: &ArtifactFs, segments: &[String]) -> FsResult<Walked> {
     let mut segments = segments.to_vec();
     let mut hops = 0;
     'walk: loop {
         let mut attr = fs.getattr(ROOT_INO).await?;
+        let mut trail = Vec::with_capacity(segments.len());
         for (i, name) in segments.iter().enumerate() {
             if attr.kind != FileKind::Dir {
                 return Err(FsError::NotDir);
             }
-            attr = fs.lookup(attr.ino, name).await?;
+            let next = fs.lookup(attr.ino, name).await?;
+            trail.push(attr);
+            attr = next;
             if attr.kind == FileKind::Symlink {
                 hops += 1;
                 if hops > MAX_LINKS {
@@ -78,7 +90,22 @@ pub async fn resolve_through_links(fs: &ArtifactFs, segments: &[String]) -> FsRe
                 continue 'walk;
             }
         }
-        return Ok(attr);
+        return Ok(Walked {
+            attr,
+            segments,
+            trail,
+        });
+    }
+}
+
+impl Walked {
+    /// The node's metadata, with the `ETag` a `GET` of a file sends as its `getetag`.
+    async fn meta(&self, fs: &ArtifactFs) -> Meta {
+        let mut meta = Meta::from(&self.attr);
+        if self.attr.kind == FileKind::File {
+            meta.etag = etag_text(fs, &self.segments, &self.trail, &self.attr).await;
+        }
+        meta
     }
 }
 
@@ -118,6 +145,9 @@ struct Meta {
     len: u64,
     modified: SystemTime,
     dir: bool,
+    /// A file's `ETag` as `GET` sends it, quotes included (RFC 4918's `getetag`); none for
+    /// folders and for files whose bytes have no name (logs).
+    etag: Option<String>,
 }
 
 impl From<&Attr> for Meta {
@@ -126,6 +156,7 @@ impl From<&Attr> for Meta {
             len: if a.kind == FileKind::Dir { 0 } else { a.size },
             modified: a.mtime,
             dir: a.kind == FileKind::Dir,
+            etag: None,
         }
     }
 }
@@ -139,6 +170,16 @@ impl DavMetaData for Meta {
     }
     fn is_dir(&self) -> bool {
         self.dir
+    }
+    /// dav-server's default is size and time; a client comparing it with `GET`'s `ETag`
+    /// (davfs2 does) would see every file as changed.
+    fn etag(&self) -> Option<String> {
+        if self.dir {
+            // A folder's changes with its listing's time (dav-server's own rule).
+            let t = self.modified.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+            return Some(format!("{:x}", t.as_micros()));
+        }
+        self.etag.clone()
     }
 }
 
@@ -174,25 +215,38 @@ impl DavFileSystem for CoreDav {
     ) -> FsFuture<'a, FsStream<Box<dyn DavDirEntry>>> {
         async move {
             let segments = segments_of(path).map_err(dav_error)?;
-            let dir = resolve_through_links(&self.fs, &segments)
+            let dir = walk_through_links(&self.fs, &segments)
                 .await
                 .map_err(dav_error)?;
             let mut out: Vec<dav_server::fs::FsResult<Box<dyn DavDirEntry>>> = Vec::new();
-            for (e, a) in self.fs.readdir_plus(dir.ino).await.map_err(dav_error)? {
+            for (e, a) in self
+                .fs
+                .readdir_plus(dir.attr.ino)
+                .await
+                .map_err(dav_error)?
+            {
                 // A view's link is listed as what it points to; a dangling one is left out.
-                let a = if a.kind == FileKind::Symlink {
+                let member = if a.kind == FileKind::Symlink {
                     let mut p = segments.clone();
                     p.push(e.name.clone());
-                    match resolve_through_links(&self.fs, &p).await {
+                    match walk_through_links(&self.fs, &p).await {
                         Ok(t) => t,
                         Err(_) => continue,
                     }
                 } else {
-                    a
+                    let mut trail = dir.trail.clone();
+                    trail.push(dir.attr.clone());
+                    let mut segments = dir.segments.clone();
+                    segments.push(e.name.clone());
+                    Walked {
+                        attr: a,
+                        segments,
+                        trail,
+                    }
                 };
                 out.push(Ok(Box::new(Entry {
                     name: e.name,
-                    meta: Meta::from(&a),
+                    meta: member.meta(&self.fs).await,
                 })));
             }
             let stream: FsStream<Box<dyn DavDirEntry>> = Box::pin(futures::stream::iter(out));
@@ -224,10 +278,10 @@ impl DavFileSystem for CoreDav {
     fn metadata<'a>(&'a self, path: &'a DavPath) -> FsFuture<'a, Box<dyn DavMetaData>> {
         async move {
             let segments = segments_of(path).map_err(dav_error)?;
-            let a = resolve_through_links(&self.fs, &segments)
+            let node = walk_through_links(&self.fs, &segments)
                 .await
                 .map_err(dav_error)?;
-            Ok(Box::new(Meta::from(&a)) as Box<dyn DavMetaData>)
+            Ok(Box::new(node.meta(&self.fs).await) as Box<dyn DavMetaData>)
         }
         .boxed()
     }

@@ -43,6 +43,9 @@ pub struct Stats {
     /// Kernel requests handed to the runtime as a task (those answered on the thread that
     /// received them are not counted).
     requests_spawned: AtomicU64,
+    /// Inflate streams started over deflated entries' compressed bytes (from the start or
+    /// from a seek point): what random reads cost before an entry's inflated copy exists.
+    inflate_streams: AtomicU64,
     /// As last seen in an API answer's `x-ratelimit-*` headers.
     rate_remaining: AtomicU64,
     rate_limit: AtomicU64,
@@ -80,6 +83,7 @@ impl Stats {
             api_in_flight: AtomicU64::new(0),
             blob_in_flight: AtomicU64::new(0),
             requests_spawned: AtomicU64::new(0),
+            inflate_streams: AtomicU64::new(0),
             rate_remaining: AtomicU64::new(UNKNOWN),
             rate_limit: AtomicU64::new(UNKNOWN),
             rate_reset: AtomicU64::new(UNKNOWN),
@@ -119,6 +123,11 @@ impl Stats {
     /// One kernel request handed to the runtime as a task.
     pub fn request_spawned(&self) {
         self.requests_spawned.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One inflate stream started (see [`Status::inflate_streams`]).
+    pub fn inflate_stream(&self) {
+        self.inflate_streams.fetch_add(1, Ordering::Relaxed);
     }
 
     /// What an API answer said about the rate limit (`x-ratelimit-remaining`, `-limit`,
@@ -193,6 +202,10 @@ pub struct Status {
     /// answered from memory on the thread that received them.
     #[serde(default)]
     pub requests_spawned: u64,
+    /// Inflate streams started over deflated entries' compressed bytes (from the start or
+    /// from a seek point); reads served from an entry's inflated copy start none.
+    #[serde(default)]
+    pub inflate_streams: u64,
     pub rate_limit: Option<RateLimit>,
     /// Warnings and errors logged since the start.
     pub warnings_total: u64,
@@ -222,6 +235,7 @@ impl Status {
             api_requests_in_flight: load(&stats.api_in_flight),
             blob_requests_in_flight: load(&stats.blob_in_flight),
             requests_spawned: load(&stats.requests_spawned),
+            inflate_streams: load(&stats.inflate_streams),
             rate_limit: stats.rate(),
             warnings_total: stats.warnings.total(),
             recent_warnings: stats.warnings.recent(),

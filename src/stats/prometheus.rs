@@ -97,6 +97,12 @@ pub fn render(s: &Status) -> String {
             s.requests_spawned,
         ),
         (
+            "inflate_streams_total",
+            Kind::Counter,
+            "Inflate streams started over deflated entries' compressed bytes.",
+            s.inflate_streams,
+        ),
+        (
             "warnings_total",
             Kind::Counter,
             "Warnings and errors logged.",
@@ -180,6 +186,7 @@ mod tests {
             api_requests_in_flight: 1,
             blob_requests_in_flight: 2,
             requests_spawned: 30,
+            inflate_streams: 0,
             rate_limit: Some(RateLimit {
                 remaining: 4990,
                 limit: Some(5000),

@@ -205,6 +205,7 @@ mod tests {
             api_requests_in_flight: 0,
             blob_requests_in_flight: 1,
             requests_spawned: 0,
+            inflate_streams: 0,
             rate_limit: Some(RateLimit {
                 remaining: 4990,
                 limit: Some(5000),

@@ -1,7 +1,9 @@
-//! What the fake's HTTP tests share: an answer read whole (status, headers, body).
+//! What the fake's HTTP tests share: an answer read whole (status, headers, body), a GET
+//! sent on a runtime of its own, GitHub's OpenAPI description, a fake with artifacts.
 
 #![allow(dead_code)]
 
+use fake_github::openapi::OpenApi;
 use fake_github::zipgen::ZipBuilder;
 use fake_github::{FakeArtifactSpec, FakeConfig, FakeGitHub};
 use reqwest::StatusCode;
@@ -44,6 +46,26 @@ pub async fn send(
         headers: resp.headers().clone(),
         body: resp.bytes().await.unwrap().to_vec(),
     }
+}
+
+/// `GET url` with `token` (bearer) and `extra` headers, redirects not followed, from a
+/// plain `#[test]` (a runtime of its own); the answer read whole.
+pub fn get(url: &str, token: Option<&str>, extra: &[(&str, &str)]) -> Answer {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .user_agent("fake-github-tests")
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    rt.block_on(send(http.get(url), token, extra))
+}
+
+/// GitHub's OpenAPI description of the endpoints (the copy this crate carries).
+pub fn spec() -> OpenApi {
+    OpenApi::load_above(env!("CARGO_MANIFEST_DIR").as_ref())
 }
 
 /// A fake with `n` small zip artifacts `a0..` in `o/r`, spread over `runs` runs from 10.

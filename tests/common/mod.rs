@@ -274,6 +274,21 @@ impl Mount {
         self.mountpoint.join(rel)
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("a live daemon").id()
+    }
+
+    /// A `/proc/PID/status` figure of the daemon in KiB (`VmRSS`, `VmHWM`: the peak).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in the daemon's status"))
+    }
+
     /// Unmounts and waits for the daemon to exit.
     pub fn unmount(mut self) {
         self.stop();

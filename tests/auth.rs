@@ -1,16 +1,19 @@
 //! Real mounts and the token: where it comes from (`gh auth token --hostname` for the
 //! `--api-url` host, never another host's), and what a mount without one does (lists, never
-//! asks for a download, EACCES on reads with one log line, well inside the anonymous quota).
+//! asks for a download, EACCES on reads with one log line, well inside the anonymous quota),
+//! and where it never goes: the blob host, a log, the cache (with refreshes and retries forced).
 
 mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
 use fake_github::zipgen::ZipBuilder;
-use fake_github::{FakeConfig, FakeGitHub, TokenAccess};
+use fake_github::{FakeConfig, FakeGitHub, Faults, TokenAccess};
+
+const REPO: &str = "octo-org/hello";
 
 /// A stand-in `gh` in `dir` that, like the real one, holds one token per host: `ghes-token`
 /// for 127.0.0.1 (the fake GHES) and `github-com-token` for github.com (also its answer
@@ -121,5 +124,110 @@ fn without_a_token_listings_are_cheap_and_reads_are_eacces_with_one_log_line() {
         text.lines().filter(|l| l.contains("WARN")).count(),
         1,
         "{text}"
+    );
+}
+
+/// Every file under `dir`; every directory on the way must be private (0700).
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", e.path().display());
+            files_under(&e.path(), out);
+        } else {
+            out.push(e.path());
+        }
+    }
+}
+
+#[test]
+fn the_token_never_reaches_the_blob_host_a_log_or_the_cache() {
+    let _alone = exclusive("token", 120);
+    // Refreshes and retries are where a token could slip out: force both.
+    let gh = start_fake_with(Faults {
+        blob_force_403_every: 3,
+        api_fail_every: 4,
+        ..Default::default()
+    });
+    let (zip, want) = two_thousand_files();
+    add_hello(&gh, "many", 5, zip);
+    add_hello_files(&gh, "small", 5, &[("small.txt", b"small\n")]);
+    add_hello_raw(&gh, "notes", 5, "notes.md", b"# notes\n".to_vec());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let log = dir.path().join("daemon.log");
+    let m = Daemon::new(&gh, REPO)
+        .cache_dir(&cache)
+        .stderr_to(&log)
+        .arg("-vv")
+        .arg("--allow-other")
+        .mount();
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    let line = mounts
+        .lines()
+        .find(|l| l.contains(m.mountpoint.to_str().unwrap()))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.contains("default_permissions") && line.contains("allow_other"),
+        "--allow-other keeps permission checks: {line}"
+    );
+    let mut verified = 0;
+    for (name, data) in want.iter().step_by(7) {
+        let got = fs::read(m.path(&format!("octo-org/hello/runs/5/many/{name}"))).unwrap();
+        assert!(got == *data, "{name}");
+        verified += 1;
+    }
+    assert_eq!(
+        fs::read(m.path("octo-org/hello/runs/5/small/small.txt")).unwrap(),
+        b"small\n"
+    );
+    assert_eq!(
+        fs::read(m.path("octo-org/hello/runs/5/notes")).unwrap(),
+        b"# notes\n"
+    );
+    m.unmount();
+    let c = gh.counters();
+    assert_eq!(
+        c.blob_auth_headers_seen, 0,
+        "Authorization sent to the blob host"
+    );
+    assert!(c.api_auth_headers_seen > 0, "the API did get the token");
+    let mut files = Vec::new();
+    files_under(&cache, &mut files);
+    assert!(!files.is_empty(), "the cache holds something");
+    let mut scanned = 0u64;
+    for f in &files {
+        let b = fs::read(f).unwrap();
+        scanned += b.len() as u64;
+        for secret in [TOKEN.as_bytes(), b"sig="] {
+            assert!(
+                !b.windows(secret.len()).any(|w| w == secret),
+                "{} is in {}",
+                String::from_utf8_lossy(secret),
+                f.display()
+            );
+        }
+        let mode = fs::metadata(f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", f.display());
+    }
+    assert_eq!(
+        fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
+        0o700,
+        "cache dir mode"
+    );
+    // The -vv log: detailed, and still no token, no signed URL.
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(text.contains("DEBUG"), "-vv logs at debug level");
+    assert!(!text.contains(TOKEN), "the token is in the log");
+    assert!(!text.contains("sig="), "a signed URL's query is in the log");
+    eprintln!(
+        "figures: {verified} files read with 403 on every 3rd blob request and 502 on every 4th \
+         API request; blob host saw {} requests, 0 with Authorization; API saw {} with it; \
+         {} cache files ({scanned} bytes) scanned: no token; cache dir 0700",
+        c.blob_requests,
+        c.api_auth_headers_seen,
+        files.len()
     );
 }

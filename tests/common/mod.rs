@@ -519,3 +519,31 @@ pub fn status_json(runtime: &Path, mountpoint: &Path) -> artifactfs::stats::Stat
     assert!(out.status.success(), "{out:?}");
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// 2000 files: 1990 small deflated logs and 10 entries over 100 KiB (stored and deflated
+/// noise), so the archive is over 1 MiB and is read by ranges, never whole.
+pub fn two_thousand_files() -> (Vec<u8>, std::collections::BTreeMap<String, Vec<u8>>) {
+    use fake_github::zipgen::{EntryOptions, ZipBuilder, log_text, noise};
+    let mut z = ZipBuilder::new();
+    let mut want = std::collections::BTreeMap::new();
+    for i in 0..2000u64 {
+        let (name, data, opts) = if i % 200 == 7 {
+            let big = noise(100_000 + (i as usize * 311) % 120_000, i);
+            let opts = if i % 400 == 7 {
+                EntryOptions::stored()
+            } else {
+                EntryOptions::default()
+            };
+            (format!("big/b{i:04}.bin"), big, opts)
+        } else {
+            (
+                format!("logs/{:02}/job-{i:04}.log", i / 100),
+                log_text(200 + (i as usize * 53) % 2500, i),
+                EntryOptions::default(),
+            )
+        };
+        z.add_with(&name, &data, opts);
+        want.insert(name, data);
+    }
+    (z.finish(), want)
+}

@@ -295,8 +295,13 @@ impl CachedBlob {
         Ok(()) // blocks keep disappearing (a tiny cache): the read goes to the network
     }
 
-    /// Drops the cached blocks under `offset..offset+len` (bad bytes found by a check).
+    /// Drops the cached blocks under `offset..offset+len` (bad bytes found by a check), and
+    /// the chunks kept in memory that overlap them.
     pub fn drop_range(&self, offset: u64, len: u64) {
+        self.memory
+            .lock()
+            .unwrap()
+            .retain(|(s, b)| s + b.len() as u64 <= offset || offset.saturating_add(len) <= *s);
         if let (Some((first, last)), Some(f)) = (self.block_range(offset, len), &self.file) {
             self.seal.dropped();
             drop_blocks(f, &self.cache, &self.key, first, last);

@@ -4,6 +4,11 @@
 //! pass that inflates a randomly read entry to its copy. Untrusted input rules as in
 //! `archive::entry`: never more output than the declared size, a stream that ends early or
 //! late is corrupt.
+//!
+//! A stream from the start also takes the CRC-32C of every blob block whole inside the
+//! entry's compressed bytes, from the bytes the inflater consumes, in order
+//! ([`Stream::input_sums`]): once the CRC-32 verified, they are what the entry vouches for,
+//! and sealing them checks every later fetch of those blocks (see `InflatedEntry::completed`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,6 +20,7 @@ use super::inflated_copy::CopyWriter;
 use super::raw_inflate::RawInflate;
 use super::readahead::Readahead;
 use super::seek_index::SeekRecorder;
+use super::verify::BlockSums;
 use crate::archive::central_directory::ZipEntry;
 use crate::archive::error::corrupt;
 use crate::source::ByteSource;
@@ -36,6 +42,9 @@ pub struct Stream {
     pub recorder: Option<SeekRecorder>,
     /// The inflated copy this stream writes (when the cache takes one).
     pub writer: Option<CopyWriter>,
+    /// The checksums of the blob blocks inside the compressed bytes consumed so far (a
+    /// stream from the start only): what the CRC-32 vouches for once it verified.
+    input_sums: Option<BlockSums>,
 }
 
 /// Where a stream's compressed bytes come from (the entry's data at `start` in `blob`), how
@@ -60,6 +69,7 @@ impl Stream {
             input_at: 0,
             recorder: record.then(SeekRecorder::default),
             writer: None,
+            input_sums: None,
         }
     }
 
@@ -73,6 +83,13 @@ impl Stream {
         self.crc.is_some()
     }
 
+    /// The `(block, CRC-32C)` of every blob block whole inside the compressed bytes, once a
+    /// stream from the start has consumed them all (after [`Stream::run`] returned true, the
+    /// CRC-32 verified them).
+    pub fn input_sums(&self) -> Option<&[(u64, u32)]> {
+        self.input_sums.as_ref().map(BlockSums::sums)
+    }
+
     /// Inflates until `upto` bytes have been produced, handing each piece of output to `sink`
     /// with its offset. True when the stream reached its end, with the declared size and (from
     /// the start) the right CRC-32.
@@ -83,6 +100,9 @@ impl Stream {
         sink: &mut (dyn FnMut(u64, &[u8]) + Send),
     ) -> Result<bool, DataError> {
         let e = src.entry;
+        if self.crc.is_some() && self.in_pos == 0 && self.input_sums.is_none() {
+            self.input_sums = Some(BlockSums::new(src.start, e.compressed_size));
+        }
         let mut buf = vec![0u8; OUT_CHUNK as usize];
         let mut idle = 0u32;
         loop {
@@ -110,6 +130,13 @@ impl Stream {
                 .inflate(&self.input[self.input_at..], &mut buf[..cap])
                 .map_err(|m| corrupt(format!("{}: {m}", e.name)))?;
             let (used, made) = (step.used, step.made);
+            if let Some(sums) = self.input_sums.as_mut() {
+                // Exactly the bytes the inflater took, in order from the entry's first.
+                sums.absorb(
+                    self.in_pos,
+                    &self.input[self.input_at..self.input_at + used],
+                );
+            }
             self.input_at += used;
             self.in_pos += used as u64;
             let from = self.out_pos;

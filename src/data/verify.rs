@@ -217,8 +217,10 @@ pub struct ServedCheck {
     blocks: Option<BlockSums>,
 }
 
-/// The CRC-32C of each cache block that lies whole inside a file stored at `base` in its
-/// blob, taken from the bytes a check hashes in order: what a passed check vouches for.
+/// The CRC-32C of each cache block that lies whole inside `len` bytes at `base` of a blob,
+/// taken from the bytes a check hashes in order: what a passed check vouches for (a stored
+/// entry's bytes, hashed by its [`ServedCheck`]; a deflated entry's compressed bytes, taken
+/// by the stream from the start that checks its CRC-32).
 pub struct BlockSums {
     base: u64,
     len: u64,
@@ -236,8 +238,8 @@ impl BlockSums {
         }
     }
 
-    /// Takes the file's bytes at `pos` (right after the previous ones).
-    fn absorb(&mut self, mut pos: u64, mut d: &[u8]) {
+    /// Takes the bytes at `pos` from `base` (right after the previous ones).
+    pub fn absorb(&mut self, mut pos: u64, mut d: &[u8]) {
         use crate::cache::BLOCK_SIZE;
         while !d.is_empty() {
             let abs = self.base + pos;

@@ -20,7 +20,7 @@ use super::inflated_copy::CopyWriter;
 use super::raw_inflate::RawInflate;
 use super::readahead::Readahead;
 use super::seek_index::SeekRecorder;
-use super::verify::BlockSums;
+use super::verify::{BlockSums, Piece};
 use crate::archive::central_directory::ZipEntry;
 use crate::archive::error::corrupt;
 use crate::source::ByteSource;
@@ -56,6 +56,56 @@ pub struct Input<'a> {
     pub readahead: &'a Readahead,
     pub chunk: u64,
     pub inflated: &'a AtomicU64,
+    /// The pieces at the edges of the compressed bytes that a verified stream vouched for
+    /// (their blocks are shared with other bytes, so not sealed): checked on every read.
+    pub pieces: Vec<Piece>,
+}
+
+impl Input<'_> {
+    /// Compressed bytes `at..at + len`, widened to take in whole any piece they cut, each
+    /// such piece checked against what the entry's CRC-32 verified: a mismatch drops its
+    /// block and reads once more, then it is a failed check.
+    async fn read(&self, at: u64, len: u64) -> Result<Bytes, DataError> {
+        let e = self.entry;
+        let (from, to) = (self.start + at, self.start + at + len);
+        let (mut lo, mut hi) = (from, to);
+        for p in &self.pieces {
+            if p.at < to && p.at + p.len > from {
+                lo = lo.min(p.at);
+                hi = hi.max(p.at + p.len);
+            }
+        }
+        let mut again = false;
+        loop {
+            let bytes = self.blob.read_at(lo, (hi - lo) as usize).await?;
+            if (bytes.len() as u64) < hi - lo {
+                return Err(corrupt(format!("{}: compressed data cut short", e.name)).into());
+            }
+            let bad = self
+                .pieces
+                .iter()
+                .find(|p| p.matches(lo, &bytes) == Some(false));
+            match bad {
+                None => return Ok(bytes.slice((from - lo) as usize..(to - lo) as usize)),
+                Some(p) if !again => {
+                    tracing::warn!(
+                        "{}: compressed bytes at {} differ from what its CRC-32 verified; \
+                         fetching them once more",
+                        e.name,
+                        p.at
+                    );
+                    self.blob.drop_range(p.at, p.len);
+                    again = true;
+                }
+                Some(p) => {
+                    return Err(DataError::Integrity(format!(
+                        "{}: compressed bytes at {} fetched twice, neither is what its CRC-32 verified",
+                        e.name, p.at
+                    )));
+                }
+            }
+        }
+    }
 }
 
 impl Stream {
@@ -83,11 +133,11 @@ impl Stream {
         self.crc.is_some()
     }
 
-    /// The `(block, CRC-32C)` of every blob block whole inside the compressed bytes, once a
-    /// stream from the start has consumed them all (after [`Stream::run`] returned true, the
-    /// CRC-32 verified them).
-    pub fn input_sums(&self) -> Option<&[(u64, u32)]> {
-        self.input_sums.as_ref().map(BlockSums::sums)
+    /// The CRC-32C of every blob block whole inside the compressed bytes, and of the pieces
+    /// at their edges, once a stream from the start has consumed them all (after
+    /// [`Stream::run`] returned true, the CRC-32 verified them).
+    pub fn input_sums(&self) -> Option<&BlockSums> {
+        self.input_sums.as_ref()
     }
 
     /// Inflates until `upto` bytes have been produced, handing each piece of output to `sink`
@@ -114,11 +164,7 @@ impl Stream {
                 let len = (e.compressed_size - self.in_pos).min(src.chunk);
                 let at = self.in_pos;
                 src.readahead.before_read(at, len).await?;
-                let input = src.blob.read_at(src.start + at, len as usize).await?;
-                if (input.len() as u64) < len {
-                    return Err(corrupt(format!("{}: compressed data cut short", e.name)).into());
-                }
-                self.input = input;
+                self.input = src.read(at, len).await?;
                 self.input_at = 0;
                 continue;
             }

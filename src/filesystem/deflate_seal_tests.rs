@@ -278,3 +278,51 @@ async fn a_tar_member_in_a_deflated_tar_gz_read_after_eviction_never_serves_a_ch
         never_complete(&remote, &body);
     }
 }
+
+#[tokio::test]
+async fn the_edges_of_a_verified_deflated_entry_are_checked_too() {
+    // The blob blocks at the two ends of the compressed bytes are shared with the local
+    // header and the next entry, so they are not sealed: the entry checks its own pieces of
+    // them. Small enough to get no inflated copy: every read inflates the compressed bytes.
+    let data = noise(600 << 10, 22);
+    let body = artifact("small.bin", &data);
+    let (start, len) = compressed_range(&body, "small.bin");
+    let deflated = &body[start as usize..(start + len) as usize];
+    let end = start + len;
+    let head = silent_changes(deflated, &data, 100).next().unwrap();
+    let tail_from = (end / BLOCK_SIZE * BLOCK_SIZE - start) as usize + 100;
+    let tail = silent_changes(deflated, &data, tail_from).next().unwrap();
+    for (what, (k, m)) in [("head", head), ("tail", tail)] {
+        let at = start + k as u64;
+        assert!(
+            at / BLOCK_SIZE == start / BLOCK_SIZE || at / BLOCK_SIZE == end / BLOCK_SIZE,
+            "{what}: in a shared block"
+        );
+        for digest in [true, false] {
+            let remote = remote_with(body.clone(), digest);
+            let dir = tempfile::tempdir().unwrap();
+            let fs = core_capped(remote.clone(), dir.path());
+            let path = format!("{A}/small.bin");
+            let whole = read_in_chunks(&fs, &path, 128 << 10).await.unwrap();
+            assert_eq!(sha(&whole), sha(&data), "{what}, digest {digest}");
+            evict_by_padding(&fs).await;
+            let before = reads_so_far(&remote);
+            flip_once(&remote, at);
+            let from = m.saturating_sub(2000) as u64;
+            let got = read_at(&fs, &path, from, 4096).await;
+            let got = got.unwrap_or_else(|e| panic!("{what}, digest {digest}: {e}"));
+            let want = &data[from as usize..(from as usize + 4096).min(data.len())];
+            assert_eq!(
+                sha(&got),
+                sha(want),
+                "{what}, digest {digest}: the changed byte was served"
+            );
+            assert_eq!(
+                reads_covering(&remote, before, at),
+                2,
+                "{what}, digest {digest}: fetched, found wrong, fetched once more"
+            );
+            never_complete(&remote, &body);
+        }
+    }
+}

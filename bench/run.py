@@ -42,18 +42,21 @@ MODELS = {
     "loopback": {"api_delay_ms": 0, "blob_delay_ms": 0, "blob_mibps": 0},
     # Loopback with every 10th blob body stalled halfway, the connection left open.
     "stall": {"api_delay_ms": 0, "blob_delay_ms": 0, "blob_mibps": 0, "blob_stall_every": 10},
+    # Loopback, a blob host that ignores Range, one artifact of HUGE_MIB (not the data set).
+    "norange": {"api_delay_ms": 0, "blob_delay_ms": 0, "blob_mibps": 0, "no_range": True},
 }
+HUGE_MIB = 1024
 STALL_EVERY = MODELS["stall"]["blob_stall_every"]
 
 # The rows, in the issue's order. `models`: where the issue sets the row (the headline table
 # shows the loopback figures for the two rows the issue defines on loopback).
 ROWS = ["head", "random", "seq", "grep", "small", "warm", "stall", "find", "lsr", "lsruns",
         "pulls", "lslr", "lsl", "getfattr", "logs", "logtail", "webdav", "tarls", "tarcat",
-        "sqlite"]
+        "sqlite", "norange", "fullcache"]
 # The metadata rows are warm (nothing crosses the network): loopback only.
-ROW_MODELS = {"stall": ["loopback"], "find": ["loopback"], "lslr": ["loopback"],
+ROW_MODELS = {"stall": ["loopback"], "norange": ["loopback"], "find": ["loopback"], "lslr": ["loopback"],
               "lsl": ["loopback"], "getfattr": ["loopback"], "webdav": ["loopback"]}
-LOOPBACK_ROWS = ["stall", "find", "lslr", "lsl", "getfattr"]
+LOOPBACK_ROWS = ["stall", "find", "lslr", "lsl", "getfattr", "norange"]
 
 
 def log(*a):
@@ -102,7 +105,10 @@ class Fake:
         # GitHub's primary rate limit (5000 requests an hour per token, which the fake
         # enforces) would refuse the second `find` over 3000 artifacts: each mount gets a
         # token of its own, as if each run were a different hour.
-        args = [FAKE, "--bench", "--token", TOKEN]
+        if m.get("no_range"):
+            args = [FAKE, "--bench-huge-mib", str(HUGE_MIB), "--no-range", "--token", TOKEN]
+        else:
+            args = [FAKE, "--bench", "--token", TOKEN]
         for k in range(MOUNT_TOKENS):
             args += ["--token", f"bench-{k}"]
         if m["api_delay_ms"]:
@@ -120,7 +126,8 @@ class Fake:
         self.setup_s = time.perf_counter() - t
         self.api = d["api"]
         self.blob = d["blob"]
-        self.info = d["bench"]
+        self.info = d.get("bench")
+        self.huge = d.get("huge")
 
     def counters(self):
         with urllib.request.urlopen(self.api + "/_fake/counters") as r:
@@ -185,11 +192,12 @@ class Mount:
     def path(self, rel, repo="data"):
         return os.path.join(self.mp, "bench", repo, rel)
 
-    def peak_rss_kib(self):
+    def peak_rss_kib(self, field="VmHWM"):
+        """The daemon's peak resident memory (`VmRSS`: now)."""
         try:
             with open(f"/proc/{self.pid}/status") as f:
                 for line in f:
-                    if line.startswith("VmHWM:"):
+                    if line.startswith(field + ":"):
                         return int(line.split()[1])
         except (OSError, TypeError):
             pass
@@ -484,6 +492,71 @@ class Bench:
         finally:
             fake.stop()
         return {"af": out, "setup_s": fake.setup_s}
+
+    def norange(self):
+        """A fake of its own (loopback) whose blob host ignores Range, serving one artifact
+        of HUGE_MIB: `sha256sum` of its stored entry on a fresh mount per run, the daemon's
+        peak RSS against its idle RSS, and the bytes the blob host sent."""
+        helptext = subprocess.run([FAKE, "--help"], capture_output=True, text=True).stdout
+        if "--bench-huge-mib" not in helptext:
+            return {"not_measured": "no --bench-huge-mib in fake-github yet"}
+        log(f"norange: starting a fake-github without Range ({HUGE_MIB} MiB artifact)")
+        fake = Fake("norange")
+        h = fake.huge
+        rel = f"runs/{h['run']}/{h['artifact']}/{h['entry']}"
+        out = []
+        try:
+            for _ in range(self.runs):
+                with Mount(fake, self.work) as m:
+                    os.listdir(m.path(f"runs/{h['run']}"))
+                    idle = m.peak_rss_kib("VmRSS")
+                    fake.reset()
+                    t, o = bash(f"sha256sum < {q(m.path(rel))}")
+                    c = reqs(fake.settled_counters())
+                    out.append({"s": t, "sha256": o.split()[0], "idle_rss_kib": idle,
+                                "peak_rss_kib": m.peak_rss_kib(), **c})
+        finally:
+            fake.stop()
+        assert len({r["sha256"] for r in out}) == 1, "different sha256s"
+        return {"af": out, "blob_size": h["blob_size"], "entry_size": h["entry_size"],
+                "setup_s": fake.setup_s}
+
+    def fullcache(self):
+        """`sha256sum` of the 128 MiB stored entry, fresh mount: on a working cache, then
+        with the cache on a 6 MiB tmpfs (full after the first blocks: every write fails from
+        there on, and caching pauses). Needs root (mount -t tmpfs)."""
+        if os.geteuid() != 0:
+            raise Failed("mounting a tmpfs needs root")
+        i = self.info
+        rel = f"runs/{i['stall_run']}/{i['stall_artifact']}/{i['stall_entry']}"
+        working, full = [], []
+        for _ in range(self.runs):
+            with Mount(self.fake, self.work) as m:
+                p = m.path(rel)
+                os.stat(p)
+                drop_caches()
+                self.fake.reset()
+                t, o = bash(f"sha256sum < {q(p)}")
+                working.append({"s": t, "sha256": o.split()[0],
+                                **reqs(self.fake.settled_counters())})
+            tmpfs = self.tmp("tmpfs")
+            os.makedirs(tmpfs)
+            sh(["mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", tmpfs])
+            try:
+                with Mount(self.fake, self.work, cache_size="1G",
+                           cache=os.path.join(tmpfs, "cache")) as m:
+                    p = m.path(rel)
+                    os.stat(p)
+                    drop_caches()
+                    self.fake.reset()
+                    t, o = bash(f"sha256sum < {q(p)}")
+                    full.append({"s": t, "sha256": o.split()[0],
+                                 **reqs(self.fake.settled_counters())})
+            finally:
+                sh(["umount", "-l", tmpfs], check=False)
+                os.rmdir(tmpfs)
+        assert len({r["sha256"] for r in working + full}) == 1, "different sha256s"
+        return {"working": working, "full": full}
 
     def find(self):
         i = self.info
@@ -971,6 +1044,42 @@ def rows_for(model, res, info, runs):
                 f"{rq(af, False)}; {fbytes(col(af, 'bytes'))} fetched",
                 "", "≤ 15 s", f"{verdict(t['median'] <= 15)}: {t['median']:.2f} s",
             ])
+    r = res.get("norange")
+    if r:
+        what = (f"{HUGE_MIB / 1024:.0f} GiB stored entry (`sha256sum`, fresh mount) from a blob "
+                "host that ignores Range, loopback")
+        if "not_measured" in r:
+            out.append([what, f"not measured: {r['not_measured']}", "",
+                        "peak RSS ≤ 64 MiB, bytes fetched = size", "not measured"])
+        else:
+            af = r["af"]
+            t, peak = col(af), col(af, "peak_rss_kib")
+            idle, b = col(af, "idle_rss_kib"), col(af, "bytes")
+            ok = peak["max"] <= 64 * 1024 and b["max"] == b["min"] == r["blob_size"]
+            out.append([
+                what,
+                f"{fs(t)} = {r['entry_size'] / MIB / t['median']:.0f} MiB/s; peak RSS "
+                f"{peak['max'] / 1024:.0f} MiB (idle {idle['max'] / 1024:.0f} MiB); "
+                f"{fbytes(b)} fetched for a {r['blob_size'] / MIB:.0f} MiB blob; {rq(af, False)}; "
+                f"up to {int(col(af, 'in_flight_max')['max'])} bodies in flight",
+                "", "peak RSS ≤ 64 MiB, bytes fetched = size",
+                f"{verdict(ok)}: {peak['max'] / 1024:.0f} MiB, "
+                f"{b['max'] / r['blob_size']:.3f}× the blob",
+            ])
+    r = res.get("fullcache")
+    if r:
+        wk, fu = r["working"], r["full"]
+        tw, tf, ra = col(wk), col(fu), ratios(fu, wk)
+        out.append([
+            f"`sha256sum` of the {info['stall_size'] / MIB:.0f} MiB stored entry with the cache "
+            "filesystem full (a 6 MiB tmpfs), fresh mount",
+            f"{fs(tf)}; {rq(fu, False)}; {fbytes(col(fu, 'bytes'))} fetched; up to "
+            f"{int(col(fu, 'in_flight_max')['max'])} bodies in flight",
+            f"a working cache: {fs(tw)}; {rq(wk, False)}; up to "
+            f"{int(col(wk, 'in_flight_max')['max'])} bodies in flight",
+            "≤ 2× a working cache",
+            f"{verdict(ra['median'] <= 2)}: {fs(ra, '×', digits=2)}",
+        ])
     r = res.get("find")
     if r:
         af = r["af"]
@@ -1165,6 +1274,8 @@ ROW_TITLES = {
     "logs": "`grep -rc ERROR logs/RUN/` over an 80 MiB log archive, cold",
     "logtail": "`tail -n 50` of the biggest job log, cold",
     "webdav": "`sha256sum` of the 256 MiB entry through `serve --webdav` (rclone), cold",
+    "norange": "no-Range 1 GiB read, loopback",
+    "fullcache": "128 MiB read with the cache filesystem full",
 }
 ROW_TARGETS = {
     "head": "≤ 2 MiB fetched, ≤ 4 round trips", "random": "nothing fetched, ≤ 150 ms",
@@ -1176,6 +1287,8 @@ ROW_TARGETS = {
     "tarls": "after a remount: nothing fetched", "tarcat": "≥ 5× on the link model",
     "webdav": "within 2× of the FUSE mount",
     "sqlite": "cold ≤ curl + unzip + sqlite3; repeated ≤ 3× the local file",
+    "norange": "peak RSS ≤ 64 MiB, bytes fetched = size",
+    "fullcache": "≤ 2× a working cache",
 }
 
 

@@ -49,6 +49,11 @@ pub enum SourceError {
     /// The local cache file.
     #[error("cache file: {0}")]
     Cache(#[from] io::Error),
+    /// The host answered a ranged read with the whole blob: from now on the source is read
+    /// by its whole stream (`ByteSource::stream_whole`). The data layer takes it; a user
+    /// never sees it (EIO if one did).
+    #[error("the blob host ignores Range")]
+    RangeIgnored,
 }
 
 impl ToErrno for SourceError {
@@ -56,9 +61,10 @@ impl ToErrno for SourceError {
         match self {
             SourceError::NotFound(_) => libc::ENOENT,
             SourceError::Denied(_) | SourceError::NeedsToken(_) => libc::EACCES,
-            SourceError::Remote(_) | SourceError::Integrity(_) | SourceError::Budget(_) => {
-                libc::EIO
-            }
+            SourceError::Remote(_)
+            | SourceError::Integrity(_)
+            | SourceError::Budget(_)
+            | SourceError::RangeIgnored => libc::EIO,
             SourceError::Cache(e) => e.errno(),
         }
     }

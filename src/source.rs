@@ -23,7 +23,9 @@ pub trait ByteSource: Send + Sync {
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError>;
 
     /// True once the source has learnt that it can only serve the whole blob (a host that
-    /// ignores `Range`): callers then fetch everything once instead of range by range.
+    /// ignores `Range`): callers then take it by [`ByteSource::stream_whole`], once, instead
+    /// of range by range. The read that learns it fails with [`SourceError::RangeIgnored`]
+    /// (the whole body it was answered with is kept for the stream).
     fn whole_only(&self) -> bool {
         false
     }
@@ -32,6 +34,44 @@ pub trait ByteSource: Send + Sync {
     /// after a check over them failed, so that the next read fetches them again: one refetch
     /// heals what a failed check touched. A source that keeps nothing does nothing.
     async fn forget(&self, _offset: u64, _len: u64) {}
+
+    /// The whole blob from its first byte, piece by piece as it arrives (memory: one piece
+    /// at a time). A transfer that breaks off is resumed by the source where it can be;
+    /// this default reads it range by range.
+    async fn stream_whole(&self) -> Result<Box<dyn ByteStream + '_>, SourceError> {
+        Ok(Box::new(RangedStream { src: self, at: 0 }))
+    }
+}
+
+/// A blob's bytes in file order (see [`ByteSource::stream_whole`]).
+#[async_trait]
+pub trait ByteStream: Send {
+    /// The next piece; `None` after the last.
+    async fn next(&mut self) -> Result<Option<Bytes>, SourceError>;
+}
+
+/// What a piece of [`RangedStream`] asks for.
+const STREAM_PIECE: usize = 1 << 20;
+
+/// A source read front to back in ranges.
+struct RangedStream<'a, S: ?Sized> {
+    src: &'a S,
+    at: u64,
+}
+
+#[async_trait]
+impl<S: ByteSource + ?Sized> ByteStream for RangedStream<'_, S> {
+    async fn next(&mut self) -> Result<Option<Bytes>, SourceError> {
+        if self.at >= self.src.len() {
+            return Ok(None);
+        }
+        let b = self.src.read_at(self.at, STREAM_PIECE).await?;
+        if b.is_empty() {
+            return Ok(None);
+        }
+        self.at += b.len() as u64;
+        Ok(Some(b))
+    }
 }
 
 /// An in-memory source, for tests and for blobs small enough to hold whole.

@@ -321,3 +321,61 @@ fn a_full_cache_filesystem_reads_in_large_ranges() {
     // as large, never one request per kernel read (1024 of 128 KiB).
     assert!(requests <= 80, "{requests} blob requests for 128 MiB");
 }
+
+#[test]
+fn a_full_cache_filesystem_reads_ahead_like_a_working_cache() {
+    require_fuse();
+    let _alone = exclusive("full cache readahead (requests in flight counted)", 300);
+    // A link of 256 MiB/s per connection: a 2 MiB body takes 8 ms, so requests made side by
+    // side overlap at the blob host (on loopback each would be gone before the next).
+    let gh = start_fake_with(Faults {
+        blob_bandwidth: Some(256 << 20),
+        ..Default::default()
+    });
+    let big = noise(128 * MIB, 22);
+    let mut z = ZipBuilder::new();
+    z.add_with("big.bin", &big, EntryOptions::stored());
+    add_hello(&gh, "big", 1, z.finish());
+    let entry = "octo-org/hello/runs/1/big/big.bin";
+    // A working cache: what its readahead asks for.
+    let working = {
+        let m = Daemon::new(&gh, REPO).mount();
+        gh.reset_counters();
+        assert_eq!(sha_of(&m.path(entry)), sha256(&big));
+        gh.counters()
+    };
+    // The cache's filesystem full: the same ranges, side by side.
+    let fs = Tmpfs::new("6m");
+    let m = on_tmpfs(&gh, &fs, &[]).mount();
+    gh.reset_counters();
+    assert_eq!(sha_of(&m.path(entry)), sha256(&big));
+    let full = gh.counters();
+    eprintln!(
+        "figures: 128 MiB with the cache filesystem full: {} blob requests ({} bytes, at most \
+         {} at once); a working cache: {} ({} bytes, at most {} at once)",
+        full.blob_requests,
+        full.blob_bytes_total,
+        full.blob_in_flight_max,
+        working.blob_requests,
+        working.blob_bytes_total,
+        working.blob_in_flight_max
+    );
+    // The same ranges: what was in flight when the disk filled up is kept (in memory, or
+    // read back from the blocks written before), never fetched again; two chunks of slack.
+    assert!(
+        full.blob_requests <= working.blob_requests + 4,
+        "{} requests with a full cache filesystem, {} with a working cache",
+        full.blob_requests,
+        working.blob_requests
+    );
+    assert!(
+        full.blob_bytes_total <= working.blob_bytes_total + (4 << 20),
+        "bytes: {} full, {} working",
+        full.blob_bytes_total,
+        working.blob_bytes_total
+    );
+    assert!(
+        full.blob_in_flight_max >= 2,
+        "readahead runs requests side by side with a full cache filesystem too"
+    );
+}

@@ -5,28 +5,13 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use artifactfs::stats::Status;
 use common::*;
 use fake_github::zipgen::ZipBuilder;
 use fake_github::{Counters, FakeArtifactSpec, FakeGitHub};
 
 const REPO: &str = "octo-org/hello";
-
-fn status(runtime: &Path, mountpoint: &Path) -> Status {
-    let out = Command::new(bin())
-        .arg("status")
-        .arg(mountpoint)
-        .arg("--json")
-        .env("XDG_RUNTIME_DIR", runtime)
-        .output()
-        .expect("run artifactfs status");
-    assert!(out.status.success(), "{out:?}");
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 /// `runs` runs of `per_run` small zip artifacts each, `result.txt` in each.
 fn many(gh: &FakeGitHub, runs: u64, per_run: u64) {
@@ -83,7 +68,7 @@ fn ls_runs_of_3000_artifacts_costs_its_list_pages_and_at_most_256_more() {
         c.by_endpoint
     );
     assert!(others >= 200, "the read-ahead ran: {:?}", c.by_endpoint);
-    let s = status(runtime.path(), &m.mountpoint);
+    let s = status_json(runtime.path(), &m.mountpoint);
     assert_eq!(s.api_requests, c.api_requests, "{s:?}");
     assert_eq!(
         s.api_requests_speculative, others,
@@ -123,7 +108,7 @@ fn below_a_fifth_of_the_quota_nothing_is_speculated_and_cat_still_works() {
     );
     let c = settled(&gh);
     assert!(c.endpoint("download") >= 1);
-    let s = status(runtime.path(), &m.mountpoint);
+    let s = status_json(runtime.path(), &m.mountpoint);
     assert_eq!(s.api_requests_speculative, 0, "{s:?}");
     assert!(s.rate_limit.unwrap().remaining < 1000);
 }

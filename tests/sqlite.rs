@@ -8,7 +8,6 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use artifactfs::stats::Status;
 use common::*;
 use fake_github::zipgen::ZipBuilder;
 
@@ -50,18 +49,6 @@ fn database(dir: &Path, rows: u32) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-fn status_of(runtime: &Path, mountpoint: &Path) -> Status {
-    let out = Command::new(bin())
-        .arg("status")
-        .arg(mountpoint)
-        .arg("--json")
-        .env("XDG_RUNTIME_DIR", runtime)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn an_indexed_query_on_a_deflated_database_again_fetches_nothing_and_inflates_nothing() {
     require_fuse();
@@ -96,7 +83,7 @@ fn an_indexed_query_on_a_deflated_database_again_fetches_nothing_and_inflates_no
     // The copy pass fetches the compressed bytes once, in the background.
     let fetched = settled_blob_bytes(&gh);
     assert!(fetched <= zip.len() as u64 + (1 << 20), "{fetched} bytes");
-    let streams = status_of(runtime.path(), &m.mountpoint).inflate_streams;
+    let streams = status_json(runtime.path(), &m.mountpoint).inflate_streams;
 
     assert_eq!(sqlite(&uri(&m), &query()), want, "the second query");
     assert_eq!(
@@ -104,14 +91,14 @@ fn an_indexed_query_on_a_deflated_database_again_fetches_nothing_and_inflates_no
         fetched,
         "the second query fetched blob bytes"
     );
-    let s = status_of(runtime.path(), &m.mountpoint);
+    let s = status_json(runtime.path(), &m.mountpoint);
     assert_eq!(s.inflate_streams, streams, "the second query inflated");
     // A remount on the same cache: the copy is still there.
     m.unmount();
     let m = mount();
     assert_eq!(sqlite(&uri(&m), &query()), want, "after a remount");
     assert_eq!(gh.counters().blob_bytes_total, fetched, "after a remount");
-    let s = status_of(runtime.path(), &m.mountpoint);
+    let s = status_json(runtime.path(), &m.mountpoint);
     assert_eq!(s.inflate_streams, 0, "after a remount");
     eprintln!(
         "figures: db {} bytes, zip {} bytes, fetched {fetched}, inflate streams {streams}",

@@ -19,6 +19,8 @@
 //! - `bench/data`, run 905, artifact `db`: a ~33 MiB SQLite database with an index (`app.db`),
 //!   deflated (an indexed query, cold and repeated; made with the `sqlite3` command, and
 //!   left out when it is not installed).
+//! - alone (`fake-github --bench-huge-mib N`), `bench/data`, run 906, artifact `huge`: a zip
+//!   whose one stored entry (`huge.bin`) is N MiB (a 1 GiB read from a host without Range).
 //! - `bench/data`, run 903: a failed run whose log archive is about 80 MiB (job
 //!   `test (ubuntu-latest)` carries 176 MiB of CI output, in its job file and its step file)
 //!   (`grep -rc ERROR logs/903/`, `tail -n 50` of the biggest job log).
@@ -525,6 +527,48 @@ pub fn populate(gh: &FakeGitHub) -> BenchInfo {
         runlog_job_entry,
         runlog_job_size,
         runlog_job_compressed_size,
+    }
+}
+
+/// Where the one big artifact of `--bench-huge-mib` is.
+#[derive(Clone, Debug, Serialize)]
+pub struct HugeInfo {
+    pub run: u64,
+    pub id: u64,
+    pub artifact: String,
+    pub entry: String,
+    pub entry_size: u64,
+    /// The archive's (the blob's) size.
+    pub blob_size: u64,
+}
+
+/// Adds `bench/data`'s run 906 artifact `huge`: one stored entry of `mib` MiB.
+pub fn populate_huge(gh: &FakeGitHub, mib: u64) -> HugeInfo {
+    let entry = "huge.bin".to_string();
+    let entry_size = mib << 20;
+    let mut z = ZipBuilder::new();
+    z.add_with(
+        &entry,
+        &noise(entry_size as usize, 13),
+        EntryOptions::stored(),
+    );
+    let zip = z.finish();
+    let blob_size = zip.len() as u64;
+    let run = 906;
+    let id = gh.add_artifact(FakeArtifactSpec::zip(
+        BENCH_OWNER,
+        BENCH_REPO,
+        "huge",
+        run,
+        zip,
+    ));
+    HugeInfo {
+        run,
+        id,
+        artifact: "huge".into(),
+        entry,
+        entry_size,
+        blob_size,
     }
 }
 

@@ -380,6 +380,12 @@ impl FakeGitHub {
         (self.shared.state.lock().unwrap()).log_blob(logs::LogKey::Run(run, attempt))
     }
 
+    /// The length of log blob `id` (see [`FakeGitHub::run_log_blob_id`]).
+    pub fn log_blob_len(&self, id: u64) -> Option<u64> {
+        let st = self.shared.state.lock().unwrap();
+        st.logs.blobs.get(&id).map(|b| b.body.len() as u64)
+    }
+
     /// The id of job `job` (index) of attempt `attempt` of run `run`.
     pub fn job_id(run: u64, attempt: u32, job: usize) -> u64 {
         run * 1000 + u64::from(attempt) * 100 + job as u64

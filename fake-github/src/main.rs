@@ -23,6 +23,11 @@ struct Args {
     /// src/bench.rs); prints its description as JSON on the first line of stdout.
     #[arg(long)]
     bench: bool,
+    /// Serve only one big artifact for the benchmarks (`bench/data`, run 906, `huge`: a zip
+    /// whose one stored entry is this many MiB; see src/bench.rs); prints its description
+    /// as JSON on the first line of stdout.
+    #[arg(long, value_name = "MIB")]
+    bench_huge_mib: Option<u64>,
     /// Accepted read-write tokens (default: test-token).
     #[arg(long = "token")]
     tokens: Vec<String>,
@@ -102,7 +107,13 @@ fn main() -> anyhow::Result<()> {
             info.artifact_ids.len()
         );
     }
-    if args.bench {
+    if let Some(mib) = args.bench_huge_mib {
+        let huge = fake_github::bench::populate_huge(&gh, mib);
+        println!(
+            "{}",
+            serde_json::json!({"api": gh.api_url(), "blob": gh.blob_origin(), "huge": huge})
+        );
+    } else if args.bench {
         let info = fake_github::bench::populate(&gh);
         println!(
             "{}",

@@ -39,11 +39,15 @@ use lru::LruCache;
 
 use scan::{collect_blocks, collect_files};
 
+mod accounting;
 pub mod blocks;
 mod entries;
 mod lock;
 mod scan;
 
+pub use accounting::Pin;
+use accounting::{LruState, parse_block_rel, parse_map_rel};
+pub(crate) use accounting::{block_rel, map_rel};
 pub use blocks::{BLOCK_SIZE, BlockFile};
 use lock::DirLock;
 
@@ -73,114 +77,6 @@ pub struct Limits {
     pub min_free: u64,
     /// Bytes set aside for files the cache does not write itself (the log).
     pub reserved: u64,
-}
-
-struct LruState {
-    /// Relative path → size on disk. Most recently used at the front.
-    files: LruCache<PathBuf, u64>,
-    /// Sum of `files`.
-    total: u64,
-    /// Metadata files: counted, never evicted (relative path → size).
-    fixed: HashMap<PathBuf, u64>,
-    fixed_total: u64,
-    /// Space promised to entries being inflated.
-    pinned: u64,
-    /// Blocks being read right now (see [`DiskCache::pin`]): never evicted, nor their maps.
-    pins: HashMap<String, HashMap<u64, u32>>,
-}
-
-impl LruState {
-    /// Accounts `rel` as `size` bytes, most recently used.
-    fn put(&mut self, rel: PathBuf, size: u64) {
-        if let Some(old) = self.files.put(rel, size) {
-            self.total -= old;
-        }
-        self.total += size;
-    }
-
-    /// Stops accounting `rel`; whether it was accounted.
-    fn remove(&mut self, rel: &Path) -> bool {
-        match self.files.pop(rel) {
-            Some(size) => {
-                self.total -= size;
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn used(&self) -> u64 {
-        self.total + self.fixed_total + self.pinned
-    }
-
-    fn set_fixed(&mut self, rel: PathBuf, size: u64) {
-        let old = self.fixed.insert(rel, size).unwrap_or(0);
-        self.fixed_total = self.fixed_total - old + size;
-    }
-
-    fn unset_fixed(&mut self, rel: &Path) {
-        if let Some(old) = self.fixed.remove(rel) {
-            self.fixed_total -= old;
-        }
-    }
-
-    /// Whether `rel` (a block, or a blob's map) must stay: it is being read.
-    fn is_pinned(&self, rel: &Path) -> bool {
-        if self.pins.is_empty() {
-            return false;
-        }
-        match parse_block_rel(rel) {
-            Some((stem, i)) => self.pins.get(&stem).is_some_and(|p| p.contains_key(&i)),
-            None => parse_map_rel(rel).is_some_and(|stem| self.pins.contains_key(&stem)),
-        }
-    }
-
-    /// The least recently used file that is not pinned, taken out of the list.
-    fn pop_victim(&mut self) -> Option<PathBuf> {
-        let rel = if self.pins.is_empty() {
-            self.files.peek_lru().map(|(k, _)| k.clone())?
-        } else {
-            self.files
-                .iter()
-                .rev()
-                .find(|(k, _)| !self.is_pinned(k))
-                .map(|(k, _)| k.clone())?
-        };
-        self.remove(&rel);
-        Some(rel)
-    }
-}
-
-/// Blocks of a blob being read: eviction leaves them (and their blob's map) alone until the
-/// pin is dropped, so a reader is never handed a hole.
-pub struct Pin<'a> {
-    cache: &'a DiskCache,
-    stem: String,
-    first: u64,
-    last: u64,
-}
-
-impl Drop for Pin<'_> {
-    fn drop(&mut self) {
-        {
-            let mut st = self.cache.state.lock().unwrap();
-            if let Some(p) = st.pins.get_mut(&self.stem) {
-                for i in self.first..=self.last {
-                    if let Some(n) = p.get_mut(&i) {
-                        *n -= 1;
-                        if *n == 0 {
-                            p.remove(&i);
-                        }
-                    }
-                }
-                if p.is_empty() {
-                    st.pins.remove(&self.stem);
-                }
-            }
-        }
-        // What the pin kept past the limit goes now.
-        self.cache.evict_to_limit();
-    }
 }
 
 /// The on-disk cache. Cheap to share behind an `Arc`; the internal lock is never held
@@ -227,33 +123,6 @@ pub fn on_disk(len: u64) -> u64 {
 /// the sparse data file's extent tree (a file with holes needs one on ext4 and others).
 pub(crate) fn blob_overhead(map_len: u64) -> u64 {
     on_disk(map_len) + 4096
-}
-
-pub(crate) fn block_rel(stem: &str, i: u64) -> PathBuf {
-    Path::new("blocks").join(format!("{stem}#{i}"))
-}
-
-pub(crate) fn map_rel(stem: &str) -> PathBuf {
-    Path::new("blocks").join(format!("{stem}.map"))
-}
-
-/// `blocks/{stem}.map` → stem.
-fn parse_map_rel(rel: &Path) -> Option<String> {
-    if !rel.starts_with("blocks") {
-        return None;
-    }
-    let name = rel.file_name()?.to_str()?;
-    name.strip_suffix(".map").map(str::to_string)
-}
-
-/// `blocks/{stem}#{i}` → (stem, i).
-fn parse_block_rel(rel: &Path) -> Option<(String, u64)> {
-    if !rel.starts_with("blocks") {
-        return None;
-    }
-    let name = rel.file_name()?.to_str()?;
-    let (stem, i) = name.rsplit_once('#')?;
-    Some((stem.to_string(), i.parse().ok()?))
 }
 
 pub(crate) fn mkdir_private(path: &Path) -> io::Result<()> {

@@ -1,6 +1,7 @@
 //! Tests of `CachedBlob`.
 
 use super::*;
+use crate::data::verify::{Expected, Verdict};
 use crate::source::MemorySource;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -125,12 +126,12 @@ async fn a_sealed_blob_checks_every_block_fetched_again() {
     settle(&src).await;
     assert!(src.sealed());
     // Block 3 evicted, then fetched again: a changed byte is refused, not stored.
-    let file = src.file.clone().unwrap();
+    let file = src.file().cloned().unwrap();
     file.punch(3);
     let mut wrong = d[3 * BLOCK_SIZE as usize..4 * BLOCK_SIZE as usize].to_vec();
     wrong[9] ^= 4;
     assert!(matches!(
-        src.store(&file, 3, Bytes::from(wrong.clone())).await,
+        src.store.store(&file, 3, Bytes::from(wrong.clone())).await,
         Stored::Mismatch(b) if b == vec![3]
     ));
     assert_eq!(file.missing(0, 5), vec![3]);
@@ -154,9 +155,9 @@ async fn a_wrong_digest_fails_the_blob_and_drops_the_bytes() {
     settle(&src).await;
     assert_eq!(src.whole().unwrap().failures(), 1);
     assert!(!src.sealed());
-    assert_eq!(src.file.as_ref().unwrap().missing(0, 2).len(), 3);
+    assert_eq!(src.file().unwrap().missing(0, 2).len(), 3);
     assert_eq!(
-        src.cache.used(),
+        src.cache().used(),
         8192,
         "only the blob's overhead (map, extent tree) is left"
     );
@@ -171,12 +172,12 @@ async fn stays_under_the_cap_and_still_reads_right() {
     for i in 0..40u64 {
         let got = src.read_at(i * BLOCK_SIZE + 3, 1000).await.unwrap();
         assert_eq!(&got[..], &d[(i * BLOCK_SIZE + 3) as usize..][..1000]);
-        assert!(src.cache.used() <= cap, "{} > {cap}", src.cache.used());
+        assert!(src.cache().used() <= cap, "{} > {cap}", src.cache().used());
     }
     // A read bigger than the cap still answers (straight from the network).
     let got = src.read_at(0, 20 * BLOCK_SIZE as usize).await.unwrap();
     assert!(got[..] == d[..20 * BLOCK_SIZE as usize]);
-    assert!(src.cache.used() <= cap);
+    assert!(src.cache().used() <= cap);
 }
 
 #[tokio::test]
@@ -208,7 +209,7 @@ async fn a_remount_serves_from_disk() {
     }
     let (remote, src) = setup(dir.path(), &d, 1 << 30, None);
     assert_eq!(
-        src.cache.used(),
+        src.cache().used(),
         2 * BLOCK_SIZE + 8192,
         "two blocks and the blob's overhead (map, extent tree)"
     );

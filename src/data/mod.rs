@@ -14,17 +14,22 @@
 //! ```
 
 pub mod blob;
+pub mod block_store;
 pub mod file_source;
+pub mod flight;
 pub mod gzip;
 pub mod inflate;
 pub mod inflate_stream;
 pub mod inflated_copy;
+pub mod memory_window;
 pub mod raw_inflate;
 pub mod readahead;
 pub mod reader;
 pub mod seal;
 pub mod seek_index;
+pub mod spool;
 pub mod verify;
+pub mod whole_download;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -329,5 +334,7 @@ fn no_entry() -> DataError {
     DataError::Source(SourceError::NotFound("no such entry".into()))
 }
 
+#[cfg(test)]
+mod background_pass_tests;
 #[cfg(test)]
 mod tests;

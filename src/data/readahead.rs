@@ -13,6 +13,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::blob::CachedBlob;
+use super::memory_window;
 use crate::cache::BLOCK_SIZE;
 
 /// One background ranged request.
@@ -21,6 +22,11 @@ pub const CHUNK: u64 = 2 << 20;
 pub const MIN_AHEAD: u64 = 1 << 20;
 /// How far ahead they go at most (so at most this many bytes in flight per reader).
 pub const MAX_AHEAD: u64 = 16 << 20;
+
+// A cache that does not take the bytes keeps them in memory in the same chunks, as much as
+// readahead asks for ahead of a reader.
+const _: () = assert!(CHUNK == memory_window::WINDOW_CHUNK);
+const _: () = assert!(MAX_AHEAD < memory_window::WINDOW_BYTES);
 
 struct Window {
     /// Where the next sequential read would start.
@@ -49,6 +55,8 @@ impl Drop for Readahead {
         for t in self.tasks.lock().unwrap().drain(..) {
             t.abort();
         }
+        // What it read ahead into memory (a cache that does not take it) goes with it.
+        self.blob.release_memory();
     }
 }
 

@@ -8,6 +8,11 @@
 //! feed them to the handle's [`ServedCheck`]. The read that completes a failed check is EIO
 //! and the bad bytes are dropped; the file is no longer verified, so its later opens do not
 //! let the kernel keep its pages.
+//!
+//! A handle served out of an order its running hash can follow has the file read through
+//! by a pass in the background, started once half the file has been served; the read that
+//! completes the file takes that pass's verdict (waiting for the rest of it if the reader
+//! outran it).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -104,6 +109,21 @@ impl FileBytes {
         }
     }
 
+    /// The same bytes with readahead of their own (for a pass beside the handle's reads).
+    fn fresh(&self) -> FileBytes {
+        match self {
+            FileBytes::Range {
+                blob, base, len, ..
+            } => FileBytes::range(blob.clone(), *base, *len),
+            FileBytes::Inflated(e) => FileBytes::Inflated(e.clone()),
+            FileBytes::Source { src, base, len } => FileBytes::Source {
+                src: src.clone(),
+                base: *base,
+                len: *len,
+            },
+        }
+    }
+
     /// Forgets every cached copy of these bytes.
     async fn drop_cached(&self) {
         self.drop_range(0, self.len()).await;
@@ -149,6 +169,14 @@ impl FileBytes {
 /// header, the central directory, the parsed index), after a failed check.
 pub type Heal = Box<dyn Fn() + Send + Sync>;
 
+/// Drops the bytes of a failed check and everything they were read through.
+async fn drop_all(bytes: &FileBytes, heal: Option<&(dyn Fn() + Send + Sync)>) {
+    bytes.drop_cached().await;
+    if let Some(h) = heal {
+        h();
+    }
+}
+
 /// One open file.
 pub struct FileReader {
     bytes: FileBytes,
@@ -159,7 +187,7 @@ pub struct FileReader {
     check: Mutex<Option<ServedCheck>>,
     /// This handle served bytes of a file that failed a check: every read is EIO.
     poisoned: AtomicBool,
-    heal: Option<Heal>,
+    heal: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl FileReader {
@@ -184,16 +212,39 @@ impl FileReader {
 
     /// What else a failed check drops (see [`Heal`]).
     pub fn healed_by(mut self, heal: Heal) -> FileReader {
-        self.heal = Some(heal);
+        self.heal = Some(Arc::from(heal));
         self
     }
 
     /// Drops the bytes of a failed check and everything they were read through.
     async fn drop_all(&self) {
-        self.bytes.drop_cached().await;
-        if let Some(h) = &self.heal {
-            h();
-        }
+        drop_all(&self.bytes, self.heal.as_deref()).await;
+    }
+
+    /// Starts the pass that reads the file through in the background and records its
+    /// verdict, unless one is running (the verdict is the file's, shared by every handle).
+    fn kick_pass(&self, i: &Arc<Integrity>) {
+        let Some(running) = i.start_pass() else {
+            return;
+        };
+        let (bytes, i, heal) = (self.bytes.fresh(), i.clone(), self.heal.clone());
+        tokio::spawn(async move {
+            let _running = running;
+            if i.good_at(bytes.generation()) || matches!(i.verdict(), Verdict::Failed { .. }) {
+                return;
+            }
+            match bytes.check_through(&i).await {
+                Ok(Ok(())) => i.pass(bytes.generation()),
+                Ok(Err(got)) => {
+                    if !matches!(i.verdict(), Verdict::Failed { .. }) {
+                        i.fail(&got);
+                    }
+                    drop_all(&bytes, heal.as_deref()).await;
+                }
+                // No verdict (the network): the read that completes the file runs it.
+                Err(e) => tracing::debug!("{}: background pass: {e}", i.what),
+            }
+        });
     }
 
     /// Forgets what this file's bytes `offset..offset + len` were read through, after a check
@@ -279,10 +330,22 @@ impl FileReader {
         match (outcome, i) {
             (Outcome::Matched, Some(i)) => i.pass(self.bytes.generation()),
             (Outcome::Mismatch(got), _) => return Err(self.failed(&got).await),
+            (Outcome::PassAsked, Some(i)) if !i.good_at(self.bytes.generation()) => {
+                self.kick_pass(i);
+            }
             (Outcome::NeedsPass, Some(i)) if !i.good_at(self.bytes.generation()) => {
-                match self.bytes.check_through(i).await? {
-                    Ok(()) => i.pass(self.bytes.generation()),
-                    Err(got) => return Err(self.failed(&got).await),
+                // The background pass (started when half was served) has mostly run.
+                self.kick_pass(i);
+                i.pass_done().await;
+                if i.failures() > self.failures_at_open {
+                    return Err(self.failed("(the background pass failed)").await);
+                }
+                if !i.good_at(self.bytes.generation()) {
+                    // It had no verdict (the network), or bytes changed since: here, once.
+                    match self.bytes.check_through(i).await? {
+                        Ok(()) => i.pass(self.bytes.generation()),
+                        Err(got) => return Err(self.failed(&got).await),
+                    }
                 }
             }
             _ => {}

@@ -15,11 +15,11 @@ use crate::source::MemorySource;
 
 /// A blob host in memory that changes the byte at `flip_at` in the next `flips` bodies that
 /// cover it.
-struct FlakyRemote {
+pub(super) struct FlakyRemote {
     inner: MemorySource,
     flip_at: AtomicU64,
     flips: AtomicU64,
-    bytes: AtomicU64,
+    pub(super) bytes: AtomicU64,
     requests: AtomicU64,
 }
 
@@ -57,11 +57,11 @@ impl ByteSource for FlakyRemote {
     }
 }
 
-struct Setup {
+pub(super) struct Setup {
     _dir: tempfile::TempDir,
-    data: DataLayer,
-    blob: BlobRef,
-    remote: Arc<FlakyRemote>,
+    pub(super) data: DataLayer,
+    pub(super) blob: BlobRef,
+    pub(super) remote: Arc<FlakyRemote>,
 }
 
 fn sha(b: &[u8]) -> String {
@@ -69,7 +69,7 @@ fn sha(b: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(b))
 }
 
-fn setup(zip: &[u8], cache_size: u64, flip_at: u64, flips: u64) -> Setup {
+pub(super) fn setup(zip: &[u8], cache_size: u64, flip_at: u64, flips: u64) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let cache = Arc::new(crate::cache::DiskCache::open(dir.path(), cache_size).unwrap());
     let remote = Arc::new(FlakyRemote {
@@ -124,7 +124,7 @@ fn archive() -> (Vec<u8>, Vec<u8>, Vec<u8>, u64) {
 }
 
 /// A stored `big_len` file after a deflated `log_len` log.
-fn sized_archive(log_len: usize, big_len: usize) -> (Vec<u8>, Vec<u8>, Vec<u8>, u64) {
+pub(super) fn sized_archive(log_len: usize, big_len: usize) -> (Vec<u8>, Vec<u8>, Vec<u8>, u64) {
     let log = log_text(log_len, 1);
     let big = noise(big_len, 2);
     let mut z = ZipBuilder::new();

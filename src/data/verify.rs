@@ -95,6 +95,10 @@ pub struct Integrity {
     good_gen: std::sync::atomic::AtomicU64,
     /// At most one refetch at a time; the others wait for its verdict.
     pub refetching: tokio::sync::Mutex<()>,
+    /// Held by the background pass that reads the file through for an out-of-order reader
+    /// (see [`Integrity::start_pass`]): one at a time; a reader that needs its verdict
+    /// waits on it.
+    passing: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Pieces of shared blocks a passed check vouched for (see [`Piece`]; a deflated entry's
     /// compressed bytes at its edges); forgotten when a check fails.
     pieces: Mutex<Vec<Piece>>,
@@ -109,6 +113,7 @@ impl Integrity {
             failures: Default::default(),
             good_gen: std::sync::atomic::AtomicU64::new(NO_GENERATION),
             refetching: tokio::sync::Mutex::new(()),
+            passing: Default::default(),
             pieces: Mutex::default(),
         }
     }
@@ -121,6 +126,16 @@ impl Integrity {
     /// The pieces vouched for (none until a check passed, or since one failed).
     pub fn pieces(&self) -> Vec<Piece> {
         self.pieces.lock().unwrap().clone()
+    }
+
+    /// The right to run the background pass over the file (`None`: one is running).
+    pub fn start_pass(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        self.passing.clone().try_lock_owned().ok()
+    }
+
+    /// Waits for a background pass over the file, if one is running.
+    pub async fn pass_done(&self) {
+        drop(self.passing.lock().await);
     }
 
     pub fn verdict(&self) -> Verdict {
@@ -212,8 +227,12 @@ pub enum Outcome {
     Matched,
     /// Every byte was served and they hash wrong: what they hashed to.
     Mismatch(String),
+    /// Half the file was served, out of an order the running hash can follow: a pass that
+    /// reads the file through in the background can start (said once).
+    PassAsked,
     /// As many bytes as the file holds were served, but not in an order the running hash
-    /// could follow: the file has to be checked by reading it through once.
+    /// could follow: the file has to be checked by reading it through once (the pass
+    /// asked for before, or now).
     NeedsPass,
 }
 
@@ -228,6 +247,8 @@ pub struct ServedCheck {
     stash_bytes: usize,
     served: u64,
     pass_asked: bool,
+    /// [`Outcome::PassAsked`] was said.
+    pass_offered: bool,
     /// The checksums of the blob blocks inside the file, as hashed (see [`BlockSums`]).
     blocks: Option<BlockSums>,
 }
@@ -332,6 +353,7 @@ impl ServedCheck {
             stash_bytes: 0,
             served: 0,
             pass_asked: false,
+            pass_offered: false,
             blocks: None,
         }
     }
@@ -403,6 +425,10 @@ impl ServedCheck {
             self.stash_bytes = 0;
             return Outcome::NeedsPass;
         }
+        if self.pass_asked && !self.pass_offered && self.served * 2 >= self.len {
+            self.pass_offered = true;
+            return Outcome::PassAsked;
+        }
         Outcome::Pending
     }
 }
@@ -449,7 +475,13 @@ mod tests {
             outcomes.push(c.feed(off, &chunk));
         }
         assert_eq!(outcomes.pop(), Some(Outcome::NeedsPass));
-        assert!(outcomes.iter().all(|o| *o == Outcome::Pending));
+        // The background pass is asked for once, when half the file has been served.
+        let asked: Vec<usize> = (outcomes.iter().enumerate())
+            .filter(|(_, o)| **o == Outcome::PassAsked)
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(asked, vec![outcomes.len() / 2]);
+        assert!((outcomes.iter()).all(|o| matches!(o, Outcome::Pending | Outcome::PassAsked)));
         assert_eq!(c.feed(0, &chunk), Outcome::Pending, "asked once");
     }
 

@@ -164,6 +164,26 @@ async fn walk(fs: &ArtifactFs, path: &str) -> Vec<String> {
 
 const A: &str = "octo/hello/runs/100/dist";
 
+/// The fixtures' three links that would leave `root` (`escape`, `abs`, `sneaky`): empty
+/// files, not links, each saying its target in `user.archive.symlink`.
+async fn assert_links_leaving_are_empty_files(fs: &ArtifactFs, root: &str) {
+    for (name, target) in [
+        ("escape", "../../../etc/passwd"),
+        ("abs", "/etc/passwd"),
+        ("sneaky", "lib/../.."),
+    ] {
+        let l = resolve(fs, &format!("{root}/{name}")).await.unwrap();
+        assert_eq!((l.kind, l.size), (FileKind::File, 0), "{name}");
+        assert!(fs.readlink(l.ino).await.is_err());
+        let x = fs.xattrs(l.ino).await.unwrap();
+        assert!(
+            x.contains(&("user.archive.symlink".into(), target.into())),
+            "{name}: {x:?}"
+        );
+        assert_eq!(read(fs, &format!("{root}/{name}")).await.unwrap(), b"");
+    }
+}
+
 fn at(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
 }
@@ -205,21 +225,7 @@ async fn a_tar_opens_at_its_contents_directory_with_modes_links_times_and_bytes(
             assert_eq!(l.kind, FileKind::Symlink, "{name}");
             assert_eq!(fs.readlink(l.ino).await.unwrap(), target);
         }
-        for (name, target) in [
-            ("escape", "../../../etc/passwd"),
-            ("abs", "/etc/passwd"),
-            ("sneaky", "lib/../.."),
-        ] {
-            let l = resolve(&fs, &format!("{root}/{name}")).await.unwrap();
-            assert_eq!((l.kind, l.size), (FileKind::File, 0), "{name}");
-            assert!(fs.readlink(l.ino).await.is_err());
-            let x = fs.xattrs(l.ino).await.unwrap();
-            assert!(
-                x.contains(&("user.archive.symlink".into(), target.into())),
-                "{x:?}"
-            );
-            assert_eq!(read(&fs, &format!("{root}/{name}")).await.unwrap(), b"");
-        }
+        assert_links_leaving_are_empty_files(&fs, &root).await;
         // A hard link has its target's bytes; one to nothing, a device: empty files.
         assert_eq!(read(&fs, &format!("{root}/hard")).await.unwrap(), b"data\n");
         assert_eq!(read(&fs, &format!("{root}/dangling")).await.unwrap(), b"");
@@ -469,21 +475,7 @@ async fn an_inner_zips_symlinks_are_links_contained_like_a_tars() {
         read(&fs, &format!("{root}/bin/tool")).await.unwrap(),
         tool()
     );
-    for (name, target) in [
-        ("escape", "../../../etc/passwd"),
-        ("abs", "/etc/passwd"),
-        ("sneaky", "lib/../.."),
-    ] {
-        let l = resolve(&fs, &format!("{root}/{name}")).await.unwrap();
-        assert_eq!((l.kind, l.size), (FileKind::File, 0), "{name}");
-        assert!(fs.readlink(l.ino).await.is_err());
-        let x = fs.xattrs(l.ino).await.unwrap();
-        assert!(
-            x.contains(&("user.archive.symlink".into(), target.into())),
-            "{name}: {x:?}"
-        );
-        assert_eq!(read(&fs, &format!("{root}/{name}")).await.unwrap(), b"");
-    }
+    assert_links_leaving_are_empty_files(&fs, &root).await;
     let long = resolve(&fs, &format!("{root}/long")).await.unwrap();
     assert_eq!((long.kind, long.size), (FileKind::File, 5000));
     assert_eq!(

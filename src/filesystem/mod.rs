@@ -290,6 +290,8 @@ impl ArtifactFs {
 #[cfg(test)]
 mod deflate_seal_tests;
 #[cfg(test)]
+mod fallback_tests;
+#[cfg(test)]
 mod held_tests;
 #[cfg(test)]
 mod inner_gib_tests;

@@ -8,7 +8,7 @@
 //! suffix. A host that ignores `Range` (200 with the whole body) still gives right bytes.
 
 use std::io;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -25,6 +25,9 @@ use super::error::ApiError;
 use super::retry::RetryPolicy;
 use super::runs::Download;
 use super::types::{ArtifactKind, RepoRef};
+
+mod whole_body;
+pub use whole_body::WholeBody;
 
 /// GitHub documents download URLs as valid for one minute; reuse one for less than that.
 pub const URL_REUSE: Duration = Duration::from_secs(50);
@@ -70,7 +73,33 @@ pub struct BlobHandle {
     /// Serializes redirect fetches so concurrent readers share one.
     refresh: tokio::sync::Mutex<()>,
     kind: Mutex<Option<ArtifactKind>>,
-    warned_no_range: std::sync::atomic::AtomicBool,
+    /// Set once the host answered a ranged request with the whole blob (200).
+    range_ignored: std::sync::atomic::AtomicBool,
+    /// Such an answer, its body not read yet: the whole download starts with it (see
+    /// [`BlobHandle::stream_whole`]) instead of asking again; dropped after [`PARK_FOR`].
+    parked: Arc<Mutex<Option<(u64, Response)>>>,
+}
+
+/// How long a whole answer to a ranged request waits for its download to take it.
+const PARK_FOR: Duration = Duration::from_secs(30);
+
+/// What a ranged read got.
+pub enum Ranged {
+    /// The bytes asked for (fewer only past the end of the blob).
+    Bytes(Bytes),
+    /// The host ignored `Range` and answered with the whole blob: read it with
+    /// [`BlobHandle::stream_whole`] (which starts with that answer).
+    Whole,
+}
+
+impl Ranged {
+    /// The bytes, unless the host answered whole.
+    pub fn into_bytes(self) -> Option<Bytes> {
+        match self {
+            Ranged::Bytes(b) => Some(b),
+            Ranged::Whole => None,
+        }
+    }
 }
 
 /// Why one attempt failed, and whether trying again can help.
@@ -97,7 +126,8 @@ impl BlobHandle {
             url: Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
             kind: Mutex::new(None),
-            warned_no_range: Default::default(),
+            range_ignored: Default::default(),
+            parked: Arc::default(),
         }
     }
 
@@ -194,16 +224,9 @@ impl BlobHandle {
                 StatusCode::PARTIAL_CONTENT => content_range(resp.headers()).map(|(_, _, t)| t),
                 StatusCode::RANGE_NOT_SATISFIABLE => Some(0),
                 _ => {
-                    if !self
-                        .warned_no_range
-                        .swap(true, std::sync::atomic::Ordering::Relaxed)
-                    {
-                        tracing::warn!(
-                            blob = %self.target,
-                            "blob host ignored Range (200): it will be read whole"
-                        );
-                    }
-                    resp.content_length()
+                    let len = resp.content_length();
+                    self.range_was_ignored(resp);
+                    len
                 }
             };
             let len = len.ok_or_else(|| {
@@ -220,14 +243,45 @@ impl BlobHandle {
 
     /// Whether the blob host has been seen ignoring `Range` (answering 200 with everything).
     pub fn ranges_ignored(&self) -> bool {
-        self.warned_no_range
+        self.range_ignored
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Exactly `len` bytes at `offset` (fewer only past the end of the blob).
-    pub async fn read_range(&self, offset: u64, len: u64) -> Result<Bytes, ApiError> {
+    /// The host answered a ranged request with the whole blob (`whole`, its body unread):
+    /// says so once, and keeps the answer for the whole download to start with.
+    fn range_was_ignored(&self, whole: Response) {
+        if !self
+            .range_ignored
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                blob = %self.target,
+                "blob host ignored Range (200): the blob is read whole, one download at a time, into the cache"
+            );
+        }
+        static PARKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = PARKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self.parked.lock().unwrap() = Some((n, whole));
+        // Not taken in time (nobody reads the blob): the connection is let go.
+        let slot = Arc::downgrade(&self.parked);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                tokio::time::sleep(PARK_FOR).await;
+                if let Some(slot) = slot.upgrade() {
+                    let mut p = slot.lock().unwrap();
+                    if p.as_ref().is_some_and(|(m, _)| *m == n) {
+                        *p = None;
+                    }
+                }
+            });
+        }
+    }
+
+    /// Exactly `len` bytes at `offset` (fewer only past the end of the blob), or word that
+    /// the host ignores `Range`.
+    pub async fn read_range(&self, offset: u64, len: u64) -> Result<Ranged, ApiError> {
         if len == 0 {
-            return Ok(Bytes::new());
+            return Ok(Ranged::Bytes(Bytes::new()));
         }
         let end = offset
             .checked_add(len - 1)
@@ -245,7 +299,7 @@ impl BlobHandle {
         offset: u64,
         end: u64,
         partial: &Mutex<BytesMut>,
-    ) -> Result<Bytes, Attempt> {
+    ) -> Result<Ranged, Attempt> {
         let have = partial.lock().unwrap().len() as u64;
         let from = offset + have;
         let resp = self
@@ -275,27 +329,19 @@ impl BlobHandle {
                 let mut buf = std::mem::take(&mut *partial.lock().unwrap());
                 buf.reserve((expect - have) as usize);
                 match read_into(resp, url, expect, &mut buf).await {
-                    Ok(()) => Ok(buf.freeze()),
+                    Ok(()) => Ok(Ranged::Bytes(buf.freeze())),
                     Err(BodyError::Retry(e)) => {
                         *partial.lock().unwrap() = buf;
                         Err(Attempt::Retry(e))
                     }
                 }
             }
-            StatusCode::RANGE_NOT_SATISFIABLE => Ok(Bytes::new()),
+            StatusCode::RANGE_NOT_SATISFIABLE => Ok(Ranged::Bytes(Bytes::new())),
             _ => {
-                // 200: the host ignored Range. Stream the body, keep only what was asked.
-                if !self
-                    .warned_no_range
-                    .swap(true, std::sync::atomic::Ordering::Relaxed)
-                {
-                    tracing::warn!(
-                        blob = %self.target,
-                        "blob host ignored Range (200): reading the whole blob for a range"
-                    );
-                }
-                partial.lock().unwrap().clear(); // a whole body: start over
-                slice_of_stream(resp, url, offset, want).await
+                // 200: the host ignored Range. The body is the whole blob: kept, unread,
+                // for the one download that reads it into the cache.
+                self.range_was_ignored(resp);
+                Ok(Ranged::Whole)
             }
         }
     }
@@ -488,47 +534,4 @@ fn check_status(resp: Response, url: &Url) -> Result<Response, Attempt> {
         }),
         _ => Attempt::Fatal(ApiError::Protocol(msg)),
     })
-}
-
-/// From a full (200) body, the `want` bytes at `offset`, streaming past the rest.
-async fn slice_of_stream(
-    mut resp: Response,
-    url: &Url,
-    offset: u64,
-    want: u64,
-) -> Result<Bytes, Attempt> {
-    let total = resp.content_length();
-    let mut pos = 0u64;
-    let mut buf = BytesMut::new();
-    let end = offset.saturating_add(want);
-    loop {
-        match resp.chunk().await {
-            Ok(Some(c)) => {
-                let c_start = pos;
-                let c_end = pos + c.len() as u64;
-                pos = c_end;
-                let s = offset.max(c_start);
-                let e = end.min(c_end);
-                if s < e {
-                    buf.extend_from_slice(&c[(s - c_start) as usize..(e - c_start) as usize]);
-                }
-                if pos >= end {
-                    break;
-                }
-            }
-            Ok(None) => break,
-            Err(e) => return Err(Attempt::Retry(network(url, &e))),
-        }
-    }
-    let expect = match total {
-        Some(t) => end.min(t).saturating_sub(offset),
-        None => buf.len() as u64,
-    };
-    if (buf.len() as u64) < expect {
-        return Err(Attempt::Retry(ApiError::Network(format!(
-            "{}: body ended early",
-            redact(url)
-        ))));
-    }
-    Ok(buf.freeze())
 }

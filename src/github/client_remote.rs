@@ -11,14 +11,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::error::SourceError;
-use crate::github::blob::{BlobClient, BlobHandle};
+use crate::github::blob::{BlobClient, BlobHandle, Ranged, WholeBody};
 use crate::github::client::GitHubClient;
 use crate::github::{
     ApiError, Artifact, ArtifactKind, Download, Job, LogBlob, PullRequest, Remote, RepoRef, Run,
     RunFilter, RunsPage, Workflow,
 };
-use crate::source::ByteSource;
-use crate::stats::Stats;
+use crate::source::{ByteSource, ByteStream};
+use crate::stats::{InFlight, Stats};
 
 pub struct GitHubRemote {
     api: GitHubClient,
@@ -77,13 +77,44 @@ impl ByteSource for GitHubBlob {
             return Ok(Bytes::new());
         }
         let _counted = self.stats.blob_request();
-        let bytes = self.handle.read_range(offset, len).await?;
-        self.stats.blob_bytes(bytes.len() as u64);
-        Ok(bytes)
+        match self.handle.read_range(offset, len).await? {
+            Ranged::Bytes(bytes) => {
+                self.stats.blob_bytes(bytes.len() as u64);
+                Ok(bytes)
+            }
+            Ranged::Whole => Err(SourceError::RangeIgnored),
+        }
     }
 
     fn whole_only(&self) -> bool {
         self.handle.ranges_ignored()
+    }
+
+    async fn stream_whole(&self) -> Result<Box<dyn ByteStream + '_>, SourceError> {
+        Ok(Box::new(CountedBody {
+            body: self.handle.stream_whole(),
+            _counted: self.stats.blob_request(),
+            stats: &self.stats,
+        }))
+    }
+}
+
+/// A whole download, counted as one blob request in flight while it lasts and its bytes as
+/// they arrive.
+struct CountedBody<'a> {
+    body: WholeBody<'a>,
+    _counted: InFlight<'a>,
+    stats: &'a Stats,
+}
+
+#[async_trait]
+impl ByteStream for CountedBody<'_> {
+    async fn next(&mut self) -> Result<Option<Bytes>, SourceError> {
+        let c = self.body.next_chunk().await?;
+        if let Some(c) = &c {
+            self.stats.blob_bytes(c.len() as u64);
+        }
+        Ok(c)
     }
 }
 

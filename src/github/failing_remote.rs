@@ -16,7 +16,7 @@ use crate::github::{
     ApiError, Artifact, ArtifactKind, Download, Job, LogBlob, PullRequest, Remote, RepoRef, Run,
     RunFilter, RunsPage, Workflow, log_blob_id,
 };
-use crate::source::ByteSource;
+use crate::source::{ByteSource, ByteStream};
 
 /// A byte of one artifact's blob changed (XOR 0xFF) in the reads that cover it.
 #[derive(Clone, Debug)]
@@ -240,6 +240,47 @@ impl ByteSource for FailingSource {
 
     fn whole_only(&self) -> bool {
         self.inner.whole_only()
+    }
+
+    async fn stream_whole(&self) -> Result<Box<dyn ByteStream + '_>, SourceError> {
+        let faults = self.faults.lock().unwrap().clone();
+        if let Some(d) = faults.latency {
+            tokio::time::sleep(d).await;
+        }
+        if let Some(e) = faults.blob_error {
+            return Err(e.into());
+        }
+        Ok(Box::new(FailingStream {
+            src: self,
+            inner: self.inner.stream_whole().await?,
+            at: 0,
+        }))
+    }
+}
+
+/// A whole download with the same byte changed in flight as a ranged read gets.
+struct FailingStream<'a> {
+    src: &'a FailingSource,
+    inner: Box<dyn ByteStream + 'a>,
+    at: u64,
+}
+
+#[async_trait]
+impl ByteStream for FailingStream<'_> {
+    async fn next(&mut self) -> Result<Option<Bytes>, SourceError> {
+        let Some(piece) = self.inner.next().await? else {
+            return Ok(None);
+        };
+        let start = self.at;
+        self.at += piece.len() as u64;
+        Ok(Some(match self.src.flip_in(start, self.at) {
+            Some(at) => {
+                let mut v = piece.to_vec();
+                v[(at - start) as usize] ^= 0xFF;
+                Bytes::from(v)
+            }
+            None => piece,
+        }))
     }
 }
 

@@ -44,6 +44,8 @@ pub struct MemoryRemote {
     pub blob_bytes: Arc<AtomicU64>,
     /// Every blob read answered: (artifact id, start, end).
     pub blob_reads: Arc<Mutex<Vec<(u64, u64, u64)>>>,
+    /// Ranged blob reads running now, and the most at once.
+    pub blob_reads_in_flight: Arc<(AtomicU64, AtomicU64)>,
     /// Workflow runs (newest first as listed: by id, descending), workflows, pull requests.
     pub runs: Mutex<Vec<Run>>,
     pub workflows: Mutex<Vec<Workflow>>,
@@ -67,6 +69,21 @@ pub struct MemoryRemote {
     /// What the quota budget of speculation reads (the rate limit) and counts, as the real
     /// client's: probes are admitted as it admits requests.
     pub quota: Arc<crate::stats::Stats>,
+    /// The blob host ignores `Range` (answers every read with the whole blob), and what
+    /// whole downloads it served.
+    pub whole_only: Arc<WholeOnly>,
+}
+
+/// A blob host that ignores `Range`, as some GHES storage does: a ranged read learns it
+/// (its answer is the whole blob, taken by the download that follows, as the real client
+/// does), then blobs come by whole downloads only, counted.
+#[derive(Default)]
+pub struct WholeOnly {
+    pub on: std::sync::atomic::AtomicBool,
+    /// Whole downloads started, running now, and the most at once.
+    pub downloads: AtomicU64,
+    pub in_flight: AtomicU64,
+    pub in_flight_max: AtomicU64,
 }
 
 struct MemBlob {
@@ -75,6 +92,54 @@ struct MemBlob {
     served: Arc<AtomicU64>,
     reads: Arc<Mutex<Vec<(u64, u64, u64)>>>,
     latency: Option<Duration>,
+    in_flight: Arc<(AtomicU64, AtomicU64)>,
+    host: Arc<WholeOnly>,
+    /// A read was answered whole: this source knows the host ignores `Range`.
+    learnt: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryRemote {
+    fn mem_blob(&self, id: u64, body: Bytes) -> MemBlob {
+        MemBlob {
+            id,
+            body,
+            served: self.blob_bytes.clone(),
+            reads: self.blob_reads.clone(),
+            latency: *self.latency.lock().unwrap(),
+            in_flight: self.blob_reads_in_flight.clone(),
+            host: self.whole_only.clone(),
+            learnt: Default::default(),
+        }
+    }
+}
+
+/// One whole download of a [`MemBlob`], in 64 KiB pieces.
+struct MemDownload<'a> {
+    blob: &'a MemBlob,
+    at: usize,
+}
+
+impl Drop for MemDownload<'_> {
+    fn drop(&mut self) {
+        self.blob.host.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl crate::source::ByteStream for MemDownload<'_> {
+    async fn next(&mut self) -> Result<Option<Bytes>, SourceError> {
+        let b = &self.blob.body;
+        if self.at >= b.len() {
+            return Ok(None);
+        }
+        tokio::task::yield_now().await; // a network: other tasks run between pieces
+        let end = (self.at + (64 << 10)).min(b.len());
+        let piece = b.slice(self.at..end);
+        (self.blob.served).fetch_add(piece.len() as u64, Ordering::SeqCst);
+        (self.blob.reads.lock().unwrap()).push((self.blob.id, self.at as u64, end as u64));
+        self.at = end;
+        Ok(Some(piece))
+    }
 }
 
 #[async_trait]
@@ -82,9 +147,32 @@ impl ByteSource for MemBlob {
     fn len(&self) -> u64 {
         self.body.len() as u64
     }
-    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
+
+    fn whole_only(&self) -> bool {
+        self.learnt.load(Ordering::SeqCst)
+    }
+
+    async fn stream_whole(&self) -> Result<Box<dyn crate::source::ByteStream + '_>, SourceError> {
         if let Some(d) = self.latency {
             tokio::time::sleep(d).await;
+        }
+        let h = &self.host;
+        h.downloads.fetch_add(1, Ordering::SeqCst);
+        let now = h.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        h.in_flight_max.fetch_max(now, Ordering::SeqCst);
+        Ok(Box::new(MemDownload { blob: self, at: 0 }))
+    }
+
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
+        let (now, max) = &*self.in_flight;
+        max.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+        if let Some(d) = self.latency {
+            tokio::time::sleep(d).await;
+        }
+        now.fetch_sub(1, Ordering::SeqCst);
+        if self.host.on.load(Ordering::SeqCst) {
+            self.learnt.store(true, Ordering::SeqCst);
+            return Err(SourceError::RangeIgnored);
         }
         let start = (offset as usize).min(self.body.len());
         let end = (start + len).min(self.body.len());
@@ -240,13 +328,8 @@ impl Remote for MemoryRemote {
             .find(|a| a.artifact.id == artifact.id)
             .map(|a| a.body.clone())
             .unwrap_or_default();
-        Arc::new(MemBlob {
-            id: artifact.id,
-            body,
-            served: self.blob_bytes.clone(),
-            reads: self.blob_reads.clone(),
-            latency: *self.latency.lock().unwrap(),
-        })
+        drop(arts);
+        Arc::new(self.mem_blob(artifact.id, body))
     }
 }
 
@@ -305,13 +388,7 @@ impl MemoryRemote {
     }
 
     fn log_source(&self, target: &Download, body: Bytes) -> Arc<dyn ByteSource> {
-        Arc::new(MemBlob {
-            id: log_blob_id(target),
-            body,
-            served: self.blob_bytes.clone(),
-            reads: self.blob_reads.clone(),
-            latency: *self.latency.lock().unwrap(),
-        })
+        Arc::new(self.mem_blob(log_blob_id(target), body))
     }
 
     /// Adds a run; artifacts of it (added before or after) take its branch, sha and head

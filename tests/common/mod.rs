@@ -274,6 +274,21 @@ impl Mount {
         self.mountpoint.join(rel)
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("a live daemon").id()
+    }
+
+    /// A `/proc/PID/status` figure of the daemon in KiB (`VmRSS`, `VmHWM`: the peak).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in the daemon's status"))
+    }
+
     /// Unmounts and waits for the daemon to exit.
     pub fn unmount(mut self) {
         self.stop();
@@ -489,4 +504,18 @@ pub fn noise(n: usize, seed: u64) -> Vec<u8> {
 /// `n` bytes of repeated text (deflates well).
 pub fn text(n: usize) -> Vec<u8> {
     (0..n).map(|i| b"artifactfs lazy reads\n"[i % 22]).collect()
+}
+
+/// `artifactfs status MOUNTPOINT --json` with its socket under `runtime` (the daemon's
+/// `XDG_RUNTIME_DIR`), parsed.
+pub fn status_json(runtime: &Path, mountpoint: &Path) -> artifactfs::stats::Status {
+    let out = Command::new(bin())
+        .arg("status")
+        .arg(mountpoint)
+        .arg("--json")
+        .env("XDG_RUNTIME_DIR", runtime)
+        .output()
+        .expect("run artifactfs status");
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -1,0 +1,133 @@
+//! Where a blob's fetched bytes are kept: its block file (each block with the checksum it got
+//! on arrival), the cache's accounting, and the seal pass that hashes them for the digest.
+//! Cheap to clone, so that a download running on its own task (see `whole_download`) stores
+//! blocks exactly as a ranged fetch does.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::seal::SealPass;
+use super::verify::Integrity;
+use crate::cache::blocks::{bad_block, checksum};
+use crate::cache::{BlobKey, BlockFile, DiskCache};
+
+/// How many cached blocks after those just stored a store hashes for the seal itself; the
+/// seal pass goes on over the rest in the background.
+const SEAL_INLINE: u64 = 16;
+
+/// What storing fetched blocks came to.
+pub enum Stored {
+    Kept,
+    /// Not kept (the cache could not write them): the reader goes to the network.
+    NotKept,
+    /// These blocks differ from their sealed checksums: not stored.
+    Mismatch(Vec<u64>),
+}
+
+/// A block of a sealed blob fetched twice and wrong both times.
+pub fn mismatch_error(what: &str, i: u64) -> crate::error::SourceError {
+    crate::error::SourceError::Integrity(format!(
+        "{what}: block {i} fetched twice, neither matches its sealed checksum"
+    ))
+}
+
+/// One blob's place in the cache.
+#[derive(Clone)]
+pub struct BlockStore {
+    pub cache: Arc<DiskCache>,
+    pub key: BlobKey,
+    /// `None` when the cache could not even create the blob's files: every read goes to
+    /// the network.
+    pub file: Option<Arc<BlockFile>>,
+    /// The verdict on the whole blob, when its digest is known.
+    pub whole: Option<Arc<Integrity>>,
+    /// The background check of the digest that seals the block checksums.
+    pub seal: Arc<SealPass>,
+}
+
+impl BlockStore {
+    /// Writes consecutive blocks starting at `first` (off the async threads), each with its
+    /// checksum; a write that fails pauses the cache. Blocks that differ from their sealed
+    /// checksums are not stored. What was stored is handed to the seal pass.
+    pub async fn store(&self, file: &Arc<BlockFile>, first: u64, bytes: Bytes) -> Stored {
+        let f = file.clone();
+        let cache = self.cache.clone();
+        let key = self.key.clone();
+        let seal = self.whole.clone().map(|w| (w, self.seal.clone()));
+        let stored = tokio::task::spawn_blocking(move || -> io::Result<Vec<u64>> {
+            let mut done = Vec::new();
+            let mut bad = Vec::new();
+            let mut at = 0usize;
+            let mut i = first;
+            let result = loop {
+                if at >= bytes.len() {
+                    break Ok(());
+                }
+                let n = f.block_len(i) as usize;
+                let block = &bytes[at..at + n];
+                let sum = checksum(block);
+                if !f.matches(i, sum) {
+                    bad.push(i);
+                } else {
+                    match f.write_block(i, block, sum) {
+                        Ok(()) => done.push(i),
+                        Err(e) if bad_block(&e).is_some() => bad.push(i),
+                        Err(e) => break Err(e),
+                    }
+                }
+                at += n;
+                i += 1;
+            };
+            cache.add_blocks(&key, &f, &done);
+            if let (Ok(()), true, Some((whole, pass))) = (&result, bad.is_empty(), seal) {
+                // What was just fetched, and a few cached blocks after it; the rest of a
+                // cached run is hashed in the background (a read never waits for it).
+                pass.advance(&f, &cache, &key, &whole, Some((first, &bytes)), SEAL_INLINE);
+            }
+            result.map(|()| bad)
+        })
+        .await
+        .map_err(io::Error::other)
+        .and_then(|r| r);
+        match stored {
+            Ok(bad) if bad.is_empty() => {
+                self.kick_seal();
+                Stored::Kept
+            }
+            Ok(bad) => Stored::Mismatch(bad),
+            Err(e) => {
+                self.cache.write_failed("blob blocks", &e);
+                Stored::NotKept
+            }
+        }
+    }
+
+    /// Lets the seal pass go on over cached blocks, in the background.
+    pub fn kick_seal(&self) {
+        let (Some(file), Some(whole)) = (&self.file, &self.whole) else {
+            return;
+        };
+        if file.is_sealed() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (file, whole, cache, key, seal) = (
+            file.clone(),
+            whole.clone(),
+            self.cache.clone(),
+            self.key.clone(),
+            self.seal.clone(),
+        );
+        seal.kicked();
+        rt.spawn_blocking(move || seal.run_kicked(&file, &cache, &key, &whole));
+    }
+
+    /// The blob's name in log lines.
+    pub fn what(&self) -> &str {
+        self.whole.as_ref().map_or("blob", |w| w.what.as_str())
+    }
+}

@@ -413,18 +413,23 @@ impl BlockFile {
         Ok(stale)
     }
 
-    /// Forgets the blob (evicted whole, its blocks gone): the map file is removed and the
-    /// data file emptied, seal and checksums forgotten. The next block stored brings the map
-    /// back. False (nothing done) while a block is still present.
+    /// Forgets the blob on disk (evicted whole, its blocks gone): the map file is removed and
+    /// the data file emptied. Sealed checksums stay in memory (they cost nothing more there:
+    /// the map's vector is kept anyway), so a block fetched again while this process runs is
+    /// still checked against them; the next block stored brings the map back, seals included.
+    /// A remount after that meets the blob as new. False (nothing done) while a block is
+    /// still present.
     pub fn retire(&self) -> bool {
         let mut m = self.meta.lock().unwrap();
         if m.present.iter().any(|b| *b != 0) {
             return false;
         }
         self.evictions.fetch_add(1, Ordering::SeqCst);
-        m.sealed = false;
-        m.sealed_blocks.fill(0);
-        m.sums.fill(0);
+        for i in 0..self.block_count() {
+            if !m.is_sealed(i) {
+                m.sums[i as usize] = 0;
+            }
+        }
         m.on_disk = false;
         let _ = self
             .data
@@ -432,6 +437,18 @@ impl BlockFile {
             .and_then(|()| self.data.set_len(self.len));
         let _ = fs::remove_file(&self.map_path);
         true
+    }
+
+    /// Forgets every seal (the bytes they vouched for failed a check).
+    pub fn unseal(&self) {
+        let mut m = self.meta.lock().unwrap();
+        m.sealed = false;
+        m.sealed_blocks.fill(0);
+        if m.on_disk
+            && let Err(e) = self.persist_all(&m, false)
+        {
+            tracing::warn!(map = %self.map_path.display(), "cache: could not record an unseal ({e})");
+        }
     }
 
     /// Whether the blob was deleted (`rm`): its blocks are no longer accounted.

@@ -135,6 +135,39 @@ fn a_retired_blob_leaves_nothing_on_disk_and_comes_back_when_written() {
 }
 
 #[test]
+fn a_retired_blob_keeps_its_seals_until_unsealed() {
+    let d = tempfile::tempdir().unwrap();
+    let f = BlockFile::open(d.path(), "a10-v", 3 * BLOCK_SIZE).unwrap();
+    for i in 0..3 {
+        put(&f, i);
+    }
+    // Block 1 sealed on its own (an entry's check), then the whole blob evicted.
+    f.seal_blocks(&[(1, checksum(&block(1, BLOCK_SIZE)))])
+        .unwrap();
+    for i in 0..3 {
+        f.punch(i);
+    }
+    assert!(f.retire());
+    assert!(!d.path().join("a10-v.map").exists());
+    let mut other = block(1, BLOCK_SIZE);
+    other[9] ^= 1;
+    let e = f.write_block(1, &other, checksum(&other)).unwrap_err();
+    assert_eq!(bad_block(&e), Some(1), "still sealed after retirement");
+    // Unsealed blocks take anything; the map comes back with the seal in it.
+    let mut zero = block(0, BLOCK_SIZE);
+    zero[3] ^= 1;
+    f.write_block(0, &zero, checksum(&zero)).unwrap();
+    drop(f);
+    let f = BlockFile::open(d.path(), "a10-v", 3 * BLOCK_SIZE).unwrap();
+    assert!(
+        f.write_block(1, &other, checksum(&other)).is_err(),
+        "persisted"
+    );
+    f.unseal();
+    f.write_block(1, &other, checksum(&other)).unwrap();
+}
+
+#[test]
 fn a_deleted_blob_stays_deleted() {
     let d = tempfile::tempdir().unwrap();
     let f = BlockFile::open(d.path(), "a3-v", BLOCK_SIZE).unwrap();

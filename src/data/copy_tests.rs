@@ -223,3 +223,63 @@ async fn the_copy_is_evicted_block_by_block_under_the_cap_and_reads_stay_right()
     read_pattern(&s.data, &s.blob, &offs, &log).await;
     assert!(s.data.cache().used() <= limit);
 }
+
+#[tokio::test]
+async fn a_sealed_copy_checks_what_refills_it_while_the_cache_is_paused() {
+    use std::io::Read;
+    // Incompressible: stored deflate blocks, where a changed byte inflates to a changed byte.
+    let data = noise(3 << 20, 14);
+    let mut z = ZipBuilder::new();
+    z.add("db.bin", &data);
+    let zip = z.finish();
+    let start = zip::ZipArchive::new(std::io::Cursor::new(&zip[..]))
+        .unwrap()
+        .by_index(0)
+        .unwrap()
+        .data_start();
+    // A byte of the first stored block, in the blob block the entry shares with its local
+    // header: no seal of the entry's compressed blocks covers it (its piece of the block is
+    // checked by the entry's streams, forgotten below), only the copy's seal.
+    let at = start + 100;
+    let mut changed = zip[start as usize..].to_vec();
+    changed[100] ^= 0xFF;
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(&changed[..])
+        .read_to_end(&mut out)
+        .unwrap();
+    let diff: Vec<usize> = (0..data.len()).filter(|&i| out[i] != data[i]).collect();
+    assert_eq!(diff, vec![95], "inflates with one byte changed");
+    let mut s = setup(&zip, 1 << 30, u64::MAX, 0);
+    s.blob.sha256 = None;
+    let r = s.data.open(&s.blob, FileSpec::Entry(0)).await.unwrap();
+    assert!(joined(read_through(&r, 1 << 20).await).unwrap() == data);
+    let key = InflatedCopy::key_for(&s.blob.key, 0);
+    let copy = s.data.cache().block_file(&key, data.len() as u64).unwrap();
+    assert!(
+        copy.is_sealed(),
+        "the stream from the start sealed the copy"
+    );
+    // The copy's first block and the compressed bytes under it evicted; the cache paused.
+    copy.punch(0);
+    s.data.cache().remove_blocks(&key, &[0]);
+    s.data.blob(&s.blob).drop_range(at, 1);
+    s.data.entries.lock().unwrap()[&(s.blob.key.clone(), 0)].vouch_for(&[]);
+    s.data
+        .cache()
+        .write_failed("a test", &std::io::Error::other("paused"));
+    assert!(!s.data.cache().writable());
+    s.remote.flip(at, 1);
+    let requests = s.remote.requests.load(Ordering::SeqCst);
+    let r = s.data.open(&s.blob, FileSpec::Entry(0)).await.unwrap();
+    let got = r.read(0, 4096).await;
+    assert!(
+        got.is_err(),
+        "refilled from a changed byte, not stored, served unchecked"
+    );
+    assert_eq!(s.remote.flips.load(Ordering::SeqCst), 0, "it was changed");
+    assert!(s.remote.requests.load(Ordering::SeqCst) > requests);
+    // The next open's one refetch reads the entry through again: right.
+    let r = s.data.open(&s.blob, FileSpec::Entry(0)).await.unwrap();
+    assert!(r.read(0, 4096).await.unwrap() == data[..4096]);
+    assert!(joined(read_through(&r, 1 << 20).await).unwrap() == data);
+}

@@ -136,6 +136,7 @@ impl InflatedEntry {
             readahead,
             chunk,
             inflated: &self.inflated,
+            pieces: self.integrity.pieces(),
         }
     }
 
@@ -407,8 +408,13 @@ impl InflatedEntry {
         let mut out = Vec::with_capacity(n as usize);
         let input = self.input(&self.readahead, READ_CHUNK);
         let s = st.stream.as_mut().expect("stream started");
-        // Writing the copy: on to the end of the last block, so the read leaves it whole.
-        let upto = if s.writer.as_ref().is_some_and(|w| !w.stopped()) {
+        // Writing the copy (or checking against its seal what a paused cache does not
+        // take): on to the end of the last block, so the read leaves it whole (checked).
+        let upto = if s
+            .writer
+            .as_ref()
+            .is_some_and(|w| !w.stopped() || w.copy().is_sealed())
+        {
             (off + n).next_multiple_of(BLOCK_SIZE).min(self.size())
         } else {
             off + n
@@ -431,9 +437,14 @@ impl InflatedEntry {
         Ok(out)
     }
 
-    /// A stream ended verified: its seek points are kept, and (from the start) the copy
-    /// sealed with every block's checksum.
+    /// A stream ended verified: its seek points are kept, and (from the start) the blob
+    /// blocks whole inside the compressed bytes and the copy sealed with every block's
+    /// checksum: from then on a block of either fetched or made again must match.
     fn completed(&self, s: &mut Stream, st: &mut State) {
+        if let Some(sums) = s.input_sums() {
+            self.blob.seal_blocks(sums.sums());
+            self.integrity.vouch_for(sums.parts());
+        }
         if let Some(r) = s.recorder.take() {
             let index = SeekIndex {
                 size: self.entry.uncompressed_size,

@@ -4,6 +4,11 @@
 //! pass that inflates a randomly read entry to its copy. Untrusted input rules as in
 //! `archive::entry`: never more output than the declared size, a stream that ends early or
 //! late is corrupt.
+//!
+//! A stream from the start also takes the CRC-32C of every blob block whole inside the
+//! entry's compressed bytes, from the bytes the inflater consumes, in order
+//! ([`Stream::input_sums`]): once the CRC-32 verified, they are what the entry vouches for,
+//! and sealing them checks every later fetch of those blocks (see `InflatedEntry::completed`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,6 +20,7 @@ use super::inflated_copy::CopyWriter;
 use super::raw_inflate::RawInflate;
 use super::readahead::Readahead;
 use super::seek_index::SeekRecorder;
+use super::verify::{BlockSums, Piece};
 use crate::archive::central_directory::ZipEntry;
 use crate::archive::error::corrupt;
 use crate::source::ByteSource;
@@ -36,6 +42,9 @@ pub struct Stream {
     pub recorder: Option<SeekRecorder>,
     /// The inflated copy this stream writes (when the cache takes one).
     pub writer: Option<CopyWriter>,
+    /// The checksums of the blob blocks inside the compressed bytes consumed so far (a
+    /// stream from the start only): what the CRC-32 vouches for once it verified.
+    input_sums: Option<BlockSums>,
 }
 
 /// Where a stream's compressed bytes come from (the entry's data at `start` in `blob`), how
@@ -47,6 +56,56 @@ pub struct Input<'a> {
     pub readahead: &'a Readahead,
     pub chunk: u64,
     pub inflated: &'a AtomicU64,
+    /// The pieces at the edges of the compressed bytes that a verified stream vouched for
+    /// (their blocks are shared with other bytes, so not sealed): checked on every read.
+    pub pieces: Vec<Piece>,
+}
+
+impl Input<'_> {
+    /// Compressed bytes `at..at + len`, widened to take in whole any piece they cut, each
+    /// such piece checked against what the entry's CRC-32 verified: a mismatch drops its
+    /// block and reads once more, then it is a failed check.
+    async fn read(&self, at: u64, len: u64) -> Result<Bytes, DataError> {
+        let e = self.entry;
+        let (from, to) = (self.start + at, self.start + at + len);
+        let (mut lo, mut hi) = (from, to);
+        for p in &self.pieces {
+            if p.at < to && p.at + p.len > from {
+                lo = lo.min(p.at);
+                hi = hi.max(p.at + p.len);
+            }
+        }
+        let mut again = false;
+        loop {
+            let bytes = self.blob.read_at(lo, (hi - lo) as usize).await?;
+            if (bytes.len() as u64) < hi - lo {
+                return Err(corrupt(format!("{}: compressed data cut short", e.name)).into());
+            }
+            let bad = self
+                .pieces
+                .iter()
+                .find(|p| p.matches(lo, &bytes) == Some(false));
+            match bad {
+                None => return Ok(bytes.slice((from - lo) as usize..(to - lo) as usize)),
+                Some(p) if !again => {
+                    tracing::warn!(
+                        "{}: compressed bytes at {} differ from what its CRC-32 verified; \
+                         fetching them once more",
+                        e.name,
+                        p.at
+                    );
+                    self.blob.drop_range(p.at, p.len);
+                    again = true;
+                }
+                Some(p) => {
+                    return Err(DataError::Integrity(format!(
+                        "{}: compressed bytes at {} fetched twice, neither is what its CRC-32 verified",
+                        e.name, p.at
+                    )));
+                }
+            }
+        }
+    }
 }
 
 impl Stream {
@@ -60,6 +119,7 @@ impl Stream {
             input_at: 0,
             recorder: record.then(SeekRecorder::default),
             writer: None,
+            input_sums: None,
         }
     }
 
@@ -73,6 +133,13 @@ impl Stream {
         self.crc.is_some()
     }
 
+    /// The CRC-32C of every blob block whole inside the compressed bytes, and of the pieces
+    /// at their edges, once a stream from the start has consumed them all (after
+    /// [`Stream::run`] returned true, the CRC-32 verified them).
+    pub fn input_sums(&self) -> Option<&BlockSums> {
+        self.input_sums.as_ref()
+    }
+
     /// Inflates until `upto` bytes have been produced, handing each piece of output to `sink`
     /// with its offset. True when the stream reached its end, with the declared size and (from
     /// the start) the right CRC-32.
@@ -83,6 +150,9 @@ impl Stream {
         sink: &mut (dyn FnMut(u64, &[u8]) + Send),
     ) -> Result<bool, DataError> {
         let e = src.entry;
+        if self.crc.is_some() && self.in_pos == 0 && self.input_sums.is_none() {
+            self.input_sums = Some(BlockSums::new(src.start, e.compressed_size));
+        }
         let mut buf = vec![0u8; OUT_CHUNK as usize];
         let mut idle = 0u32;
         loop {
@@ -94,11 +164,7 @@ impl Stream {
                 let len = (e.compressed_size - self.in_pos).min(src.chunk);
                 let at = self.in_pos;
                 src.readahead.before_read(at, len).await?;
-                let input = src.blob.read_at(src.start + at, len as usize).await?;
-                if (input.len() as u64) < len {
-                    return Err(corrupt(format!("{}: compressed data cut short", e.name)).into());
-                }
-                self.input = input;
+                self.input = src.read(at, len).await?;
                 self.input_at = 0;
                 continue;
             }
@@ -110,6 +176,13 @@ impl Stream {
                 .inflate(&self.input[self.input_at..], &mut buf[..cap])
                 .map_err(|m| corrupt(format!("{}: {m}", e.name)))?;
             let (used, made) = (step.used, step.made);
+            if let Some(sums) = self.input_sums.as_mut() {
+                // Exactly the bytes the inflater took, in order from the entry's first.
+                sums.absorb(
+                    self.in_pos,
+                    &self.input[self.input_at..self.input_at + used],
+                );
+            }
             self.input_at += used;
             self.in_pos += used as u64;
             let from = self.out_pos;

@@ -119,6 +119,16 @@ impl InflatedCopy {
         }
     }
 
+    /// Err when the copy is sealed and `sum` is not block `i`'s sealed checksum: the stream
+    /// that made the block went wrong.
+    fn check(&self, i: u64, sum: u32) -> Result<(), DataError> {
+        if self.file.matches(i, sum) {
+            Ok(())
+        } else {
+            Err(sealed_mismatch(i))
+        }
+    }
+
     /// Stores block `i` (whose checksum is `sum`). Err: the copy is sealed and these bytes
     /// differ from what its seal says, so the stream that made them went wrong. A write that
     /// fails pauses the cache (the bytes are still served from the stream).
@@ -131,9 +141,7 @@ impl InflatedCopy {
                 self.cache.add_blocks(&self.key, &self.file, &[i]);
                 Ok(true)
             }
-            Err(e) if bad_block(&e).is_some() => Err(DataError::Integrity(format!(
-                "inflated block {i} differs from the copy's sealed checksum"
-            ))),
+            Err(e) if bad_block(&e).is_some() => Err(sealed_mismatch(i)),
             Err(e) => {
                 self.cache.write_failed("an inflated copy", &e);
                 Ok(false)
@@ -163,7 +171,14 @@ impl InflatedCopy {
         }
         self.cache.remove_blocks(&self.key, &present);
         self.file.retire();
+        self.file.unseal();
     }
+}
+
+fn sealed_mismatch(i: u64) -> DataError {
+    DataError::Integrity(format!(
+        "inflated block {i} differs from the copy's sealed checksum"
+    ))
 }
 
 /// Cuts a stream's output into the copy's blocks: from the first block boundary the stream
@@ -266,6 +281,9 @@ impl CopyWriter {
             if let Some(s) = self.sums.as_mut() {
                 s.push(sum);
             }
+            // Checked against the seal even when not stored (a paused cache, a failed
+            // write): the stream's output is served either way.
+            self.copy.check(at / BLOCK_SIZE, sum)?;
             if !self.stopped && !self.copy.store(at / BLOCK_SIZE, block, sum)? {
                 self.stopped = true;
             }

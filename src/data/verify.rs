@@ -99,6 +99,9 @@ pub struct Integrity {
     /// (see [`Integrity::start_pass`]): one at a time; a reader that needs its verdict
     /// waits on it.
     passing: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Pieces of shared blocks a passed check vouched for (see [`Piece`]; a deflated entry's
+    /// compressed bytes at its edges); forgotten when a check fails.
+    pieces: Mutex<Vec<Piece>>,
 }
 
 impl Integrity {
@@ -111,7 +114,18 @@ impl Integrity {
             good_gen: std::sync::atomic::AtomicU64::new(NO_GENERATION),
             refetching: tokio::sync::Mutex::new(()),
             passing: Default::default(),
+            pieces: Mutex::default(),
         }
+    }
+
+    /// What a passed check vouched for in blocks it shares with other bytes.
+    pub fn vouch_for(&self, pieces: &[Piece]) {
+        *self.pieces.lock().unwrap() = pieces.to_vec();
+    }
+
+    /// The pieces vouched for (none until a check passed, or since one failed).
+    pub fn pieces(&self) -> Vec<Piece> {
+        self.pieces.lock().unwrap().clone()
     }
 
     /// The right to run the background pass over the file (`None`: one is running).
@@ -139,6 +153,7 @@ impl Integrity {
         self.failures
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         *v = Verdict::Failed { refetched: false };
+        self.pieces.lock().unwrap().clear();
         tracing::warn!(
             "{}: {} expected, got {got}: EIO until a refetch verifies; cached bytes dropped",
             self.what,
@@ -238,13 +253,38 @@ pub struct ServedCheck {
     blocks: Option<BlockSums>,
 }
 
-/// The CRC-32C of each cache block that lies whole inside a file stored at `base` in its
-/// blob, taken from the bytes a check hashes in order: what a passed check vouches for.
+/// The CRC-32C of each cache block that lies whole inside `len` bytes at `base` of a blob,
+/// taken from the bytes a check hashes in order: what a passed check vouches for (a stored
+/// entry's bytes, hashed by its [`ServedCheck`]; a deflated entry's compressed bytes, taken
+/// by the stream from the start that checks its CRC-32).
 pub struct BlockSums {
     base: u64,
     len: u64,
     crc: u32,
     sums: Vec<(u64, u32)>,
+    parts: Vec<Piece>,
+}
+
+/// The part of a blob block that lies inside a range a check vouched for, when the block is
+/// shared with bytes outside it (a local header, the next entry): it can't be sealed in the
+/// block map, so whoever reads the range again checks it ([`Piece::matches`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece {
+    /// Where it starts in the blob.
+    pub at: u64,
+    pub len: u64,
+    /// Its CRC-32C.
+    pub crc: u32,
+}
+
+impl Piece {
+    /// Whether `bytes` (of the blob, from `from`) hold this piece as it was checked; `None`
+    /// when they do not hold all of it.
+    pub fn matches(&self, from: u64, bytes: &[u8]) -> Option<bool> {
+        let lo = self.at.checked_sub(from)? as usize;
+        let d = bytes.get(lo..lo + self.len as usize)?;
+        Some(crc32c::crc32c(d) == self.crc)
+    }
 }
 
 impl BlockSums {
@@ -254,25 +294,36 @@ impl BlockSums {
             len,
             crc: 0,
             sums: Vec::new(),
+            parts: Vec::new(),
         }
     }
 
-    /// Takes the file's bytes at `pos` (right after the previous ones).
-    fn absorb(&mut self, mut pos: u64, mut d: &[u8]) {
+    /// Takes the bytes at `pos` from `base` (right after the previous ones).
+    pub fn absorb(&mut self, mut pos: u64, mut d: &[u8]) {
         use crate::cache::BLOCK_SIZE;
         while !d.is_empty() {
             let abs = self.base + pos;
             let block = abs / BLOCK_SIZE;
             let block_end = (block + 1) * BLOCK_SIZE;
             let n = ((block_end - abs) as usize).min(d.len());
-            let whole = block * BLOCK_SIZE >= self.base && block_end <= self.base + self.len;
-            if whole {
-                if abs == block * BLOCK_SIZE {
-                    self.crc = 0;
-                }
-                self.crc = crc32c::crc32c_append(self.crc, &d[..n]);
-                if abs + n as u64 == block_end {
+            // The part of this block inside the range: the whole block, or a piece of it.
+            let (from, to) = (
+                (block * BLOCK_SIZE).max(self.base),
+                block_end.min(self.base + self.len),
+            );
+            if abs == from {
+                self.crc = 0;
+            }
+            self.crc = crc32c::crc32c_append(self.crc, &d[..n]);
+            if abs + n as u64 == to {
+                if to - from == BLOCK_SIZE {
                     self.sums.push((block, self.crc));
+                } else {
+                    self.parts.push(Piece {
+                        at: from,
+                        len: to - from,
+                        crc: self.crc,
+                    });
                 }
             }
             pos += n as u64;
@@ -283,6 +334,11 @@ impl BlockSums {
     /// The blocks' checksums.
     pub fn sums(&self) -> &[(u64, u32)] {
         &self.sums
+    }
+
+    /// The pieces of blocks shared with bytes outside the range (at most one at each end).
+    pub fn parts(&self) -> &[Piece] {
+        &self.parts
     }
 }
 
@@ -427,6 +483,43 @@ mod tests {
         assert_eq!(asked, vec![outcomes.len() / 2]);
         assert!((outcomes.iter()).all(|o| matches!(o, Outcome::Pending | Outcome::PassAsked)));
         assert_eq!(c.feed(0, &chunk), Outcome::Pending, "asked once");
+    }
+
+    #[test]
+    fn block_sums_seal_whole_blocks_and_keep_the_pieces_at_the_edges() {
+        use crate::cache::BLOCK_SIZE;
+        let blob: Vec<u8> = (0..4 * BLOCK_SIZE).map(|i| (i * 31 % 251) as u8).collect();
+        let (base, len) = (100, 3 * BLOCK_SIZE - 50);
+        let mut b = BlockSums::new(base, len);
+        // In uneven pieces, in order.
+        let range = &blob[base as usize..(base + len) as usize];
+        let mut pos = 0;
+        for c in range.chunks(70_001) {
+            b.absorb(pos, c);
+            pos += c.len() as u64;
+        }
+        let block = |i: u64| &blob[(i * BLOCK_SIZE) as usize..((i + 1) * BLOCK_SIZE) as usize];
+        assert_eq!(
+            b.sums(),
+            &[(1, crc32c::crc32c(block(1))), (2, crc32c::crc32c(block(2)))]
+        );
+        let head = Piece {
+            at: 100,
+            len: BLOCK_SIZE - 100,
+            crc: crc32c::crc32c(&blob[100..BLOCK_SIZE as usize]),
+        };
+        let tail_at = 3 * BLOCK_SIZE;
+        let tail = Piece {
+            at: tail_at,
+            len: base + len - tail_at,
+            crc: crc32c::crc32c(&blob[tail_at as usize..(base + len) as usize]),
+        };
+        assert_eq!(b.parts(), &[head, tail]);
+        assert_eq!(head.matches(0, &blob), Some(true));
+        assert_eq!(head.matches(200, &blob[200..]), None, "not all of it");
+        let mut changed = blob.clone();
+        changed[(tail_at + 5) as usize] ^= 1;
+        assert_eq!(tail.matches(0, &changed), Some(false));
     }
 
     #[test]

@@ -288,6 +288,8 @@ impl ArtifactFs {
 }
 
 #[cfg(test)]
+mod deflate_seal_tests;
+#[cfg(test)]
 mod fallback_tests;
 #[cfg(test)]
 mod held_tests;

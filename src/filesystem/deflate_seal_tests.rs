@@ -1,0 +1,328 @@
+//! A deflated entry's compressed blocks sealed by its CRC-32 (issue 18): once a stream from the
+//! start verified the entry, a block of its compressed bytes fetched again after eviction is
+//! checked against its sealed checksum, so a byte changed in flight that still inflates (a
+//! stored deflate block: incompressible data) is never served, neither from the entry nor
+//! from a tar member inside a `.tar.gz` the entry is, whatever the blob's digest says or
+//! whether it has one.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake_github::zipgen::{EntryOptions, ZipBuilder, noise};
+use sha2::{Digest, Sha256};
+
+use super::tests::{names, read_in_chunks, resolve};
+use super::*;
+use crate::cache::BLOCK_SIZE;
+use crate::github::ArtifactKind;
+use crate::github::failing_remote::{FailingRemote, Flip};
+use crate::github::memory_remote::MemoryRemote;
+
+const A: &str = "octo/hello/runs/100/dist";
+/// The cache's cap: the entry, its inflated copy and their neighbours fit; the padding file
+/// read after them does not, so it evicts them all.
+const CAP: u64 = 12 << 20;
+/// The stored entry after the one under test, read to evict it.
+const PAD: usize = 16 << 20;
+/// The last entry, never read: the blob is never complete, so its digest never vouches for
+/// anything.
+const UNREAD: usize = 1 << 20;
+
+fn sha(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+/// The entry `name` deflated (as upload-artifact stores every file), the padding after it
+/// and a last entry nobody reads.
+fn artifact(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut z = ZipBuilder::new();
+    z.add_with(name, data, EntryOptions::default());
+    z.add_with("pad.bin", &noise(PAD, 3), EntryOptions::stored());
+    z.add_with("unread.bin", &noise(UNREAD, 4), EntryOptions::stored());
+    z.finish()
+}
+
+/// Whether `offset` lies in a block whole inside `start..start + len`, with whole blocks
+/// on both sides of it.
+fn well_inside(offset: u64, (start, len): (u64, u64)) -> bool {
+    let block = offset / BLOCK_SIZE;
+    block > start.div_ceil(BLOCK_SIZE) && block + 1 < (start + len) / BLOCK_SIZE
+}
+
+/// Checks that the blob was never fetched whole (the middle of `unread.bin` never was).
+fn never_complete(remote: &MemoryRemote, body: &[u8]) {
+    let (start, len) = compressed_range(body, "unread.bin");
+    assert_eq!(
+        reads_covering(remote, 0, start + len / 2),
+        0,
+        "unread.bin was read"
+    );
+}
+
+/// Where entry `name`'s compressed bytes are in zip `z`: (start, length).
+fn compressed_range(z: &[u8], name: &str) -> (u64, u64) {
+    let mut a = zip::ZipArchive::new(std::io::Cursor::new(z)).unwrap();
+    let e = a.by_name(name).unwrap();
+    (e.data_start(), e.compressed_size())
+}
+
+/// Raw deflate `d` inflated, or `None` when the inflater refuses it.
+fn inflate(d: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(d)
+        .read_to_end(&mut out)
+        .ok()?;
+    Some(out)
+}
+
+/// Offsets at or after `from` in the deflate stream `deflated` (of `original`) whose byte,
+/// changed (XOR 0xFF), still inflates without a complaint to `original` with one byte changed:
+/// (offset in `deflated`, offset of the changed byte in `original`). Inside a stored deflate
+/// block, which is what incompressible data gets.
+fn silent_changes<'a>(
+    deflated: &'a [u8],
+    original: &'a [u8],
+    from: usize,
+) -> impl Iterator<Item = (usize, usize)> + 'a {
+    (from..deflated.len()).step_by(997).filter_map(move |k| {
+        let mut d = deflated.to_vec();
+        d[k] ^= 0xFF;
+        let out = inflate(&d)?;
+        if out.len() != original.len() {
+            return None;
+        }
+        let mut diff = out
+            .iter()
+            .zip(original)
+            .enumerate()
+            .filter(|(_, (a, b))| a != b);
+        let (m, _) = diff.next()?;
+        diff.next().is_none().then_some((k, m))
+    })
+}
+
+/// A core over `remote` with a cache of [`CAP`] bytes in `dir`.
+fn core_capped(remote: Arc<FailingRemote<MemoryRemote>>, dir: &std::path::Path) -> ArtifactFs {
+    let cache = Arc::new(crate::cache::DiskCache::open(&dir.join("cache"), CAP).unwrap());
+    let cfg = FsConfig {
+        repos: vec![crate::github::RepoRef::new("octo", "hello")],
+        metadata_ttl: Duration::from_secs(60),
+        read_only: false,
+    };
+    ArtifactFs::new(remote, cache, cfg, Default::default())
+}
+
+fn remote_with(body: Vec<u8>, digest: bool) -> Arc<FailingRemote<MemoryRemote>> {
+    let remote = Arc::new(FailingRemote::new(MemoryRemote::default()));
+    remote.add(1, "dist", 100, "main", 1, body, ArtifactKind::Zip);
+    if !digest {
+        remote.edit(1, |a| a.digest = None);
+    }
+    remote
+}
+
+fn flip_once(remote: &FailingRemote<MemoryRemote>, offset: u64) {
+    remote.set(|f| {
+        f.flip = Some(Flip {
+            artifact: 1,
+            offset,
+            times: Some(1),
+        })
+    });
+}
+
+/// `n` bytes at `offset` of `path`, through one handle.
+async fn read_at(fs: &ArtifactFs, path: &str, offset: u64, n: u32) -> FsResult<Vec<u8>> {
+    let fh = fs.open(resolve(fs, path).await?.ino).await?;
+    let r = fs.read(fh, offset, n).await;
+    fs.release(fh);
+    r
+}
+
+/// Reads `pad.bin`, which evicts everything read before it.
+async fn evict_by_padding(fs: &ArtifactFs) {
+    let pad = read_in_chunks(fs, &format!("{A}/pad.bin"), 128 << 10).await;
+    assert_eq!(pad.unwrap().len(), PAD);
+    assert!(fs.cache().used() <= CAP);
+}
+
+/// Blob reads (since `since` of them) whose bytes cover `offset`.
+fn reads_covering(remote: &MemoryRemote, since: usize, offset: u64) -> usize {
+    remote.blob_reads.lock().unwrap()[since..]
+        .iter()
+        .filter(|(_, s, e)| (*s..*e).contains(&offset))
+        .count()
+}
+
+fn reads_so_far(remote: &MemoryRemote) -> usize {
+    remote.blob_reads.lock().unwrap().len()
+}
+
+#[tokio::test]
+async fn a_verified_deflated_entry_read_at_random_after_eviction_never_serves_a_changed_byte() {
+    let data = noise(3 << 20, 21);
+    let body = artifact("data.bin", &data);
+    let (start, len) = compressed_range(&body, "data.bin");
+    let deflated = &body[start as usize..(start + len) as usize];
+    // A byte well inside the compressed bytes (whole blocks around it), in a stored block.
+    let (k, m) = silent_changes(deflated, &data, deflated.len() / 2)
+        .find(|&(k, _)| well_inside(start + k as u64, (start, len)))
+        .expect("a change that still inflates");
+    let at = start + k as u64;
+    for digest in [true, false] {
+        let remote = remote_with(body.clone(), digest);
+        let dir = tempfile::tempdir().unwrap();
+        let fs = core_capped(remote.clone(), dir.path());
+        let path = format!("{A}/data.bin");
+        // Read whole: the stream from the start verifies the CRC-32.
+        let whole = read_in_chunks(&fs, &path, 128 << 10).await.unwrap();
+        assert_eq!(sha(&whole), sha(&data), "digest {digest}");
+        // Its compressed blocks and its inflated copy evicted.
+        evict_by_padding(&fs).await;
+        let before = reads_so_far(&remote);
+        flip_once(&remote, at);
+        // A random read around the byte that comes back changed.
+        let from = m.saturating_sub(2000) as u64;
+        let got = read_at(&fs, &path, from, 4096).await;
+        let got = got.unwrap_or_else(|e| panic!("digest {digest}: {e}"));
+        assert_eq!(
+            sha(&got),
+            sha(&data[from as usize..from as usize + 4096]),
+            "digest {digest}: the changed byte was served"
+        );
+        assert_eq!(
+            reads_covering(&remote, before, at),
+            2,
+            "digest {digest}: the changed block fetched, found wrong, fetched once more"
+        );
+        never_complete(&remote, &body);
+        let fetched: u64 = remote.blob_reads.lock().unwrap()[before..]
+            .iter()
+            .map(|(_, s, e)| e - s)
+            .sum();
+        assert!(
+            fetched <= len + 2 * BLOCK_SIZE + (8 << 20),
+            "digest {digest}: {fetched} bytes fetched for one 4 KiB read"
+        );
+    }
+}
+
+/// A tar of `files` as `f0.bin`, `f1.bin`...
+fn tar_of(files: &[Vec<u8>]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (i, d) in files.iter().enumerate() {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(d.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, format!("f{i}.bin"), &d[..]).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[tokio::test]
+async fn a_tar_member_in_a_deflated_tar_gz_read_after_eviction_never_serves_a_changed_byte() {
+    // Incompressible members: the gzip stream and the artifact's deflate stream over it are
+    // both stored blocks, so a byte changed in flight reaches the member as a changed byte.
+    let files: Vec<Vec<u8>> = (0..3).map(|i| noise(1 << 20, 30 + i)).collect();
+    let tar = tar_of(&files);
+    let gz = super::inner_tests::gzip(&tar);
+    let body = artifact("logs.tar.gz", &gz);
+    let (start, len) = compressed_range(&body, "logs.tar.gz");
+    let deflated = &body[start as usize..(start + len) as usize];
+    // flate2's gzip header is 10 bytes, its trailer 8.
+    let gz_body = &gz[10..gz.len() - 8];
+    let member = 1;
+    let member_at = tar
+        .windows(64)
+        .position(|w| w == &files[member][..64])
+        .unwrap();
+    let member_range = member_at..member_at + files[member].len();
+    // A changed byte of the artifact's stream that is a changed byte of the gzip stream,
+    // which is a changed byte of the member.
+    let k = silent_changes(deflated, &gz, deflated.len() / 3)
+        .filter(|&(k, _)| well_inside(start + k as u64, (start, len)))
+        .find_map(|(k, j)| {
+            let mut d = gz_body.to_vec();
+            d[j.checked_sub(10)?] ^= 0xFF;
+            let out = inflate(&d)?;
+            let t = out.iter().zip(&tar).position(|(a, b)| a != b)?;
+            (out.len() == tar.len() && member_range.contains(&t)).then_some(k)
+        })
+        .expect("a change that reaches the member");
+    let at = start + k as u64;
+    for digest in [true, false] {
+        let remote = remote_with(body.clone(), digest);
+        let dir = tempfile::tempdir().unwrap();
+        let fs = core_capped(remote.clone(), dir.path());
+        let contents = format!("{A}/logs.tar.gz.d");
+        // Indexing reads the holding file through: its CRC-32 verifies.
+        assert_eq!(names(&fs, &contents).await.len(), files.len());
+        evict_by_padding(&fs).await;
+        let before = reads_so_far(&remote);
+        flip_once(&remote, at);
+        let path = format!("{contents}/f{member}.bin");
+        let got = read_in_chunks(&fs, &path, 128 << 10).await;
+        let got = got.unwrap_or_else(|e| panic!("digest {digest}: {e}"));
+        assert_eq!(
+            sha(&got),
+            sha(&files[member]),
+            "digest {digest}: the changed byte was served"
+        );
+        assert_eq!(
+            reads_covering(&remote, before, at),
+            2,
+            "digest {digest}: the changed block fetched, found wrong, fetched once more"
+        );
+        never_complete(&remote, &body);
+    }
+}
+
+#[tokio::test]
+async fn the_edges_of_a_verified_deflated_entry_are_checked_too() {
+    // The blob blocks at the two ends of the compressed bytes are shared with the local
+    // header and the next entry, so they are not sealed: the entry checks its own pieces of
+    // them. Small enough to get no inflated copy: every read inflates the compressed bytes.
+    let data = noise(600 << 10, 22);
+    let body = artifact("small.bin", &data);
+    let (start, len) = compressed_range(&body, "small.bin");
+    let deflated = &body[start as usize..(start + len) as usize];
+    let end = start + len;
+    let head = silent_changes(deflated, &data, 100).next().unwrap();
+    let tail_from = (end / BLOCK_SIZE * BLOCK_SIZE - start) as usize + 100;
+    let tail = silent_changes(deflated, &data, tail_from).next().unwrap();
+    for (what, (k, m)) in [("head", head), ("tail", tail)] {
+        let at = start + k as u64;
+        assert!(
+            at / BLOCK_SIZE == start / BLOCK_SIZE || at / BLOCK_SIZE == end / BLOCK_SIZE,
+            "{what}: in a shared block"
+        );
+        for digest in [true, false] {
+            let remote = remote_with(body.clone(), digest);
+            let dir = tempfile::tempdir().unwrap();
+            let fs = core_capped(remote.clone(), dir.path());
+            let path = format!("{A}/small.bin");
+            let whole = read_in_chunks(&fs, &path, 128 << 10).await.unwrap();
+            assert_eq!(sha(&whole), sha(&data), "{what}, digest {digest}");
+            evict_by_padding(&fs).await;
+            let before = reads_so_far(&remote);
+            flip_once(&remote, at);
+            let from = m.saturating_sub(2000) as u64;
+            let got = read_at(&fs, &path, from, 4096).await;
+            let got = got.unwrap_or_else(|e| panic!("{what}, digest {digest}: {e}"));
+            let want = &data[from as usize..(from as usize + 4096).min(data.len())];
+            assert_eq!(
+                sha(&got),
+                sha(want),
+                "{what}, digest {digest}: the changed byte was served"
+            );
+            assert_eq!(
+                reads_covering(&remote, before, at),
+                2,
+                "{what}, digest {digest}: fetched, found wrong, fetched once more"
+            );
+            never_complete(&remote, &body);
+        }
+    }
+}

@@ -17,13 +17,13 @@ use bytes::Bytes;
 use super::DataError;
 use super::blob::CachedBlob;
 use super::inflated_copy::CopyWriter;
+use super::pieces::{Piece, read_vouched};
 use super::raw_inflate::RawInflate;
 use super::readahead::Readahead;
 use super::seek_index::SeekRecorder;
-use super::verify::{BlockSums, Piece};
+use super::verify::BlockSums;
 use crate::archive::central_directory::ZipEntry;
 use crate::archive::error::corrupt;
-use crate::source::ByteSource;
 
 /// Most output produced per inflate call.
 const OUT_CHUNK: u64 = 256 << 10;
@@ -68,43 +68,11 @@ impl Input<'_> {
     async fn read(&self, at: u64, len: u64) -> Result<Bytes, DataError> {
         let e = self.entry;
         let (from, to) = (self.start + at, self.start + at + len);
-        let (mut lo, mut hi) = (from, to);
-        for p in &self.pieces {
-            if p.at < to && p.at + p.len > from {
-                lo = lo.min(p.at);
-                hi = hi.max(p.at + p.len);
-            }
+        let bytes = read_vouched(self.blob, (from, to), &self.pieces, &e.name).await?;
+        if (bytes.len() as u64) < len {
+            return Err(corrupt(format!("{}: compressed data cut short", e.name)).into());
         }
-        let mut again = false;
-        loop {
-            let bytes = self.blob.read_at(lo, (hi - lo) as usize).await?;
-            if (bytes.len() as u64) < hi - lo {
-                return Err(corrupt(format!("{}: compressed data cut short", e.name)).into());
-            }
-            let bad = self
-                .pieces
-                .iter()
-                .find(|p| p.matches(lo, &bytes) == Some(false));
-            match bad {
-                None => return Ok(bytes.slice((from - lo) as usize..(to - lo) as usize)),
-                Some(p) if !again => {
-                    tracing::warn!(
-                        "{}: compressed bytes at {} differ from what its CRC-32 verified; \
-                         fetching them once more",
-                        e.name,
-                        p.at
-                    );
-                    self.blob.drop_range(p.at, p.len);
-                    again = true;
-                }
-                Some(p) => {
-                    return Err(DataError::Integrity(format!(
-                        "{}: compressed bytes at {} fetched twice, neither is what its CRC-32 verified",
-                        e.name, p.at
-                    )));
-                }
-            }
-        }
+        Ok(bytes)
     }
 }
 

@@ -22,6 +22,7 @@ pub mod inflate;
 pub mod inflate_stream;
 pub mod inflated_copy;
 pub mod memory_window;
+pub mod pieces;
 pub mod raw_inflate;
 pub mod readahead;
 pub mod reader;

@@ -20,8 +20,9 @@ use std::sync::{Arc, Mutex};
 use super::DataError;
 use super::blob::CachedBlob;
 use super::inflate::InflatedEntry;
+use super::pieces::read_vouched;
 use super::readahead::Readahead;
-use super::verify::{Expected, Integrity, Outcome, ServedCheck, Verdict};
+use super::verify::{BlockSums, Expected, Integrity, Outcome, ServedCheck, Verdict};
 use crate::archive::ArchiveError;
 use crate::error::SourceError;
 use crate::source::ByteSource;
@@ -37,6 +38,9 @@ pub enum FileBytes {
         base: u64,
         len: u64,
         readahead: Readahead,
+        /// A stored entry's verdict: the pieces of the two blocks it shares with its
+        /// neighbours that its check vouched for, checked by every read touching them.
+        entry: Option<Arc<Integrity>>,
     },
     /// A deflated entry.
     Inflated(Arc<InflatedEntry>),
@@ -56,6 +60,7 @@ impl FileBytes {
             blob,
             base,
             len,
+            entry: None,
         }
     }
 
@@ -74,14 +79,22 @@ impl FileBytes {
                 base,
                 len,
                 readahead,
+                entry,
             } => {
                 if offset >= *len {
                     return Ok(Vec::new());
                 }
                 let n = (size as u64).min(len - offset);
                 readahead.before_read(offset, n).await?;
+                let (pieces, what) = match entry {
+                    Some(i) => (i.pieces(), i.what.as_str()),
+                    None => (Vec::new(), "file"),
+                };
+                let at = base + offset;
                 // Reuses the buffer read from the cache (no copy when it is the only owner).
-                Ok(Vec::from(blob.read_at(base + offset, n as usize).await?))
+                Ok(Vec::from(
+                    read_vouched(blob, (at, at + n), &pieces, what).await?,
+                ))
             }
             FileBytes::Inflated(e) => e.read(offset, size).await,
             FileBytes::Source { src, base, len } => {
@@ -113,8 +126,18 @@ impl FileBytes {
     fn fresh(&self) -> FileBytes {
         match self {
             FileBytes::Range {
-                blob, base, len, ..
-            } => FileBytes::range(blob.clone(), *base, *len),
+                blob,
+                base,
+                len,
+                entry,
+                ..
+            } => FileBytes::Range {
+                readahead: Readahead::new(blob.clone(), *base, *len),
+                blob: blob.clone(),
+                base: *base,
+                len: *len,
+                entry: entry.clone(),
+            },
             FileBytes::Inflated(e) => FileBytes::Inflated(e.clone()),
             FileBytes::Source { src, base, len } => FileBytes::Source {
                 src: src.clone(),
@@ -144,15 +167,47 @@ impl FileBytes {
         }
     }
 
+    /// The checksums a check of a stored entry takes of the blob blocks under it, to seal
+    /// them and vouch for its pieces of the two it shares when it passes (see [`BlockSums`]).
+    fn block_sums(&self) -> Option<BlockSums> {
+        match self {
+            FileBytes::Range {
+                base,
+                len,
+                entry: Some(_),
+                ..
+            } => Some(BlockSums::new(*base, *len)),
+            _ => None,
+        }
+    }
+
+    /// What a passed check of a stored entry vouches for: the blob blocks whole inside it
+    /// are sealed, its pieces of the two at its edges kept with its verdict.
+    fn vouch(&self, sums: &BlockSums) {
+        if let FileBytes::Range {
+            blob,
+            entry: Some(i),
+            ..
+        } = self
+        {
+            blob.seal_blocks(sums.sums());
+            i.vouch_for(sums.parts());
+        }
+    }
+
     /// Reads the whole file through (fetching what is not cached) and checks it.
     async fn check_through(&self, integrity: &Integrity) -> Result<Result<(), String>, DataError> {
         let mut h = integrity.expected.hasher();
+        let mut sums = self.block_sums();
         let mut off = 0;
         while off < self.len() {
             match self.read(off, PASS_CHUNK).await {
                 Ok(b) if b.is_empty() => break,
                 Ok(b) => {
                     h.update(&b);
+                    if let Some(s) = sums.as_mut() {
+                        s.absorb(off, &b);
+                    }
                     off += b.len() as u64;
                 }
                 Err(DataError::Integrity(m) | DataError::Archive(ArchiveError::Corrupt(m))) => {
@@ -161,7 +216,11 @@ impl FileBytes {
                 Err(e) => return Err(e),
             }
         }
-        Ok(h.check(&integrity.expected))
+        let verdict = h.check(&integrity.expected);
+        if let (Ok(()), Some(s)) = (&verdict, &sums) {
+            self.vouch(s);
+        }
+        Ok(verdict)
     }
 }
 
@@ -191,12 +250,16 @@ pub struct FileReader {
 }
 
 impl FileReader {
-    pub fn new(bytes: FileBytes, integrity: Option<Arc<Integrity>>) -> FileReader {
+    pub fn new(mut bytes: FileBytes, integrity: Option<Arc<Integrity>>) -> FileReader {
         let check = integrity.as_ref().map(|i| {
             let c = ServedCheck::new(bytes.len(), i.expected.clone());
-            match (&bytes, &i.expected) {
-                // A stored entry: the blocks inside it are sealed when its CRC passes.
-                (FileBytes::Range { base, .. }, Expected::Crc32(_)) => c.with_blocks(*base),
+            match (&mut bytes, &i.expected) {
+                // A stored entry: the blocks inside it are sealed when its CRC passes, and its
+                // pieces of the two at its edges checked from then on.
+                (FileBytes::Range { base, entry, .. }, Expected::Crc32(_)) => {
+                    *entry = Some(i.clone());
+                    c.with_blocks(*base)
+                }
                 _ => c,
             }
         });
@@ -317,14 +380,14 @@ impl FileReader {
             Some(c) => {
                 let o = c.feed(offset, &data);
                 let sums = (o == Outcome::Matched)
-                    .then(|| c.block_sums().map(<[_]>::to_vec))
+                    .then(|| c.take_block_sums())
                     .flatten();
                 (o, sums)
             }
             None => (Outcome::Pending, None),
         };
-        if let (Some(sums), FileBytes::Range { blob, .. }) = (sealed, &self.bytes) {
-            blob.seal_blocks(&sums);
+        if let Some(sums) = sealed {
+            self.bytes.vouch(&sums);
         }
         let i = self.integrity.as_ref();
         match (outcome, i) {

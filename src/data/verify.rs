@@ -13,6 +13,8 @@ use std::sync::Mutex;
 
 use sha2::Digest;
 
+pub use super::pieces::Piece;
+
 /// What a whole file must hash to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expected {
@@ -99,8 +101,9 @@ pub struct Integrity {
     /// (see [`Integrity::start_pass`]): one at a time; a reader that needs its verdict
     /// waits on it.
     passing: std::sync::Arc<tokio::sync::Mutex<()>>,
-    /// Pieces of shared blocks a passed check vouched for (see [`Piece`]; a deflated entry's
-    /// compressed bytes at its edges); forgotten when a check fails.
+    /// Pieces of shared blocks a passed check vouched for (see [`Piece`]: a stored entry's
+    /// bytes, a deflated entry's compressed bytes, at their edges); forgotten when a check
+    /// fails.
     pieces: Mutex<Vec<Piece>>,
 }
 
@@ -265,28 +268,6 @@ pub struct BlockSums {
     parts: Vec<Piece>,
 }
 
-/// The part of a blob block that lies inside a range a check vouched for, when the block is
-/// shared with bytes outside it (a local header, the next entry): it can't be sealed in the
-/// block map, so whoever reads the range again checks it ([`Piece::matches`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Piece {
-    /// Where it starts in the blob.
-    pub at: u64,
-    pub len: u64,
-    /// Its CRC-32C.
-    pub crc: u32,
-}
-
-impl Piece {
-    /// Whether `bytes` (of the blob, from `from`) hold this piece as it was checked; `None`
-    /// when they do not hold all of it.
-    pub fn matches(&self, from: u64, bytes: &[u8]) -> Option<bool> {
-        let lo = self.at.checked_sub(from)? as usize;
-        let d = bytes.get(lo..lo + self.len as usize)?;
-        Some(crc32c::crc32c(d) == self.crc)
-    }
-}
-
 impl BlockSums {
     pub fn new(base: u64, len: u64) -> BlockSums {
         BlockSums {
@@ -364,9 +345,10 @@ impl ServedCheck {
         self
     }
 
-    /// The checksums taken, once the check has matched.
-    pub fn block_sums(&self) -> Option<&[(u64, u32)]> {
-        self.blocks.as_ref().map(|b| b.sums())
+    /// The checksums taken (of whole blocks and of the pieces at the edges), once the check
+    /// has matched.
+    pub fn take_block_sums(&mut self) -> Option<BlockSums> {
+        self.blocks.take()
     }
 
     /// Takes bytes `offset..offset + data.len()` as served.

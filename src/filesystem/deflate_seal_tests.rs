@@ -3,7 +3,8 @@
 //! checked against its sealed checksum, so a byte changed in flight that still inflates (a
 //! stored deflate block: incompressible data) is never served, neither from the entry nor
 //! from a tar member inside a `.tar.gz` the entry is, whatever the blob's digest says or
-//! whether it has one.
+//! whether it has one. The two blocks an entry shares with its neighbours are checked by its
+//! pieces of them, deflated and stored entries alike.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -309,6 +310,55 @@ async fn the_edges_of_a_verified_deflated_entry_are_checked_too() {
             let before = reads_so_far(&remote);
             flip_once(&remote, at);
             let from = m.saturating_sub(2000) as u64;
+            let got = read_at(&fs, &path, from, 4096).await;
+            let got = got.unwrap_or_else(|e| panic!("{what}, digest {digest}: {e}"));
+            let want = &data[from as usize..(from as usize + 4096).min(data.len())];
+            assert_eq!(
+                sha(&got),
+                sha(want),
+                "{what}, digest {digest}: the changed byte was served"
+            );
+            assert_eq!(
+                reads_covering(&remote, before, at),
+                2,
+                "{what}, digest {digest}: fetched, found wrong, fetched once more"
+            );
+            never_complete(&remote, &body);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_edges_of_a_verified_stored_entry_are_checked_too() {
+    // A stored entry that neither starts nor ends on a block boundary: the blocks whole
+    // inside it are sealed when its CRC-32 passes, and its pieces of the two blocks it shares
+    // with its local header and the next entry are checked by every read that touches them.
+    let data = noise(600 << 10, 23);
+    let mut z = ZipBuilder::new();
+    z.add_with("stored.bin", &data, EntryOptions::stored());
+    z.add_with("pad.bin", &noise(PAD, 3), EntryOptions::stored());
+    z.add_with("unread.bin", &noise(UNREAD, 4), EntryOptions::stored());
+    let body = z.finish();
+    let (start, len) = compressed_range(&body, "stored.bin");
+    assert_eq!(len, data.len() as u64, "stored");
+    let end = start + len;
+    assert!(start % BLOCK_SIZE != 0 && end % BLOCK_SIZE != 0);
+    // A byte of each shared block, as an offset in the entry.
+    let head = 100;
+    let tail = end / BLOCK_SIZE * BLOCK_SIZE + 100 - start;
+    for (what, k) in [("head", head), ("tail", tail)] {
+        let at = start + k;
+        for digest in [true, false] {
+            let remote = remote_with(body.clone(), digest);
+            let dir = tempfile::tempdir().unwrap();
+            let fs = core_capped(remote.clone(), dir.path());
+            let path = format!("{A}/stored.bin");
+            let whole = read_in_chunks(&fs, &path, 128 << 10).await.unwrap();
+            assert_eq!(sha(&whole), sha(&data), "{what}, digest {digest}");
+            evict_by_padding(&fs).await;
+            let before = reads_so_far(&remote);
+            flip_once(&remote, at);
+            let from = k.saturating_sub(2000);
             let got = read_at(&fs, &path, from, 4096).await;
             let got = got.unwrap_or_else(|e| panic!("{what}, digest {digest}: {e}"));
             let want = &data[from as usize..(from as usize + 4096).min(data.len())];

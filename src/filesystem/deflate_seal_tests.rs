@@ -376,3 +376,49 @@ async fn the_edges_of_a_verified_stored_entry_are_checked_too() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_refetch_that_verifies_a_stored_entry_vouches_for_its_edges() {
+    // A byte changed in flight in the middle of the first read: EIO, and the next read's one
+    // refetch reads the entry through and verifies it. That read-through, not a handle's
+    // in-order check, is what vouches for the edges here.
+    let data = noise(600 << 10, 25);
+    let mut z = ZipBuilder::new();
+    z.add_with("stored.bin", &data, EntryOptions::stored());
+    z.add_with("pad.bin", &noise(PAD, 3), EntryOptions::stored());
+    z.add_with("unread.bin", &noise(UNREAD, 4), EntryOptions::stored());
+    let body = z.finish();
+    let (start, _) = compressed_range(&body, "stored.bin");
+    let path = format!("{A}/stored.bin");
+    for digest in [true, false] {
+        let remote = remote_with(body.clone(), digest);
+        let dir = tempfile::tempdir().unwrap();
+        let fs = core_capped(remote.clone(), dir.path());
+        flip_once(&remote, start + data.len() as u64 / 2);
+        let first = read_in_chunks(&fs, &path, 128 << 10).await;
+        assert!(
+            first.is_err(),
+            "digest {digest}: the changed byte was served"
+        );
+        let head = read_at(&fs, &path, 0, 4096).await;
+        let head = head.unwrap_or_else(|e| panic!("digest {digest}: the refetch: {e}"));
+        assert_eq!(sha(&head), sha(&data[..4096]), "digest {digest}");
+        evict_by_padding(&fs).await;
+        let before = reads_so_far(&remote);
+        let at = start + 100;
+        flip_once(&remote, at);
+        let got = read_at(&fs, &path, 0, 4096).await;
+        let got = got.unwrap_or_else(|e| panic!("digest {digest}: {e}"));
+        assert_eq!(
+            sha(&got),
+            sha(&data[..4096]),
+            "digest {digest}: the changed byte was served"
+        );
+        assert_eq!(
+            reads_covering(&remote, before, at),
+            2,
+            "digest {digest}: fetched, found wrong, fetched once more"
+        );
+        never_complete(&remote, &body);
+    }
+}

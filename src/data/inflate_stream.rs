@@ -17,11 +17,11 @@ use bytes::Bytes;
 use super::DataError;
 use super::blob::CachedBlob;
 use super::inflated_copy::CopyWriter;
-use super::pieces::{Piece, read_vouched};
+use super::pieces::read_vouched;
 use super::raw_inflate::RawInflate;
 use super::readahead::Readahead;
 use super::seek_index::SeekRecorder;
-use super::verify::BlockSums;
+use super::verify::{BlockSums, Piece};
 use crate::archive::central_directory::ZipEntry;
 use crate::archive::error::corrupt;
 

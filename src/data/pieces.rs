@@ -1,8 +1,8 @@
-//! Pieces of shared blocks: the part of a blob block that lies inside a range a check
-//! vouched for (an entry's bytes) when the block is shared with bytes outside it (a local
-//! header, the next entry), so it can't be sealed in the block map. The check records each
-//! piece's CRC-32C ([`Piece`], taken by [`super::verify::BlockSums`]); every later read that
-//! touches one takes it whole and checks it ([`read_vouched`]): a stored entry's bytes
+//! The read that checks an entry's pieces of shared blocks ([`read_vouched`]): the part of
+//! a blob block inside the entry's bytes when the block is shared with bytes outside them (a
+//! local header, the next entry), so it can't be sealed in the block map. The entry's check
+//! records each piece's CRC-32C ([`Piece`], taken by [`super::verify::BlockSums`]); every
+//! later read that touches one takes it whole and checks it: a stored entry's bytes
 //! (`reader::FileBytes::Range`) and a deflated entry's compressed bytes
 //! (`inflate_stream::Input`) alike.
 
@@ -10,33 +10,9 @@ use bytes::Bytes;
 
 use super::DataError;
 use super::blob::CachedBlob;
+use super::verify::Piece;
 use crate::archive::error::corrupt;
 use crate::source::ByteSource;
-
-/// The part of a blob block inside a range a check vouched for, in a block shared with bytes
-/// outside the range: whoever reads the range again checks it ([`Piece::matches`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Piece {
-    /// Where it starts in the blob.
-    pub at: u64,
-    pub len: u64,
-    /// Its CRC-32C.
-    pub crc: u32,
-}
-
-impl Piece {
-    /// Whether `bytes` (of the blob, from `from`) hold this piece as it was checked; `None`
-    /// when they do not hold all of it.
-    pub fn matches(&self, from: u64, bytes: &[u8]) -> Option<bool> {
-        let lo = self.at.checked_sub(from)? as usize;
-        let d = bytes.get(lo..lo + self.len as usize)?;
-        Some(crc32c::crc32c(d) == self.crc)
-    }
-
-    fn cuts(&self, from: u64, to: u64) -> bool {
-        self.at < to && self.at + self.len > from
-    }
-}
 
 /// Blob bytes `from..to`, widened to take in whole any of `pieces` they touch, each such
 /// piece checked against what its check vouched for: a mismatch drops the piece's block and
@@ -49,7 +25,10 @@ pub async fn read_vouched(
     pieces: &[Piece],
     what: &str,
 ) -> Result<Bytes, DataError> {
-    let touched: Vec<&Piece> = pieces.iter().filter(|p| p.cuts(from, to)).collect();
+    let touched: Vec<&Piece> = pieces
+        .iter()
+        .filter(|p| p.at < to && p.at + p.len > from)
+        .collect();
     if touched.is_empty() {
         return Ok(blob.read_at(from, (to - from) as usize).await?);
     }

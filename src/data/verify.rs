@@ -13,8 +13,6 @@ use std::sync::Mutex;
 
 use sha2::Digest;
 
-pub use super::pieces::Piece;
-
 /// What a whole file must hash to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expected {
@@ -266,6 +264,28 @@ pub struct BlockSums {
     crc: u32,
     sums: Vec<(u64, u32)>,
     parts: Vec<Piece>,
+}
+
+/// The part of a blob block that lies inside a range a check vouched for, when the block is
+/// shared with bytes outside it (a local header, the next entry): it can't be sealed in the
+/// block map, so whoever reads the range again checks it ([`Piece::matches`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece {
+    /// Where it starts in the blob.
+    pub at: u64,
+    pub len: u64,
+    /// Its CRC-32C.
+    pub crc: u32,
+}
+
+impl Piece {
+    /// Whether `bytes` (of the blob, from `from`) hold this piece as it was checked; `None`
+    /// when they do not hold all of it.
+    pub fn matches(&self, from: u64, bytes: &[u8]) -> Option<bool> {
+        let lo = self.at.checked_sub(from)? as usize;
+        let d = bytes.get(lo..lo + self.len as usize)?;
+        Some(crc32c::crc32c(d) == self.crc)
+    }
 }
 
 impl BlockSums {

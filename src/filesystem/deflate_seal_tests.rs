@@ -280,6 +280,46 @@ async fn a_tar_member_in_a_deflated_tar_gz_read_after_eviction_never_serves_a_ch
     }
 }
 
+/// With and without a digest: `name` (whose bytes are `data`) read whole, its blocks evicted,
+/// the byte at blob offset `at` (entry offset `k`) changed once in flight, then 4 KiB around
+/// it read: the right bytes, from exactly two reads covering `at` (fetched, found wrong,
+/// fetched once more), and the artifact's last entry never fetched (no digest vouches).
+async fn flipped_edge_after_eviction_is_fetched_again(
+    body: &[u8],
+    name: &str,
+    data: &[u8],
+    at: u64,
+    k: u64,
+    what: &str,
+) {
+    for digest in [true, false] {
+        let remote = remote_with(body.to_vec(), digest);
+        let dir = tempfile::tempdir().unwrap();
+        let fs = core_capped(remote.clone(), dir.path());
+        let path = format!("{A}/{name}");
+        let whole = read_in_chunks(&fs, &path, 128 << 10).await.unwrap();
+        assert_eq!(sha(&whole), sha(data), "{what}, digest {digest}");
+        evict_by_padding(&fs).await;
+        let before = reads_so_far(&remote);
+        flip_once(&remote, at);
+        let from = k.saturating_sub(2000);
+        let got = read_at(&fs, &path, from, 4096).await;
+        let got = got.unwrap_or_else(|e| panic!("{what}, digest {digest}: {e}"));
+        let want = &data[from as usize..(from as usize + 4096).min(data.len())];
+        assert_eq!(
+            sha(&got),
+            sha(want),
+            "{what}, digest {digest}: the changed byte was served"
+        );
+        assert_eq!(
+            reads_covering(&remote, before, at),
+            2,
+            "{what}, digest {digest}: fetched, found wrong, fetched once more"
+        );
+        never_complete(&remote, body);
+    }
+}
+
 #[tokio::test]
 async fn the_edges_of_a_verified_deflated_entry_are_checked_too() {
     // The blob blocks at the two ends of the compressed bytes are shared with the local
@@ -299,32 +339,8 @@ async fn the_edges_of_a_verified_deflated_entry_are_checked_too() {
             at / BLOCK_SIZE == start / BLOCK_SIZE || at / BLOCK_SIZE == end / BLOCK_SIZE,
             "{what}: in a shared block"
         );
-        for digest in [true, false] {
-            let remote = remote_with(body.clone(), digest);
-            let dir = tempfile::tempdir().unwrap();
-            let fs = core_capped(remote.clone(), dir.path());
-            let path = format!("{A}/small.bin");
-            let whole = read_in_chunks(&fs, &path, 128 << 10).await.unwrap();
-            assert_eq!(sha(&whole), sha(&data), "{what}, digest {digest}");
-            evict_by_padding(&fs).await;
-            let before = reads_so_far(&remote);
-            flip_once(&remote, at);
-            let from = m.saturating_sub(2000) as u64;
-            let got = read_at(&fs, &path, from, 4096).await;
-            let got = got.unwrap_or_else(|e| panic!("{what}, digest {digest}: {e}"));
-            let want = &data[from as usize..(from as usize + 4096).min(data.len())];
-            assert_eq!(
-                sha(&got),
-                sha(want),
-                "{what}, digest {digest}: the changed byte was served"
-            );
-            assert_eq!(
-                reads_covering(&remote, before, at),
-                2,
-                "{what}, digest {digest}: fetched, found wrong, fetched once more"
-            );
-            never_complete(&remote, &body);
-        }
+        flipped_edge_after_eviction_is_fetched_again(&body, "small.bin", &data, at, m as u64, what)
+            .await;
     }
 }
 
@@ -348,32 +364,7 @@ async fn the_edges_of_a_verified_stored_entry_are_checked_too() {
     let tail = end / BLOCK_SIZE * BLOCK_SIZE + 100 - start;
     for (what, k) in [("head", head), ("tail", tail)] {
         let at = start + k;
-        for digest in [true, false] {
-            let remote = remote_with(body.clone(), digest);
-            let dir = tempfile::tempdir().unwrap();
-            let fs = core_capped(remote.clone(), dir.path());
-            let path = format!("{A}/stored.bin");
-            let whole = read_in_chunks(&fs, &path, 128 << 10).await.unwrap();
-            assert_eq!(sha(&whole), sha(&data), "{what}, digest {digest}");
-            evict_by_padding(&fs).await;
-            let before = reads_so_far(&remote);
-            flip_once(&remote, at);
-            let from = k.saturating_sub(2000);
-            let got = read_at(&fs, &path, from, 4096).await;
-            let got = got.unwrap_or_else(|e| panic!("{what}, digest {digest}: {e}"));
-            let want = &data[from as usize..(from as usize + 4096).min(data.len())];
-            assert_eq!(
-                sha(&got),
-                sha(want),
-                "{what}, digest {digest}: the changed byte was served"
-            );
-            assert_eq!(
-                reads_covering(&remote, before, at),
-                2,
-                "{what}, digest {digest}: fetched, found wrong, fetched once more"
-            );
-            never_complete(&remote, &body);
-        }
+        flipped_edge_after_eviction_is_fetched_again(&body, "stored.bin", &data, at, k, what).await;
     }
 }
 

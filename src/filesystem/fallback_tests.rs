@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use fake_github::zipgen::{EntryOptions, ZipBuilder};
+use fake_github::zipgen::{EntryOptions, ZipBuilder, noise};
 
 use super::tests::read_in_chunks;
 use super::*;
@@ -16,18 +16,6 @@ use crate::github::failing_remote::{FailingRemote, Flip};
 use crate::github::memory_remote::MemoryRemote;
 
 const MIB: usize = 1 << 20;
-
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 56) as u8
-        })
-        .collect()
-}
 
 /// A zip whose one stored entry is `data`.
 fn zip_of(data: &[u8]) -> Vec<u8> {

@@ -488,18 +488,10 @@ pub fn many_logs_job(i: u64) -> Vec<u8> {
     fake_github::zipgen::log_text(1_000 + (i as usize % 5) * 10, i)
 }
 
-/// `n` pseudo-random bytes (incompressible), the same for the same seed.
-pub fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 33) as u8
-        })
-        .collect()
-}
+/// `n` pseudo-random bytes (incompressible), the same for the same seed (fake-github's, as
+/// the core's tests use; not every test binary needs it).
+#[allow(unused_imports)]
+pub use fake_github::zipgen::noise;
 
 /// `n` bytes of repeated text (deflates well).
 pub fn text(n: usize) -> Vec<u8> {

@@ -59,18 +59,7 @@ impl DiskCache {
 
     /// Keeps seek points for entry `index` of `key` (replaced atomically, evictable).
     pub fn store_seek_points(&self, key: &BlobKey, index: usize, bytes: &[u8]) {
-        if !self.writable() || !self.fits(bytes.len() as u64) {
-            return;
-        }
-        let rel = Self::seek_rel(key, index);
-        if self.write_file(&rel, bytes, "seek points").is_err() {
-            return;
-        }
-        self.state
-            .lock()
-            .unwrap()
-            .put(rel, on_disk(bytes.len() as u64));
-        self.evict_to_limit();
+        self.store_evictable(Self::seek_rel(key, index), bytes, "seek points");
     }
 
     fn inner_rel(key: &BlobKey, name: &str) -> PathBuf {
@@ -86,14 +75,20 @@ impl DiskCache {
 
     /// Keeps the index of an archive inside blob `key` (replaced atomically, evictable).
     pub fn store_inner_index(&self, key: &BlobKey, name: &str, bytes: &[u8]) {
+        self.store_evictable(
+            Self::inner_rel(key, name),
+            bytes,
+            "an inner archive's index",
+        );
+    }
+
+    /// Writes `bytes` at `rel` (replaced atomically) and counts it in the LRU, when the cache
+    /// is writing and it takes at most half the cap; `what` names it in a failed write's log.
+    fn store_evictable(&self, rel: PathBuf, bytes: &[u8], what: &str) {
         if !self.writable() || !self.fits(bytes.len() as u64) {
             return;
         }
-        let rel = Self::inner_rel(key, name);
-        if self
-            .write_file(&rel, bytes, "an inner archive's index")
-            .is_err()
-        {
+        if self.write_file(&rel, bytes, what).is_err() {
             return;
         }
         self.state

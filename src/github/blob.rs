@@ -185,15 +185,7 @@ impl BlobHandle {
         {
             return Ok(k);
         }
-        let resp = self
-            .blob
-            .http
-            .get(url.clone())
-            .header(header::RANGE, "bytes=0-0")
-            .send()
-            .await
-            .map_err(|e| Attempt::Retry(network(url, &e)))?;
-        let resp = check_status(resp, url)?;
+        let resp = self.first_byte(url).await?;
         let last = url
             .path_segments()
             .and_then(|mut s| s.next_back())
@@ -202,21 +194,27 @@ impl BlobHandle {
         Ok(kind_from_headers(resp.headers()).unwrap_or(ArtifactKind::Raw { file_name: last }))
     }
 
+    /// One request for the blob's first byte (`bytes=0-0`, never a suffix range), its status
+    /// checked: what the kind and length probes read their headers from.
+    async fn first_byte(&self, url: &Url) -> Result<Response, Attempt> {
+        let resp = self
+            .blob
+            .http
+            .get(url.clone())
+            .header(header::RANGE, "bytes=0-0")
+            .send()
+            .await
+            .map_err(|e| Attempt::Retry(network(url, &e)))?;
+        check_status(resp, url)
+    }
+
     /// The blob's length and `ETag`, learnt from one request for its first byte (never a
     /// suffix range): the total of the 206's `Content-Range`, or the length of a 200 (a host
     /// that refuses Range: remembered, its body not read); 416 is an empty blob. For blobs
     /// whose length the API does not give (logs).
     pub async fn probe_len(&self) -> Result<(u64, Option<String>), ApiError> {
         self.with_retries(|url| async move {
-            let resp = self
-                .blob
-                .http
-                .get(url.clone())
-                .header(header::RANGE, "bytes=0-0")
-                .send()
-                .await
-                .map_err(|e| Attempt::Retry(network(&url, &e)))?;
-            let resp = check_status(resp, &url)?;
+            let resp = self.first_byte(&url).await?;
             let etag = (resp.headers().get(header::ETAG))
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);

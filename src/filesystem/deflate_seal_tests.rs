@@ -209,25 +209,12 @@ async fn a_verified_deflated_entry_read_at_random_after_eviction_never_serves_a_
     }
 }
 
-/// A tar of `files` as `f0.bin`, `f1.bin`...
-fn tar_of(files: &[Vec<u8>]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (i, d) in files.iter().enumerate() {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(d.len() as u64);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, format!("f{i}.bin"), &d[..]).unwrap();
-    }
-    b.into_inner().unwrap()
-}
-
 #[tokio::test]
 async fn a_tar_member_in_a_deflated_tar_gz_read_after_eviction_never_serves_a_changed_byte() {
     // Incompressible members: the gzip stream and the artifact's deflate stream over it are
     // both stored blocks, so a byte changed in flight reaches the member as a changed byte.
     let files: Vec<Vec<u8>> = (0..3).map(|i| noise(1 << 20, 30 + i)).collect();
-    let tar = tar_of(&files);
+    let tar = super::inner_heal_tests::tar_of(&files, "bin");
     let gz = super::inner_tests::gzip(&tar);
     let body = artifact("logs.tar.gz", &gz);
     let (start, len) = compressed_range(&body, "logs.tar.gz");

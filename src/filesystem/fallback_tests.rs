@@ -62,19 +62,25 @@ fn whole_only_remote() -> (Arc<MemoryRemote>, Vec<u8>, Vec<u8>, Vec<u8>) {
     let zip = zip_of(&data);
     remote.add(1, "big", 100, "main", 1, zip.clone(), ArtifactKind::Zip);
     let raw = noise(6 * MIB + 77, 2);
+    add_raw_whole_only(&remote, &raw);
+    (remote, zip, data, raw)
+}
+
+/// `raw` as artifact 2 (run 101, `raw`, an unzipped `raw.bin`), and the blob host set to
+/// ignore `Range`.
+fn add_raw_whole_only(remote: &MemoryRemote, raw: &[u8]) {
     remote.add(
         2,
         "raw",
         101,
         "main",
         2,
-        raw.clone(),
+        raw.to_vec(),
         ArtifactKind::Raw {
             file_name: Some("raw.bin".into()),
         },
     );
     remote.whole_only.on.store(true, Ordering::SeqCst);
-    (remote, zip, data, raw)
 }
 
 fn downloads(remote: &MemoryRemote) -> (u64, u64, u64) {
@@ -191,18 +197,7 @@ async fn a_paused_cache_reads_ahead_in_the_same_ranges_as_a_working_one() {
 async fn a_byte_changed_in_a_whole_download_is_eio_and_one_more_download_heals_it() {
     let remote = Arc::new(FailingRemote::new(MemoryRemote::default()));
     let raw = noise(6 * MIB, 4);
-    remote.add(
-        2,
-        "raw",
-        101,
-        "main",
-        2,
-        raw.clone(),
-        ArtifactKind::Raw {
-            file_name: Some("raw.bin".into()),
-        },
-    );
-    remote.whole_only.on.store(true, Ordering::SeqCst);
+    add_raw_whole_only(&remote, &raw);
     remote.set(|f| {
         f.flip = Some(Flip {
             artifact: 2,

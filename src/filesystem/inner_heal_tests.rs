@@ -80,15 +80,16 @@ fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// A tar of `files` as `f0.log`, `f1.log`...
-fn tar_of(files: &[Vec<u8>]) -> Vec<u8> {
+/// A tar of `files` as `f0.EXT`, `f1.EXT`...
+pub(super) fn tar_of(files: &[Vec<u8>], ext: &str) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (i, d) in files.iter().enumerate() {
         let mut h = tar::Header::new_gnu();
         h.set_size(d.len() as u64);
         h.set_mode(0o644);
         h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, format!("f{i}.log"), &d[..]).unwrap();
+        b.append_data(&mut h, format!("f{i}.{ext}"), &d[..])
+            .unwrap();
     }
     b.into_inner().unwrap()
 }
@@ -138,7 +139,7 @@ async fn a_byte_changed_once_while_a_tar_gz_is_indexed_is_eio_then_right() {
     // inflater's error (or the gzip trailer's CRC-32) makes the listing EIO; the next listing
     // must not read the changed block back from the cache.
     let files: Vec<Vec<u8>> = (0..6).map(|i| log_text(1 << 20, 20 + i)).collect();
-    let gz = super::inner_tests::gzip(&tar_of(&files));
+    let gz = super::inner_tests::gzip(&tar_of(&files, "log"));
     let body = artifact("logs.tar.gz", &gz, EntryOptions::stored());
     let at = data_start(&body, "logs.tar.gz") + gz.len() as u64 / 2;
     let remote = remote_with(body);
@@ -166,7 +167,7 @@ async fn a_byte_changed_once_in_a_deflated_holding_file_is_eio_then_right() {
     // after a remount: the holding file's own check fails, its reader refuses from then on;
     // the next read must get a fresh one.
     let files: Vec<Vec<u8>> = (0..4).map(|i| log_text(1 << 20, 40 + i)).collect();
-    let tar = tar_of(&files);
+    let tar = tar_of(&files, "log");
     let body = artifact("dist.tar", &tar, EntryOptions::default());
     let start = data_start(&body, "dist.tar");
     let compressed = {

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -251,6 +252,49 @@ class Serve:
         self.proc.terminate()
         self.proc.wait()
         shutil.rmtree(self.cache, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Davfs:
+    """A davfs2 mount (`mount.davfs`, run as root) of a `Serve`'s URL, with a davfs2.conf of
+    its own as tests/webdav.rs mounts it: its cache in a temporary directory of its own,
+    `buf_size 256` (davfs2 1.6.1's default FUSE buffer is smaller than the readdir requests
+    Linux 6.18 sends), and room for the whole file (davfs2 downloads a file whole into its
+    cache on open, then serves reads from there). No username or password (two empty answers
+    on stdin)."""
+
+    def __init__(self, url):
+        if not shutil.which("mount.davfs"):
+            raise Failed("davfs2 is not installed (scripts/install-deps.sh installs it)")
+        # Outside the bench's work directory (0700): mount.davfs run by root serves as its
+        # dav_user (davfs2), so its cache must be reachable and writable for that user.
+        self.dir = tempfile.mkdtemp(prefix="artifactfs-bench-davfs-")
+        self.mnt, cache = os.path.join(self.dir, "mnt"), os.path.join(self.dir, "cache")
+        os.makedirs(self.mnt)
+        os.makedirs(cache)
+        os.chmod(self.dir, 0o755)
+        os.chmod(cache, 0o777)
+        conf = os.path.join(self.dir, "davfs2.conf")
+        with open(conf, "w") as f:
+            f.write(f"buf_size 256\ncache_dir {cache}\ncache_size 1024\nuse_locks 0\n"
+                    "read_timeout 300\n")
+        r = subprocess.run(f"printf '\\n\\n' | mount.davfs -o conf={q(conf)} {q(url)} "
+                           f"{q(self.mnt)}", shell=True, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Failed(f"mount.davfs failed (it needs root): {r.stdout}{r.stderr}")
+
+    def path(self, rel):
+        return os.path.join(self.mnt, rel)
+
+    def close(self):
+        # umount.davfs waits for the daemon to write back and exit.
+        subprocess.run(["umount", self.mnt], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
         return self

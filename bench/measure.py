@@ -7,7 +7,8 @@ import subprocess
 import time
 
 from harness import (
-    FAKE, Failed, Fake, HUGE_MIB, MIB, Mount, Serve, TOKEN, bash, drop_caches, log, q, reqs,
+    FAKE, Davfs, Failed, Fake, HUGE_MIB, MIB, Mount, Serve, TOKEN, bash, drop_caches, log, q,
+    reqs,
     sh,
 )
 
@@ -86,31 +87,39 @@ class Bench:
 
     def webdav(self):
         """`sha256sum` of the 256 MiB stored entry, cold, through `serve --webdav` read by
-        rclone's webdav backend (`rclone cat`) against the FUSE mount (each on a fresh cache)."""
+        davfs2 (a kernel mount) and by rclone's webdav backend (`rclone cat`), against the
+        FUSE mount (each on a fresh cache, the page cache dropped before the read)."""
         i = self.info
         rel = f"runs/{i['big_run']}/{i['big_artifact']}/{i['stored_entry']}"
         rclone = shutil.which("rclone")
         if not rclone:
             raise Failed("rclone is not installed (scripts/install-deps.sh installs it)")
-        fuse, dav = [], []
+        fuse, davfs, dav = [], [], []
+
+        def timed_sha256(path, into):
+            drop_caches()
+            self.fake.reset()
+            t, o = bash(f"sha256sum < {q(path)}")
+            into.append({"s": t, "sha256": o.split()[0], **reqs(self.fake.settled_counters())})
+
         for _ in range(self.runs):
             with Mount(self.fake, self.work) as m:
                 p = m.path(rel)
                 os.stat(p)
-                drop_caches()
-                self.fake.reset()
-                t, o = bash(f"sha256sum < {q(p)}")
-                fuse.append({"s": t, "sha256": o.split()[0],
-                             **reqs(self.fake.settled_counters())})
+                timed_sha256(p, fuse)
+            with Serve(self.fake, self.work) as sv, Davfs(sv.url) as d:
+                p = d.path(rel)
+                os.stat(p)
+                timed_sha256(p, davfs)
             with Serve(self.fake, self.work) as sv:
                 self.fake.reset()
                 t, o = bash(f"RCLONE_CONFIG=/dev/null {q(rclone)} --webdav-url {q(sv.url)} "
                             f"cat {q(':webdav:' + rel)} | sha256sum")
                 dav.append({"s": t, "sha256": o.split()[0],
                             **reqs(self.fake.settled_counters())})
-        sums = {r["sha256"] for r in fuse + dav}
+        sums = {r["sha256"] for r in fuse + davfs + dav}
         assert len(sums) == 1, f"different sha256s: {sums}"
-        return {"fuse": fuse, "rclone": dav}
+        return {"fuse": fuse, "davfs2": davfs, "rclone": dav}
 
     def seq(self):
         """Cold sequential read of the stored entry (listing and central directory first:

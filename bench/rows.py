@@ -180,17 +180,22 @@ def rows_for(model, res, info, runs):
         ])
     r = res.get("webdav")
     if r:
-        fu, rc = r["fuse"], r["rclone"]
-        mib = info["stored_size"] / MIB
-        tf, tr, ra = col(fu), col(rc), ratios(fu, rc)
+        fu, mib = r["fuse"], info["stored_size"] / MIB
+        tf = col(fu)
+        # Results from before the davfs2 column have rclone only.
+        clients = [(name, r[key]) for name, key in (("davfs2 mount", "davfs2"),
+                                                    ("rclone cat", "rclone")) if key in r]
+        ra = {name: ratios(fu, runs) for name, runs in clients}
         out.append([
             f"`sha256sum` of the {mib:.0f} MiB stored entry, cold: `serve --webdav` read by "
-            "`rclone cat` (fresh serve) vs the FUSE mount (fresh mount)",
-            f"rclone over WebDAV: {fs(tr)} = {mib / tr['median']:.0f} MiB/s; "
-            f"{fbytes(col(rc, 'bytes'))} fetched",
+            + " and by ".join(f"`{n}`" for n, _ in clients)
+            + " (fresh serve each) vs the FUSE mount (fresh mount)",
+            "; ".join(f"{n}: {fs(col(runs))} = {mib / col(runs)['median']:.0f} MiB/s, "
+                      f"{fbytes(col(runs, 'bytes'))} fetched" for n, runs in clients),
             f"FUSE mount: {fs(tf)} = {mib / tf['median']:.0f} MiB/s",
             "within 2× of the FUSE mount",
-            f"{verdict(ra['median'] >= 0.5)}: {fs(ra, '×', digits=2)} the mount's speed",
+            f"{verdict(all(x['median'] >= 0.5 for x in ra.values()))}: "
+            + "; ".join(f"{n} {fs(x, '×', digits=2)} the mount's speed" for n, x in ra.items()),
         ])
     r = res.get("stall")
     if r:
@@ -438,7 +443,7 @@ ROW_TITLES = {
     "getfattr": "`getfattr -d` of a file, warm",
     "logs": "`grep -rc ERROR logs/RUN/` over an 80 MiB log archive, cold",
     "logtail": "`tail -n 50` of the biggest job log, cold",
-    "webdav": "`sha256sum` of the 256 MiB entry through `serve --webdav` (rclone), cold",
+    "webdav": "`sha256sum` of the 256 MiB entry through `serve --webdav` (davfs2, rclone), cold",
     "norange": "no-Range 1 GiB read, loopback",
     "fullcache": "128 MiB read with the cache filesystem full",
 }

@@ -85,6 +85,16 @@ class Bench:
         return {"dd": dd, "tail": tail, "cache_size": cache_size, "first_read_s": t_first,
                 "first_read": first, "cache_bytes_after": cache_used}
 
+    def cold_sha256(self, path):
+        """One timed `sha256sum` of `path` on a fresh mount: looked up first (listings and
+        central directory are not what this measures), then the page cache dropped and the
+        fake's counters reset; the time, the sha256 and what crossed the network."""
+        os.stat(path)
+        drop_caches()
+        self.fake.reset()
+        t, o = bash(f"sha256sum < {q(path)}")
+        return {"s": t, "sha256": o.split()[0], **reqs(self.fake.settled_counters())}
+
     def webdav(self):
         """`sha256sum` of the 256 MiB stored entry, cold, through `serve --webdav` read by
         davfs2 (a kernel mount) and by rclone's webdav backend (`rclone cat`), against the
@@ -95,22 +105,11 @@ class Bench:
         if not rclone:
             raise Failed("rclone is not installed (scripts/install-deps.sh installs it)")
         fuse, davfs, dav = [], [], []
-
-        def timed_sha256(path, into):
-            drop_caches()
-            self.fake.reset()
-            t, o = bash(f"sha256sum < {q(path)}")
-            into.append({"s": t, "sha256": o.split()[0], **reqs(self.fake.settled_counters())})
-
         for _ in range(self.runs):
             with Mount(self.fake, self.work) as m:
-                p = m.path(rel)
-                os.stat(p)
-                timed_sha256(p, fuse)
+                fuse.append(self.cold_sha256(m.path(rel)))
             with Serve(self.fake, self.work) as sv, Davfs(sv.url) as d:
-                p = d.path(rel)
-                os.stat(p)
-                timed_sha256(p, davfs)
+                davfs.append(self.cold_sha256(d.path(rel)))
             with Serve(self.fake, self.work) as sv:
                 self.fake.reset()
                 t, o = bash(f"RCLONE_CONFIG=/dev/null {q(rclone)} --webdav-url {q(sv.url)} "
@@ -278,26 +277,14 @@ class Bench:
         working, full = [], []
         for _ in range(self.runs):
             with Mount(self.fake, self.work) as m:
-                p = m.path(rel)
-                os.stat(p)
-                drop_caches()
-                self.fake.reset()
-                t, o = bash(f"sha256sum < {q(p)}")
-                working.append({"s": t, "sha256": o.split()[0],
-                                **reqs(self.fake.settled_counters())})
+                working.append(self.cold_sha256(m.path(rel)))
             tmpfs = self.tmp("tmpfs")
             os.makedirs(tmpfs)
             sh(["mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", tmpfs])
             try:
                 with Mount(self.fake, self.work, cache_size="1G",
                            cache=os.path.join(tmpfs, "cache")) as m:
-                    p = m.path(rel)
-                    os.stat(p)
-                    drop_caches()
-                    self.fake.reset()
-                    t, o = bash(f"sha256sum < {q(p)}")
-                    full.append({"s": t, "sha256": o.split()[0],
-                                 **reqs(self.fake.settled_counters())})
+                    full.append(self.cold_sha256(m.path(rel)))
             finally:
                 sh(["umount", "-l", tmpfs], check=False)
                 os.rmdir(tmpfs)

@@ -107,7 +107,7 @@ pub struct ArtifactFs {
     /// Archives inside artifacts opened at `FILE.d/` (see [`inner`]).
     inner: inner::InnerArchives,
     /// Each log blob's length and `ETag` as the blob host gave them (see [`logs`]).
-    log_lengths: MetaMap<String, (u64, Option<String>)>,
+    log_lengths: Arc<MetaMap<String, (u64, Option<String>)>>,
     /// Files whose bytes failed a check: the kernel must not keep their pages.
     corrupt: Mutex<std::collections::HashSet<Ino>>,
     next_handle: std::sync::atomic::AtomicU64,
@@ -115,7 +115,20 @@ pub struct ArtifactFs {
     stats: Arc<Stats>,
 }
 
+/// Artifacts whose kind (zip or raw) the cache remembers: under 1 MiB of `meta/kinds.json`.
+const KINDS_KEPT: usize = 20_000;
+/// Log blobs whose length and `ETag` the cache remembers: about 1 MiB of
+/// `meta/log-lengths.json`.
+const LOG_LENGTHS_KEPT: usize = 8_000;
+
 impl ArtifactFs {
+    /// Writes what the metadata maps learnt and have not written yet (they write a second
+    /// after a change): at unmount, and at the end of `serve`.
+    pub fn persist_metadata(&self) {
+        self.probes.persist();
+        self.log_lengths.flush();
+    }
+
     /// The core over `remote`; what it does is counted in `stats` (see [`crate::stats`]).
     pub fn new(
         remote: Arc<dyn Remote>,
@@ -126,10 +139,14 @@ impl ArtifactFs {
         let fs = ArtifactFs {
             probes: Arc::new(probes::Prober::new(
                 remote.clone(),
-                Arc::new(MetaMap::load(cache.clone(), "kinds.json")),
+                Arc::new(MetaMap::load(cache.clone(), "kinds.json", KINDS_KEPT)),
                 cfg.metadata_ttl,
             )),
-            log_lengths: MetaMap::load(cache.clone(), "log-lengths.json"),
+            log_lengths: Arc::new(MetaMap::load(
+                cache.clone(),
+                "log-lengths.json",
+                LOG_LENGTHS_KEPT,
+            )),
             data: Arc::new(DataLayer::new(cache, stats.clone())),
             remote,
             inodes: InodeTable::new(),

@@ -61,6 +61,11 @@ pub struct Prober {
 }
 
 impl Prober {
+    /// Writes the kinds learnt and not written yet (see [`MetaMap::flush`]).
+    pub fn persist(&self) {
+        self.kinds.flush();
+    }
+
     pub fn new(remote: Arc<dyn Remote>, kinds: Arc<Kinds>, ttl: Duration) -> Prober {
         Prober {
             remote,

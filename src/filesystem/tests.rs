@@ -355,6 +355,7 @@ async fn corrupt_download_is_eio_and_not_cached() {
         .await
         .unwrap_err();
     assert_eq!(err.errno(), libc::EIO);
+    f.fs.persist_metadata();
     assert_eq!(
         f.fs.cache().used(),
         3 * 4096,

@@ -95,12 +95,13 @@ pub fn run_mount(
     let bg = session::start(fs.clone(), &rt, fuse, core.read_only)?;
     session::wait_until_answering(&fuse.mountpoint)?;
     // For `artifactfs status`; removed when dropped (after the unmount, or on a failure).
-    let status = StatusSocket::start(rt.handle(), &fuse.mountpoint, fs);
+    let status = StatusSocket::start(rt.handle(), &fuse.mountpoint, fs.clone());
     daemon::signal_ready();
     on_ready();
     rt.block_on(session::until_stopped(&bg))?;
     session::stop(bg, &fuse.mountpoint)?;
     drop(status);
+    fs.persist_metadata();
     rt.shutdown_timeout(Duration::from_secs(1));
     Ok(())
 }

@@ -73,10 +73,12 @@ pub fn run_core(
 ) -> anyhow::Result<()> {
     let rt = crate::startup::runtime()?;
     let fs = crate::startup::open_core(core, &rt)?;
+    let served = fs.clone();
     rt.block_on(async move {
         let listener = bind(addr).await?;
-        serve(fs, listener, start, webdav, shutdown_signal()).await
+        serve(served, listener, start, webdav, shutdown_signal()).await
     })?;
+    fs.persist_metadata();
     rt.shutdown_timeout(Duration::from_secs(1));
     Ok(())
 }

@@ -36,6 +36,7 @@ macro_rules! head_commit_setters {
 
 pub mod api;
 pub mod bench;
+pub mod bench_content;
 pub mod blob;
 pub mod counters;
 pub mod demo;

@@ -133,9 +133,9 @@ fn step_text(spec: &FakeRunSpec, attempt: u32, j: usize, s: usize) -> Pieces {
 }
 
 /// 1 MiB of test output that deflates like a CI log (about 4.4×, with `ERROR` lines):
-/// [`crate::bench::ci_log`], whole lines only.
+/// [`crate::bench_content::ci_log`], whole lines only.
 fn filler(seed: u64) -> Vec<u8> {
-    let (mut out, _) = crate::bench::ci_log(FILLER_PIECE, seed);
+    let (mut out, _) = crate::bench_content::ci_log(FILLER_PIECE, seed);
     let cut = out.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     out.truncate(cut);
     out

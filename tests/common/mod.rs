@@ -7,6 +7,8 @@
 #![allow(dead_code)]
 
 pub mod serve;
+pub mod site;
+pub mod zip_bytes;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -79,9 +79,12 @@ enum Cmd {
 fn init_logging(verbose: u8, log: Option<artifactfs::logfile::CappedLog>) {
     use tracing_subscriber::fmt::writer::BoxMakeWriter;
     use tracing_subscriber::prelude::*;
+    // fuser warns "Unmount failed" when its session ends after the user unmounted (`umount`,
+    // `fusermount3 -u`): not an error (fuser's comment says so); a failed unmount of ours is
+    // logged by `mount::session::stop`.
     let default = match verbose {
-        0 => "warn",
-        1 => "info,artifactfs=info",
+        0 => "warn,fuser::mnt=error",
+        1 => "info,artifactfs=info,fuser::mnt=error",
         _ => "debug,hyper=info,reqwest=info,h2=info,rustls=info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -1,7 +1,7 @@
 //! The cache's accounting: one least-recently-used list over the files and blocks under the
-//! cache directory (by relative path, in 4 KiB disk units), the fixed and reserved space
-//! beside it, the blocks pinned by reads under way ([`Pin`]), and the relative paths that
-//! name a blob's blocks and map.
+//! cache directory (by relative path, in 4 KiB disk units), the fixed space beside it, the
+//! blocks pinned by reads under way ([`Pin`]), and the relative paths that name a blob's
+//! blocks and map.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,8 +18,6 @@ pub(super) struct LruState {
     /// Metadata files: counted, never evicted (relative path → size).
     pub(super) fixed: HashMap<PathBuf, u64>,
     pub(super) fixed_total: u64,
-    /// Space promised to entries being inflated.
-    pub(super) pinned: u64,
     /// Blocks being read right now (see [`DiskCache::pin`]): never evicted, nor their maps.
     pub(super) pins: HashMap<String, HashMap<u64, u32>>,
 }
@@ -45,7 +43,7 @@ impl LruState {
     }
 
     pub(super) fn used(&self) -> u64 {
-        self.total + self.fixed_total + self.pinned
+        self.total + self.fixed_total
     }
 
     pub(super) fn set_fixed(&mut self, rel: PathBuf, size: u64) {

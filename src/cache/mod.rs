@@ -18,8 +18,7 @@
 //! LRU list; an evicted block is a hole punched in its data file; a blob's map, with the
 //! allocation unit of its data file, is used whenever one of its blocks is, so it is evicted
 //! after the last of them, and with it the whole blob), metadata files (not evicted, counted
-//! as they are), entries being inflated (reserved up front, see
-//! [`DiskCache::reserve`]) and the log's fixed budget. Writing is best effort: a write that
+//! as they are) and the log's fixed budget. Writing is best effort: a write that
 //! fails (ENOSPC, EDQUOT, EIO) is reported with [`DiskCache::write_failed`], after which the
 //! cache stops writing for a while and readers are served from the network.
 //! Files are immutable once renamed into place; readers keep an open descriptor, so eviction
@@ -93,26 +92,6 @@ pub struct DiskCache {
     _lock: DirLock,
 }
 
-/// Space promised to a file being written (an entry being inflated); given back when dropped
-/// or when the file is committed.
-pub struct Reservation {
-    cache: std::sync::Arc<DiskCache>,
-    bytes: AtomicU64,
-}
-
-impl Reservation {
-    fn release(&self) {
-        let n = self.bytes.swap(0, Ordering::SeqCst);
-        self.cache.state.lock().unwrap().pinned -= n;
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        self.release();
-    }
-}
-
 /// What a file of `len` bytes really takes on disk (4 KiB allocation units), which is what
 /// `--cache-size` bounds.
 pub fn on_disk(len: u64) -> u64 {
@@ -180,7 +159,6 @@ impl DiskCache {
             total: 0,
             fixed: HashMap::new(),
             fixed_total: 0,
-            pinned: 0,
             pins: HashMap::new(),
         };
         for (rel, size, _) in found {
@@ -272,28 +250,6 @@ impl DiskCache {
             st.remove(rel);
         }
         None
-    }
-
-    /// Promises `len` bytes to a file about to be written, evicting what it takes; `None`
-    /// when that would exceed half the budget (the caller then does without the cache).
-    pub fn reserve(self: &std::sync::Arc<Self>, len: u64) -> Option<Reservation> {
-        let size = on_disk(len);
-        if !self.writable() {
-            return None;
-        }
-        {
-            let mut st = self.state.lock().unwrap();
-            let used = st.used();
-            if st.pinned + size > self.budget(used) / 2 {
-                return None;
-            }
-            st.pinned += size;
-        }
-        self.evict_to_limit();
-        Some(Reservation {
-            cache: self.clone(),
-            bytes: AtomicU64::new(size),
-        })
     }
 
     /// A fresh temporary file (mode 0600) to download into.

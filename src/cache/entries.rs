@@ -1,11 +1,11 @@
 //! Whole files kept beside a blob, evictable in the one LRU: a deflated zip entry's seek points
 //! (`entries/{stem}/{n}.seek`) and the indexes of archives inside a blob's files
-//! (`entries/{stem}/{name}.inner`).
+//! (`entries/{stem}/{name}.inner`). Each is written whole, in room reserved for it first.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{BlobKey, DiskCache, on_disk};
+use super::{BlobKey, DiskCache};
 
 impl DiskCache {
     pub(super) fn seek_rel(key: &BlobKey, index: usize) -> PathBuf {
@@ -45,18 +45,12 @@ impl DiskCache {
     }
 
     /// Writes `bytes` at `rel` (replaced atomically) and counts it in the LRU, when the cache
-    /// is writing and it takes at most half the cap; `what` names it in a failed write's log.
+    /// is writing, it takes at most half the cap and there is room for it; `what` names it
+    /// in a failed write's log.
     fn store_evictable(&self, rel: PathBuf, bytes: &[u8], what: &str) {
         if !self.writable() || !self.fits(bytes.len() as u64) {
             return;
         }
-        if self.write_file(&rel, bytes, what).is_err() {
-            return;
-        }
-        self.state
-            .lock()
-            .unwrap()
-            .put(rel, on_disk(bytes.len() as u64));
-        self.evict_to_limit();
+        let _ = self.write_file(&rel, bytes, what, |st, size| st.put(rel.clone(), size));
     }
 }

@@ -53,22 +53,46 @@ fn sha_of(path: &Path) -> String {
     out.split_whitespace().next().unwrap().to_string()
 }
 
-/// Bytes the files under `dir` really occupy on disk.
+/// Bytes the files under `dir` really occupy on disk (a file removed while it is counted
+/// counts nothing).
 fn disk_usage(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let md = e.as_ref().unwrap().metadata().unwrap();
-            if md.is_dir() {
-                stack.push(e.unwrap().path());
-            } else {
-                total += md.blocks() * 512;
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(md) if md.is_dir() => stack.push(e.path()),
+                Ok(md) => total += md.blocks() * 512,
+                Err(_) => {}
             }
         }
     }
     total
+}
+
+/// Runs `f` while a thread samples [`disk_usage`] of `dir` over and over: what `f` gave,
+/// the most seen, and how many samples were taken.
+fn peak_usage_while<T>(dir: &Path, f: impl FnOnce() -> T) -> (T, u64, u64) {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (dir, done) = (dir.to_path_buf(), done.clone());
+        std::thread::spawn(move || {
+            let (mut peak, mut samples) = (0, 0);
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                peak = peak.max(disk_usage(&dir));
+                samples += 1;
+            }
+            (peak, samples)
+        })
+    };
+    let out = f();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (peak, samples) = sampler.join().unwrap();
+    (out, peak, samples)
 }
 
 /// A small tmpfs mounted for the test (needs root, as CI runs).
@@ -131,8 +155,20 @@ fn files_bigger_than_the_cache_read_right_twice() {
     let m = Daemon::new(&gh, REPO).arg("--cache-size").arg("4M").mount();
     let art = m.path("octo-org/hello/runs/1/big");
     for round in 0..2 {
-        assert_eq!(sha_of(&art.join("app.log")), sha256(&log), "round {round}");
-        assert_eq!(sha_of(&art.join("big.bin")), sha256(&big), "round {round}");
+        // Sampled all along the reads, not only at the end: never past the cap.
+        let ((log_sha, big_sha), peak, samples) = peak_usage_while(&m.cache_dir, || {
+            (sha_of(&art.join("app.log")), sha_of(&art.join("big.bin")))
+        });
+        assert_eq!(log_sha, sha256(&log), "round {round}");
+        assert_eq!(big_sha, sha256(&big), "round {round}");
+        eprintln!(
+            "figures: round {round}: at most {peak} bytes under the cache dir in {samples} samples"
+        );
+        assert!(samples > 0);
+        assert!(
+            peak <= 4 << 20,
+            "round {round}: {peak} bytes under the cache dir during the reads"
+        );
         let (ok, out, err) = sh(&format!("head -c 100 '{}'", art.join("app.log").display()));
         assert!(ok, "{err}");
         assert_eq!(out.as_bytes(), &log[..100]);

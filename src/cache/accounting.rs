@@ -1,7 +1,7 @@
 //! The cache's accounting: one least-recently-used list over the files and blocks under the
-//! cache directory (by relative path, in 4 KiB disk units), the fixed and reserved space
-//! beside it, the blocks pinned by reads under way ([`Pin`]), and the relative paths that
-//! name a blob's blocks and map.
+//! cache directory (by relative path, in 4 KiB disk units), the fixed, reserved and
+//! being-evicted space beside it, the blocks pinned by reads and stores under way ([`Pin`]),
+//! and the relative paths that name a blob's blocks and map.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,10 +18,20 @@ pub(super) struct LruState {
     /// Metadata files: counted, never evicted (relative path → size).
     pub(super) fixed: HashMap<PathBuf, u64>,
     pub(super) fixed_total: u64,
-    /// Space promised to entries being inflated.
-    pub(super) pinned: u64,
-    /// Blocks being read right now (see [`DiskCache::pin`]): never evicted, nor their maps.
-    pub(super) pins: HashMap<String, HashMap<u64, u32>>,
+    /// Space set aside for writes under way (see `super::reserve`).
+    pub(super) reserved: u64,
+    /// Taken off `files` for eviction, not freed on disk yet.
+    pub(super) evicting: u64,
+    /// What is pinned, by blob stem (see [`DiskCache::pin`]): never evicted.
+    pub(super) pins: HashMap<String, StemPins>,
+}
+
+/// The pins on one blob: its map stays while any is held, and so do the blocks they name.
+#[derive(Default)]
+pub(super) struct StemPins {
+    holders: u32,
+    /// Block → how many pins hold it.
+    blocks: HashMap<u64, u32>,
 }
 
 impl LruState {
@@ -44,8 +54,27 @@ impl LruState {
         }
     }
 
+    /// Everything counted against the cap: files, metadata, reservations and what is being
+    /// evicted.
     pub(super) fn used(&self) -> u64 {
-        self.total + self.fixed_total + self.pinned
+        self.accounted() + self.reserved + self.evicting
+    }
+
+    /// What the files in place take (written and accounted).
+    pub(super) fn accounted(&self) -> u64 {
+        self.total + self.fixed_total
+    }
+
+    /// What eviction could free now: the files that are not pinned.
+    pub(super) fn evictable(&self) -> u64 {
+        let mut pinned = 0;
+        for (stem, p) in &self.pins {
+            pinned += self.files.peek(&map_rel(stem)).copied().unwrap_or(0);
+            for i in p.blocks.keys() {
+                pinned += self.files.peek(&block_rel(stem, *i)).copied().unwrap_or(0);
+            }
+        }
+        self.total - pinned
     }
 
     pub(super) fn set_fixed(&mut self, rel: PathBuf, size: u64) {
@@ -65,13 +94,16 @@ impl LruState {
             return false;
         }
         match parse_block_rel(rel) {
-            Some((stem, i)) => self.pins.get(&stem).is_some_and(|p| p.contains_key(&i)),
+            Some((stem, i)) => self
+                .pins
+                .get(&stem)
+                .is_some_and(|p| p.blocks.contains_key(&i)),
             None => parse_map_rel(rel).is_some_and(|stem| self.pins.contains_key(&stem)),
         }
     }
 
-    /// The least recently used file that is not pinned, taken out of the list.
-    pub(super) fn pop_victim(&mut self) -> Option<PathBuf> {
+    /// The least recently used file that is not pinned, taken out of the list, and its size.
+    pub(super) fn pop_victim(&mut self) -> Option<(PathBuf, u64)> {
         let rel = if self.pins.is_empty() {
             self.files.peek_lru().map(|(k, _)| k.clone())?
         } else {
@@ -81,38 +113,67 @@ impl LruState {
                 .find(|(k, _)| !self.is_pinned(k))
                 .map(|(k, _)| k.clone())?
         };
-        self.remove(&rel);
-        Some(rel)
+        let size = self.files.pop(&rel)?;
+        self.total -= size;
+        Some((rel, size))
+    }
+
+    fn add_pin(&mut self, stem: &str, blocks: std::ops::Range<u64>) {
+        let p = self.pins.entry(stem.to_string()).or_default();
+        p.holders += 1;
+        for i in blocks {
+            *p.blocks.entry(i).or_default() += 1;
+        }
+    }
+
+    fn remove_pin(&mut self, stem: &str, blocks: std::ops::Range<u64>) {
+        let Some(p) = self.pins.get_mut(stem) else {
+            return;
+        };
+        for i in blocks {
+            if let Some(n) = p.blocks.get_mut(&i) {
+                *n -= 1;
+                if *n == 0 {
+                    p.blocks.remove(&i);
+                }
+            }
+        }
+        p.holders -= 1;
+        if p.holders == 0 {
+            self.pins.remove(stem);
+        }
     }
 }
 
-/// Blocks of a blob being read: eviction leaves them (and their blob's map) alone until the
-/// pin is dropped, so a reader is never handed a hole.
+/// Blocks of a blob being read or stored (and with them the blob's map): eviction leaves
+/// them alone until the pin is dropped, so a reader is never handed a hole and a store never
+/// loses what it is writing.
 pub struct Pin<'a> {
-    pub(super) cache: &'a DiskCache,
-    pub(super) stem: String,
-    pub(super) first: u64,
-    pub(super) last: u64,
+    cache: &'a DiskCache,
+    stem: String,
+    blocks: std::ops::Range<u64>,
+}
+
+impl DiskCache {
+    /// Pins blocks `first..=last` of `key` while the guard lives (see [`Pin`]).
+    pub fn pin(&self, key: &super::BlobKey, first: u64, last: u64) -> Pin<'_> {
+        self.pin_range(&key.stem(), first..last + 1)
+    }
+
+    /// Pins `stem`'s `blocks` (none: only its map).
+    pub(super) fn pin_range(&self, stem: &str, blocks: std::ops::Range<u64>) -> Pin<'_> {
+        self.state.lock().unwrap().add_pin(stem, blocks.clone());
+        Pin {
+            cache: self,
+            stem: stem.to_string(),
+            blocks,
+        }
+    }
 }
 
 impl Drop for Pin<'_> {
     fn drop(&mut self) {
-        {
-            let mut st = self.cache.state.lock().unwrap();
-            if let Some(p) = st.pins.get_mut(&self.stem) {
-                for i in self.first..=self.last {
-                    if let Some(n) = p.get_mut(&i) {
-                        *n -= 1;
-                        if *n == 0 {
-                            p.remove(&i);
-                        }
-                    }
-                }
-                if p.is_empty() {
-                    st.pins.remove(&self.stem);
-                }
-            }
-        }
+        (self.cache.state.lock().unwrap()).remove_pin(&self.stem, self.blocks.clone());
         // What the pin kept past the limit goes now.
         self.cache.evict_to_limit();
     }

@@ -128,26 +128,46 @@ impl BlockFile {
     /// Opens the block file of `stem` under `dir` for a blob of `len` bytes, keeping what a
     /// previous run stored when the length and the map's format match (else starting empty).
     pub fn open(dir: &Path, stem: &str, len: u64) -> io::Result<BlockFile> {
+        Self::open_with(dir, stem, len, true)
+    }
+
+    /// [`BlockFile::open`], but a map that is not there is not created: the blob starts
+    /// retired (see [`BlockFile::retire`]), and its map comes with the first block stored (the
+    /// cache had no room for it now).
+    pub fn open_without_map(dir: &Path, stem: &str, len: u64) -> io::Result<BlockFile> {
+        Self::open_with(dir, stem, len, false)
+    }
+
+    fn open_with(dir: &Path, stem: &str, len: u64, create_map: bool) -> io::Result<BlockFile> {
         let data_path = dir.join(format!("{stem}.data"));
         let map_path = dir.join(format!("{stem}.map"));
         // A map without its data file (deleted, or lost) must not claim anything.
         let had_data = data_path.exists();
         let data = open_private(&data_path)?;
         // The map is opened per write, not kept: one descriptor per blob, not two.
-        let map = open_private(&map_path)?;
+        let map = match create_map {
+            true => Some(open_private(&map_path)?),
+            false => match OpenOptions::new().read(true).write(true).open(&map_path) {
+                Ok(f) => Some(f),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            },
+        };
         let nblocks = len.div_ceil(BLOCK_SIZE);
         let mut meta = Meta {
             present: vec![0u8; bitmap_len(len) as usize],
             sums: vec![0u32; nblocks as usize],
             sealed: false,
             sealed_blocks: vec![0u8; bitmap_len(len) as usize],
-            on_disk: true,
+            on_disk: map.is_some(),
         };
-        let header = read_header(&map);
+        let header = map.as_ref().and_then(read_header);
         let mut kept = false;
         if had_data && let Some((stored_len, flags)) = header.filter(|h| h.0 == len) {
             let mut rest = vec![0u8; (2 * bitmap_len(len) + 4 * nblocks) as usize];
-            if map.read_exact_at(&mut rest, HEADER).is_ok() {
+            if let Some(map) = &map
+                && map.read_exact_at(&mut rest, HEADER).is_ok()
+            {
                 let (bits, rest) = rest.split_at(meta.present.len());
                 let (sealed, sums) = rest.split_at(meta.present.len());
                 meta.present.copy_from_slice(bits);
@@ -500,7 +520,12 @@ impl BlockFile {
 
     /// Bytes the `.map` file takes (header, bitmap and checksums).
     pub fn map_len(&self) -> u64 {
-        HEADER + 2 * bitmap_len(self.len) + 4 * self.block_count()
+        Self::map_len_for(self.len)
+    }
+
+    /// Bytes the `.map` file of a blob of `len` bytes takes.
+    pub fn map_len_for(len: u64) -> u64 {
+        HEADER + 2 * bitmap_len(len) + 4 * len.div_ceil(BLOCK_SIZE)
     }
 
     /// Removes both files (the open descriptors stay valid until dropped).

@@ -18,10 +18,11 @@
 //! LRU list; an evicted block is a hole punched in its data file; a blob's map, with the
 //! allocation unit of its data file, is used whenever one of its blocks is, so it is evicted
 //! after the last of them, and with it the whole blob), metadata files (not evicted, counted
-//! as they are), entries being inflated (reserved up front, see
-//! [`DiskCache::reserve`]) and the log's fixed budget. Writing is best effort: a write that
-//! fails (ENOSPC, EDQUOT, EIO) is reported with [`DiskCache::write_failed`], after which the
-//! cache stops writing for a while and readers are served from the network.
+//! as they are) and the log's fixed budget. Every write is reserved before it is made (see
+//! `reserve`), so the cap holds at every moment. Writing is best effort: a write that finds
+//! no room beside what reads in flight pin is not made, and a write that fails (ENOSPC,
+//! EDQUOT, EIO) is reported with [`DiskCache::write_failed`], after which the cache stops
+//! writing for a while; either way readers are served from the network.
 //! Files are immutable once renamed into place; readers keep an open descriptor, so eviction
 //! (unlink) never disturbs a read in progress. Nothing secret is written here. One process
 //! at a time uses a directory (see `lock`).
@@ -32,7 +33,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
@@ -43,13 +44,14 @@ mod accounting;
 pub mod blocks;
 mod entries;
 mod lock;
+mod reserve;
 mod scan;
 
-pub use accounting::Pin;
 use accounting::{LruState, parse_block_rel, parse_map_rel};
 pub(crate) use accounting::{block_rel, map_rel};
 pub use blocks::{BLOCK_SIZE, BlockFile};
 use lock::DirLock;
+pub use reserve::BlocksStored;
 
 /// Names one version of one blob's bytes. The cache only uses it to name files: `id` groups
 /// the versions that [`DiskCache::remove_blobs`] drops together.
@@ -79,6 +81,10 @@ pub struct Limits {
     pub reserved: u64,
 }
 
+/// Tests only: what watches the disk right after each write (see [`DiskCache::on_written`]).
+#[cfg(test)]
+type WriteProbe = Box<dyn Fn(&Path) + Send + Sync>;
+
 /// The on-disk cache. Cheap to share behind an `Arc`; the internal lock is never held
 /// across I/O other than `unlink` of evicted files.
 pub struct DiskCache {
@@ -90,27 +96,12 @@ pub struct DiskCache {
     blocks: Mutex<HashMap<String, std::sync::Arc<BlockFile>>>,
     /// Until when writing is paused after a failed write.
     paused_until: Mutex<Option<Instant>>,
+    /// A write found no room (logged once until one finds room again).
+    short_of_room: AtomicBool,
     _lock: DirLock,
-}
-
-/// Space promised to a file being written (an entry being inflated); given back when dropped
-/// or when the file is committed.
-pub struct Reservation {
-    cache: std::sync::Arc<DiskCache>,
-    bytes: AtomicU64,
-}
-
-impl Reservation {
-    fn release(&self) {
-        let n = self.bytes.swap(0, Ordering::SeqCst);
-        self.cache.state.lock().unwrap().pinned -= n;
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        self.release();
-    }
+    /// Tests only: called with the root right after bytes were written under it.
+    #[cfg(test)]
+    write_probe: std::sync::OnceLock<WriteProbe>,
 }
 
 /// What a file of `len` bytes really takes on disk (4 KiB allocation units), which is what
@@ -180,7 +171,8 @@ impl DiskCache {
             total: 0,
             fixed: HashMap::new(),
             fixed_total: 0,
-            pinned: 0,
+            reserved: 0,
+            evicting: 0,
             pins: HashMap::new(),
         };
         for (rel, size, _) in found {
@@ -196,10 +188,28 @@ impl DiskCache {
             tmp_counter: AtomicU64::new(0),
             blocks: Mutex::new(HashMap::new()),
             paused_until: Mutex::new(None),
+            short_of_room: AtomicBool::new(false),
             _lock: lock,
+            #[cfg(test)]
+            write_probe: std::sync::OnceLock::new(),
         };
         cache.evict_to_limit();
         Ok(cache)
+    }
+
+    /// Tests only: `probe` is called with the root right after each write under it, before
+    /// the bytes are accounted (the moment the cache is fullest).
+    #[cfg(test)]
+    pub(crate) fn on_written(&self, probe: impl Fn(&Path) + Send + Sync + 'static) {
+        let _ = self.write_probe.set(Box::new(probe));
+    }
+
+    /// Bytes were just written under the root (tests watch the disk here).
+    pub(crate) fn written(&self) {
+        #[cfg(test)]
+        if let Some(probe) = self.write_probe.get() {
+            probe(&self.root);
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -217,14 +227,15 @@ impl DiskCache {
     }
 
     /// What the cache may hold now: `--cache-size`, less what `--cache-min-free` asks to
-    /// keep free on the filesystem.
-    fn budget(&self, used: u64) -> u64 {
+    /// keep free on the filesystem (`accounted`: what its files in place take; the free space
+    /// does not show reservations yet to be written, so they count in full against it).
+    fn budget(&self, accounted: u64) -> u64 {
         let cap = self.limits.size.saturating_sub(self.limits.reserved);
         if self.limits.min_free == 0 {
             return cap;
         }
         match free_space(&self.root) {
-            Some(free) => cap.min((used + free).saturating_sub(self.limits.min_free)),
+            Some(free) => cap.min((accounted + free).saturating_sub(self.limits.min_free)),
             None => cap,
         }
     }
@@ -274,28 +285,6 @@ impl DiskCache {
         None
     }
 
-    /// Promises `len` bytes to a file about to be written, evicting what it takes; `None`
-    /// when that would exceed half the budget (the caller then does without the cache).
-    pub fn reserve(self: &std::sync::Arc<Self>, len: u64) -> Option<Reservation> {
-        let size = on_disk(len);
-        if !self.writable() {
-            return None;
-        }
-        {
-            let mut st = self.state.lock().unwrap();
-            let used = st.used();
-            if st.pinned + size > self.budget(used) / 2 {
-                return None;
-            }
-            st.pinned += size;
-        }
-        self.evict_to_limit();
-        Some(Reservation {
-            cache: self.clone(),
-            bytes: AtomicU64::new(size),
-        })
-    }
-
     /// A fresh temporary file (mode 0600) to download into.
     pub fn temp_file(&self) -> io::Result<(PathBuf, fs::File)> {
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
@@ -312,9 +301,25 @@ impl DiskCache {
         Ok((path, file))
     }
 
-    /// The block file for `key`'s blob of `len` bytes (opened once, shared).
+    /// The block file for `key`'s blob of `len` bytes (opened once, shared). Its map is
+    /// written when it is opened, in room reserved for it; with no room (the rest pinned) it
+    /// is opened without one, and its map comes with its first block stored.
     pub fn block_file(&self, key: &BlobKey, len: u64) -> io::Result<std::sync::Arc<BlockFile>> {
         let stem = key.stem();
+        if let Some(f) = self.blocks.lock().unwrap().get(&stem)
+            && f.len() == len
+        {
+            return Ok(f.clone());
+        }
+        // Not under the `blocks` lock: making room evicts, which takes it. The map pinned
+        // first: one accounted now stays so while it is opened (and rewritten in place).
+        let pin = self.pin_range(&stem, 0..0);
+        let map = blob_overhead(BlockFile::map_len_for(len));
+        let accounted = (self.state.lock().unwrap().files)
+            .peek(&map_rel(&stem))
+            .copied()
+            .unwrap_or(0);
+        let reservation = self.reserve(map.saturating_sub(accounted), Some(pin));
         let mut blocks = self.blocks.lock().unwrap();
         if let Some(f) = blocks.get(&stem)
             && f.len() == len
@@ -322,50 +327,18 @@ impl DiskCache {
             return Ok(f.clone());
         }
         // Opened under the lock: one instance per blob, also against `evict_block`.
-        let f = std::sync::Arc::new(BlockFile::open(&self.root.join("blocks"), &stem, len)?);
+        let dir = self.root.join("blocks");
+        let f = std::sync::Arc::new(match reservation {
+            Some(_) => BlockFile::open(&dir, &stem, len)?,
+            None => BlockFile::open_without_map(&dir, &stem, len)?,
+        });
         blocks.insert(stem.clone(), f.clone());
         drop(blocks);
-        self.state
-            .lock()
-            .unwrap()
-            .put(map_rel(&stem), blob_overhead(f.map_len()));
-        self.evict_to_limit();
+        if let Some(r) = reservation {
+            self.written();
+            r.commit(|st| st.put(map_rel(&stem), map));
+        }
         Ok(f)
-    }
-
-    /// Accounts blocks just written (most recently used, their blob's map with them), then
-    /// evicts past the limit.
-    pub fn add_blocks(&self, key: &BlobKey, file: &BlockFile, blocks: &[u64]) {
-        if file.is_deleted() {
-            return; // a late write after `rm`: nothing of it stays
-        }
-        let stem = key.stem();
-        {
-            let mut st = self.state.lock().unwrap();
-            for &i in blocks {
-                st.put(block_rel(&stem, i), on_disk(file.block_len(i)));
-            }
-            st.put(map_rel(&stem), blob_overhead(file.map_len()));
-        }
-        self.evict_to_limit();
-    }
-
-    /// Pins blocks `first..=last` of `key` while the guard lives (see [`Pin`]).
-    pub fn pin(&self, key: &BlobKey, first: u64, last: u64) -> Pin<'_> {
-        let stem = key.stem();
-        {
-            let mut st = self.state.lock().unwrap();
-            let p = st.pins.entry(stem.clone()).or_default();
-            for i in first..=last {
-                *p.entry(i).or_default() += 1;
-            }
-        }
-        Pin {
-            cache: self,
-            stem,
-            first,
-            last,
-        }
     }
 
     /// Forgets blocks whose holes were punched by their owner (bad bytes dropped).
@@ -398,6 +371,19 @@ impl DiskCache {
         let f = std::sync::Arc::new(BlockFile::open(&self.root.join("blocks"), stem, len).ok()?);
         blocks.insert(stem.to_string(), f.clone());
         Some(f)
+    }
+
+    /// Frees what the accounting just let go of: a block (a hole punched), a blob's map (the
+    /// whole blob), or a file.
+    fn evict(&self, victim: &Path) {
+        tracing::debug!(file = %victim.display(), "cache: evicting");
+        if let Some((stem, i)) = parse_block_rel(victim) {
+            self.evict_block(&stem, i);
+        } else if let Some(stem) = parse_map_rel(victim) {
+            self.evict_blob(&stem);
+        } else {
+            let _ = fs::remove_file(self.root.join(victim));
+        }
     }
 
     /// Evicts a whole blob whose blocks are all gone: its map and its data file's last
@@ -486,31 +472,9 @@ impl DiskCache {
         }
     }
 
+    /// Evicts what is past the budget (a budget that shrank, what pins kept).
     fn evict_to_limit(&self) {
-        // Bounded: a map put back (a block stored meanwhile) must not spin forever.
-        let mut left = self.state.lock().unwrap().files.len() + 1;
-        while left > 0 {
-            left -= 1;
-            let victim = {
-                let mut st = self.state.lock().unwrap();
-                let used = st.used();
-                if used <= self.budget(used) {
-                    return;
-                }
-                match st.pop_victim() {
-                    Some(rel) => rel,
-                    None => return, // only pinned blocks left: they go when unpinned
-                }
-            };
-            tracing::debug!(file = %victim.display(), "cache: evicting");
-            if let Some((stem, i)) = parse_block_rel(&victim) {
-                self.evict_block(&stem, i);
-            } else if let Some(stem) = parse_map_rel(&victim) {
-                self.evict_blob(&stem);
-            } else {
-                let _ = fs::remove_file(self.root.join(victim));
-            }
-        }
+        let _ = self.make_room();
     }
 
     /// A small remembered file from `meta/` (e.g. which artifacts are zips).
@@ -518,29 +482,39 @@ impl DiskCache {
         fs::read(self.root.join("meta").join(name)).ok()
     }
 
-    /// Replaces `meta/NAME` atomically (counted against the cap, never evicted).
+    /// Replaces `meta/NAME` atomically (counted against the cap, never evicted); not
+    /// written when there is no room for it.
     pub fn store_meta(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
         if !self.writable() {
             return Ok(());
         }
         let rel = Path::new("meta").join(name);
-        self.write_file(&rel, bytes, "metadata")?;
-        self.state
-            .lock()
-            .unwrap()
-            .set_fixed(rel, on_disk(bytes.len() as u64));
-        self.evict_to_limit();
-        Ok(())
+        self.write_file(&rel, bytes, "metadata", |st, size| {
+            st.set_fixed(rel.clone(), size)
+        })
     }
 
-    /// Writes `rel` whole and atomically (a temporary file renamed into place); a failure
-    /// leaves nothing behind and pauses the cache ([`DiskCache::write_failed`]).
-    fn write_file(&self, rel: &Path, bytes: &[u8], what: &str) -> io::Result<()> {
+    /// Writes `rel` whole and atomically (a temporary file renamed into place) in room
+    /// reserved for it first, then `account`s it (with its size on disk) in place of the
+    /// reservation; with no room, writes nothing. A failure leaves nothing behind and pauses
+    /// the cache ([`DiskCache::write_failed`]).
+    fn write_file(
+        &self,
+        rel: &Path,
+        bytes: &[u8],
+        what: &str,
+        account: impl FnOnce(&mut LruState, u64),
+    ) -> io::Result<()> {
         use std::io::Write;
+        let size = on_disk(bytes.len() as u64);
+        let Some(reservation) = self.reserve(size, None) else {
+            return Ok(());
+        };
         let dest = self.root.join(rel);
         let written = self.temp_file().and_then(|(tmp, mut f)| {
             let r = f
                 .write_all(bytes)
+                .inspect(|()| self.written())
                 .and_then(|()| mkdir_private(dest.parent().expect("a file under the root")))
                 .and_then(|()| fs::rename(&tmp, &dest));
             if r.is_err() {
@@ -548,12 +522,18 @@ impl DiskCache {
             }
             r
         });
-        if let Err(e) = &written {
-            self.write_failed(what, e);
+        match written {
+            Ok(()) => {
+                reservation.commit(|st| account(st, size));
+                Ok(())
+            }
+            Err(e) => {
+                self.write_failed(what, &e);
+                Err(e)
+            }
         }
-        written
     }
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

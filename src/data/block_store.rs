@@ -10,8 +10,7 @@ use bytes::Bytes;
 
 use super::seal::SealPass;
 use super::verify::Integrity;
-use crate::cache::blocks::{bad_block, checksum};
-use crate::cache::{BlobKey, BlockFile, DiskCache};
+use crate::cache::{BlobKey, BlockFile, BlocksStored, DiskCache};
 
 /// How many cached blocks after those just stored a store hashes for the seal itself; the
 /// seal pass goes on over the rest in the background.
@@ -20,7 +19,8 @@ const SEAL_INLINE: u64 = 16;
 /// What storing fetched blocks came to.
 pub enum Stored {
     Kept,
-    /// Not kept (the cache could not write them): the reader goes to the network.
+    /// Not kept (the cache could not write them, or had no room for them beside what
+    /// reads in flight pin): the reader goes to the network.
     NotKept,
     /// These blocks differ from their sealed checksums: not stored.
     Mismatch(Vec<u64>),
@@ -49,54 +49,35 @@ pub struct BlockStore {
 
 impl BlockStore {
     /// Writes consecutive blocks starting at `first` (off the async threads), each with its
-    /// checksum; a write that fails pauses the cache. Blocks that differ from their sealed
-    /// checksums are not stored. What was stored is handed to the seal pass.
+    /// checksum, in room the cache reserves for them first ([`DiskCache::store_blocks`]); a
+    /// write that fails pauses the cache. Blocks that differ from their sealed checksums are
+    /// not stored. What was stored is handed to the seal pass.
     pub async fn store(&self, file: &Arc<BlockFile>, first: u64, bytes: Bytes) -> Stored {
         let f = file.clone();
         let cache = self.cache.clone();
         let key = self.key.clone();
         let seal = self.whole.clone().map(|w| (w, self.seal.clone()));
-        let stored = tokio::task::spawn_blocking(move || -> io::Result<Vec<u64>> {
-            let mut done = Vec::new();
-            let mut bad = Vec::new();
-            let mut at = 0usize;
-            let mut i = first;
-            let result = loop {
-                if at >= bytes.len() {
-                    break Ok(());
-                }
-                let n = f.block_len(i) as usize;
-                let block = &bytes[at..at + n];
-                let sum = checksum(block);
-                if !f.matches(i, sum) {
-                    bad.push(i);
-                } else {
-                    match f.write_block(i, block, sum) {
-                        Ok(()) => done.push(i),
-                        Err(e) if bad_block(&e).is_some() => bad.push(i),
-                        Err(e) => break Err(e),
-                    }
-                }
-                at += n;
-                i += 1;
-            };
-            cache.add_blocks(&key, &f, &done);
-            if let (Ok(()), true, Some((whole, pass))) = (&result, bad.is_empty(), seal) {
+        let stored = tokio::task::spawn_blocking(move || -> io::Result<BlocksStored> {
+            let stored = cache.store_blocks(&key, &f, first, &bytes)?;
+            if let (BlocksStored::Written { bad }, Some((whole, pass))) = (&stored, seal)
+                && bad.is_empty()
+            {
                 // What was just fetched, and a few cached blocks after it; the rest of a
                 // cached run is hashed in the background (a read never waits for it).
                 pass.advance(&f, &cache, &key, &whole, Some((first, &bytes)), SEAL_INLINE);
             }
-            result.map(|()| bad)
+            Ok(stored)
         })
         .await
         .map_err(io::Error::other)
         .and_then(|r| r);
         match stored {
-            Ok(bad) if bad.is_empty() => {
+            Ok(BlocksStored::Written { bad }) if bad.is_empty() => {
                 self.kick_seal();
                 Stored::Kept
             }
-            Ok(bad) => Stored::Mismatch(bad),
+            Ok(BlocksStored::Written { bad }) => Stored::Mismatch(bad),
+            Ok(BlocksStored::NoRoom) => Stored::NotKept,
             Err(e) => {
                 self.cache.write_failed("blob blocks", &e);
                 Stored::NotKept

@@ -97,9 +97,9 @@ impl InflatedEntry {
         (index, start): (usize, u64),
         entry: ZipEntry,
         integrity: Arc<Integrity>,
+        copy: Option<InflatedCopy>,
         stats: Arc<Stats>,
     ) -> InflatedEntry {
-        let copy = InflatedCopy::open(&cache, blob.key(), index, entry.uncompressed_size);
         InflatedEntry {
             readahead: Readahead::new(blob.clone(), start, entry.compressed_size),
             inflated: AtomicU64::new(0),

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::DataError;
 use crate::cache::blocks::{bad_block, checksum};
-use crate::cache::{BLOCK_SIZE, BlobKey, BlockFile, DiskCache};
+use crate::cache::{BLOCK_SIZE, BlobKey, BlockFile, BlocksStored, DiskCache};
 
 /// Entries smaller than this get no copy: inflating one again from its cached compressed
 /// bytes takes a few milliseconds, and each copy keeps its block file open for the mount.
@@ -129,19 +129,19 @@ impl InflatedCopy {
         }
     }
 
-    /// Stores block `i` (whose checksum is `sum`). Err: the copy is sealed and these bytes
-    /// differ from what its seal says, so the stream that made them went wrong. A write that
-    /// fails pauses the cache (the bytes are still served from the stream).
-    fn store(&self, i: u64, bytes: &[u8], sum: u32) -> Result<bool, DataError> {
+    /// Stores block `i`, in room the cache reserves for it first. Ok(false): not stored (the
+    /// cache is paused, a write failed and paused it, or there was no room beside what reads
+    /// in flight pin); the bytes are still served from the stream. Err: the copy is sealed
+    /// and these bytes differ from what its seal says, so the stream that made them went
+    /// wrong.
+    fn store(&self, i: u64, bytes: &[u8]) -> Result<bool, DataError> {
         if !self.cache.writable() {
             return Ok(false);
         }
-        match self.file.write_block(i, bytes, sum) {
-            Ok(()) => {
-                self.cache.add_blocks(&self.key, &self.file, &[i]);
-                Ok(true)
-            }
-            Err(e) if bad_block(&e).is_some() => Err(sealed_mismatch(i)),
+        match self.cache.store_blocks(&self.key, &self.file, i, bytes) {
+            Ok(BlocksStored::Written { bad }) if bad.is_empty() => Ok(true),
+            Ok(BlocksStored::Written { .. }) => Err(sealed_mismatch(i)),
+            Ok(BlocksStored::NoRoom) => Ok(false),
             Err(e) => {
                 self.cache.write_failed("an inflated copy", &e);
                 Ok(false)
@@ -284,7 +284,7 @@ impl CopyWriter {
             // Checked against the seal even when not stored (a paused cache, a failed
             // write): the stream's output is served either way.
             self.copy.check(at / BLOCK_SIZE, sum)?;
-            if !self.stopped && !self.copy.store(at / BLOCK_SIZE, block, sum)? {
+            if !self.stopped && !self.copy.store(at / BLOCK_SIZE, block)? {
                 self.stopped = true;
             }
             done += want;

@@ -47,6 +47,7 @@ use crate::stats::Stats;
 
 pub use blob::CachedBlob;
 use inflate::InflatedEntry;
+use inflated_copy::InflatedCopy;
 use reader::FileBytes;
 pub use reader::FileReader;
 use verify::{Expected, Integrity};
@@ -281,21 +282,32 @@ impl DataLayer {
         let bytes = if e.method == METHOD_STORED {
             FileBytes::range(blob, start, e.uncompressed_size)
         } else {
-            let inflater = self
-                .inflaters
-                .lock()
-                .unwrap()
-                .get_or_insert(key, || {
-                    Arc::new(InflatedEntry::new(
-                        blob,
-                        self.cache.clone(),
-                        (index, start),
-                        e.clone(),
-                        integrity.clone(),
-                        self.stats.clone(),
-                    ))
-                })
-                .clone();
+            let known = self.inflaters.lock().unwrap().get(&key).cloned();
+            let inflater = match known {
+                Some(i) => i,
+                None => {
+                    // Opening its copy makes room for the copy's map (evicting): not under
+                    // the lock every opener of a deflated entry takes.
+                    let copy =
+                        InflatedCopy::open(&self.cache, blob.key(), index, e.uncompressed_size);
+                    let fresh = || {
+                        Arc::new(InflatedEntry::new(
+                            blob,
+                            self.cache.clone(),
+                            (index, start),
+                            e.clone(),
+                            integrity.clone(),
+                            copy,
+                            self.stats.clone(),
+                        ))
+                    };
+                    self.inflaters
+                        .lock()
+                        .unwrap()
+                        .get_or_insert(key, fresh)
+                        .clone()
+                }
+            };
             FileBytes::Inflated(inflater)
         };
         Ok(FileReader::new(bytes, Some(integrity)).healed_by(heal))

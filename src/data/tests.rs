@@ -564,3 +564,6 @@ async fn a_stored_entry_that_passed_its_crc_seals_the_blocks_inside_it() {
 
 #[path = "copy_tests.rs"]
 mod copy_tests;
+
+#[path = "cap_tests.rs"]
+mod cap_tests;

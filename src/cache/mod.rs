@@ -382,7 +382,16 @@ impl DiskCache {
         } else if let Some(stem) = parse_map_rel(victim) {
             self.evict_blob(&stem);
         } else {
-            let _ = fs::remove_file(self.root.join(victim));
+            self.remove_file(victim);
+        }
+    }
+
+    /// Removes the file `rel`, and its `entries/{stem}/` directory when that was its last
+    /// file (a directory costs a disk unit too).
+    fn remove_file(&self, rel: &Path) {
+        let _ = fs::remove_file(self.root.join(rel));
+        if let Some(parent) = rel.parent().filter(|p| p.starts_with("entries/")) {
+            let _ = fs::remove_dir(self.root.join(parent)); // fails while not empty
         }
     }
 
@@ -465,10 +474,7 @@ impl DiskCache {
             if parse_block_rel(&rel).is_some() {
                 continue;
             }
-            let _ = fs::remove_file(self.root.join(&rel));
-            if let Some(parent) = rel.parent().filter(|p| p.starts_with("entries/")) {
-                let _ = fs::remove_dir(self.root.join(parent));
-            }
+            self.remove_file(&rel);
         }
     }
 

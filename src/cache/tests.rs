@@ -45,12 +45,16 @@ fn evicts_least_recently_used_past_limit() {
     let cache = DiskCache::open(d.path(), 10_000).unwrap();
     let peak = watch_peak(&cache);
     put(&cache, &key(1), 0, 4000);
-    put(&cache, &key(2), 0, 4000);
+    let second = put(&cache, &key(2), 0, 4000);
     assert!(cache.seek_points(&key(1), 0).is_some()); // 1 is now most recent
     put(&cache, &key(3), 0, 4000);
     assert!(
         cache.seek_points(&key(2), 0).is_none(),
         "2 was least recently used"
+    );
+    assert!(
+        !second.parent().unwrap().exists(),
+        "its entries/ directory went with its last file"
     );
     assert!(cache.seek_points(&key(1), 0).is_some());
     assert!(cache.seek_points(&key(3), 0).is_some());

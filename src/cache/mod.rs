@@ -9,7 +9,8 @@
 //!   tmp/                         files being written (renamed into place when complete)
 //!   entries/a{id}-{version}/…    seek points and inner archives' indexes (see `entries`)
 //!   blocks/a{id}-{version}.data  the blob's bytes fetched so far (sparse; see `blocks`)
-//!   blocks/a{id}-{version}.map   which 128 KiB blocks of it are present
+//!   blocks/a{id}-{version}.map   which 128 KiB blocks of it are present, their checksums,
+//!                                seals and sealed pieces (see `block_map`)
 //!   blocks/a{id}-{version}-e{n}.*  zip entry n inflated (`data::inflated_copy`), the same way
 //!   meta/NAME                    small remembered answers (e.g. which artifacts are zips)
 //!   artifactfs.log[.1]           a background mount's log (capped; see `crate::logfile`)
@@ -40,16 +41,19 @@ use lru::LruCache;
 use scan::{collect_blocks, collect_files};
 
 mod accounting;
+mod block_map;
 pub mod blocks;
 mod entries;
 mod lock;
 mod scan;
+mod sealed_pieces;
 
 pub use accounting::Pin;
 use accounting::{LruState, parse_block_rel, parse_map_rel};
 pub(crate) use accounting::{block_rel, map_rel};
 pub use blocks::{BLOCK_SIZE, BlockFile};
 use lock::DirLock;
+pub use sealed_pieces::Piece;
 
 /// Names one version of one blob's bytes. The cache only uses it to name files: `id` groups
 /// the versions that [`DiskCache::remove_blobs`] drops together.

@@ -497,3 +497,36 @@ async fn the_refetch_that_verifies_a_stored_entry_vouches_for_its_edges() {
         never_complete(&remote, &body);
     }
 }
+
+#[tokio::test]
+async fn the_archive_itself_is_checked_by_an_entrys_pieces_after_a_remount() {
+    // `NAME.zip` read in part, where a verified entry's piece lies: the same check as the
+    // entry's own reads.
+    let (body, data, edges) = stored_edges();
+    let path = format!("{A}/stored.bin");
+    for digest in [true, false] {
+        for (what, at, _) in edges {
+            let what = format!("{what}, digest {digest}");
+            let remote = remote_with(body.clone(), digest);
+            let dir = tempfile::tempdir().unwrap();
+            let fs = core_capped(remote.clone(), dir.path()).await;
+            let whole = read_in_chunks(&fs, &path, 128 << 10).await.unwrap();
+            assert_eq!(sha(&whole), sha(&data), "{what}");
+            drop(fs);
+            let fs = core_capped(remote.clone(), dir.path()).await;
+            evict_by_padding(&fs).await;
+            let before = reads_so_far(&remote);
+            flip_once(&remote, at);
+            let from = at.saturating_sub(2000);
+            let got = read_at(&fs, &format!("{A}.zip"), from, 4096).await;
+            let got = got.unwrap_or_else(|e| panic!("{what}: {e}"));
+            let want = &body[from as usize..from as usize + 4096];
+            assert_eq!(sha(&got), sha(want), "{what}: the changed byte was served");
+            assert_eq!(
+                reads_covering(&remote, before, at),
+                2,
+                "{what}: fetched, found wrong, fetched once more"
+            );
+        }
+    }
+}

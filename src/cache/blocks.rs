@@ -18,13 +18,15 @@
 //! them (see `data::seal`), the checksums are *sealed*: they are kept when their blocks are
 //! evicted, and a block stored again must match its sealed checksum ([`BlockFile::matches`]).
 //! Blocks can also be sealed one by one ([`BlockFile::seal_blocks`]: the blocks inside an
-//! entry whose read-through passed its CRC).
+//! entry whose read-through passed its CRC), and so can *pieces* of blocks
+//! ([`BlockFile::seal_pieces`]: such an entry's part of each of the two blocks it shares with
+//! its neighbours, see [`Piece`]), which every read that touches one checks
+//! (`data::pieces::read_vouched`). Pieces live as long as seals do: kept when their blocks
+//! are evicted, forgotten by [`BlockFile::unseal`]; a block sealed whole needs none (its
+//! pieces are dropped when it seals, and none is taken for it since).
 //!
-//! Files: `blocks/{stem}.data` (sparse, 0600) and `blocks/{stem}.map`: the magic
-//! [`MAP_MAGIC`] (which names the format: a map of any other format is discarded with its
-//! data), the blob length (u64 LE), a flags byte (1: the whole blob sealed) padded to 24
-//! bytes, one bit per block present, one bit per block sealed, then one CRC-32C (u32 LE) per
-//! block. Data is written before its checksum,
+//! Files: `blocks/{stem}.data` (sparse, 0600) and `blocks/{stem}.map` (its format, and what
+//! this process knows of it, are `block_map`'s). Data is written before its checksum,
 //! the checksum before its bit; an evicted block's bit is cleared (and the eviction counted)
 //! before its hole is punched, so a reader that sees the counter unchanged around its `pread`
 //! read real bytes, and a torn write is a checksum mismatch, not bytes served.
@@ -36,13 +38,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-pub const BLOCK_SIZE: u64 = 128 * 1024;
+use super::block_map::{BlockMap, pieces_at, present_at, read_header, sum_at};
+use super::sealed_pieces::{Piece, SealedPieces};
 
-/// The first bytes of a `.map` of this format (bumped whenever the format changes).
-pub const MAP_MAGIC: [u8; 8] = *b"AFSMAP02";
-/// Magic, length, flags (and padding) before the bitmap.
-const HEADER: u64 = 24;
-const SEALED: u8 = 1;
+pub const BLOCK_SIZE: u64 = 128 * 1024;
 
 /// A block whose bytes on disk do not match its checksum (the error's inner value).
 #[derive(Debug)]
@@ -66,33 +65,12 @@ pub fn checksum(bytes: &[u8]) -> u32 {
     crc32c::crc32c(bytes)
 }
 
-impl Meta {
-    /// Whether block `i`'s checksum is sealed (by the digest, or on its own).
-    fn is_sealed(&self, i: u64) -> bool {
-        self.sealed
-            || self
-                .sealed_blocks
-                .get((i / 8) as usize)
-                .is_some_and(|b| b & (1 << (i % 8)) != 0)
-    }
-}
-
-struct Meta {
-    present: Vec<u8>,
-    sums: Vec<u32>,
-    sealed: bool,
-    /// Blocks sealed one by one.
-    sealed_blocks: Vec<u8>,
-    /// The `.map` file exists (not retired by eviction of the whole blob).
-    on_disk: bool,
-}
-
 pub struct BlockFile {
     len: u64,
     data: File,
     data_path: PathBuf,
     map_path: PathBuf,
-    meta: Mutex<Meta>,
+    meta: Mutex<BlockMap>,
     evictions: AtomicU64,
     /// Blocks written so far (with `evictions`: whether any byte may differ from before).
     writes: AtomicU64,
@@ -108,20 +86,6 @@ fn open_private(path: &Path) -> io::Result<File> {
         .write(true)
         .mode(0o600)
         .open(path)
-}
-
-fn bitmap_len(len: u64) -> u64 {
-    len.div_ceil(BLOCK_SIZE).div_ceil(8)
-}
-
-/// A map's header: (blob length, flags), when it is of this format.
-fn read_header(map: &File) -> Option<(u64, u8)> {
-    let mut h = [0u8; HEADER as usize];
-    map.read_exact_at(&mut h, 0).ok()?;
-    if h[..8] != MAP_MAGIC {
-        return None;
-    }
-    Some((u64::from_le_bytes(h[8..16].try_into().ok()?), h[16]))
 }
 
 impl BlockFile {
@@ -153,32 +117,13 @@ impl BlockFile {
                 Err(e) => return Err(e),
             },
         };
-        let nblocks = len.div_ceil(BLOCK_SIZE);
-        let mut meta = Meta {
-            present: vec![0u8; bitmap_len(len) as usize],
-            sums: vec![0u32; nblocks as usize],
-            sealed: false,
-            sealed_blocks: vec![0u8; bitmap_len(len) as usize],
-            on_disk: map.is_some(),
-        };
-        let header = map.as_ref().and_then(read_header);
-        let mut kept = false;
-        if had_data && let Some((stored_len, flags)) = header.filter(|h| h.0 == len) {
-            let mut rest = vec![0u8; (2 * bitmap_len(len) + 4 * nblocks) as usize];
-            if let Some(map) = &map
-                && map.read_exact_at(&mut rest, HEADER).is_ok()
-            {
-                let (bits, rest) = rest.split_at(meta.present.len());
-                let (sealed, sums) = rest.split_at(meta.present.len());
-                meta.present.copy_from_slice(bits);
-                meta.sealed_blocks.copy_from_slice(sealed);
-                for (s, b) in meta.sums.iter_mut().zip(sums.chunks_exact(4)) {
-                    *s = u32::from_le_bytes(b.try_into().expect("4 bytes"));
-                }
-                meta.sealed = flags & SEALED != 0;
-                kept = stored_len == len;
-            }
-        }
+        let loaded = map
+            .as_ref()
+            .filter(|_| had_data)
+            .and_then(|m| BlockMap::load(m, len));
+        let kept = loaded.is_some();
+        let mut meta = loaded.unwrap_or_else(|| BlockMap::empty(len));
+        meta.on_disk = map.is_some();
         if !kept {
             data.set_len(0)?;
         }
@@ -194,7 +139,7 @@ impl BlockFile {
             writes: AtomicU64::new(0),
             deleted: AtomicBool::new(false),
         };
-        f.persist_all(&f.meta.lock().unwrap(), false)?;
+        f.persist_all(&mut f.meta.lock().unwrap(), false)?;
         Ok(f)
     }
 
@@ -215,7 +160,7 @@ impl BlockFile {
         (0..n)
             .filter(|&i| {
                 bytes
-                    .get((HEADER + i / 8) as usize)
+                    .get(present_at(i) as usize)
                     .is_some_and(|b| b & (1 << (i % 8)) != 0)
             })
             .collect()
@@ -223,41 +168,55 @@ impl BlockFile {
 
     /// Writes the whole map (creating it only when `create`: a map deleted with its blob
     /// stays deleted).
-    fn persist_all(&self, m: &Meta, create: bool) -> io::Result<()> {
-        let mut buf = Vec::with_capacity(self.map_len() as usize);
-        buf.extend_from_slice(&MAP_MAGIC);
-        buf.extend_from_slice(&self.len.to_le_bytes());
-        buf.push(if m.sealed { SEALED } else { 0 });
-        buf.resize(HEADER as usize, 0);
-        buf.extend_from_slice(&m.present);
-        buf.extend_from_slice(&m.sealed_blocks);
-        for s in &m.sums {
-            buf.extend_from_slice(&s.to_le_bytes());
-        }
+    fn persist_all(&self, m: &mut BlockMap, create: bool) -> io::Result<()> {
+        let buf = m.encode(self.len);
         let f = if create {
             open_private(&self.map_path)
         } else {
             OpenOptions::new().write(true).open(&self.map_path)
         };
         match f {
-            Ok(f) => f.write_all_at(&buf, 0),
+            // Cut to what was written: pieces forgotten since the last write are gone.
+            Ok(f) => f
+                .write_all_at(&buf, 0)
+                .and_then(|()| f.set_len(buf.len() as u64))
+                .map(|()| m.pieces_on_disk = m.pieces.len()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
     }
 
+    /// Writes pieces just sealed (`new`, the last of `m.pieces`) after those the map holds,
+    /// then their number: a write torn between the two leaves them out. The whole map when
+    /// it does not hold exactly the others (an earlier write failed, a piece changed).
+    fn persist_pieces(&self, m: &mut BlockMap, new: &[Piece]) -> io::Result<()> {
+        if m.pieces_on_disk + new.len() != m.pieces.len() {
+            return self.persist_all(m, false);
+        }
+        let f = match OpenOptions::new().write(true).open(&self.map_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let at = pieces_at(self.len);
+        let records = at + 4 + (m.pieces_on_disk * Piece::ENCODED) as u64;
+        f.write_all_at(&SealedPieces::encode(new), records)?;
+        f.write_all_at(&(m.pieces.len() as u32).to_le_bytes(), at)?;
+        m.pieces_on_disk = m.pieces.len();
+        Ok(())
+    }
+
     /// Writes block `i`'s checksum (when `sum`) and its byte of the bitmap.
-    fn persist_block(&self, m: &Meta, i: u64, sum: bool) -> io::Result<()> {
+    fn persist_block(&self, m: &BlockMap, i: u64, sum: bool) -> io::Result<()> {
         let f = match OpenOptions::new().write(true).open(&self.map_path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
         if sum {
-            let at = HEADER + 2 * bitmap_len(self.len) + 4 * i;
-            f.write_all_at(&m.sums[i as usize].to_le_bytes(), at)?;
+            f.write_all_at(&m.sums[i as usize].to_le_bytes(), sum_at(self.len, i))?;
         }
-        f.write_all_at(&[m.present[(i / 8) as usize]], HEADER + i / 8)
+        f.write_all_at(&[m.present[(i / 8) as usize]], present_at(i))
     }
 
     pub fn len(&self) -> u64 {
@@ -345,7 +304,7 @@ impl BlockFile {
         }
         if !m.on_disk && !self.deleted.load(Ordering::SeqCst) {
             // A retired blob comes back: its map first.
-            self.persist_all(&m, true)?;
+            self.persist_all(&mut m, true)?;
             m.on_disk = true;
         }
         self.data.write_all_at(bytes, i * BLOCK_SIZE)?;
@@ -401,8 +360,13 @@ impl BlockFile {
         let mut m = self.meta.lock().unwrap();
         m.sums.copy_from_slice(sums);
         m.sealed = true;
-        self.persist_all(&m, false)
-            .inspect_err(|_| m.sealed = false)?;
+        // Every block is sealed whole: no piece is needed any more.
+        let pieces = std::mem::take(&mut m.pieces);
+        if let Err(e) = self.persist_all(&mut m, false) {
+            m.sealed = false;
+            m.pieces = pieces;
+            return Err(e);
+        }
         Ok(stale)
     }
 
@@ -429,14 +393,52 @@ impl BlockFile {
             m.sums[i as usize] = sum;
             m.sealed_blocks[(i / 8) as usize] |= 1 << (i % 8);
         }
-        self.persist_all(&m, false)?;
+        // A block sealed whole needs no piece.
+        (m.pieces).retain_blocks(|b| sums.iter().all(|(i, _)| *i != b));
+        self.persist_all(&mut m, false)?;
         Ok(stale)
     }
 
+    /// Seals pieces of blocks (what a check verified in blocks it shares with other bytes,
+    /// see [`Piece`]), each checked by every later read that touches it
+    /// ([`BlockFile::pieces_in`]); a piece of a block sealed whole is not kept (the block's
+    /// seal covers it). True when the map grew.
+    pub fn seal_pieces(&self, pieces: &[Piece]) -> io::Result<bool> {
+        self.add_pieces(pieces, true)
+    }
+
+    /// [`BlockFile::seal_pieces`] in memory only (the cache had no room for the map to grow):
+    /// they are written with the map's next whole rewrite.
+    pub fn seal_pieces_unwritten(&self, pieces: &[Piece]) {
+        let _ = self.add_pieces(pieces, false);
+    }
+
+    fn add_pieces(&self, pieces: &[Piece], write: bool) -> io::Result<bool> {
+        let mut m = self.meta.lock().unwrap();
+        let mut new = Vec::new();
+        for p in pieces {
+            if !m.is_sealed(p.block()) && m.pieces.insert(*p, self.len) {
+                new.push(*p);
+            }
+        }
+        if new.is_empty() || !m.on_disk || !write {
+            // A retired blob writes them when its map comes back.
+            return Ok(false);
+        }
+        self.persist_pieces(&mut m, &new)?;
+        Ok(true)
+    }
+
+    /// The sealed pieces that share a byte with blob bytes `from..to`.
+    pub fn pieces_in(&self, from: u64, to: u64) -> Vec<Piece> {
+        self.meta.lock().unwrap().pieces.overlapping(from, to)
+    }
+
     /// Forgets the blob on disk (evicted whole, its blocks gone): the map file is removed and
-    /// the data file emptied. Sealed checksums stay in memory (they cost nothing more there:
-    /// the map's vector is kept anyway), so a block fetched again while this process runs is
-    /// still checked against them; the next block stored brings the map back, seals included.
+    /// the data file emptied. Sealed checksums and pieces stay in memory (they cost nothing
+    /// more there: the map's vector is kept anyway), so a block fetched again while this
+    /// process runs is still checked against them; the next block stored brings the map
+    /// back, seals included.
     /// A remount after that meets the blob as new. False (nothing done) while a block is
     /// still present.
     pub fn retire(&self) -> bool {
@@ -459,13 +461,15 @@ impl BlockFile {
         true
     }
 
-    /// Forgets every seal (the bytes they vouched for failed a check).
+    /// Forgets every seal, of blocks and of pieces (the bytes they vouched for failed a
+    /// check).
     pub fn unseal(&self) {
         let mut m = self.meta.lock().unwrap();
         m.sealed = false;
         m.sealed_blocks.fill(0);
+        m.pieces.clear();
         if m.on_disk
-            && let Err(e) = self.persist_all(&m, false)
+            && let Err(e) = self.persist_all(&mut m, false)
         {
             tracing::warn!(map = %self.map_path.display(), "cache: could not record an unseal ({e})");
         }
@@ -518,14 +522,14 @@ impl BlockFile {
         Ok((b, sum))
     }
 
-    /// Bytes the `.map` file takes (header, bitmap and checksums).
+    /// Bytes the `.map` file takes (header, bitmaps, checksums and pieces).
     pub fn map_len(&self) -> u64 {
-        Self::map_len_for(self.len)
+        self.meta.lock().unwrap().encoded_len(self.len)
     }
 
-    /// Bytes the `.map` file of a blob of `len` bytes takes.
+    /// Bytes the `.map` file of a blob of `len` bytes takes before any piece is sealed.
     pub fn map_len_for(len: u64) -> u64 {
-        HEADER + 2 * bitmap_len(len) + 4 * len.div_ceil(BLOCK_SIZE)
+        super::block_map::pieces_at(len) + 4
     }
 
     /// Removes both files (the open descriptors stay valid until dropped).

@@ -1,6 +1,7 @@
 //! Tests of `BlockFile`.
 
 use super::*;
+use crate::cache::block_map::HEADER;
 
 fn block(i: u64, n: u64) -> Vec<u8> {
     (0..n).map(|j| (i as u8).wrapping_add(j as u8)).collect()
@@ -46,13 +47,28 @@ fn blocks_persist_across_reopen() {
 }
 
 #[test]
-fn a_map_of_the_old_format_is_discarded_with_its_data() {
-    let d = tempfile::tempdir().unwrap();
+fn a_map_of_an_old_format_is_discarded_with_its_data() {
     let len = 2 * BLOCK_SIZE;
     // The format before checksums: length, then the bitmap (both blocks present).
-    let mut old = len.to_le_bytes().to_vec();
-    old.push(0b11);
-    fs::write(d.path().join("a6-v.map"), &old).unwrap();
+    let mut before_sums = len.to_le_bytes().to_vec();
+    before_sums.push(0b11);
+    // The format before pieces: both blocks present, with their checksums.
+    let mut before_pieces = b"AFSMAP02".to_vec();
+    before_pieces.extend_from_slice(&len.to_le_bytes());
+    before_pieces.resize(HEADER as usize, 0);
+    before_pieces.extend_from_slice(&[0b11, 0]);
+    for _ in 0..2 {
+        before_pieces.extend_from_slice(&checksum(&[7u8; BLOCK_SIZE as usize]).to_le_bytes());
+    }
+    for old in [before_sums, before_pieces] {
+        discarded_with_its_data(&old, len);
+    }
+}
+
+/// A map `old` of a blob of `len` bytes, with its data file, claims nothing.
+fn discarded_with_its_data(old: &[u8], len: u64) {
+    let d = tempfile::tempdir().unwrap();
+    fs::write(d.path().join("a6-v.map"), old).unwrap();
     fs::write(d.path().join("a6-v.data"), vec![7u8; len as usize]).unwrap();
     assert_eq!(BlockFile::recorded_len(&d.path().join("a6-v.map")), None);
     assert!(BlockFile::recorded_blocks(&d.path().join("a6-v.map")).is_empty());
@@ -226,4 +242,104 @@ fn an_eviction_the_map_cannot_record_keeps_the_bytes_it_still_claims() {
         kept,
         "block 0 reads as what was written, not a punched hole"
     );
+}
+
+/// The piece of block `i` (as [`put`] stores it) at `offset` in it, `len` bytes long.
+fn piece(i: u64, offset: u64, len: u64) -> Piece {
+    let b = block(i, BLOCK_SIZE);
+    Piece {
+        at: i * BLOCK_SIZE + offset,
+        len,
+        crc: checksum(&b[offset as usize..(offset + len) as usize]),
+    }
+}
+
+#[test]
+fn sealed_pieces_survive_reopen_and_eviction_until_unsealed() {
+    let d = tempfile::tempdir().unwrap();
+    let len = 3 * BLOCK_SIZE + 100;
+    let map = d.path().join("a11-v.map");
+    let (head, tail) = (piece(0, 100, BLOCK_SIZE - 100), piece(2, 0, 50));
+    {
+        let f = BlockFile::open(d.path(), "a11-v", len).unwrap();
+        for i in 0..4 {
+            put(&f, i);
+        }
+        assert!(f.seal_pieces(&[head, tail]).unwrap(), "the map grew");
+        assert!(!f.seal_pieces(&[tail]).unwrap(), "kept once");
+        assert_eq!(f.map_len(), fs::metadata(&map).unwrap().len());
+        // The blocks evicted: their pieces stay.
+        f.punch(0);
+        f.punch(2);
+        assert_eq!(f.pieces_in(0, len), vec![head, tail]);
+    }
+    let f = BlockFile::open(d.path(), "a11-v", len).unwrap();
+    assert_eq!(f.missing(0, 3), vec![0, 2]);
+    assert_eq!(f.pieces_in(0, len), vec![head, tail], "reopened");
+    assert_eq!(f.pieces_in(0, 100), vec![], "before the head piece");
+    assert_eq!(f.pieces_in(99, 101), vec![head]);
+    assert_eq!(f.pieces_in(BLOCK_SIZE, 2 * BLOCK_SIZE), vec![]);
+    assert_eq!(f.pieces_in(2 * BLOCK_SIZE + 49, 3 * BLOCK_SIZE), vec![tail]);
+    assert_eq!(f.pieces_in(2 * BLOCK_SIZE + 50, 3 * BLOCK_SIZE), vec![]);
+    assert_eq!(f.map_len(), fs::metadata(&map).unwrap().len());
+    f.unseal();
+    assert_eq!(f.pieces_in(0, len), vec![]);
+    drop(f);
+    let f = BlockFile::open(d.path(), "a11-v", len).unwrap();
+    assert_eq!(f.pieces_in(0, len), vec![], "unsealed on disk too");
+    assert_eq!(f.map_len(), fs::metadata(&map).unwrap().len(), "cut short");
+}
+
+#[test]
+fn a_block_sealed_whole_needs_no_piece() {
+    let d = tempfile::tempdir().unwrap();
+    let len = 3 * BLOCK_SIZE;
+    let f = BlockFile::open(d.path(), "a12-v", len).unwrap();
+    let sum = |i| (i, checksum(&block(i, BLOCK_SIZE)));
+    f.seal_blocks(&[sum(1)]).unwrap();
+    assert!(!f.seal_pieces(&[piece(1, 10, 20)]).unwrap());
+    assert_eq!(f.pieces_in(0, len), vec![], "not kept for a sealed block");
+    // A piece, then its block sealed whole: the piece goes.
+    let (p0, p2) = (piece(0, 10, 20), piece(2, 5, 6));
+    f.seal_pieces(&[p0, p2]).unwrap();
+    f.seal_blocks(&[sum(2)]).unwrap();
+    assert_eq!(f.pieces_in(0, len), vec![p0]);
+    // The whole blob sealed: none.
+    f.seal(&(0..3).map(|i| sum(i).1).collect::<Vec<_>>())
+        .unwrap();
+    assert_eq!(f.pieces_in(0, len), vec![]);
+    drop(f);
+    let f = BlockFile::open(d.path(), "a12-v", len).unwrap();
+    assert_eq!(f.pieces_in(0, len), vec![]);
+}
+
+#[test]
+fn a_retired_blob_keeps_its_pieces_and_a_torn_one_is_left_out() {
+    let d = tempfile::tempdir().unwrap();
+    let len = 2 * BLOCK_SIZE;
+    let map = d.path().join("a13-v.map");
+    let f = BlockFile::open(d.path(), "a13-v", len).unwrap();
+    put(&f, 0);
+    let p = piece(0, 7, 70);
+    f.seal_pieces(&[p]).unwrap();
+    f.punch(0);
+    assert!(f.retire());
+    assert!(!map.exists());
+    assert_eq!(f.pieces_in(0, len), vec![p], "kept in memory");
+    // Sealed while retired: kept, and written when the map comes back.
+    let q = piece(1, 0, 9);
+    assert!(!f.seal_pieces(&[q]).unwrap());
+    put(&f, 1);
+    drop(f);
+    let f = BlockFile::open(d.path(), "a13-v", len).unwrap();
+    assert_eq!(f.pieces_in(0, len), vec![p, q], "back with the map");
+    drop(f);
+    // A piece counted but never written (a write torn between the two): zeros, left out.
+    let mut bytes = fs::read(&map).unwrap();
+    let at = bytes.len() - 2 * Piece::ENCODED - 4;
+    bytes[at..at + 4].copy_from_slice(&3u32.to_le_bytes());
+    bytes.extend_from_slice(&[0u8; Piece::ENCODED]);
+    fs::write(&map, bytes).unwrap();
+    let f = BlockFile::open(d.path(), "a13-v", len).unwrap();
+    assert_eq!(f.pieces_in(0, len), vec![p, q]);
 }

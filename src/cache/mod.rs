@@ -9,7 +9,8 @@
 //!   tmp/                         files being written (renamed into place when complete)
 //!   entries/a{id}-{version}/…    seek points and inner archives' indexes (see `entries`)
 //!   blocks/a{id}-{version}.data  the blob's bytes fetched so far (sparse; see `blocks`)
-//!   blocks/a{id}-{version}.map   which 128 KiB blocks of it are present
+//!   blocks/a{id}-{version}.map   which 128 KiB blocks of it are present, their checksums,
+//!                                seals and sealed pieces (see `block_map`)
 //!   blocks/a{id}-{version}-e{n}.*  zip entry n inflated (`data::inflated_copy`), the same way
 //!   meta/NAME                    small remembered answers (e.g. which artifacts are zips)
 //!   artifactfs.log[.1]           a background mount's log (capped; see `crate::logfile`)
@@ -41,17 +42,20 @@ use lru::LruCache;
 use scan::{collect_blocks, collect_files};
 
 mod accounting;
+mod block_map;
 pub mod blocks;
 mod entries;
 mod lock;
 mod reserve;
 mod scan;
+mod sealed_pieces;
 
 use accounting::{LruState, parse_block_rel, parse_map_rel};
 pub(crate) use accounting::{block_rel, map_rel};
 pub use blocks::{BLOCK_SIZE, BlockFile};
 use lock::DirLock;
 pub use reserve::BlocksStored;
+pub use sealed_pieces::Piece;
 
 /// Names one version of one blob's bytes. The cache only uses it to name files: `id` groups
 /// the versions that [`DiskCache::remove_blobs`] drops together.
@@ -336,6 +340,8 @@ impl DiskCache {
         drop(blocks);
         if let Some(r) = reservation {
             self.written();
+            // A map kept from an earlier run may hold sealed pieces: its own length counts.
+            let map = map.max(blob_overhead(f.map_len()));
             r.commit(|st| st.put(map_rel(&stem), map));
         }
         Ok(f)

@@ -10,7 +10,7 @@ use std::io;
 use std::sync::atomic::Ordering;
 
 use super::accounting::{LruState, Pin};
-use super::{BlobKey, BlockFile, DiskCache, blob_overhead, block_rel, map_rel, on_disk};
+use super::{BlobKey, BlockFile, DiskCache, Piece, blob_overhead, block_rel, map_rel, on_disk};
 use crate::cache::blocks::{bad_block, checksum};
 
 /// Space set aside under the cap for a write about to happen: counted as used from the
@@ -84,6 +84,30 @@ impl DiskCache {
         }
         self.short_of_room.store(false, Ordering::Relaxed);
         Some(reservation)
+    }
+
+    /// Seals `pieces` in `file`'s map (see [`BlockFile::seal_pieces`]): the room the map may
+    /// grow by reserved first, the map accounted at its new size after. With no room they are
+    /// sealed in memory only (checked all the same while this process runs).
+    pub fn seal_pieces(
+        &self,
+        key: &BlobKey,
+        file: &BlockFile,
+        pieces: &[Piece],
+    ) -> io::Result<()> {
+        let stem = key.stem();
+        let now = blob_overhead(file.map_len());
+        let most = blob_overhead(file.map_len() + (pieces.len() * Piece::ENCODED) as u64);
+        let Some(r) = self.reserve(most - now, Some(self.pin_range(&stem, 0..0))) else {
+            file.seal_pieces_unwritten(pieces);
+            return Ok(());
+        };
+        if file.seal_pieces(pieces)? && !file.is_deleted() {
+            self.written();
+            let grown = blob_overhead(file.map_len());
+            r.commit(|st| st.put(map_rel(&stem), grown));
+        }
+        Ok(())
     }
 
     /// Evicts until everything counted fits in the budget; false when what is left is

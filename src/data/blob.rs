@@ -26,10 +26,10 @@ use tokio::sync::watch;
 use super::block_store::{BlockStore, Stored, mismatch_error};
 use super::memory_window::{MemoryWindow, WINDOW_CHUNK};
 use super::seal::SealPass;
-use super::verify::Integrity;
+use super::verify::{BlockSums, Integrity};
 use super::whole_download::{Ctx, WholeDownloads};
 use crate::cache::blocks::{bad_block, checksum};
-use crate::cache::{BLOCK_SIZE, BlobKey, BlockFile, DiskCache};
+use crate::cache::{BLOCK_SIZE, BlobKey, BlockFile, DiskCache, Piece};
 use crate::error::SourceError;
 use crate::source::ByteSource;
 use crate::stats::Stats;
@@ -120,16 +120,30 @@ impl CachedBlob {
         self.store.whole.is_some() && self.file().is_some_and(|f| f.is_sealed())
     }
 
-    /// Seals the checksums of blocks a check verified (see [`BlockFile::seal_blocks`]).
-    pub fn seal_blocks(&self, sums: &[(u64, u32)]) {
-        if let Some(f) = self.file()
-            && !sums.is_empty()
-        {
-            match f.seal_blocks(sums) {
+    /// Seals what a passed check vouched for in the block map: the checksums of the blocks
+    /// whole inside the bytes it hashed ([`BlockFile::seal_blocks`]) and its pieces of the
+    /// blocks at their edges ([`BlockFile::seal_pieces`]), which outlive a remount with it.
+    pub fn seal_verified(&self, sums: &BlockSums) {
+        let Some(f) = self.file() else {
+            return;
+        };
+        if !sums.sums().is_empty() {
+            match f.seal_blocks(sums.sums()) {
                 Ok(stale) => self.cache().remove_blocks(&self.store.key, &stale),
                 Err(e) => self.cache().write_failed("a block map (seal)", &e),
             }
         }
+        if let Err(e) = self.cache().seal_pieces(&self.store.key, f, sums.parts()) {
+            self.cache().write_failed("a block map (pieces)", &e);
+        }
+    }
+
+    /// The pieces sealed in the block map that share a byte with blob bytes `from..to`
+    /// (see [`BlockFile::pieces_in`]).
+    pub fn pieces_in(&self, from: u64, to: u64) -> Vec<Piece> {
+        self.file()
+            .map(|f| f.pieces_in(from, to))
+            .unwrap_or_default()
     }
 
     /// Whether the background check of the digest has work queued or running.

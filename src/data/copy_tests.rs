@@ -263,7 +263,10 @@ async fn a_sealed_copy_checks_what_refills_it_while_the_cache_is_paused() {
     copy.punch(0);
     s.data.cache().remove_blocks(&key, &[0]);
     s.data.blob(&s.blob).drop_range(at, 1);
-    s.data.entries.lock().unwrap()[&(s.blob.key.clone(), 0)].vouch_for(&[]);
+    // Its piece forgotten: the blob's seals, pieces with them.
+    (s.data.cache().block_file(&s.blob.key, s.blob.len))
+        .unwrap()
+        .unseal();
     s.data
         .cache()
         .write_failed("a test", &std::io::Error::other("paused"));

@@ -136,7 +136,6 @@ impl InflatedEntry {
             readahead,
             chunk,
             inflated: &self.inflated,
-            pieces: self.integrity.pieces(),
         }
     }
 
@@ -442,8 +441,7 @@ impl InflatedEntry {
     /// checksum: from then on a block of either fetched or made again must match.
     fn completed(&self, s: &mut Stream, st: &mut State) {
         if let Some(sums) = s.input_sums() {
-            self.blob.seal_blocks(sums.sums());
-            self.integrity.vouch_for(sums.parts());
+            self.blob.seal_verified(sums);
         }
         if let Some(r) = s.recorder.take() {
             let index = SeekIndex {

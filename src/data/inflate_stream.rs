@@ -21,7 +21,7 @@ use super::pieces::read_vouched;
 use super::raw_inflate::RawInflate;
 use super::readahead::Readahead;
 use super::seek_index::SeekRecorder;
-use super::verify::{BlockSums, Piece};
+use super::verify::BlockSums;
 use crate::archive::central_directory::ZipEntry;
 use crate::archive::error::corrupt;
 
@@ -56,19 +56,18 @@ pub struct Input<'a> {
     pub readahead: &'a Readahead,
     pub chunk: u64,
     pub inflated: &'a AtomicU64,
-    /// The pieces at the edges of the compressed bytes that a verified stream vouched for
-    /// (their blocks are shared with other bytes, so not sealed): checked on every read.
-    pub pieces: Vec<Piece>,
 }
 
 impl Input<'_> {
-    /// Compressed bytes `at..at + len`, widened to take in whole any piece they cut, each
+    /// Compressed bytes `at..at + len`, widened to take in whole any piece they cut (the
+    /// blob's map keeps the pieces at the edges of the compressed bytes that a verified
+    /// stream vouched for: their blocks are shared with other bytes, so not sealed), each
     /// such piece checked against what the entry's CRC-32 verified: a mismatch drops its
     /// block and reads once more, then it is a failed check.
     async fn read(&self, at: u64, len: u64) -> Result<Bytes, DataError> {
         let e = self.entry;
         let (from, to) = (self.start + at, self.start + at + len);
-        let bytes = read_vouched(self.blob, (from, to), &self.pieces, &e.name).await?;
+        let bytes = read_vouched(self.blob, (from, to), &e.name).await?;
         if (bytes.len() as u64) < len {
             return Err(corrupt(format!("{}: compressed data cut short", e.name)).into());
         }

@@ -1,34 +1,32 @@
-//! The read that checks an entry's pieces of shared blocks ([`read_vouched`]): the part of
-//! a blob block inside the entry's bytes when the block is shared with bytes outside them (a
-//! local header, the next entry), so it can't be sealed in the block map. The entry's check
-//! records each piece's CRC-32C ([`Piece`], taken by [`super::verify::BlockSums`]); every
-//! later read that touches one takes it whole and checks it: a stored entry's bytes
-//! (`reader::FileBytes::Range`) and a deflated entry's compressed bytes
-//! (`inflate_stream::Input`) alike.
+//! The read that checks the pieces of shared blocks a check vouched for ([`read_vouched`]):
+//! the part of a blob block inside an entry's bytes when the block is shared with bytes
+//! outside them (a local header, the next entry), so it can't be sealed whole. The entry's
+//! check records each piece's CRC-32C ([`Piece`], taken by [`super::verify::BlockSums`]) in
+//! the blob's block map, which keeps it across evictions and remounts (see
+//! `cache::blocks`); every later read that touches one takes it whole and checks it: a
+//! stored entry's bytes (`reader::FileBytes::Range`, `NAME.zip` too) and a deflated entry's
+//! compressed bytes (`inflate_stream::Input`) alike.
 
 use bytes::Bytes;
 
 use super::DataError;
 use super::blob::CachedBlob;
-use super::verify::Piece;
 use crate::archive::error::corrupt;
+use crate::cache::Piece;
 use crate::source::ByteSource;
 
-/// Blob bytes `from..to`, widened to take in whole any of `pieces` they touch, each such
-/// piece checked against what its check vouched for: a mismatch drops the piece's block and
-/// reads once more, then it is a failed check ([`DataError::Integrity`]). A read that comes
-/// back short of a piece it touches is a corrupt archive (`what` names the bytes, for both).
-/// Without a piece touched, this is the blob's own read (fewer bytes only at its end).
+/// Blob bytes `from..to`, widened to take in whole any piece sealed in the blob's map that
+/// they touch, each such piece checked against what its check vouched for: a mismatch drops
+/// the piece's block and reads once more, then it is a failed check
+/// ([`DataError::Integrity`]). A read that comes back short of a piece it touches is a
+/// corrupt archive (`what` names the bytes, for both). Without a piece touched, this is the
+/// blob's own read (fewer bytes only at its end).
 pub async fn read_vouched(
     blob: &CachedBlob,
     (from, to): (u64, u64),
-    pieces: &[Piece],
     what: &str,
 ) -> Result<Bytes, DataError> {
-    let touched: Vec<&Piece> = pieces
-        .iter()
-        .filter(|p| p.at < to && p.at + p.len > from)
-        .collect();
+    let touched: Vec<Piece> = blob.pieces_in(from, to);
     if touched.is_empty() {
         return Ok(blob.read_at(from, (to - from) as usize).await?);
     }

@@ -38,8 +38,9 @@ pub enum FileBytes {
         base: u64,
         len: u64,
         readahead: Readahead,
-        /// A stored entry's verdict: the pieces of the two blocks it shares with its
-        /// neighbours that its check vouched for, checked by every read touching them.
+        /// A stored entry's verdict: its check, when it passes, seals the blocks inside it
+        /// and its pieces of the two it shares with its neighbours in the blob's map, which
+        /// every read touching them checks (any read of the blob's bytes: `NAME.zip` too).
         entry: Option<Arc<Integrity>>,
     },
     /// A deflated entry.
@@ -86,15 +87,10 @@ impl FileBytes {
                 }
                 let n = (size as u64).min(len - offset);
                 readahead.before_read(offset, n).await?;
-                let (pieces, what) = match entry {
-                    Some(i) => (i.pieces(), i.what.as_str()),
-                    None => (Vec::new(), "file"),
-                };
+                let what = entry.as_ref().map_or("file", |i| i.what.as_str());
                 let at = base + offset;
                 // Reuses the buffer read from the cache (no copy when it is the only owner).
-                Ok(Vec::from(
-                    read_vouched(blob, (at, at + n), &pieces, what).await?,
-                ))
+                Ok(Vec::from(read_vouched(blob, (at, at + n), what).await?))
             }
             FileBytes::Inflated(e) => e.read(offset, size).await,
             FileBytes::Source { src, base, len } => {
@@ -182,16 +178,15 @@ impl FileBytes {
     }
 
     /// What a passed check of a stored entry vouches for: the blob blocks whole inside it
-    /// are sealed, its pieces of the two at its edges kept with its verdict.
+    /// are sealed, and its pieces of the two at its edges, in the blob's map.
     fn vouch(&self, sums: &BlockSums) {
         if let FileBytes::Range {
             blob,
-            entry: Some(i),
+            entry: Some(_),
             ..
         } = self
         {
-            blob.seal_blocks(sums.sums());
-            i.vouch_for(sums.parts());
+            blob.seal_verified(sums);
         }
     }
 
@@ -255,7 +250,7 @@ impl FileReader {
             let c = ServedCheck::new(bytes.len(), i.expected.clone());
             match (&mut bytes, &i.expected) {
                 // A stored entry: the blocks inside it are sealed when its CRC passes, and its
-                // pieces of the two at its edges checked from then on.
+                // pieces of the two at its edges too (checked from then on, across remounts).
                 (FileBytes::Range { base, entry, .. }, Expected::Crc32(_)) => {
                     *entry = Some(i.clone());
                     c.with_blocks(*base)

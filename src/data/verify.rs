@@ -13,6 +13,8 @@ use std::sync::Mutex;
 
 use sha2::Digest;
 
+use crate::cache::Piece;
+
 /// What a whole file must hash to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expected {
@@ -99,10 +101,6 @@ pub struct Integrity {
     /// (see [`Integrity::start_pass`]): one at a time; a reader that needs its verdict
     /// waits on it.
     passing: std::sync::Arc<tokio::sync::Mutex<()>>,
-    /// Pieces of shared blocks a passed check vouched for (see [`Piece`]: a stored entry's
-    /// bytes, a deflated entry's compressed bytes, at their edges); forgotten when a check
-    /// fails.
-    pieces: Mutex<Vec<Piece>>,
 }
 
 impl Integrity {
@@ -115,18 +113,7 @@ impl Integrity {
             good_gen: std::sync::atomic::AtomicU64::new(NO_GENERATION),
             refetching: tokio::sync::Mutex::new(()),
             passing: Default::default(),
-            pieces: Mutex::default(),
         }
-    }
-
-    /// What a passed check vouched for in blocks it shares with other bytes.
-    pub fn vouch_for(&self, pieces: &[Piece]) {
-        *self.pieces.lock().unwrap() = pieces.to_vec();
-    }
-
-    /// The pieces vouched for (none until a check passed, or since one failed).
-    pub fn pieces(&self) -> Vec<Piece> {
-        self.pieces.lock().unwrap().clone()
     }
 
     /// The right to run the background pass over the file (`None`: one is running).
@@ -154,7 +141,6 @@ impl Integrity {
         self.failures
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         *v = Verdict::Failed { refetched: false };
-        self.pieces.lock().unwrap().clear();
         tracing::warn!(
             "{}: {} expected, got {got}: EIO until a refetch verifies; cached bytes dropped",
             self.what,
@@ -264,28 +250,6 @@ pub struct BlockSums {
     crc: u32,
     sums: Vec<(u64, u32)>,
     parts: Vec<Piece>,
-}
-
-/// The part of a blob block that lies inside a range a check vouched for, when the block is
-/// shared with bytes outside it (a local header, the next entry): it can't be sealed in the
-/// block map, so whoever reads the range again checks it ([`Piece::matches`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Piece {
-    /// Where it starts in the blob.
-    pub at: u64,
-    pub len: u64,
-    /// Its CRC-32C.
-    pub crc: u32,
-}
-
-impl Piece {
-    /// Whether `bytes` (of the blob, from `from`) hold this piece as it was checked; `None`
-    /// when they do not hold all of it.
-    pub fn matches(&self, from: u64, bytes: &[u8]) -> Option<bool> {
-        let lo = self.at.checked_sub(from)? as usize;
-        let d = bytes.get(lo..lo + self.len as usize)?;
-        Some(crc32c::crc32c(d) == self.crc)
-    }
 }
 
 impl BlockSums {

@@ -4,11 +4,11 @@
 //! stored deflate block: incompressible data) is never served, neither from the entry nor
 //! from a tar member inside a `.tar.gz` the entry is, whatever the blob's digest says or
 //! whether it has one. The two blocks an entry shares with its neighbours are checked by its
-//! pieces of them, deflated and stored entries alike.
+//! pieces of them, deflated and stored entries alike, sealed in the blob's map: after a
+//! remount too.
 
 use std::io::Read;
 use std::sync::Arc;
-use std::time::Duration;
 
 use fake_github::zipgen::{EntryOptions, ZipBuilder, noise};
 use sha2::{Digest, Sha256};
@@ -103,15 +103,13 @@ fn silent_changes<'a>(
     })
 }
 
-/// A core over `remote` with a cache of [`CAP`] bytes in `dir`.
-fn core_capped(remote: Arc<FailingRemote<MemoryRemote>>, dir: &std::path::Path) -> ArtifactFs {
-    let cache = Arc::new(crate::cache::DiskCache::open(&dir.join("cache"), CAP).unwrap());
-    let cfg = FsConfig {
-        repos: vec![crate::github::RepoRef::new("octo", "hello")],
-        metadata_ttl: Duration::from_secs(60),
-        read_only: false,
-    };
-    ArtifactFs::new(remote, cache, cfg, Default::default())
+/// A core over `remote` with a cache of [`CAP`] bytes in `dir` (the same cache after a
+/// remount).
+async fn core_capped(
+    remote: Arc<FailingRemote<MemoryRemote>>,
+    dir: &std::path::Path,
+) -> ArtifactFs {
+    super::inner_gib_tests::core_capped_on(remote, dir, CAP).await
 }
 
 fn remote_with(body: Vec<u8>, digest: bool) -> Arc<FailingRemote<MemoryRemote>> {
@@ -174,7 +172,7 @@ async fn a_verified_deflated_entry_read_at_random_after_eviction_never_serves_a_
     for digest in [true, false] {
         let remote = remote_with(body.clone(), digest);
         let dir = tempfile::tempdir().unwrap();
-        let fs = core_capped(remote.clone(), dir.path());
+        let fs = core_capped(remote.clone(), dir.path()).await;
         let path = format!("{A}/data.bin");
         // Read whole: the stream from the start verifies the CRC-32.
         let whole = read_in_chunks(&fs, &path, 128 << 10).await.unwrap();
@@ -209,44 +207,79 @@ async fn a_verified_deflated_entry_read_at_random_after_eviction_never_serves_a_
     }
 }
 
-#[tokio::test]
-async fn a_tar_member_in_a_deflated_tar_gz_read_after_eviction_never_serves_a_changed_byte() {
-    // Incompressible members: the gzip stream and the artifact's deflate stream over it are
-    // both stored blocks, so a byte changed in flight reaches the member as a changed byte.
-    let files: Vec<Vec<u8>> = (0..3).map(|i| noise(1 << 20, 30 + i)).collect();
-    let tar = super::inner_heal_tests::tar_of(&files, "bin");
-    let gz = super::inner_tests::gzip(&tar);
-    let body = artifact("logs.tar.gz", &gz);
-    let (start, len) = compressed_range(&body, "logs.tar.gz");
-    let deflated = &body[start as usize..(start + len) as usize];
-    // flate2's gzip header is 10 bytes, its trailer 8.
-    let gz_body = &gz[10..gz.len() - 8];
-    let member = 1;
-    let member_at = tar
-        .windows(64)
-        .position(|w| w == &files[member][..64])
-        .unwrap();
-    let member_range = member_at..member_at + files[member].len();
-    // A changed byte of the artifact's stream that is a changed byte of the gzip stream,
-    // which is a changed byte of the member.
-    let k = silent_changes(deflated, &gz, deflated.len() / 3)
-        .filter(|&(k, _)| well_inside(start + k as u64, (start, len)))
-        .find_map(|(k, j)| {
-            let mut d = gz_body.to_vec();
-            d[j.checked_sub(10)?] ^= 0xFF;
-            let out = inflate(&d)?;
-            let t = out.iter().zip(&tar).position(|(a, b)| a != b)?;
-            (out.len() == tar.len() && member_range.contains(&t)).then_some(k)
-        })
-        .expect("a change that reaches the member");
-    let at = start + k as u64;
+/// A `.tar.gz` of three incompressible members, deflated as the artifact's `logs.tar.gz`:
+/// the gzip stream and the artifact's deflate stream over it are both stored blocks, so a
+/// byte changed in flight reaches a member as a changed byte.
+struct TarGz {
+    body: Vec<u8>,
+    files: Vec<Vec<u8>>,
+    tar: Vec<u8>,
+    gz: Vec<u8>,
+    /// Where `logs.tar.gz`'s compressed bytes are in `body`: (start, length).
+    range: (u64, u64),
+}
+
+impl TarGz {
+    /// Members of `member_len` bytes each.
+    fn new(member_len: usize) -> TarGz {
+        let files: Vec<Vec<u8>> = (0..3).map(|i| noise(member_len, 30 + i)).collect();
+        let tar = super::inner_heal_tests::tar_of(&files, "bin");
+        let gz = super::inner_tests::gzip(&tar);
+        let body = artifact("logs.tar.gz", &gz);
+        let range = compressed_range(&body, "logs.tar.gz");
+        TarGz {
+            body,
+            files,
+            tar,
+            gz,
+            range,
+        }
+    }
+
+    /// A blob offset in the compressed bytes, at or after `from` in them and accepted by
+    /// `keep`, whose byte changed is a changed byte of the gzip stream, which is a changed
+    /// byte of member `member`.
+    fn change_reaching(&self, member: usize, from: usize, keep: impl Fn(u64) -> bool) -> u64 {
+        let (start, len) = self.range;
+        let deflated = &self.body[start as usize..(start + len) as usize];
+        // flate2's gzip header is 10 bytes, its trailer 8.
+        let gz_body = &self.gz[10..self.gz.len() - 8];
+        let file = &self.files[member];
+        let member_at = self.tar.windows(64).position(|w| w == &file[..64]);
+        let member_at = member_at.unwrap();
+        let member_range = member_at..member_at + file.len();
+        let k = silent_changes(deflated, &self.gz, from)
+            .filter(|&(k, _)| keep(start + k as u64))
+            .find_map(|(k, j)| {
+                let mut d = gz_body.to_vec();
+                d[j.checked_sub(10)?] ^= 0xFF;
+                let out = inflate(&d)?;
+                let t = out.iter().zip(&self.tar).position(|(a, b)| a != b)?;
+                (out.len() == self.tar.len() && member_range.contains(&t)).then_some(k)
+            })
+            .expect("a change that reaches the member");
+        start + k as u64
+    }
+}
+
+/// With and without a digest: the tar's index built (which reads the holding entry through:
+/// its CRC-32 verifies), the core dropped and built again on the same cache when `remount`,
+/// the blocks evicted, the byte at blob offset `at` changed once in flight, then member
+/// `member` read whole: the right bytes, from exactly two reads covering `at` (fetched,
+/// found wrong, fetched once more), and the artifact's last entry never fetched.
+async fn member_after_eviction_is_fetched_again(t: &TarGz, member: usize, at: u64, remount: bool) {
     for digest in [true, false] {
-        let remote = remote_with(body.clone(), digest);
+        let remote = remote_with(t.body.clone(), digest);
         let dir = tempfile::tempdir().unwrap();
-        let fs = core_capped(remote.clone(), dir.path());
+        let mut fs = core_capped(remote.clone(), dir.path()).await;
         let contents = format!("{A}/logs.tar.gz.d");
-        // Indexing reads the holding file through: its CRC-32 verifies.
-        assert_eq!(names(&fs, &contents).await.len(), files.len());
+        assert_eq!(names(&fs, &contents).await.len(), t.files.len());
+        if remount {
+            drop(fs);
+            fs = core_capped(remote.clone(), dir.path()).await;
+            // The kept index lists it without reading the holding entry again.
+            assert_eq!(names(&fs, &contents).await.len(), t.files.len());
+        }
         evict_by_padding(&fs).await;
         let before = reads_so_far(&remote);
         flip_once(&remote, at);
@@ -255,7 +288,7 @@ async fn a_tar_member_in_a_deflated_tar_gz_read_after_eviction_never_serves_a_ch
         let got = got.unwrap_or_else(|e| panic!("digest {digest}: {e}"));
         assert_eq!(
             sha(&got),
-            sha(&files[member]),
+            sha(&t.files[member]),
             "digest {digest}: the changed byte was served"
         );
         assert_eq!(
@@ -263,55 +296,77 @@ async fn a_tar_member_in_a_deflated_tar_gz_read_after_eviction_never_serves_a_ch
             2,
             "digest {digest}: the changed block fetched, found wrong, fetched once more"
         );
-        never_complete(&remote, &body);
+        never_complete(&remote, &t.body);
     }
 }
 
-/// With and without a digest: `name` (whose bytes are `data`) read whole, its blocks evicted,
-/// the byte at blob offset `at` (entry offset `k`) changed once in flight, then 4 KiB around
-/// it read: the right bytes, from exactly two reads covering `at` (fetched, found wrong,
-/// fetched once more), and the artifact's last entry never fetched (no digest vouches).
+#[tokio::test]
+async fn a_tar_member_in_a_deflated_tar_gz_read_after_eviction_never_serves_a_changed_byte() {
+    let t = TarGz::new(1 << 20);
+    let (start, len) = t.range;
+    let at = t.change_reaching(1, len as usize / 3, |at| well_inside(at, (start, len)));
+    member_after_eviction_is_fetched_again(&t, 1, at, false).await;
+}
+
+#[tokio::test]
+async fn the_edge_of_a_verified_tar_gz_is_checked_for_its_members_after_a_remount() {
+    // The first block of the holding entry's compressed bytes is shared with its local
+    // header: its piece, kept in the blob's map, still checks it after a remount. Under
+    // 1 MiB, the holding entry gets no inflated copy, whose seal would catch the changed
+    // byte too (as EIO, not healed): the piece alone is what stands in its way.
+    let t = TarGz::new(256 << 10);
+    let (start, _) = t.range;
+    let at = t.change_reaching(0, 0, |at| at / BLOCK_SIZE == start / BLOCK_SIZE);
+    member_after_eviction_is_fetched_again(&t, 0, at, true).await;
+}
+
+/// With and without a digest: `name` (whose bytes are `data`) read whole, the core dropped
+/// and built again on the same cache when `remount`, its blocks evicted, the byte at blob
+/// offset `at` (entry offset `k`) changed once in flight, then 4 KiB around it read: the
+/// right bytes, from exactly two reads covering `at` (fetched, found wrong, fetched once
+/// more), and the artifact's last entry never fetched (no digest vouches).
 async fn flipped_edge_after_eviction_is_fetched_again(
-    body: &[u8],
-    name: &str,
-    data: &[u8],
-    at: u64,
-    k: u64,
-    what: &str,
+    (body, name, data): (&[u8], &str, &[u8]),
+    (what, at, k): Edge,
+    remount: bool,
 ) {
     for digest in [true, false] {
+        let what = format!("{what}, digest {digest}, remount {remount}");
         let remote = remote_with(body.to_vec(), digest);
         let dir = tempfile::tempdir().unwrap();
-        let fs = core_capped(remote.clone(), dir.path());
+        let mut fs = core_capped(remote.clone(), dir.path()).await;
         let path = format!("{A}/{name}");
         let whole = read_in_chunks(&fs, &path, 128 << 10).await.unwrap();
-        assert_eq!(sha(&whole), sha(data), "{what}, digest {digest}");
+        assert_eq!(sha(&whole), sha(data), "{what}");
+        if remount {
+            drop(fs);
+            fs = core_capped(remote.clone(), dir.path()).await;
+        }
         evict_by_padding(&fs).await;
         let before = reads_so_far(&remote);
         flip_once(&remote, at);
         let from = k.saturating_sub(2000);
         let got = read_at(&fs, &path, from, 4096).await;
-        let got = got.unwrap_or_else(|e| panic!("{what}, digest {digest}: {e}"));
+        let got = got.unwrap_or_else(|e| panic!("{what}: {e}"));
         let want = &data[from as usize..(from as usize + 4096).min(data.len())];
-        assert_eq!(
-            sha(&got),
-            sha(want),
-            "{what}, digest {digest}: the changed byte was served"
-        );
+        assert_eq!(sha(&got), sha(want), "{what}: the changed byte was served");
         assert_eq!(
             reads_covering(&remote, before, at),
             2,
-            "{what}, digest {digest}: fetched, found wrong, fetched once more"
+            "{what}: fetched, found wrong, fetched once more"
         );
         never_complete(&remote, body);
     }
 }
 
-#[tokio::test]
-async fn the_edges_of_a_verified_deflated_entry_are_checked_too() {
-    // The blob blocks at the two ends of the compressed bytes are shared with the local
-    // header and the next entry, so they are not sealed: the entry checks its own pieces of
-    // them. Small enough to get no inflated copy: every read inflates the compressed bytes.
+/// A byte of an entry in a block it shares with its neighbours: (which end, its blob offset,
+/// its offset in the entry's data).
+type Edge = (&'static str, u64, u64);
+
+/// A deflated entry small enough to get no inflated copy (every read inflates the compressed
+/// bytes), and a byte of its compressed bytes in each of the two blocks it shares with its
+/// neighbours whose change still inflates: (zip, data, [(which, blob offset, entry offset)]).
+fn deflated_edges() -> (Vec<u8>, Vec<u8>, [Edge; 2]) {
     let data = noise(600 << 10, 22);
     let body = artifact("small.bin", &data);
     let (start, len) = compressed_range(&body, "small.bin");
@@ -320,38 +375,84 @@ async fn the_edges_of_a_verified_deflated_entry_are_checked_too() {
     let head = silent_changes(deflated, &data, 100).next().unwrap();
     let tail_from = (end / BLOCK_SIZE * BLOCK_SIZE - start) as usize + 100;
     let tail = silent_changes(deflated, &data, tail_from).next().unwrap();
-    for (what, (k, m)) in [("head", head), ("tail", tail)] {
+    let edges = [("head", head), ("tail", tail)].map(|(what, (k, m))| {
         let at = start + k as u64;
         assert!(
             at / BLOCK_SIZE == start / BLOCK_SIZE || at / BLOCK_SIZE == end / BLOCK_SIZE,
             "{what}: in a shared block"
         );
-        flipped_edge_after_eviction_is_fetched_again(&body, "small.bin", &data, at, m as u64, what)
+        (what, at, m as u64)
+    });
+    (body, data, edges)
+}
+
+/// A stored entry that neither starts nor ends on a block boundary, and a byte of each of
+/// the two blocks it shares with its local header and the next entry: (zip, data,
+/// [(which, blob offset, entry offset)]).
+fn stored_edges() -> (Vec<u8>, Vec<u8>, [Edge; 2]) {
+    let data = noise(600 << 10, 23);
+    let body = stored_artifact(&data);
+    let (start, len) = compressed_range(&body, "stored.bin");
+    assert_eq!(len, data.len() as u64, "stored");
+    let end = start + len;
+    assert!(start % BLOCK_SIZE != 0 && end % BLOCK_SIZE != 0);
+    let head = 100;
+    let tail = end / BLOCK_SIZE * BLOCK_SIZE + 100 - start;
+    let edges = [("head", head), ("tail", tail)].map(|(what, k)| (what, start + k, k));
+    (body, data, edges)
+}
+
+/// `stored.bin` (`data`, stored), the padding after it and a last entry nobody reads.
+fn stored_artifact(data: &[u8]) -> Vec<u8> {
+    let mut z = ZipBuilder::new();
+    z.add_with("stored.bin", data, EntryOptions::stored());
+    z.add_with("pad.bin", &noise(PAD, 3), EntryOptions::stored());
+    z.add_with("unread.bin", &noise(UNREAD, 4), EntryOptions::stored());
+    z.finish()
+}
+
+#[tokio::test]
+async fn the_edges_of_a_verified_deflated_entry_are_checked_too() {
+    // The blob blocks at the two ends of the compressed bytes are shared with the local
+    // header and the next entry, so they are not sealed: the entry checks its own pieces of
+    // them.
+    let (body, data, edges) = deflated_edges();
+    for edge in edges {
+        flipped_edge_after_eviction_is_fetched_again((&body, "small.bin", &data), edge, false)
             .await;
     }
 }
 
 #[tokio::test]
+async fn the_edges_of_a_verified_deflated_entry_are_checked_after_a_remount() {
+    // The pieces are in the blob's map: a partial read after a remount, before anything
+    // verified the entry again, is checked by them.
+    let (body, data, edges) = deflated_edges();
+    for edge in edges {
+        flipped_edge_after_eviction_is_fetched_again((&body, "small.bin", &data), edge, true).await;
+    }
+}
+
+#[tokio::test]
 async fn the_edges_of_a_verified_stored_entry_are_checked_too() {
-    // A stored entry that neither starts nor ends on a block boundary: the blocks whole
-    // inside it are sealed when its CRC-32 passes, and its pieces of the two blocks it shares
-    // with its local header and the next entry are checked by every read that touches them.
-    let data = noise(600 << 10, 23);
-    let mut z = ZipBuilder::new();
-    z.add_with("stored.bin", &data, EntryOptions::stored());
-    z.add_with("pad.bin", &noise(PAD, 3), EntryOptions::stored());
-    z.add_with("unread.bin", &noise(UNREAD, 4), EntryOptions::stored());
-    let body = z.finish();
-    let (start, len) = compressed_range(&body, "stored.bin");
-    assert_eq!(len, data.len() as u64, "stored");
-    let end = start + len;
-    assert!(start % BLOCK_SIZE != 0 && end % BLOCK_SIZE != 0);
-    // A byte of each shared block, as an offset in the entry.
-    let head = 100;
-    let tail = end / BLOCK_SIZE * BLOCK_SIZE + 100 - start;
-    for (what, k) in [("head", head), ("tail", tail)] {
-        let at = start + k;
-        flipped_edge_after_eviction_is_fetched_again(&body, "stored.bin", &data, at, k, what).await;
+    // The blocks whole inside the entry are sealed when its CRC-32 passes, and its pieces of
+    // the two blocks it shares with its local header and the next entry are checked by every
+    // read that touches them.
+    let (body, data, edges) = stored_edges();
+    for edge in edges {
+        flipped_edge_after_eviction_is_fetched_again((&body, "stored.bin", &data), edge, false)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn the_edges_of_a_verified_stored_entry_are_checked_after_a_remount() {
+    // A blob with no digest (and one whose digest never vouches: it is never complete): a
+    // partial read (`dd`) of an edge after a remount is checked by the piece in the map.
+    let (body, data, edges) = stored_edges();
+    for edge in edges {
+        flipped_edge_after_eviction_is_fetched_again((&body, "stored.bin", &data), edge, true)
+            .await;
     }
 }
 
@@ -361,17 +462,13 @@ async fn the_refetch_that_verifies_a_stored_entry_vouches_for_its_edges() {
     // refetch reads the entry through and verifies it. That read-through, not a handle's
     // in-order check, is what vouches for the edges here.
     let data = noise(600 << 10, 25);
-    let mut z = ZipBuilder::new();
-    z.add_with("stored.bin", &data, EntryOptions::stored());
-    z.add_with("pad.bin", &noise(PAD, 3), EntryOptions::stored());
-    z.add_with("unread.bin", &noise(UNREAD, 4), EntryOptions::stored());
-    let body = z.finish();
+    let body = stored_artifact(&data);
     let (start, _) = compressed_range(&body, "stored.bin");
     let path = format!("{A}/stored.bin");
     for digest in [true, false] {
         let remote = remote_with(body.clone(), digest);
         let dir = tempfile::tempdir().unwrap();
-        let fs = core_capped(remote.clone(), dir.path());
+        let fs = core_capped(remote.clone(), dir.path()).await;
         flip_once(&remote, start + data.len() as u64 / 2);
         let first = read_in_chunks(&fs, &path, 128 << 10).await;
         assert!(
@@ -398,5 +495,38 @@ async fn the_refetch_that_verifies_a_stored_entry_vouches_for_its_edges() {
             "digest {digest}: fetched, found wrong, fetched once more"
         );
         never_complete(&remote, &body);
+    }
+}
+
+#[tokio::test]
+async fn the_archive_itself_is_checked_by_an_entrys_pieces_after_a_remount() {
+    // `NAME.zip` read in part, where a verified entry's piece lies: the same check as the
+    // entry's own reads.
+    let (body, data, edges) = stored_edges();
+    let path = format!("{A}/stored.bin");
+    for digest in [true, false] {
+        for (what, at, _) in edges {
+            let what = format!("{what}, digest {digest}");
+            let remote = remote_with(body.clone(), digest);
+            let dir = tempfile::tempdir().unwrap();
+            let fs = core_capped(remote.clone(), dir.path()).await;
+            let whole = read_in_chunks(&fs, &path, 128 << 10).await.unwrap();
+            assert_eq!(sha(&whole), sha(&data), "{what}");
+            drop(fs);
+            let fs = core_capped(remote.clone(), dir.path()).await;
+            evict_by_padding(&fs).await;
+            let before = reads_so_far(&remote);
+            flip_once(&remote, at);
+            let from = at.saturating_sub(2000);
+            let got = read_at(&fs, &format!("{A}.zip"), from, 4096).await;
+            let got = got.unwrap_or_else(|e| panic!("{what}: {e}"));
+            let want = &body[from as usize..from as usize + 4096];
+            assert_eq!(sha(&got), sha(want), "{what}: the changed byte was served");
+            assert_eq!(
+                reads_covering(&remote, before, at),
+                2,
+                "{what}: fetched, found wrong, fetched once more"
+            );
+        }
     }
 }

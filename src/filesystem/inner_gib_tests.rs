@@ -114,9 +114,18 @@ pub(super) async fn core_on(
     remote: Arc<dyn crate::github::Remote>,
     dir: &std::path::Path,
 ) -> ArtifactFs {
+    core_capped_on(remote, dir, 2 << 30).await
+}
+
+/// [`core_on`] with a cache of `cap` bytes.
+pub(super) async fn core_capped_on(
+    remote: Arc<dyn crate::github::Remote>,
+    dir: &std::path::Path,
+    cap: u64,
+) -> ArtifactFs {
     let mut tries = 0;
     let cache = loop {
-        match crate::cache::DiskCache::open(&dir.join("cache"), 2 << 30) {
+        match crate::cache::DiskCache::open(&dir.join("cache"), cap) {
             Ok(c) => break Arc::new(c),
             Err(e) if tries < 100 => {
                 tries += 1;

@@ -1,0 +1,142 @@
+//! The pieces of a blob's blocks that a check vouched for without sealing the block
+//! ([`Piece`]): an entry's part of each of the two blocks it shares with its neighbours (its
+//! local header, the next entry), which no check covers whole. A blob's block map keeps them
+//! ([`SealedPieces`]): in memory, ordered for the reads that look them up
+//! (`data::pieces::read_vouched`), and in the `.map` file after the block checksums, as
+//! [`Piece::ENCODED`] bytes each (see `block_map`).
+
+use std::collections::BTreeMap;
+
+use super::BLOCK_SIZE;
+
+/// The part of a blob block that lies inside a range a check vouched for, when the block is
+/// shared with bytes outside it: it can't be sealed whole, so whoever reads the range again
+/// checks it ([`Piece::matches`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece {
+    /// Where it starts in the blob.
+    pub at: u64,
+    pub len: u64,
+    /// Its CRC-32C.
+    pub crc: u32,
+}
+
+impl Piece {
+    /// Bytes a piece takes in the map: its block, its offset in the block, its length and
+    /// its CRC-32C (u32 LE each).
+    pub const ENCODED: usize = 16;
+
+    /// Whether `bytes` (of the blob, from `from`) hold this piece as it was checked; `None`
+    /// when they do not hold all of it.
+    pub fn matches(&self, from: u64, bytes: &[u8]) -> Option<bool> {
+        let lo = self.at.checked_sub(from)? as usize;
+        let d = bytes.get(lo..lo + self.len as usize)?;
+        Some(crc32c::crc32c(d) == self.crc)
+    }
+
+    /// The block it lies in.
+    pub fn block(&self) -> u64 {
+        self.at / BLOCK_SIZE
+    }
+
+    /// Whether it is one a map of a blob of `blob_len` bytes can hold: not empty, inside one
+    /// block and inside the blob (a record torn on disk reads as zeros: empty).
+    fn fits(&self, blob_len: u64) -> bool {
+        self.len > 0
+            && self.at % BLOCK_SIZE + self.len <= BLOCK_SIZE
+            && self.at + self.len <= blob_len
+            && self.block() <= u64::from(u32::MAX)
+    }
+
+    fn encode(&self) -> [u8; Self::ENCODED] {
+        let mut b = [0u8; Self::ENCODED];
+        let fields = [
+            self.block() as u32,
+            (self.at % BLOCK_SIZE) as u32,
+            self.len as u32,
+            self.crc,
+        ];
+        for (chunk, v) in b.chunks_exact_mut(4).zip(fields) {
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+        b
+    }
+
+    fn decode(b: &[u8]) -> Piece {
+        let field = |k: usize| u32::from_le_bytes(b[4 * k..4 * k + 4].try_into().expect("4 bytes"));
+        Piece {
+            at: u64::from(field(0)) * BLOCK_SIZE + u64::from(field(1)),
+            len: u64::from(field(2)),
+            crc: field(3),
+        }
+    }
+}
+
+/// One blob's pieces, by where they start.
+#[derive(Default)]
+pub(super) struct SealedPieces {
+    by_at: BTreeMap<(u64, u64), u32>,
+}
+
+impl SealedPieces {
+    /// The pieces in `records` (as the map stores them) that a blob of `blob_len` bytes can
+    /// hold; the others (a torn record) are left out.
+    pub fn decode(records: &[u8], blob_len: u64) -> SealedPieces {
+        let mut s = SealedPieces::default();
+        for r in records.chunks_exact(Piece::ENCODED) {
+            let p = Piece::decode(r);
+            if p.fits(blob_len) {
+                s.by_at.insert((p.at, p.len), p.crc);
+            }
+        }
+        s
+    }
+
+    /// Appends every piece's record to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        for p in self.iter() {
+            out.extend_from_slice(&p.encode());
+        }
+    }
+
+    /// The records of `pieces`, as [`SealedPieces::encode_into`] writes them.
+    pub fn encode(pieces: &[Piece]) -> Vec<u8> {
+        pieces.iter().flat_map(|p| p.encode()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_at.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Piece> + '_ {
+        (self.by_at.iter()).map(|(&(at, len), &crc)| Piece { at, len, crc })
+    }
+
+    /// Adds `p` (one a blob of `blob_len` bytes can hold); true when it was not there as it
+    /// is.
+    pub fn insert(&mut self, p: Piece, blob_len: u64) -> bool {
+        p.fits(blob_len) && self.by_at.insert((p.at, p.len), p.crc) != Some(p.crc)
+    }
+
+    /// The pieces that share a byte with blob bytes `from..to`.
+    pub fn overlapping(&self, from: u64, to: u64) -> Vec<Piece> {
+        // A piece lies inside one block: one that reaches `from` starts less than a block
+        // before it.
+        let lo = (from.saturating_sub(BLOCK_SIZE), 0);
+        (self.by_at.range(lo..(to, 0)))
+            .map(|(&(at, len), &crc)| Piece { at, len, crc })
+            .filter(|p| p.at + p.len > from)
+            .collect()
+    }
+
+    /// Keeps only the pieces whose block `keep` accepts; true when any went.
+    pub fn retain_blocks(&mut self, keep: impl Fn(u64) -> bool) -> bool {
+        let before = self.by_at.len();
+        self.by_at.retain(|&(at, _), _| keep(at / BLOCK_SIZE));
+        self.by_at.len() != before
+    }
+
+    pub fn clear(&mut self) {
+        self.by_at.clear();
+    }
+}

@@ -89,12 +89,7 @@ impl DiskCache {
     /// Seals `pieces` in `file`'s map (see [`BlockFile::seal_pieces`]): the room the map may
     /// grow by reserved first, the map accounted at its new size after. With no room they are
     /// sealed in memory only (checked all the same while this process runs).
-    pub fn seal_pieces(
-        &self,
-        key: &BlobKey,
-        file: &BlockFile,
-        pieces: &[Piece],
-    ) -> io::Result<()> {
+    pub fn seal_pieces(&self, key: &BlobKey, file: &BlockFile, pieces: &[Piece]) -> io::Result<()> {
         let stem = key.stem();
         let now = blob_overhead(file.map_len());
         let most = blob_overhead(file.map_len() + (pieces.len() * Piece::ENCODED) as u64);

@@ -6,11 +6,15 @@
 //! Format: the magic [`MAP_MAGIC`] (which names the format: a map of any other format is
 //! discarded with its data), the blob length (u64 LE), a flags byte (1: the whole blob
 //! sealed) padded to 24 bytes, one bit per block present, one bit per block sealed, one
-//! CRC-32C (u32 LE) per block, then the number of pieces (u32 LE) and each piece in
-//! [`Piece::ENCODED`] bytes (its block, its offset in the block, its length and its
-//! CRC-32C, u32 LE each). A piece sealed later is appended, then counted, so a write torn
-//! between the two leaves it out; one counted but never written reads as zeros (an empty
-//! piece), which is left out too.
+//! CRC-32C (u32 LE) per block, then the number of pieces (u32 LE), zeros up to the next
+//! multiple of 16 bytes ([`records_at`]), and each piece in [`Piece::ENCODED`] bytes (its
+//! block, its offset in the block, its length and its CRC-32C, with the record's own check:
+//! see `sealed_pieces`). A piece sealed later is appended, then counted, so a write torn
+//! between the two leaves it out; one counted but never written reads as zeros, which fail
+//! the check. A whole rewrite (pieces sorted, so a slot may hold another piece than before)
+//! torn at any byte leaves records whole, old or new, when it tears at a sector or page
+//! boundary (records are aligned), and a record torn elsewhere fails its check: no torn
+//! record is trusted.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -19,7 +23,7 @@ use super::BLOCK_SIZE;
 use super::sealed_pieces::{Piece, SealedPieces};
 
 /// The first bytes of a `.map` of this format (bumped whenever the format changes).
-pub const MAP_MAGIC: [u8; 8] = *b"AFSMAP03";
+pub const MAP_MAGIC: [u8; 8] = *b"AFSMAP04";
 /// Magic, length, flags (and padding) before the bitmap.
 pub(super) const HEADER: u64 = 24;
 const SEALED: u8 = 1;
@@ -59,6 +63,12 @@ pub(super) fn pieces_at(len: u64) -> u64 {
     sum_at(len, len.div_ceil(BLOCK_SIZE))
 }
 
+/// Where a map of a blob of `len` bytes has its first piece's record: after the number of
+/// pieces, aligned to 16 bytes (a record is never cut by a page or a sector boundary).
+pub(super) fn records_at(len: u64) -> u64 {
+    (pieces_at(len) + 4).next_multiple_of(Piece::ENCODED as u64)
+}
+
 /// A map's header: (blob length, flags), when it is of this format.
 pub(super) fn read_header(map: &File) -> Option<(u64, u8)> {
     let mut h = [0u8; HEADER as usize];
@@ -78,11 +88,12 @@ fn read_pieces(map: &File, len: u64) -> SealedPieces {
         return SealedPieces::default();
     }
     let count = u32::from_le_bytes(n) as u64;
+    let first = records_at(len);
     let room = map
         .metadata()
-        .map_or(0, |md| md.len().saturating_sub(at + 4));
+        .map_or(0, |md| md.len().saturating_sub(first));
     let mut records = vec![0u8; (count * Piece::ENCODED as u64).min(room) as usize];
-    match map.read_exact_at(&mut records, at + 4) {
+    match map.read_exact_at(&mut records, first) {
         Ok(()) => SealedPieces::decode(&records, len),
         Err(_) => SealedPieces::default(),
     }
@@ -133,13 +144,14 @@ impl BlockMap {
             buf.extend_from_slice(&s.to_le_bytes());
         }
         buf.extend_from_slice(&(self.pieces.len() as u32).to_le_bytes());
+        buf.resize(records_at(len) as usize, 0);
         self.pieces.encode_into(&mut buf);
         buf
     }
 
     /// Bytes [`BlockMap::encode`] makes.
     pub fn encoded_len(&self, len: u64) -> u64 {
-        pieces_at(len) + 4 + (self.pieces.len() * Piece::ENCODED) as u64
+        records_at(len) + (self.pieces.len() * Piece::ENCODED) as u64
     }
 
     /// Whether block `i`'s checksum is sealed (by the digest, or on its own).

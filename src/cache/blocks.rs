@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::block_map::{BlockMap, pieces_at, present_at, read_header, sum_at};
+use super::block_map::{BlockMap, pieces_at, present_at, read_header, records_at, sum_at};
 use super::sealed_pieces::{Piece, SealedPieces};
 
 pub const BLOCK_SIZE: u64 = 128 * 1024;
@@ -199,7 +199,7 @@ impl BlockFile {
             Err(e) => return Err(e),
         };
         let at = pieces_at(self.len);
-        let records = at + 4 + (m.pieces_on_disk * Piece::ENCODED) as u64;
+        let records = records_at(self.len) + (m.pieces_on_disk * Piece::ENCODED) as u64;
         f.write_all_at(&SealedPieces::encode(new), records)?;
         f.write_all_at(&(m.pieces.len() as u32).to_le_bytes(), at)?;
         m.pieces_on_disk = m.pieces.len();
@@ -475,6 +475,17 @@ impl BlockFile {
         }
     }
 
+    /// Forgets piece `p` (no fetch of its bytes matched it: see `data::pieces`).
+    pub fn forget_piece(&self, p: Piece) {
+        let mut m = self.meta.lock().unwrap();
+        if m.pieces.remove(p)
+            && m.on_disk
+            && let Err(e) = self.persist_all(&mut m, false)
+        {
+            tracing::warn!(map = %self.map_path.display(), "cache: could not forget a piece ({e})");
+        }
+    }
+
     /// Whether the blob was deleted (`rm`): its blocks are no longer accounted.
     pub fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::SeqCst)
@@ -529,7 +540,7 @@ impl BlockFile {
 
     /// Bytes the `.map` file of a blob of `len` bytes takes before any piece is sealed.
     pub fn map_len_for(len: u64) -> u64 {
-        super::block_map::pieces_at(len) + 4
+        records_at(len)
     }
 
     /// Removes both files (the open descriptors stay valid until dropped).

@@ -3,11 +3,16 @@
 //! local header, the next entry), which no check covers whole. A blob's block map keeps them
 //! ([`SealedPieces`]): in memory, ordered for the reads that look them up
 //! (`data::pieces::read_vouched`), and in the `.map` file after the block checksums, as
-//! [`Piece::ENCODED`] bytes each (see `block_map`).
+//! [`Piece::ENCODED`] bytes each (see `block_map`). Each record carries its own check (29
+//! bits of a CRC-32C of its fields, in the bits the offset and the length leave spare), so a
+//! record torn on disk (half one piece, half another) is left out on load, never trusted.
 
 use std::collections::BTreeMap;
 
 use super::BLOCK_SIZE;
+
+// An offset in a block and a length fit the bits a record gives them.
+const _: () = assert!(BLOCK_SIZE <= 1 << Piece::OFFSET_BITS && BLOCK_SIZE < 1 << Piece::LEN_BITS);
 
 /// The part of a blob block that lies inside a range a check vouched for, when the block is
 /// shared with bytes outside it: it can't be sealed whole, so whoever reads the range again
@@ -23,8 +28,15 @@ pub struct Piece {
 
 impl Piece {
     /// Bytes a piece takes in the map: its block, its offset in the block, its length and
-    /// its CRC-32C (u32 LE each).
+    /// its CRC-32C (u32 LE each), the record's check in the offset's and the length's spare
+    /// high bits ([`Piece::OFFSET_BITS`], [`Piece::LEN_BITS`]).
     pub const ENCODED: usize = 16;
+    /// Bits an offset in a block takes (`0..BLOCK_SIZE`).
+    const OFFSET_BITS: u32 = 17;
+    /// Bits a length takes (`1..=BLOCK_SIZE`).
+    const LEN_BITS: u32 = 18;
+    /// Bits of the record's check: what the offset and the length leave of their words.
+    const CHECK_BITS: u32 = 64 - Self::OFFSET_BITS - Self::LEN_BITS;
 
     /// Whether `bytes` (of the blob, from `from`) hold this piece as it was checked; `None`
     /// when they do not hold all of it.
@@ -48,27 +60,46 @@ impl Piece {
             && self.block() <= u64::from(u32::MAX)
     }
 
+    /// The record's check: the low [`Piece::CHECK_BITS`] of a CRC-32C of its fields.
+    fn check(block: u32, offset: u32, len: u32, crc: u32) -> u32 {
+        let mut fields = [0u8; 16];
+        for (chunk, v) in fields.chunks_exact_mut(4).zip([block, offset, len, crc]) {
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+        crc32c::crc32c(&fields) & ((1 << Self::CHECK_BITS) - 1)
+    }
+
     fn encode(&self) -> [u8; Self::ENCODED] {
-        let mut b = [0u8; Self::ENCODED];
+        let (block, offset) = (self.block() as u32, (self.at % BLOCK_SIZE) as u32);
+        let len = self.len as u32;
+        let check = Self::check(block, offset, len, self.crc);
+        let low_bits = Self::CHECK_BITS - (32 - Self::OFFSET_BITS);
         let fields = [
-            self.block() as u32,
-            (self.at % BLOCK_SIZE) as u32,
-            self.len as u32,
+            block,
+            offset | (check >> low_bits) << Self::OFFSET_BITS,
+            len | (check & ((1 << low_bits) - 1)) << Self::LEN_BITS,
             self.crc,
         ];
+        let mut b = [0u8; Self::ENCODED];
         for (chunk, v) in b.chunks_exact_mut(4).zip(fields) {
             chunk.copy_from_slice(&v.to_le_bytes());
         }
         b
     }
 
-    fn decode(b: &[u8]) -> Piece {
+    /// The piece a record holds; `None` when its check fails (a torn record).
+    fn decode(b: &[u8]) -> Option<Piece> {
         let field = |k: usize| u32::from_le_bytes(b[4 * k..4 * k + 4].try_into().expect("4 bytes"));
-        Piece {
-            at: u64::from(field(0)) * BLOCK_SIZE + u64::from(field(1)),
-            len: u64::from(field(2)),
-            crc: field(3),
-        }
+        let (block, crc) = (field(0), field(3));
+        let offset = field(1) & ((1 << Self::OFFSET_BITS) - 1);
+        let len = field(2) & ((1 << Self::LEN_BITS) - 1);
+        let low_bits = Self::CHECK_BITS - (32 - Self::OFFSET_BITS);
+        let check = (field(1) >> Self::OFFSET_BITS) << low_bits | field(2) >> Self::LEN_BITS;
+        (check == Self::check(block, offset, len, crc)).then(|| Piece {
+            at: u64::from(block) * BLOCK_SIZE + u64::from(offset),
+            len: u64::from(len),
+            crc,
+        })
     }
 }
 
@@ -79,13 +110,12 @@ pub(super) struct SealedPieces {
 }
 
 impl SealedPieces {
-    /// The pieces in `records` (as the map stores them) that a blob of `blob_len` bytes can
-    /// hold; the others (a torn record) are left out.
+    /// The pieces in `records` (as the map stores them) whose check passes and that a blob
+    /// of `blob_len` bytes can hold; the others (a torn record) are left out.
     pub fn decode(records: &[u8], blob_len: u64) -> SealedPieces {
         let mut s = SealedPieces::default();
         for r in records.chunks_exact(Piece::ENCODED) {
-            let p = Piece::decode(r);
-            if p.fits(blob_len) {
+            if let Some(p) = Piece::decode(r).filter(|p| p.fits(blob_len)) {
                 s.by_at.insert((p.at, p.len), p.crc);
             }
         }
@@ -116,6 +146,18 @@ impl SealedPieces {
     /// is.
     pub fn insert(&mut self, p: Piece, blob_len: u64) -> bool {
         p.fits(blob_len) && self.by_at.insert((p.at, p.len), p.crc) != Some(p.crc)
+    }
+
+    /// Removes `p` (as it is); true when it was there.
+    pub fn remove(&mut self, p: Piece) -> bool {
+        self.by_at
+            .remove_entry(&(p.at, p.len))
+            .is_some_and(|(_, crc)| {
+                if crc != p.crc {
+                    self.by_at.insert((p.at, p.len), crc);
+                }
+                crc == p.crc
+            })
     }
 
     /// The pieces that share a byte with blob bytes `from..to`.

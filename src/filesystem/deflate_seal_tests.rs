@@ -530,3 +530,62 @@ async fn the_archive_itself_is_checked_by_an_entrys_pieces_after_a_remount() {
         }
     }
 }
+
+/// The block map of the artifact's blob (not an inflated copy's) in the cache under `dir`
+/// (see [`core_capped`]), opened.
+fn blob_map(dir: &std::path::Path) -> crate::cache::BlockFile {
+    let blocks = dir.join("cache").join("blocks");
+    let map = std::fs::read_dir(&blocks)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "map") && !p.to_string_lossy().contains("-e"))
+        .expect("the blob's map");
+    let len = crate::cache::BlockFile::recorded_len(&map).unwrap();
+    let stem = map.file_stem().unwrap().to_str().unwrap();
+    crate::cache::BlockFile::open(&blocks, stem, len).unwrap()
+}
+
+#[tokio::test]
+async fn a_wrong_piece_loses_to_a_read_through_that_passes_the_crc() {
+    // A piece that no fetch matches (a record gone wrong in the map) fails the read that
+    // meets it (EIO, after one refetch), and is forgotten: the next read through the entry
+    // passes its CRC and seals the right piece again, instead of EIO forever.
+    let (body, data, _) = stored_edges();
+    let path = format!("{A}/stored.bin");
+    let remote = remote_with(body.clone(), false);
+    let dir = tempfile::tempdir().unwrap();
+    let fs = core_capped(remote.clone(), dir.path()).await;
+    let whole = read_in_chunks(&fs, &path, 128 << 10).await.unwrap();
+    assert_eq!(sha(&whole), sha(&data));
+    drop(fs);
+    let right = {
+        let map = blob_map(dir.path());
+        let right = map.pieces_in(0, map.len());
+        assert_eq!(right.len(), 2, "the entry's two edges");
+        let wrong = crate::cache::Piece {
+            crc: right[0].crc ^ 1,
+            ..right[0]
+        };
+        map.seal_pieces(&[wrong]).unwrap();
+        right
+    };
+    let fs = core_capped(remote.clone(), dir.path()).await;
+    let before = reads_so_far(&remote);
+    let first = read_in_chunks(&fs, &path, 128 << 10).await;
+    assert!(first.is_err(), "the wrong piece fails the first read");
+    assert_eq!(
+        reads_covering(&remote, before, right[0].at),
+        1,
+        "refetched once"
+    );
+    let again = read_in_chunks(&fs, &path, 128 << 10).await;
+    let again = again.unwrap_or_else(|e| panic!("the next read-through: {e}"));
+    assert_eq!(sha(&again), sha(&data));
+    drop(fs);
+    let map = blob_map(dir.path());
+    assert_eq!(
+        map.pieces_in(0, map.len()),
+        right,
+        "the right piece sealed again"
+    );
+}

@@ -53,27 +53,6 @@ fn sha_of(path: &Path) -> String {
     out.split_whitespace().next().unwrap().to_string()
 }
 
-/// Bytes the files under `dir` really occupy on disk (a file removed while it is counted
-/// counts nothing).
-fn disk_usage(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            match e.metadata() {
-                Ok(md) if md.is_dir() => stack.push(e.path()),
-                Ok(md) => total += md.blocks() * 512,
-                Err(_) => {}
-            }
-        }
-    }
-    total
-}
-
 /// Runs `f` while a thread samples [`disk_usage`] of `dir` over and over: what `f` gave,
 /// the most seen, and how many samples were taken.
 fn peak_usage_while<T>(dir: &Path, f: impl FnOnce() -> T) -> (T, u64, u64) {

@@ -41,25 +41,6 @@ fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// Bytes the files under `dir` really occupy on disk.
-fn disk_usage(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let md = e.metadata().unwrap();
-            if md.is_dir() {
-                stack.push(e.path());
-            } else {
-                total += md.blocks() * 512;
-            }
-        }
-    }
-    total
-}
-
 #[test]
 fn reads_only_what_is_read_once_and_again_after_remount() {
     require_fuse();

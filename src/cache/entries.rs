@@ -1,6 +1,7 @@
 //! Whole files kept beside a blob, evictable in the one LRU: a deflated zip entry's seek points
-//! (`entries/{stem}/{n}.seek`) and the indexes of archives inside a blob's files
-//! (`entries/{stem}/{name}.inner`). Each is written whole, in room reserved for it first.
+//! (`entries/{stem}.{n}.seek`) and the indexes of archives inside a blob's files
+//! (`entries/{stem}.{name}.inner`). Each is written whole, in room reserved for it first.
+//! Flat in `entries/`, no directory per blob: a directory costs a disk unit of its own.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,9 +10,7 @@ use super::{BlobKey, DiskCache};
 
 impl DiskCache {
     pub(super) fn seek_rel(key: &BlobKey, index: usize) -> PathBuf {
-        Path::new("entries")
-            .join(key.stem())
-            .join(format!("{index}.seek"))
+        Path::new("entries").join(format!("{}.{index}.seek", key.stem()))
     }
 
     /// The seek points kept for entry `index` of `key` (and marks them used).
@@ -25,9 +24,7 @@ impl DiskCache {
     }
 
     fn inner_rel(key: &BlobKey, name: &str) -> PathBuf {
-        Path::new("entries")
-            .join(key.stem())
-            .join(format!("{name}.inner"))
+        Path::new("entries").join(format!("{}.{name}.inner", key.stem()))
     }
 
     /// The saved index of the archive inside blob `key` called `name` (and marks it used).

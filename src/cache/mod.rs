@@ -7,7 +7,7 @@
 //! ```text
 //! CACHE_DIR/
 //!   tmp/                         files being written (renamed into place when complete)
-//!   entries/a{id}-{version}/…    seek points and inner archives' indexes (see `entries`)
+//!   entries/a{id}-{version}.*    seek points and inner archives' indexes (see `entries`)
 //!   blocks/a{id}-{version}.data  the blob's bytes fetched so far (sparse; see `blocks`)
 //!   blocks/a{id}-{version}.map   which 128 KiB blocks of it are present, their checksums,
 //!                                seals and sealed pieces (see `block_map`)
@@ -15,7 +15,9 @@
 //!   meta/NAME                    small remembered answers (e.g. which artifacts are zips)
 //!   artifactfs.log[.1]           a background mount's log (capped; see `crate::logfile`)
 //! ```
-//! Everything under the directory counts against the cap: blocks, block maps and entries (one
+//! Everything under the directory counts against the cap: the directories themselves (fixed
+//! space at their size on disk, refreshed whenever a file is created in one, a directory
+//! growing by at most [`DIR_GROWTH`] reserved with the file), blocks, block maps and entries (one
 //! LRU list; an evicted block is a hole punched in its data file; a blob's map, with the
 //! allocation unit of its data file, is used whenever one of its blocks is, so it is evicted
 //! after the last of them, and with it the whole blob), metadata files (not evicted, counted
@@ -70,6 +72,14 @@ impl BlobKey {
         format!("a{}-{}", self.id, self.version)
     }
 }
+
+/// The cache's directories (the root, `.`, and those under it), counted as fixed space at
+/// their size on disk.
+const DIRS: [&str; 5] = [".", "tmp", "entries", "blocks", "meta"];
+
+/// What a directory may grow by when a file is created in it (one disk unit): reserved with
+/// the file, then the directory is counted at its real size ([`DiskCache::dir_size`]).
+const DIR_GROWTH: u64 = 4096;
 
 /// How long the cache stops writing after a write failed (the disk may free up).
 const WRITE_PAUSE: Duration = Duration::from_secs(10);
@@ -128,6 +138,14 @@ pub(crate) fn mkdir_private(path: &Path) -> io::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(0o700))
 }
 
+/// Directory `rel` of the cache at `root` and what it takes on disk now (`st_blocks`, as
+/// `du` counts it), to count as fixed space.
+fn dir_size(root: &Path, rel: &str) -> (PathBuf, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let size = fs::metadata(root.join(rel)).map_or(0, |md| md.blocks() * 512);
+    (PathBuf::from(rel), size)
+}
+
 /// Free bytes on the filesystem holding `path` (for unprivileged users).
 fn free_space(path: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
@@ -163,6 +181,13 @@ impl DiskCache {
         for e in fs::read_dir(root.join("tmp"))? {
             let _ = fs::remove_file(e?.path());
         }
+        // The layout before flat entries: a directory per blob, dropped with what it holds.
+        for e in fs::read_dir(root.join("entries"))? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
         let mut found = Vec::new();
         collect_files(root, &root.join("entries"), &mut found)?;
         collect_blocks(&root.join("blocks"), &mut found)?;
@@ -183,6 +208,10 @@ impl DiskCache {
             state.put(rel, size);
         }
         for (rel, size, _) in fixed {
+            state.set_fixed(rel, size);
+        }
+        for dir in DIRS {
+            let (rel, size) = dir_size(root, dir);
             state.set_fixed(rel, size);
         }
         let cache = DiskCache {
@@ -323,7 +352,7 @@ impl DiskCache {
             .peek(&map_rel(&stem))
             .copied()
             .unwrap_or(0);
-        let reservation = self.reserve(map.saturating_sub(accounted), Some(pin));
+        let reservation = self.reserve(map.saturating_sub(accounted) + DIR_GROWTH, Some(pin));
         let mut blocks = self.blocks.lock().unwrap();
         if let Some(f) = blocks.get(&stem)
             && f.len() == len
@@ -338,11 +367,19 @@ impl DiskCache {
         });
         blocks.insert(stem.clone(), f.clone());
         drop(blocks);
-        if let Some(r) = reservation {
-            self.written();
-            // A map kept from an earlier run may hold sealed pieces: its own length counts.
-            let map = map.max(blob_overhead(f.map_len()));
-            r.commit(|st| st.put(map_rel(&stem), map));
+        // Its files may have grown `blocks/` (with or without a reservation).
+        let dir = self.dir_size("blocks");
+        match reservation {
+            Some(r) => {
+                self.written();
+                // A map kept from an earlier run may hold sealed pieces: its own length counts.
+                let map = map.max(blob_overhead(f.map_len()));
+                r.commit(|st| {
+                    st.put(map_rel(&stem), map);
+                    st.set_fixed(dir.0, dir.1);
+                });
+            }
+            None => self.state.lock().unwrap().set_fixed(dir.0, dir.1),
         }
         Ok(f)
     }
@@ -392,13 +429,14 @@ impl DiskCache {
         }
     }
 
-    /// Removes the file `rel`, and its `entries/{stem}/` directory when that was its last
-    /// file (a directory costs a disk unit too).
+    /// Removes the file `rel` (a directory keeps its size: it stays counted as it is).
     fn remove_file(&self, rel: &Path) {
         let _ = fs::remove_file(self.root.join(rel));
-        if let Some(parent) = rel.parent().filter(|p| p.starts_with("entries/")) {
-            let _ = fs::remove_dir(self.root.join(parent)); // fails while not empty
-        }
+    }
+
+    /// Directory `rel` of the cache and what it takes on disk now (see [`DIRS`]).
+    pub(super) fn dir_size(&self, rel: &str) -> (PathBuf, u64) {
+        dir_size(&self.root, rel)
     }
 
     /// Evicts a whole blob whose blocks are all gone: its map and its data file's last
@@ -519,7 +557,7 @@ impl DiskCache {
     ) -> io::Result<()> {
         use std::io::Write;
         let size = on_disk(bytes.len() as u64);
-        let Some(reservation) = self.reserve(size, None) else {
+        let Some(reservation) = self.reserve(size + DIR_GROWTH, None) else {
             return Ok(());
         };
         let dest = self.root.join(rel);
@@ -536,7 +574,14 @@ impl DiskCache {
         });
         match written {
             Ok(()) => {
-                reservation.commit(|st| account(st, size));
+                let parent = rel.parent().and_then(Path::to_str).unwrap_or(".");
+                let dirs = [self.dir_size(parent), self.dir_size("tmp")];
+                reservation.commit(|st| {
+                    account(st, size);
+                    for (dir, size) in dirs {
+                        st.set_fixed(dir, size);
+                    }
+                });
                 Ok(())
             }
             Err(e) => {

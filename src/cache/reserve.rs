@@ -10,7 +10,9 @@ use std::io;
 use std::sync::atomic::Ordering;
 
 use super::accounting::{LruState, Pin};
-use super::{BlobKey, BlockFile, DiskCache, Piece, blob_overhead, block_rel, map_rel, on_disk};
+use super::{
+    BlobKey, BlockFile, DIR_GROWTH, DiskCache, Piece, blob_overhead, block_rel, map_rel, on_disk,
+};
 use crate::cache::blocks::{bad_block, checksum};
 
 /// Space set aside under the cap for a write about to happen: counted as used from the
@@ -174,7 +176,8 @@ impl DiskCache {
         let map = {
             let st = self.state.lock().unwrap();
             let accounted = st.files.contains(&map_rel(&stem));
-            (!accounted).then(|| blob_overhead(file.map_len()))
+            // A map that comes back is a file created in `blocks/` again: it may grow.
+            (!accounted).then(|| blob_overhead(file.map_len()) + DIR_GROWTH)
         };
         let size = map.unwrap_or(0)
             + (first..end)
@@ -205,7 +208,11 @@ impl DiskCache {
             }
         }
         self.written();
+        let dir = map.map(|_| self.dir_size("blocks"));
         reservation.commit(|st| {
+            if let Some((dir, size)) = dir {
+                st.set_fixed(dir, size);
+            }
             if file.is_deleted() {
                 return; // a late write after `rm`: nothing of it stays
             }

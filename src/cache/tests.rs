@@ -11,6 +11,24 @@ fn key(id: u64) -> BlobKey {
     }
 }
 
+impl DiskCache {
+    /// [`DiskCache::used`] but for the cache's directories: what its files take.
+    pub(crate) fn used_by_files(&self) -> u64 {
+        let st = self.state.lock().unwrap();
+        let dirs: u64 = DIRS.iter().map(|d| st.fixed[Path::new(d)]).sum();
+        drop(st);
+        self.used() - dirs
+    }
+}
+
+/// What a new, empty cache takes: its directories.
+fn new_cache_dirs() -> u64 {
+    let d = tempfile::tempdir().unwrap();
+    let used = DiskCache::open(d.path(), 1 << 20).unwrap().used();
+    assert_eq!(used, disk_usage(d.path()));
+    used
+}
+
 /// Keeps `bytes` bytes of seek points for entry `index` of `key`; where they are.
 fn put(cache: &DiskCache, key: &BlobKey, index: usize, bytes: usize) -> PathBuf {
     cache.store_seek_points(key, index, &vec![7u8; bytes]);
@@ -41,8 +59,10 @@ fn dirs_are_private_and_files_0600() {
 #[test]
 fn evicts_least_recently_used_past_limit() {
     let d = tempfile::tempdir().unwrap();
-    // Three 4 KiB files do not fit in 10 000 bytes.
-    let cache = DiskCache::open(d.path(), 10_000).unwrap();
+    // Three 4 KiB files do not fit in 12 KiB beside the directories (two do, with the unit
+    // a write reserves for its directory to grow by).
+    let cap = new_cache_dirs() + 12 * 1024;
+    let cache = DiskCache::open(d.path(), cap).unwrap();
     let peak = watch_peak(&cache);
     put(&cache, &key(1), 0, 4000);
     let second = put(&cache, &key(2), 0, 4000);
@@ -52,19 +72,18 @@ fn evicts_least_recently_used_past_limit() {
         cache.seek_points(&key(2), 0).is_none(),
         "2 was least recently used"
     );
-    assert!(
-        !second.parent().unwrap().exists(),
-        "its entries/ directory went with its last file"
+    assert!(!second.exists());
+    assert_eq!(
+        second.parent(),
+        Some(d.path().join("entries").as_path()),
+        "flat"
     );
     assert!(cache.seek_points(&key(1), 0).is_some());
     assert!(cache.seek_points(&key(3), 0).is_some());
-    assert!(cache.used() <= 10_000);
-    assert!(disk_usage(d.path()) <= 10_000);
+    assert!(cache.used() <= cap);
+    assert_eq!(cache.used(), disk_usage(d.path()));
     let peak = peak.load(Ordering::SeqCst);
-    assert!(
-        peak <= 10_000,
-        "{peak} bytes on disk as the third was written"
-    );
+    assert!(peak <= cap, "{peak} bytes on disk as the third was written");
 }
 
 #[test]
@@ -80,37 +99,23 @@ fn survives_reopen_and_remove_blobs() {
     assert_eq!(cache.seek_points(&key(5), 0).unwrap(), vec![7u8; 10]);
     assert_eq!(cache.inner_index(&key(5), "inner-x.tar").unwrap(), b"index");
     assert_eq!(cache.load_meta("kinds.json").unwrap(), b"{}");
+    let dirs = new_cache_dirs();
     assert_eq!(
         cache.used(),
-        3 * 4096,
-        "two entries and a metadata file, in disk allocation units"
+        dirs + 3 * 4096,
+        "two entries and a metadata file, in disk allocation units, and the directories"
     );
+    assert_eq!(cache.used(), disk_usage(d.path()));
     cache.remove_blobs(5);
     assert!(cache.seek_points(&key(5), 0).is_none());
     assert!(cache.inner_index(&key(5), "inner-x.tar").is_none());
-    assert_eq!(cache.used(), 4096, "the metadata file stays");
+    assert_eq!(cache.used(), dirs + 4096, "the metadata file stays");
+    assert_eq!(cache.used(), disk_usage(d.path()));
 }
 
-/// What the files under `root` take on disk, as `du` counts them (`st_blocks`); a file
-/// removed while it is counted counts nothing.
-pub(crate) fn disk_usage(root: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            match e.metadata() {
-                Ok(md) if md.is_dir() => stack.push(e.path()),
-                Ok(md) => total += md.blocks() * 512,
-                Err(_) => {}
-            }
-        }
-    }
-    total
-}
+#[path = "../../tests/common/disk_usage.rs"]
+mod du;
+pub(crate) use du::disk_usage;
 
 /// The most the files under the cache's root take on disk right after any write under it
 /// (before the bytes are accounted: the cache at its fullest), from now on.
@@ -180,10 +185,11 @@ fn a_store_never_takes_the_cache_past_its_cap_even_for_a_moment() {
 
 #[test]
 fn a_blob_with_no_room_for_its_map_gets_it_with_its_first_block() {
-    // Room for seven pinned blocks, their blob's map, and 4 KiB more: not a second map.
-    const CAP: u64 = 7 * BLOCK_SIZE + 8192 + 4096;
+    // Room for the directories, seven pinned blocks, their blob's map, and 4 KiB more: not
+    // a second map.
+    let cap = new_cache_dirs() + 7 * BLOCK_SIZE + 8192 + 4096;
     let d = tempfile::tempdir().unwrap();
-    let cache = DiskCache::open(d.path(), CAP).unwrap();
+    let cache = DiskCache::open(d.path(), cap).unwrap();
     let a = cache.block_file(&key(1), 8 * BLOCK_SIZE).unwrap();
     assert!(store_run(&cache, &key(1), &a, 0, 6));
     let pin = cache.pin(&key(1), 0, 6);
@@ -191,7 +197,7 @@ fn a_blob_with_no_room_for_its_map_gets_it_with_its_first_block() {
     let map = d.path().join("blocks/a2-v.map");
     assert!(!map.exists(), "no room: opened without its map");
     assert!(!store_run(&cache, &key(2), &b, 0, 0), "still no room");
-    assert!(disk_usage(d.path()) <= CAP);
+    assert!(disk_usage(d.path()) <= cap);
     drop(pin);
     assert!(store_run(&cache, &key(2), &b, 0, 0));
     assert_eq!(
@@ -199,10 +205,61 @@ fn a_blob_with_no_room_for_its_map_gets_it_with_its_first_block() {
         vec![0],
         "the map came with it"
     );
-    assert!(disk_usage(d.path()) <= CAP, "{}", disk_usage(d.path()));
-    assert!(cache.used() <= CAP);
+    assert!(disk_usage(d.path()) <= cap, "{}", disk_usage(d.path()));
+    assert!(cache.used() <= cap);
     drop(cache);
-    let cache = DiskCache::open(d.path(), CAP).unwrap();
+    let cache = DiskCache::open(d.path(), cap).unwrap();
     let b = cache.block_file(&key(2), 64 << 20).unwrap();
     assert!(b.has(0), "kept across a reopen");
+}
+
+#[test]
+fn the_cap_counts_the_cache_directories() {
+    // Seek points of 16 blobs under a 64 KiB cap (the reviewer's case): the directories
+    // count as `du` counts them, the cache's own included.
+    const CAP: u64 = 64 << 10;
+    let d = tempfile::tempdir().unwrap();
+    let cache = DiskCache::open(d.path(), CAP).unwrap();
+    let peak = watch_peak(&cache);
+    for id in 0..16 {
+        put(&cache, &key(id), 0, 100);
+    }
+    let du = disk_usage(d.path());
+    eprintln!("figures: used() {}, du {du}", cache.used());
+    assert_eq!(cache.used(), du, "used() is what du counts");
+    assert!(du <= CAP, "{du} bytes on disk, cap {CAP}");
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(peak <= CAP, "{peak} bytes on disk at a write, cap {CAP}");
+}
+
+#[test]
+fn a_directory_that_grows_is_counted_at_its_size() {
+    // Enough blobs that `blocks/` takes more than one disk unit.
+    let d = tempfile::tempdir().unwrap();
+    let cache = DiskCache::open(d.path(), 8 << 20).unwrap();
+    for id in 0..300 {
+        cache.block_file(&key(id), BLOCK_SIZE).unwrap();
+    }
+    use std::os::unix::fs::MetadataExt;
+    let on_disk = || fs::metadata(d.path().join("blocks")).unwrap().blocks() * 512;
+    let counted = |c: &DiskCache| c.state.lock().unwrap().fixed[Path::new("blocks")];
+    assert!(on_disk() > 4096, "blocks/ grew");
+    assert_eq!(counted(&cache), on_disk());
+    assert!(cache.used() >= disk_usage(d.path()));
+    drop(cache);
+    let cache = DiskCache::open(d.path(), 8 << 20).unwrap();
+    assert_eq!(counted(&cache), on_disk(), "reopened");
+}
+
+#[test]
+fn a_cache_of_the_old_layout_drops_its_per_blob_directories() {
+    let d = tempfile::tempdir().unwrap();
+    drop(DiskCache::open(d.path(), 1 << 20).unwrap());
+    let old = d.path().join("entries/a1-v");
+    fs::create_dir(&old).unwrap();
+    fs::write(old.join("0.seek"), b"points").unwrap();
+    let cache = DiskCache::open(d.path(), 1 << 20).unwrap();
+    assert!(!old.exists(), "dropped");
+    assert!(cache.seek_points(&key(1), 0).is_none());
+    assert_eq!(cache.used(), disk_usage(d.path()));
 }

@@ -157,7 +157,7 @@ async fn a_wrong_digest_fails_the_blob_and_drops_the_bytes() {
     assert!(!src.sealed());
     assert_eq!(src.file().unwrap().missing(0, 2).len(), 3);
     assert_eq!(
-        src.cache().used(),
+        src.cache().used_by_files(),
         8192,
         "only the blob's overhead (map, extent tree) is left"
     );
@@ -209,7 +209,7 @@ async fn a_remount_serves_from_disk() {
     }
     let (remote, src) = setup(dir.path(), &d, 1 << 30, None);
     assert_eq!(
-        src.cache().used(),
+        src.cache().used_by_files(),
         2 * BLOCK_SIZE + 8192,
         "two blocks and the blob's overhead (map, extent tree)"
     );

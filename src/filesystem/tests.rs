@@ -357,7 +357,7 @@ async fn corrupt_download_is_eio_and_not_cached() {
     assert_eq!(err.errno(), libc::EIO);
     f.fs.persist_metadata();
     assert_eq!(
-        f.fs.cache().used(),
+        f.fs.cache().used_by_files(),
         3 * 4096,
         "bad bytes are not kept: only the blob's overhead (map, extent tree) and kinds.json"
     );

@@ -6,9 +6,13 @@
 
 #![allow(dead_code)]
 
+mod disk_usage;
 pub mod serve;
 pub mod site;
 pub mod zip_bytes;
+
+#[allow(unused_imports)] // not every test binary measures the cache
+pub use disk_usage::disk_usage;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

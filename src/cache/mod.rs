@@ -447,11 +447,10 @@ impl DiskCache {
         match open {
             Some(f) => {
                 if !f.retire() {
-                    // A block is being stored right now: the map stays with it.
-                    self.state
-                        .lock()
-                        .unwrap()
-                        .put(map_rel(stem), blob_overhead(f.map_len()));
+                    // A block is being stored right now: the map stays with it (its size
+                    // taken before the state lock: the blob's lock waits on its writes).
+                    let map = blob_overhead(f.map_len());
+                    self.state.lock().unwrap().put(map_rel(stem), map);
                 }
             }
             None => {

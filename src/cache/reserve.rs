@@ -31,8 +31,29 @@ impl Reservation<'_> {
     pub(super) fn commit(mut self, account: impl FnOnce(&mut LruState)) {
         let mut st = self.cache.state.lock().unwrap();
         st.reserved -= std::mem::take(&mut self.bytes);
+        #[cfg(test)]
+        UNDER_STATE_LOCK.set(true);
         account(&mut st);
+        #[cfg(test)]
+        UNDER_STATE_LOCK.set(false);
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests only: this thread runs a commit's accounting, under the cache's state lock.
+    static UNDER_STATE_LOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Tests only: panics when a blob's lock is taken under the cache's state lock (in a
+/// commit's accounting), where it would make every cache operation wait on that blob's disk
+/// writes.
+#[cfg(test)]
+pub(super) fn assert_not_under_state_lock() {
+    assert!(
+        !UNDER_STATE_LOCK.get(),
+        "a blob's lock taken under the cache's state lock"
+    );
 }
 
 impl Drop for Reservation<'_> {
@@ -209,6 +230,8 @@ impl DiskCache {
         }
         self.written();
         let dir = map.map(|_| self.dir_size("blocks"));
+        // Not under the state lock: the blob's lock is held across its disk writes.
+        let map_size = blob_overhead(file.map_len());
         reservation.commit(|st| {
             if let Some((dir, size)) = dir {
                 st.set_fixed(dir, size);
@@ -220,7 +243,7 @@ impl DiskCache {
                 st.put(block_rel(&stem, i), on_disk(file.block_len(i)));
             }
             if !done.is_empty() || map.is_none() {
-                st.put(map_rel(&stem), blob_overhead(file.map_len()));
+                st.put(map_rel(&stem), map_size);
             }
         });
         result.map(|()| BlocksStored::Written { bad })

@@ -263,3 +263,18 @@ fn a_cache_of_the_old_layout_drops_its_per_blob_directories() {
     assert!(cache.seek_points(&key(1), 0).is_none());
     assert_eq!(cache.used(), disk_usage(d.path()));
 }
+
+#[test]
+fn a_store_accounts_its_map_without_taking_the_blobs_lock_under_the_state_lock() {
+    // The blob's lock is held across its disk writes (a seal, a retirement): a commit that
+    // waited for it under the state lock would make every cache operation wait on them.
+    let d = tempfile::tempdir().unwrap();
+    let cache = DiskCache::open(d.path(), 8 << 20).unwrap();
+    let f = cache.block_file(&key(1), 4 * BLOCK_SIZE).unwrap();
+    assert!(store_run(&cache, &key(1), &f, 0, 1));
+    assert_eq!(
+        cache.used_by_files(),
+        2 * BLOCK_SIZE + blob_overhead(f.map_len()),
+        "its blocks and its map"
+    );
+}

@@ -76,6 +76,12 @@ pub struct BlockFile {
     writes: AtomicU64,
     /// Deleted with its blob (`rm`): a late write must not bring the map back.
     deleted: AtomicBool,
+    /// Bytes the `.map` file holds (0: there is none), kept beside the lock so that the
+    /// cache accounts the map as the file is without waiting on this blob's writes.
+    map_file_len: AtomicU64,
+    /// Tests only: writes to the data file fail (as at a full disk, or EFBIG).
+    #[cfg(test)]
+    pub(crate) fail_data_writes: AtomicBool,
 }
 
 fn open_private(path: &Path) -> io::Result<File> {
@@ -138,6 +144,9 @@ impl BlockFile {
             evictions: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             deleted: AtomicBool::new(false),
+            map_file_len: AtomicU64::new(0),
+            #[cfg(test)]
+            fail_data_writes: AtomicBool::new(false),
         };
         f.persist_all(&mut f.meta.lock().unwrap(), false)?;
         Ok(f)
@@ -180,7 +189,10 @@ impl BlockFile {
             Ok(f) => f
                 .write_all_at(&buf, 0)
                 .and_then(|()| f.set_len(buf.len() as u64))
-                .map(|()| m.pieces_on_disk = m.pieces.len()),
+                .map(|()| {
+                    m.pieces_on_disk = m.pieces.len();
+                    self.map_file_len.store(buf.len() as u64, Ordering::SeqCst);
+                }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
@@ -203,6 +215,8 @@ impl BlockFile {
         f.write_all_at(&SealedPieces::encode(new), records)?;
         f.write_all_at(&(m.pieces.len() as u32).to_le_bytes(), at)?;
         m.pieces_on_disk = m.pieces.len();
+        self.map_file_len
+            .store(m.encoded_len(self.len), Ordering::SeqCst);
         Ok(())
     }
 
@@ -306,6 +320,10 @@ impl BlockFile {
             // A retired blob comes back: its map first.
             self.persist_all(&mut m, true)?;
             m.on_disk = true;
+        }
+        #[cfg(test)]
+        if self.fail_data_writes.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::EFBIG));
         }
         self.data.write_all_at(bytes, i * BLOCK_SIZE)?;
         self.writes.fetch_add(1, Ordering::SeqCst);
@@ -458,6 +476,7 @@ impl BlockFile {
             .set_len(0)
             .and_then(|()| self.data.set_len(self.len));
         let _ = fs::remove_file(&self.map_path);
+        self.map_file_len.store(0, Ordering::SeqCst);
         true
     }
 
@@ -540,6 +559,12 @@ impl BlockFile {
         self.meta.lock().unwrap().encoded_len(self.len)
     }
 
+    /// Bytes the `.map` file holds now; `None` when there is none (retired, deleted, or not
+    /// created for want of room). Takes no lock: what the cache accounts a map by.
+    pub fn map_size(&self) -> Option<u64> {
+        Some(self.map_file_len.load(Ordering::SeqCst)).filter(|&n| n > 0)
+    }
+
     /// Bytes the `.map` file of a blob of `len` bytes takes before any piece is sealed.
     pub fn map_len_for(len: u64) -> u64 {
         records_at(len)
@@ -550,6 +575,7 @@ impl BlockFile {
         self.deleted.store(true, Ordering::SeqCst);
         let _ = fs::remove_file(&self.data_path);
         let _ = fs::remove_file(&self.map_path);
+        self.map_file_len.store(0, Ordering::SeqCst);
     }
 }
 

@@ -73,6 +73,25 @@ pub enum BlocksStored {
     NoRoom,
 }
 
+/// What `file`'s map costs now, as its file is (with its data file's allocation unit, see
+/// [`blob_overhead`]); `None` when it has no map file (retired, deleted, never created).
+/// Takes no lock: taken before the state lock, then [`account_map`] under it.
+pub(super) fn map_cost(file: &BlockFile) -> Option<u64> {
+    (file.map_size())
+        .filter(|_| !file.is_deleted())
+        .map(blob_overhead)
+}
+
+/// Accounts `stem`'s map at `cost` (from [`map_cost`]), or not at all when it has no file.
+pub(super) fn account_map(st: &mut LruState, stem: &str, cost: Option<u64>) {
+    match cost {
+        Some(size) => st.put(map_rel(stem), size),
+        None => {
+            st.remove(&map_rel(stem));
+        }
+    }
+}
+
 impl DiskCache {
     /// Sets `bytes` aside under the cap before they are written, evicting (least recently
     /// used first, never what is pinned, `pin` included) until everything counted fits;
@@ -230,8 +249,7 @@ impl DiskCache {
         }
         self.written();
         let dir = map.map(|_| self.dir_size("blocks"));
-        // Not under the state lock: the blob's lock is held across its disk writes.
-        let map_size = blob_overhead(file.map_len());
+        let map_cost = map_cost(file);
         reservation.commit(|st| {
             if let Some((dir, size)) = dir {
                 st.set_fixed(dir, size);
@@ -242,9 +260,9 @@ impl DiskCache {
             for &i in &done {
                 st.put(block_rel(&stem, i), on_disk(file.block_len(i)));
             }
-            if !done.is_empty() || map.is_none() {
-                st.put(map_rel(&stem), map_size);
-            }
+            // Whenever the map is on disk after the writes (one may have brought it back
+            // and failed after).
+            account_map(st, &stem, map_cost);
         });
         result.map(|()| BlocksStored::Written { bad })
     }

@@ -278,3 +278,31 @@ fn a_store_accounts_its_map_without_taking_the_blobs_lock_under_the_state_lock()
         "its blocks and its map"
     );
 }
+
+#[test]
+fn a_map_brought_back_by_a_failed_store_is_counted() {
+    // A retired blob's next store recreates its map, then its data write fails (EFBIG):
+    // the map is on disk, so it is counted.
+    let d = tempfile::tempdir().unwrap();
+    let cache = DiskCache::open(d.path(), 8 << 20).unwrap();
+    let f = cache.block_file(&key(1), 4 * BLOCK_SIZE).unwrap();
+    assert!(store_run(&cache, &key(1), &f, 0, 0));
+    f.punch(0);
+    cache.remove_blocks(&key(1), &[0]);
+    assert!(f.retire());
+    cache.state.lock().unwrap().remove(&map_rel("a1-v"));
+    assert_eq!(cache.used(), disk_usage(d.path()), "retired: nothing of it");
+    f.fail_data_writes.store(true, Ordering::SeqCst);
+    let bytes = vec![1u8; BLOCK_SIZE as usize];
+    let e = cache.store_blocks(&key(1), &f, 0, &bytes).err().unwrap();
+    assert_eq!(e.raw_os_error(), Some(libc::EFBIG));
+    assert!(
+        d.path().join("blocks/a1-v.map").exists(),
+        "the map came back"
+    );
+    assert_eq!(
+        cache.used(),
+        disk_usage(d.path()) + 4096,
+        "the map counted (with the data file's unit, empty here)"
+    );
+}

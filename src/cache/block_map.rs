@@ -143,7 +143,7 @@ impl BlockMap {
         for s in &self.sums {
             buf.extend_from_slice(&s.to_le_bytes());
         }
-        buf.extend_from_slice(&(self.pieces.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&(self.pieces.kept() as u32).to_le_bytes());
         buf.resize(records_at(len) as usize, 0);
         self.pieces.encode_into(&mut buf);
         buf
@@ -151,7 +151,7 @@ impl BlockMap {
 
     /// Bytes [`BlockMap::encode`] makes.
     pub fn encoded_len(&self, len: u64) -> u64 {
-        records_at(len) + (self.pieces.len() * Piece::ENCODED) as u64
+        records_at(len) + (self.pieces.kept() * Piece::ENCODED) as u64
     }
 
     /// Whether block `i`'s checksum is sealed (by the digest, or on its own).

@@ -190,7 +190,7 @@ impl BlockFile {
                 .write_all_at(&buf, 0)
                 .and_then(|()| f.set_len(buf.len() as u64))
                 .map(|()| {
-                    m.pieces_on_disk = m.pieces.len();
+                    m.pieces_on_disk = m.pieces.kept();
                     self.map_file_len.store(buf.len() as u64, Ordering::SeqCst);
                 }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -202,7 +202,7 @@ impl BlockFile {
     /// then their number: a write torn between the two leaves them out. The whole map when
     /// it does not hold exactly the others (an earlier write failed, a piece changed).
     fn persist_pieces(&self, m: &mut BlockMap, new: &[Piece]) -> io::Result<()> {
-        if m.pieces_on_disk + new.len() != m.pieces.len() {
+        if m.pieces_on_disk + new.len() != m.pieces.kept() {
             return self.persist_all(m, false);
         }
         let f = match OpenOptions::new().write(true).open(&self.map_path) {
@@ -213,8 +213,8 @@ impl BlockFile {
         let at = pieces_at(self.len);
         let records = records_at(self.len) + (m.pieces_on_disk * Piece::ENCODED) as u64;
         f.write_all_at(&SealedPieces::encode(new), records)?;
-        f.write_all_at(&(m.pieces.len() as u32).to_le_bytes(), at)?;
-        m.pieces_on_disk = m.pieces.len();
+        f.write_all_at(&(m.pieces.kept() as u32).to_le_bytes(), at)?;
+        m.pieces_on_disk = m.pieces.kept();
         self.map_file_len
             .store(m.encoded_len(self.len), Ordering::SeqCst);
         Ok(())
@@ -426,7 +426,8 @@ impl BlockFile {
     }
 
     /// [`BlockFile::seal_pieces`] in memory only (the cache had no room for the map to grow):
-    /// they are written with the map's next whole rewrite.
+    /// checked all the same while this process runs, never written (a later
+    /// [`BlockFile::seal_pieces`] of the same piece writes it).
     pub fn seal_pieces_unwritten(&self, pieces: &[Piece]) {
         let _ = self.add_pieces(pieces, false);
     }
@@ -435,7 +436,7 @@ impl BlockFile {
         let mut m = self.meta.lock().unwrap();
         let mut new = Vec::new();
         for p in pieces {
-            if !m.is_sealed(p.block()) && m.pieces.insert(*p, self.len) {
+            if !m.is_sealed(p.block()) && m.pieces.insert(*p, self.len, write) {
                 new.push(*p);
             }
         }

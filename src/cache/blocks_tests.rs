@@ -384,3 +384,29 @@ fn a_map_rewrite_torn_at_any_byte_loads_no_wrong_piece() {
     }
     assert!(loaded_all > 0, "an untorn map loads its pieces");
 }
+
+#[test]
+fn a_piece_kept_in_memory_only_is_never_written() {
+    // Sealed with no room for the map to grow: a later whole rewrite (another block sealed)
+    // does not write it either, so the map stays the size it is accounted at.
+    let d = tempfile::tempdir().unwrap();
+    let len = 3 * BLOCK_SIZE;
+    let map = d.path().join("a15-v.map");
+    let f = BlockFile::open(d.path(), "a15-v", len).unwrap();
+    let before = fs::metadata(&map).unwrap().len();
+    let p = piece(0, 10, 20);
+    f.seal_pieces_unwritten(&[p]);
+    f.seal_blocks(&[(2, checksum(&block(2, BLOCK_SIZE)))])
+        .unwrap();
+    assert_eq!(fs::metadata(&map).unwrap().len(), before, "not written");
+    assert_eq!(f.map_size(), Some(before));
+    assert_eq!(f.pieces_in(0, len), vec![p], "checked all the same");
+    // Sealed again with room for it: written.
+    assert!(f.seal_pieces(&[p]).unwrap());
+    let after = before + Piece::ENCODED as u64;
+    assert_eq!(fs::metadata(&map).unwrap().len(), after);
+    assert_eq!(f.map_size(), Some(after));
+    drop(f);
+    let f = BlockFile::open(d.path(), "a15-v", len).unwrap();
+    assert_eq!(f.pieces_in(0, len), vec![p]);
+}

@@ -373,9 +373,8 @@ impl DiskCache {
             Some(r) => {
                 self.written();
                 // A map kept from an earlier run may hold sealed pieces: its own length counts.
-                let map = map.max(blob_overhead(f.map_len()));
                 r.commit(|st| {
-                    st.put(map_rel(&stem), map);
+                    reserve::account_map(st, &stem, reserve::map_cost(&f));
                     st.set_fixed(dir.0, dir.1);
                 });
             }
@@ -446,12 +445,11 @@ impl DiskCache {
         let open = self.blocks.lock().unwrap().get(stem).cloned();
         match open {
             Some(f) => {
-                if !f.retire() {
-                    // A block is being stored right now: the map stays with it (its size
-                    // taken before the state lock: the blob's lock waits on its writes).
-                    let map = blob_overhead(f.map_len());
-                    self.state.lock().unwrap().put(map_rel(stem), map);
-                }
+                // Retired: no map (a commit that accounted it meanwhile is undone); else a
+                // block is being stored right now, and the map stays with it.
+                f.retire();
+                let mut st = self.state.lock().unwrap();
+                reserve::account_map(&mut st, stem, reserve::map_cost(&f));
             }
             None => {
                 let dir = self.root.join("blocks");

@@ -75,7 +75,9 @@ pub enum BlocksStored {
 
 /// What `file`'s map costs now, as its file is (with its data file's allocation unit, see
 /// [`blob_overhead`]); `None` when it has no map file (retired, deleted, never created).
-/// Takes no lock: taken before the state lock, then [`account_map`] under it.
+/// Takes no lock (it may be taken under the state lock): the one place that says what a
+/// map costs, read when it is accounted ([`account_map`]), so the accounting follows the
+/// file whatever retired or rewrote it meanwhile.
 pub(super) fn map_cost(file: &BlockFile) -> Option<u64> {
     (file.map_size())
         .filter(|_| !file.is_deleted())
@@ -93,6 +95,13 @@ pub(super) fn account_map(st: &mut LruState, stem: &str, cost: Option<u64>) {
 }
 
 impl DiskCache {
+    /// Accounts `key`'s map as its file is now (after a retirement or a rewrite that was not
+    /// a store: see [`map_cost`]).
+    pub fn account_map_of(&self, key: &BlobKey, file: &BlockFile) {
+        let mut st = self.state.lock().unwrap();
+        account_map(&mut st, &key.stem(), map_cost(file));
+    }
+
     /// Sets `bytes` aside under the cap before they are written, evicting (least recently
     /// used first, never what is pinned, `pin` included) until everything counted fits;
     /// `None` when it can't (what is left is pinned).
@@ -139,10 +148,10 @@ impl DiskCache {
             file.seal_pieces_unwritten(pieces);
             return Ok(());
         };
-        if file.seal_pieces(pieces)? && !file.is_deleted() {
+        if file.seal_pieces(pieces)? {
             self.written();
-            let grown = blob_overhead(file.map_len());
-            r.commit(|st| st.put(map_rel(&stem), grown));
+            // As the file is when accounted: an eviction may have retired it since.
+            r.commit(|st| account_map(st, &stem, map_cost(file)));
         }
         Ok(())
     }
@@ -249,7 +258,6 @@ impl DiskCache {
         }
         self.written();
         let dir = map.map(|_| self.dir_size("blocks"));
-        let map_cost = map_cost(file);
         reservation.commit(|st| {
             if let Some((dir, size)) = dir {
                 st.set_fixed(dir, size);
@@ -262,7 +270,7 @@ impl DiskCache {
             }
             // Whenever the map is on disk after the writes (one may have brought it back
             // and failed after).
-            account_map(st, &stem, map_cost);
+            account_map(st, &stem, map_cost(file));
         });
         result.map(|()| BlocksStored::Written { bad })
     }

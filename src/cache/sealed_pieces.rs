@@ -103,10 +103,13 @@ impl Piece {
     }
 }
 
-/// One blob's pieces, by where they start.
+/// One blob's pieces, by where they start: each with its CRC-32C and whether it is *kept*
+/// (the map's file holds it, or may: room was reserved for it) or in memory only (sealed
+/// when the cache had no room for the map to grow; never written, so no rewrite of the map
+/// grows it past what is accounted).
 #[derive(Default)]
 pub(super) struct SealedPieces {
-    by_at: BTreeMap<(u64, u64), u32>,
+    by_at: BTreeMap<(u64, u64), (u32, bool)>,
 }
 
 impl SealedPieces {
@@ -116,16 +119,18 @@ impl SealedPieces {
         let mut s = SealedPieces::default();
         for r in records.chunks_exact(Piece::ENCODED) {
             if let Some(p) = Piece::decode(r).filter(|p| p.fits(blob_len)) {
-                s.by_at.insert((p.at, p.len), p.crc);
+                s.by_at.insert((p.at, p.len), (p.crc, true));
             }
         }
         s
     }
 
-    /// Appends every piece's record to `out`.
+    /// Appends every kept piece's record to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        for p in self.iter() {
-            out.extend_from_slice(&p.encode());
+        for (&(at, len), &(crc, kept)) in &self.by_at {
+            if kept {
+                out.extend_from_slice(&Piece { at, len, crc }.encode());
+            }
         }
     }
 
@@ -134,30 +139,29 @@ impl SealedPieces {
         pieces.iter().flat_map(|p| p.encode()).collect()
     }
 
-    pub fn len(&self) -> usize {
-        self.by_at.len()
+    /// How many pieces are kept (what the map's file records).
+    pub fn kept(&self) -> usize {
+        self.by_at.values().filter(|v| v.1).count()
     }
 
-    fn iter(&self) -> impl Iterator<Item = Piece> + '_ {
-        (self.by_at.iter()).map(|(&(at, len), &crc)| Piece { at, len, crc })
-    }
-
-    /// Adds `p` (one a blob of `blob_len` bytes can hold); true when it was not there as it
-    /// is.
-    pub fn insert(&mut self, p: Piece, blob_len: u64) -> bool {
-        p.fits(blob_len) && self.by_at.insert((p.at, p.len), p.crc) != Some(p.crc)
+    /// Adds `p` (one a blob of `blob_len` bytes can hold), `kept` or in memory only; true
+    /// when it was not there as it is (a piece kept now that was in memory only included).
+    pub fn insert(&mut self, p: Piece, blob_len: u64, kept: bool) -> bool {
+        if !p.fits(blob_len) {
+            return false;
+        }
+        let old = self.by_at.get(&(p.at, p.len)).copied();
+        if old.is_some_and(|(crc, k)| crc == p.crc && (k || !kept)) {
+            return false;
+        }
+        self.by_at.insert((p.at, p.len), (p.crc, kept));
+        true
     }
 
     /// Removes `p` (as it is); true when it was there.
     pub fn remove(&mut self, p: Piece) -> bool {
-        self.by_at
-            .remove_entry(&(p.at, p.len))
-            .is_some_and(|(_, crc)| {
-                if crc != p.crc {
-                    self.by_at.insert((p.at, p.len), crc);
-                }
-                crc == p.crc
-            })
+        let there = self.by_at.get(&(p.at, p.len)).is_some_and(|v| v.0 == p.crc);
+        there && self.by_at.remove(&(p.at, p.len)).is_some()
     }
 
     /// The pieces that share a byte with blob bytes `from..to`.
@@ -166,7 +170,7 @@ impl SealedPieces {
         // before it.
         let lo = (from.saturating_sub(BLOCK_SIZE), 0);
         (self.by_at.range(lo..(to, 0)))
-            .map(|(&(at, len), &crc)| Piece { at, len, crc })
+            .map(|(&(at, len), &(crc, _))| Piece { at, len, crc })
             .filter(|p| p.at + p.len > from)
             .collect()
     }

@@ -151,6 +151,7 @@ impl CachedBlob {
     pub fn forget_piece(&self, p: Piece) {
         if let Some(f) = self.file() {
             f.forget_piece(p);
+            self.cache().account_map_of(&self.store.key, f);
         }
     }
 

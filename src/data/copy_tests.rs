@@ -286,3 +286,25 @@ async fn a_sealed_copy_checks_what_refills_it_while_the_cache_is_paused() {
     assert!(r.read(0, 4096).await.unwrap() == data[..4096]);
     assert!(joined(read_through(&r, 1 << 20).await).unwrap() == data);
 }
+
+#[test]
+fn a_dropped_copy_leaves_nothing_counted() {
+    // The entry failed a check: the copy's blocks go, and its map with them (retired), in
+    // the accounting too.
+    let d = tempfile::tempdir().unwrap();
+    let cache = Arc::new(crate::cache::DiskCache::open(d.path(), 64 << 20).unwrap());
+    let blob = crate::cache::BlobKey {
+        id: 1,
+        version: "v".into(),
+    };
+    let size = 2 << 20;
+    let copy = InflatedCopy::open(&cache, &blob, 0, size).unwrap();
+    let key = InflatedCopy::key_for(&blob, 0);
+    let file = cache.block_file(&key, size).unwrap();
+    let block = vec![5u8; crate::cache::BLOCK_SIZE as usize];
+    cache.store_blocks(&key, &file, 0, &block).unwrap();
+    assert!(cache.used_by_files() > 0);
+    copy.drop_all();
+    assert_eq!(cache.used_by_files(), 0, "nothing of the copy counted");
+    assert_eq!(cache.used(), crate::cache::tests::disk_usage(d.path()));
+}

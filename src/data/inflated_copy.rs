@@ -172,6 +172,7 @@ impl InflatedCopy {
         self.cache.remove_blocks(&self.key, &present);
         self.file.retire();
         self.file.unseal();
+        self.cache.account_map_of(&self.key, &self.file);
     }
 }
 

@@ -556,7 +556,7 @@ impl BlockFile {
     /// Bytes the `.map` file takes (header, bitmaps, checksums and pieces).
     pub fn map_len(&self) -> u64 {
         #[cfg(test)]
-        super::reserve::assert_not_under_state_lock();
+        super::lock::assert_not_under_state_lock();
         self.meta.lock().unwrap().encoded_len(self.len)
     }
 

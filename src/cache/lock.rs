@@ -4,6 +4,8 @@
 //! holes under each other's block maps (the other would then serve zeros it thinks are
 //! cached bytes). Locking the directory writes nothing, so nothing more counts against
 //! `--cache-size`.
+//! Tests also check here the order of the cache's in-process locks: no blob's lock is taken
+//! under the state lock (see `assert_not_under_state_lock`).
 
 use std::fs;
 use std::io;
@@ -71,4 +73,21 @@ mod tests {
             "nothing written"
         );
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests only: this thread runs a commit's accounting, under the cache's state lock.
+    pub(super) static UNDER_STATE_LOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Tests only: panics when a blob's lock is taken under the cache's state lock (in a
+/// commit's accounting), where it would make every cache operation wait on that blob's disk
+/// writes.
+#[cfg(test)]
+pub(super) fn assert_not_under_state_lock() {
+    assert!(
+        !UNDER_STATE_LOCK.get(),
+        "a blob's lock taken under the cache's state lock"
+    );
 }

@@ -32,28 +32,11 @@ impl Reservation<'_> {
         let mut st = self.cache.state.lock().unwrap();
         st.reserved -= std::mem::take(&mut self.bytes);
         #[cfg(test)]
-        UNDER_STATE_LOCK.set(true);
+        super::lock::UNDER_STATE_LOCK.set(true);
         account(&mut st);
         #[cfg(test)]
-        UNDER_STATE_LOCK.set(false);
+        super::lock::UNDER_STATE_LOCK.set(false);
     }
-}
-
-#[cfg(test)]
-thread_local! {
-    /// Tests only: this thread runs a commit's accounting, under the cache's state lock.
-    static UNDER_STATE_LOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Tests only: panics when a blob's lock is taken under the cache's state lock (in a
-/// commit's accounting), where it would make every cache operation wait on that blob's disk
-/// writes.
-#[cfg(test)]
-pub(super) fn assert_not_under_state_lock() {
-    assert!(
-        !UNDER_STATE_LOCK.get(),
-        "a blob's lock taken under the cache's state lock"
-    );
 }
 
 impl Drop for Reservation<'_> {

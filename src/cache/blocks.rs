@@ -495,17 +495,6 @@ impl BlockFile {
         }
     }
 
-    /// Forgets piece `p` (no fetch of its bytes matched it: see `data::pieces`).
-    pub fn forget_piece(&self, p: Piece) {
-        let mut m = self.meta.lock().unwrap();
-        if m.pieces.remove(p)
-            && m.on_disk
-            && let Err(e) = self.persist_all(&mut m, false)
-        {
-            tracing::warn!(map = %self.map_path.display(), "cache: could not forget a piece ({e})");
-        }
-    }
-
     /// Whether the blob was deleted (`rm`): its blocks are no longer accounted.
     pub fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::SeqCst)

@@ -158,12 +158,6 @@ impl SealedPieces {
         true
     }
 
-    /// Removes `p` (as it is); true when it was there.
-    pub fn remove(&mut self, p: Piece) -> bool {
-        let there = self.by_at.get(&(p.at, p.len)).is_some_and(|v| v.0 == p.crc);
-        there && self.by_at.remove(&(p.at, p.len)).is_some()
-    }
-
     /// The pieces that share a byte with blob bytes `from..to`.
     pub fn overlapping(&self, from: u64, to: u64) -> Vec<Piece> {
         // A piece lies inside one block: one that reaches `from` starts less than a block

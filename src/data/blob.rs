@@ -146,15 +146,6 @@ impl CachedBlob {
             .unwrap_or_default()
     }
 
-    /// Forgets a sealed piece that no fetch of its bytes matched (see
-    /// [`BlockFile::forget_piece`]).
-    pub fn forget_piece(&self, p: Piece) {
-        if let Some(f) = self.file() {
-            f.forget_piece(p);
-            self.cache().account_map_of(&self.store.key, f);
-        }
-    }
-
     /// Whether the background check of the digest has work queued or running.
     #[cfg(test)]
     pub fn sealing(&self) -> bool {

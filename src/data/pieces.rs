@@ -6,8 +6,9 @@
 //! `cache::blocks`); every later read that touches one takes it whole and checks it: a
 //! stored entry's bytes (`reader::FileBytes::Range`, `NAME.zip` too) and a deflated entry's
 //! compressed bytes (`inflate_stream::Input`) alike. A piece that the bytes fetched again
-//! still contradict is doubted: that read fails, and the piece is forgotten, so the entry's
-//! own CRC-32 over its next read-through decides (and seals the right piece again).
+//! still contradict stays: every read that touches it is `EIO` (one refetch, then `EIO`
+//! stays, as for any failed check); a record torn by a crash is never loaded as a piece
+//! (see `cache::sealed_pieces`).
 
 use bytes::Bytes;
 
@@ -20,7 +21,7 @@ use crate::source::ByteSource;
 /// Blob bytes `from..to`, widened to take in whole any piece sealed in the blob's map that
 /// they touch, each such piece checked against what its check vouched for: a mismatch drops
 /// the piece's block and reads once more, then it is a failed check
-/// ([`DataError::Integrity`]) and the piece is forgotten (its check decides again). A read
+/// ([`DataError::Integrity`]). A read
 /// that comes back short of a piece it touches is a
 /// corrupt archive (`what` names the bytes, for both). Without a piece touched, this is the
 /// blob's own read (fewer bytes only at its end).
@@ -57,10 +58,8 @@ pub async fn read_vouched(
                 again = true;
             }
             Some(p) => {
-                blob.forget_piece(*p);
                 return Err(DataError::Integrity(format!(
-                    "{what}: bytes at {} fetched twice, neither is what its CRC-32 verified; \
-                     the piece is forgotten, the next read through is checked by the CRC-32",
+                    "{what}: bytes at {} fetched twice, neither is what its CRC-32 verified",
                     p.at
                 )));
             }

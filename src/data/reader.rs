@@ -85,16 +85,14 @@ impl FileBytes {
                     return Ok(Vec::new());
                 }
                 let n = (size as u64).min(len - offset);
-                readahead.before_read(offset, n).await?;
                 let (pieces, what) = match entry {
                     Some(i) => (i.pieces(), i.what.as_str()),
                     None => (Vec::new(), "file"),
                 };
                 let at = base + offset;
+                let read = read_vouched(blob, (at, at + n), &pieces, what);
                 // Reuses the buffer read from the cache (no copy when it is the only owner).
-                Ok(Vec::from(
-                    read_vouched(blob, (at, at + n), &pieces, what).await?,
-                ))
+                Ok(Vec::from(readahead.around_read(offset, n, read).await?))
             }
             FileBytes::Inflated(e) => e.read(offset, size).await,
             FileBytes::Source { src, base, len } => {

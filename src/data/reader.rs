@@ -111,6 +111,18 @@ impl FileBytes {
         }
     }
 
+    /// Whether the file's bytes are vouched for however they are served: its blob sealed
+    /// (every byte served is checked against its sealed block), or its verdict good on the
+    /// cached bytes as they are now. Then no pass needs to read it through.
+    fn vouched(&self, i: &Integrity) -> bool {
+        let sealed = match self {
+            FileBytes::Range { blob, .. } => blob.sealed(),
+            FileBytes::Inflated(e) => e.blob().sealed(),
+            FileBytes::Source { .. } => false,
+        };
+        sealed || i.good_at(self.generation())
+    }
+
     /// The generation of the cached bytes (see [`CachedBlob::generation`]).
     fn generation(&self) -> Option<u64> {
         match self {
@@ -291,7 +303,7 @@ impl FileReader {
         let (bytes, i, heal) = (self.bytes.fresh(), i.clone(), self.heal.clone());
         tokio::spawn(async move {
             let _running = running;
-            if i.good_at(bytes.generation()) || matches!(i.verdict(), Verdict::Failed { .. }) {
+            if bytes.vouched(&i) || matches!(i.verdict(), Verdict::Failed { .. }) {
                 return;
             }
             match bytes.check_through(&i).await {
@@ -391,17 +403,17 @@ impl FileReader {
         match (outcome, i) {
             (Outcome::Matched, Some(i)) => i.pass(self.bytes.generation()),
             (Outcome::Mismatch(got), _) => return Err(self.failed(&got).await),
-            (Outcome::PassAsked, Some(i)) if !i.good_at(self.bytes.generation()) => {
+            (Outcome::PassAsked, Some(i)) if !self.bytes.vouched(i) => {
                 self.kick_pass(i);
             }
-            (Outcome::NeedsPass, Some(i)) if !i.good_at(self.bytes.generation()) => {
+            (Outcome::NeedsPass, Some(i)) if !self.bytes.vouched(i) => {
                 // The background pass (started when half was served) has mostly run.
                 self.kick_pass(i);
                 i.pass_done().await;
                 if i.failures() > self.failures_at_open {
                     return Err(self.failed("(the background pass failed)").await);
                 }
-                if !i.good_at(self.bytes.generation()) {
+                if !self.bytes.vouched(i) {
                     // It had no verdict (the network), or bytes changed since: here, once.
                     match self.bytes.check_through(i).await? {
                         Ok(()) => i.pass(self.bytes.generation()),

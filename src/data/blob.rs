@@ -191,6 +191,13 @@ impl CachedBlob {
         (end > offset).then(|| (offset / BLOCK_SIZE, (end - 1) / BLOCK_SIZE))
     }
 
+    /// Whether a read of `len` bytes at `offset` goes through the cache (else through the
+    /// memory window: more than half the cache, or a paused one).
+    pub fn takes(&self, offset: u64, len: u64) -> bool {
+        self.block_range(offset, len)
+            .is_some_and(|(first, last)| self.cached(first, last).is_some())
+    }
+
     /// The block file, when this range should go through it.
     fn cached(&self, first: u64, last: u64) -> Option<&Arc<BlockFile>> {
         let f = self.file()?;

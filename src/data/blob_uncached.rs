@@ -1,9 +1,10 @@
-//! A blob's bytes when the cache does not take them (a range bigger than half of it, a paused
-//! cache, a cache too small to keep them until they are read): kept in the blob's memory
-//! window, in the chunks readahead asks for, with what the cache still holds copied in rather
-//! than fetched again; a read bigger than two chunks straight from the network; a host that
-//! ignores Range from its whole download. Bytes of a sealed blob fetched this way are checked
-//! against their sealed checksums (one more fetch, then EIO).
+//! A blob's bytes when the cache does not take them (a range bigger than half of it, a
+//! paused cache, a cache too small to keep them until they are read): kept in the blob's
+//! memory window, in the chunks readahead asks for, with what the cache holds (or is
+//! fetching) copied in rather than fetched again; a read bigger than two chunks straight
+//! from the network; a host that ignores Range from its whole download. Bytes of a sealed
+//! blob fetched this way are checked against their sealed checksums (one more fetch, then
+//! EIO).
 
 use bytes::Bytes;
 
@@ -27,24 +28,43 @@ impl CachedBlob {
         if end - offset > 2 * WINDOW_CHUNK || on_disk {
             return Ok(());
         }
-        self.disk_to_memory(offset, end);
+        self.cache_to_memory(offset, end).await;
         (self.memory)
             .ensure(offset, end, self.len, |a, b| self.fetch_checked(a, b))
             .await
     }
 
-    /// Copies the blocks the cache holds in the window chunks under `offset..end` into the
-    /// window, so that it fetches only what neither has.
-    fn disk_to_memory(&self, offset: u64, end: u64) {
-        let Some(file) = self.file() else {
-            return;
-        };
+    /// The blocks of the window chunks under `offset..end` (what the window fetches for them).
+    fn window_blocks(&self, offset: u64, end: u64) -> (u64, u64) {
         let start = offset / WINDOW_CHUNK * WINDOW_CHUNK;
         let stop = end
             .div_ceil(WINDOW_CHUNK)
             .saturating_mul(WINDOW_CHUNK)
             .min(self.len);
-        let (first, last) = (start / BLOCK_SIZE, (stop - 1) / BLOCK_SIZE);
+        (start / BLOCK_SIZE, (stop - 1) / BLOCK_SIZE)
+    }
+
+    /// Before the window fetches for `offset..end`: waits for the fetches into the cache
+    /// under way over its chunks (readahead's, which the cache takes when the reads it runs
+    /// ahead of are too big for it), then copies what the cache holds there into the window,
+    /// so that it fetches only what neither has.
+    async fn cache_to_memory(&self, offset: u64, end: u64) {
+        let (first, last) = self.window_blocks(offset, end);
+        let under_way: Vec<_> = {
+            let p = self.pending.lock().unwrap();
+            (first..=last).filter_map(|b| p.get(&b).cloned()).collect()
+        };
+        for mut rx in under_way {
+            let _ = rx.changed().await; // stored, or given up: either way, look
+        }
+        self.disk_to_memory(first, last);
+    }
+
+    /// Copies the blocks `first..=last` the cache holds into the window.
+    fn disk_to_memory(&self, first: u64, last: u64) {
+        let Some(file) = self.file() else {
+            return;
+        };
         let missing = file.missing(first, last);
         let present: Vec<u64> = (first..=last).filter(|b| !missing.contains(b)).collect();
         for (a, b) in runs(&present) {
@@ -90,7 +110,7 @@ impl CachedBlob {
             if let Some(b) = self.memory.get(offset, end) {
                 return Ok(b);
             }
-            self.disk_to_memory(offset, end);
+            self.cache_to_memory(offset, end).await;
             (self.memory)
                 .ensure(offset, end, self.len, |a, b| self.fetch_checked(a, b))
                 .await?;

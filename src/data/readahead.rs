@@ -106,11 +106,18 @@ impl Readahead {
         w.to_the_end = true;
     }
 
-    /// How far ahead a reader that keeps up is fetched for, and in requests of how much:
-    /// [`MAX_AHEAD`] and [`CHUNK`], but never so much that what it keeps ahead (the distance
-    /// and one request) is more than a quarter of the cache, so that the reads in flight and
-    /// the stores beside it fit in the rest without evicting it.
-    fn limits(&self) -> (u64, u64) {
+    /// How far ahead a reader whose reads are of `n` bytes at `offset` is fetched for when it
+    /// keeps up, and in requests of how much: [`MAX_AHEAD`] and [`CHUNK`], but never so much
+    /// that what it keeps ahead (the distance and one request) is more than a quarter of the
+    /// cache, so that the reads in flight and the stores beside it fit in the rest without
+    /// evicting it. Reads the cache does not take (a paused cache, or reads of more than
+    /// half of it) go through the memory window: then so does readahead, as far ahead as
+    /// with a roomy cache (what it fetched into a cache too small for the reads would be
+    /// evicted before the window got it).
+    fn limits(&self, offset: u64, n: u64) -> (u64, u64) {
+        if !self.blob.takes(self.base + offset, n) {
+            return (MAX_AHEAD, CHUNK);
+        }
         let quarter = self.blob.cache_limit() / 4;
         let ahead = MAX_AHEAD.min(quarter / 2).max(BLOCK_SIZE);
         (ahead, CHUNK.min(ahead))
@@ -173,7 +180,7 @@ impl Readahead {
         }
         let end = (offset + n.max(BLOCK_SIZE)).min(self.len);
         let previous = self.reader_at.swap(offset, Ordering::SeqCst);
-        let (max_ahead, chunk) = self.limits();
+        let (max_ahead, chunk) = self.limits(offset, n);
         let (chunks, sequential, requested_to) = {
             let mut w = self.window.lock().unwrap();
             let sequential = if offset == w.next {

@@ -394,9 +394,22 @@ impl DiskCache {
 
     /// Marks blocks `first..=last` of `key` as just used.
     pub fn touch_blocks(&self, key: &BlobKey, first: u64, last: u64) {
+        self.touch(key, first..=last);
+    }
+
+    /// Marks `key`'s `blocks` that a reader has yet to read (fetched ahead of it) as just
+    /// used, the last of them first: every block already read goes before them, and of them
+    /// the farthest from the reader first. Not a pin: a reader that stops reading no longer
+    /// moves them, and they age like any other.
+    pub fn keep_for_reader(&self, key: &BlobKey, blocks: std::ops::Range<u64>) {
+        self.touch(key, blocks.rev());
+    }
+
+    /// Marks `blocks` of `key` (those present), in this order, and its map as just used.
+    fn touch(&self, key: &BlobKey, blocks: impl Iterator<Item = u64>) {
         let stem = key.stem();
         let mut st = self.state.lock().unwrap();
-        for i in first..=last {
+        for i in blocks {
             st.files.get(&block_rel(&stem, i));
         }
         st.files.get(&map_rel(&stem));

@@ -306,3 +306,23 @@ fn a_map_brought_back_by_a_failed_store_is_counted() {
         "the map counted (with the data file's unit, empty here)"
     );
 }
+
+#[test]
+fn blocks_kept_for_a_reader_go_after_those_it_read_the_nearest_last() {
+    const CAP: u64 = 4 << 20; // 31 blocks beside the map
+    let d = tempfile::tempdir().unwrap();
+    let cache = DiskCache::open(d.path(), CAP).unwrap();
+    let a = cache.block_file(&key(1), 64 << 20).unwrap();
+    // Fetched in order; 0..16 read, 16..24 fetched ahead of the reader.
+    assert!(store_run(&cache, &key(1), &a, 0, 23));
+    cache.touch_blocks(&key(1), 0, 15);
+    cache.keep_for_reader(&key(1), 16..24);
+    // Room for 16 more: the blocks read go, those ahead of the reader stay.
+    assert!(store_run(&cache, &key(1), &a, 24, 39));
+    assert!(a.missing(16, 23).is_empty(), "kept for the reader");
+    assert_eq!(a.missing(0, 15), (0..9).collect::<Vec<_>>());
+    // Room for 8 more: the rest of those read, then the farthest from the reader.
+    assert!(store_run(&cache, &key(1), &a, 40, 47));
+    assert_eq!(a.missing(0, 23), (0..16).chain([23]).collect::<Vec<_>>());
+    assert!(cache.used() <= CAP);
+}

@@ -7,14 +7,16 @@
 //! The cache never breaks a read: a range too big for the cache, a cache that cannot be
 //! written (ENOSPC, EDQUOT, EIO: one warning, then a pause) or blocks evicted under a reader
 //! are all served from the network, through a [`MemoryWindow`] in the chunks readahead asks
-//! for. Every block read back from the cache is checked against the checksum it got on
-//! arrival: a damaged one (zeros, a flipped bit, a torn write) is dropped and fetched once
-//! more, then EIO. A blob with a digest is verified by its [`SealPass`] in the background,
-//! which seals the block checksums; a block of a sealed blob fetched again must match its
-//! sealed checksum (else one more fetch, then EIO), in the cache or straight from the
-//! network. A host that ignores `Range` is read by one whole download at a time, streamed
-//! into the cache as it arrives ([`WholeDownloads`]). The blocks a read is about to serve
-//! are pinned, so eviction never punches them between their fetch and the read.
+//! for (`blob_uncached.rs`). Every block read back from the cache is checked against the
+//! checksum it got on arrival: a damaged one (zeros, a flipped bit, a torn write) is dropped
+//! and fetched once more, then EIO. A blob with a digest is verified by its [`SealPass`] in
+//! the background, which seals the block checksums; a block of a sealed blob fetched again
+//! must match its sealed checksum (else one more fetch, then EIO), in the cache or straight
+//! from the network. A host that ignores `Range` is read by one whole download at a time,
+//! streamed into the cache as it arrives ([`WholeDownloads`]). The blocks a read is about to
+//! serve are pinned, so eviction never punches them between their fetch and the read; and
+//! one [`CachedBlob::ensure`] fetches each block at most once, so a readahead request whose
+//! blocks were read and evicted meanwhile does not bring them back.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,11 +26,11 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::block_store::{BlockStore, Stored, mismatch_error};
-use super::memory_window::{MemoryWindow, WINDOW_CHUNK};
+use super::memory_window::MemoryWindow;
 use super::seal::SealPass;
 use super::verify::{BlockSums, Integrity};
 use super::whole_download::{Ctx, WholeDownloads};
-use crate::cache::blocks::{bad_block, checksum};
+use crate::cache::blocks::bad_block;
 use crate::cache::{BLOCK_SIZE, BlobKey, BlockFile, DiskCache, Piece};
 use crate::error::SourceError;
 use crate::source::ByteSource;
@@ -56,7 +58,8 @@ pub struct CachedBlob {
 struct Claims<'a> {
     src: &'a CachedBlob,
     blocks: Vec<u64>,
-    _done: watch::Sender<bool>,
+    /// Set to true once the blocks are stored; dropped (closed) either way.
+    done: watch::Sender<bool>,
 }
 
 impl Drop for Claims<'_> {
@@ -65,7 +68,7 @@ impl Drop for Claims<'_> {
         for b in &self.blocks {
             p.remove(b);
         }
-        // `_done` drops after this: waiters wake and look again.
+        // `done` drops after this: waiters wake and look again.
     }
 }
 
@@ -157,6 +160,26 @@ impl CachedBlob {
         self.cache().limit()
     }
 
+    /// Marks `blocks` as what a reader has yet to read: they go after everything else
+    /// cached (see [`DiskCache::keep_for_reader`]).
+    pub fn keep_for_reader(&self, blocks: std::ops::Range<u64>) {
+        if self.file().is_some() {
+            self.cache().keep_for_reader(&self.store.key, blocks);
+        }
+    }
+
+    /// The next block the digest's pass has to hash, while there is a pass to keep pace
+    /// with (the blob has a digest and has not sealed).
+    pub fn hashing_at(&self) -> Option<u64> {
+        let unsealed = self.file().is_some_and(|f| !f.is_sealed());
+        (self.store.whole.is_some() && unsealed).then(|| self.store.seal.at())
+    }
+
+    /// Lets the digest's pass hash the cached blocks before `block` it has yet to, now.
+    pub async fn hash_up_to(&self, block: u64) {
+        self.store.hash_up_to(block).await;
+    }
+
     pub fn key(&self) -> &BlobKey {
         &self.store.key
     }
@@ -180,6 +203,13 @@ impl CachedBlob {
     fn block_range(&self, offset: u64, len: u64) -> Option<(u64, u64)> {
         let end = offset.saturating_add(len).min(self.len);
         (end > offset).then(|| (offset / BLOCK_SIZE, (end - 1) / BLOCK_SIZE))
+    }
+
+    /// Whether a read of `len` bytes at `offset` goes through the cache (else through the
+    /// memory window: more than half the cache, or a paused one).
+    pub fn takes(&self, offset: u64, len: u64) -> bool {
+        self.block_range(offset, len)
+            .is_some_and(|(first, last)| self.cached(first, last).is_some())
     }
 
     /// The block file, when this range should go through it.
@@ -210,7 +240,8 @@ impl CachedBlob {
 
     /// Makes every byte under `offset..offset+len` present: in the cache when it can hold
     /// them, else in memory ([`MemoryWindow`]; a range bigger than a request is left to the
-    /// read, which then fetches it).
+    /// read, which then fetches it). One call fetches each block at most once: a block
+    /// evicted after it stored it is left to the read that wants it (which pins it first).
     pub async fn ensure(&self, offset: u64, len: u64) -> Result<(), SourceError> {
         let Some((first, last)) = self.block_range(offset, len) else {
             return Ok(());
@@ -236,6 +267,10 @@ impl CachedBlob {
     /// [`CachedBlob::ensure`] by ranged requests.
     async fn ensure_ranged(&self, first: u64, last: u64) -> Result<(), SourceError> {
         let drops = self.store.seal.drops();
+        // The blocks (from `first`) this call saw present, stored by its own fetch or by
+        // another it waited for: never fetched again by it (one evicted since is left to the
+        // read that wants it, which pins it first).
+        let mut seen = vec![false; (last - first + 1) as usize];
         for _round in 0..64 {
             let Some(file) = self.cached(first, last) else {
                 return self.ensure_in_memory(first, last).await;
@@ -245,7 +280,13 @@ impl CachedBlob {
                 // the check that failed (its one refetch does that).
                 return Ok(());
             }
-            let missing = file.missing(first, last);
+            let absent = file.missing(first, last);
+            for (b, seen) in (first..).zip(seen.iter_mut()) {
+                *seen |= absent.binary_search(&b).is_err();
+            }
+            let missing: Vec<u64> = (absent.into_iter())
+                .filter(|b| !seen[(b - first) as usize])
+                .collect();
             if missing.is_empty() {
                 return Ok(());
             }
@@ -257,7 +298,10 @@ impl CachedBlob {
                 let mut p = self.pending.lock().unwrap();
                 for b in missing {
                     match p.get(&b) {
-                        Some(rx) => theirs.push(rx.clone()),
+                        Some(rx) => theirs.push((b, rx.clone())),
+                        // Stored since `missing` was taken: a fetcher marks its blocks
+                        // present before it lets go of their claims.
+                        None if file.has(b) => seen[(b - first) as usize] = true,
                         None => {
                             p.insert(b, tx.subscribe());
                             mine.push(b);
@@ -268,62 +312,25 @@ impl CachedBlob {
             let claims = Claims {
                 src: self,
                 blocks: mine.clone(),
-                _done: tx,
+                done: tx,
             };
             for run in runs(&mine) {
                 if !self.fetch_run(file, run.0, run.1).await? {
                     return Ok(()); // not kept: the reader goes to the network
                 }
             }
+            claims.done.send_replace(true);
             drop(claims);
-            for mut rx in theirs {
-                // Changed or closed: either way, look again.
+            for b in mine {
+                seen[(b - first) as usize] = true;
+            }
+            for (b, mut rx) in theirs {
+                // Stored (true), or its fetch failed or was cancelled: then look again.
                 let _ = rx.changed().await;
+                seen[(b - first) as usize] |= *rx.borrow();
             }
         }
-        Ok(()) // blocks keep disappearing (a tiny cache): the read goes to the network
-    }
-
-    /// Blocks `first..=last` into the memory window (the cache does not take them), unless
-    /// they are more than a request: a read that big fetches its own.
-    async fn ensure_in_memory(&self, first: u64, last: u64) -> Result<(), SourceError> {
-        let offset = first * BLOCK_SIZE;
-        let end = ((last + 1) * BLOCK_SIZE).min(self.len);
-        let on_disk = self
-            .file()
-            .is_some_and(|f| f.missing(first, last).is_empty());
-        if end - offset > 2 * WINDOW_CHUNK || on_disk {
-            return Ok(());
-        }
-        self.disk_to_memory(offset, end);
-        (self.memory)
-            .ensure(offset, end, self.len, |a, b| self.fetch_checked(a, b))
-            .await
-    }
-
-    /// Copies the blocks the cache holds in the window chunks under `offset..end` into the
-    /// window, so that it fetches only what neither has.
-    fn disk_to_memory(&self, offset: u64, end: u64) {
-        let Some(file) = self.file() else {
-            return;
-        };
-        let start = offset / WINDOW_CHUNK * WINDOW_CHUNK;
-        let stop = end
-            .div_ceil(WINDOW_CHUNK)
-            .saturating_mul(WINDOW_CHUNK)
-            .min(self.len);
-        let (first, last) = (start / BLOCK_SIZE, (stop - 1) / BLOCK_SIZE);
-        let missing = file.missing(first, last);
-        let present: Vec<u64> = (first..=last).filter(|b| !missing.contains(b)).collect();
-        for (a, b) in runs(&present) {
-            let from = a * BLOCK_SIZE;
-            let to = ((b + 1) * BLOCK_SIZE).min(self.len);
-            if self.memory.peek(from, to).is_none()
-                && let Ok(bytes) = file.read(from, (to - from) as usize)
-            {
-                self.memory.insert(from, bytes);
-            }
-        }
+        Ok(()) // others' fetches keep failing: the read goes to the network
     }
 
     /// Drops the cached blocks under `offset..offset+len` (bad bytes found by a check).
@@ -512,74 +519,8 @@ impl ByteSource for CachedBlob {
     }
 }
 
-impl CachedBlob {
-    /// `len` bytes at `offset` without the cache: from the memory window (fetched into it
-    /// first: the chunks readahead asks for), a read bigger than two chunks straight from
-    /// the network, a host that ignores Range from its whole download.
-    async fn read_uncached(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
-        let end = (offset + len as u64).min(self.len);
-        if !self.remote.whole_only() {
-            let r = if end - offset > 2 * WINDOW_CHUNK {
-                self.fetch_checked(offset, end).await
-            } else {
-                self.read_via_memory(offset, end).await
-            };
-            match r {
-                Err(SourceError::RangeIgnored) => {} // learnt just now
-                other => return other,
-            }
-        }
-        (self.downloads)
-            .read(&self.download_ctx(), offset, end)
-            .await
-    }
-
-    /// `offset..end` from the memory window, fetched into it if need be.
-    async fn read_via_memory(&self, offset: u64, end: u64) -> Result<Bytes, SourceError> {
-        for _ in 0..4 {
-            if let Some(b) = self.memory.get(offset, end) {
-                return Ok(b);
-            }
-            (self.memory)
-                .ensure(offset, end, self.len, |a, b| self.fetch_checked(a, b))
-                .await?;
-        }
-        // Dropped as fast as it is fetched (readers of many parts at once): this read alone.
-        self.fetch_checked(offset, end).await
-    }
-
-    /// `offset..end` straight from the network. A sealed blob's bytes are fetched in whole
-    /// blocks and checked against their sealed checksums (one more fetch, then EIO).
-    async fn fetch_checked(&self, offset: u64, end: u64) -> Result<Bytes, SourceError> {
-        let Some(file) = self.file().filter(|f| f.any_sealed()) else {
-            return self.fetch_exact(offset, end - offset).await;
-        };
-        let (first, last) = (offset / BLOCK_SIZE, (end - 1) / BLOCK_SIZE);
-        let start = first * BLOCK_SIZE;
-        let stop = ((last + 1) * BLOCK_SIZE).min(self.len);
-        let mut bad = 0;
-        for _attempt in 0..2 {
-            let bytes = self.fetch_exact(start, stop - start).await?;
-            let wrong = (first..=last).find(|&i| {
-                let at = ((i - first) * BLOCK_SIZE) as usize;
-                !file.matches(i, checksum(&bytes[at..at + file.block_len(i) as usize]))
-            });
-            match wrong {
-                None => {
-                    return Ok(bytes.slice((offset - start) as usize..(end - start) as usize));
-                }
-                Some(i) => {
-                    tracing::warn!(
-                        "{}: block {i} fetched again differs from its sealed checksum",
-                        self.what()
-                    );
-                    bad = i;
-                }
-            }
-        }
-        Err(mismatch_error(self.what(), bad))
-    }
-}
+#[path = "blob_uncached.rs"]
+mod uncached;
 
 #[cfg(test)]
 #[path = "blob_tests.rs"]

@@ -85,6 +85,23 @@ impl BlockStore {
         }
     }
 
+    /// Lets the seal pass hash the cached blocks before `block` it has yet to, off the async
+    /// threads, and waits for it (a reader about to let go of them; see `readahead`).
+    pub async fn hash_up_to(&self, block: u64) {
+        let (Some(file), Some(whole)) = (self.file.clone(), self.whole.clone()) else {
+            return;
+        };
+        let behind = block.saturating_sub(self.seal.at());
+        if behind == 0 || file.is_sealed() {
+            return;
+        }
+        let (cache, key, seal) = (self.cache.clone(), self.key.clone(), self.seal.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            seal.advance(&file, &cache, &key, &whole, None, behind);
+        })
+        .await;
+    }
+
     /// Lets the seal pass go on over cached blocks, in the background.
     pub fn kick_seal(&self) {
         let (Some(file), Some(whole)) = (&self.file, &self.whole) else {

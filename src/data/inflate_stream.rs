@@ -130,8 +130,10 @@ impl Stream {
             if self.input_at >= self.input.len() && self.in_pos < e.compressed_size {
                 let len = (e.compressed_size - self.in_pos).min(src.chunk);
                 let at = self.in_pos;
-                src.readahead.before_read(at, len).await?;
-                self.input = src.read(at, len).await?;
+                self.input = src
+                    .readahead
+                    .around_read(at, len, src.read(at, len))
+                    .await?;
                 self.input_at = 0;
                 continue;
             }

@@ -86,11 +86,11 @@ impl FileBytes {
                     return Ok(Vec::new());
                 }
                 let n = (size as u64).min(len - offset);
-                readahead.before_read(offset, n).await?;
                 let what = entry.as_ref().map_or("file", |i| i.what.as_str());
                 let at = base + offset;
+                let read = read_vouched(blob, (at, at + n), what);
                 // Reuses the buffer read from the cache (no copy when it is the only owner).
-                Ok(Vec::from(read_vouched(blob, (at, at + n), what).await?))
+                Ok(Vec::from(readahead.around_read(offset, n, read).await?))
             }
             FileBytes::Inflated(e) => e.read(offset, size).await,
             FileBytes::Source { src, base, len } => {
@@ -107,6 +107,18 @@ impl FileBytes {
                 }
             }
         }
+    }
+
+    /// Whether the file's bytes are vouched for however they are served: its blob sealed
+    /// (every byte served is checked against its sealed block), or its verdict good on the
+    /// cached bytes as they are now. Then no pass needs to read it through.
+    fn vouched(&self, i: &Integrity) -> bool {
+        let sealed = match self {
+            FileBytes::Range { blob, .. } => blob.sealed(),
+            FileBytes::Inflated(e) => e.blob().sealed(),
+            FileBytes::Source { .. } => false,
+        };
+        sealed || i.good_at(self.generation())
     }
 
     /// The generation of the cached bytes (see [`CachedBlob::generation`]).
@@ -288,7 +300,7 @@ impl FileReader {
         let (bytes, i, heal) = (self.bytes.fresh(), i.clone(), self.heal.clone());
         tokio::spawn(async move {
             let _running = running;
-            if i.good_at(bytes.generation()) || matches!(i.verdict(), Verdict::Failed { .. }) {
+            if bytes.vouched(&i) || matches!(i.verdict(), Verdict::Failed { .. }) {
                 return;
             }
             match bytes.check_through(&i).await {
@@ -388,17 +400,17 @@ impl FileReader {
         match (outcome, i) {
             (Outcome::Matched, Some(i)) => i.pass(self.bytes.generation()),
             (Outcome::Mismatch(got), _) => return Err(self.failed(&got).await),
-            (Outcome::PassAsked, Some(i)) if !i.good_at(self.bytes.generation()) => {
+            (Outcome::PassAsked, Some(i)) if !self.bytes.vouched(i) => {
                 self.kick_pass(i);
             }
-            (Outcome::NeedsPass, Some(i)) if !i.good_at(self.bytes.generation()) => {
+            (Outcome::NeedsPass, Some(i)) if !self.bytes.vouched(i) => {
                 // The background pass (started when half was served) has mostly run.
                 self.kick_pass(i);
                 i.pass_done().await;
                 if i.failures() > self.failures_at_open {
                     return Err(self.failed("(the background pass failed)").await);
                 }
-                if !i.good_at(self.bytes.generation()) {
+                if !self.bytes.vouched(i) {
                     // It had no verdict (the network), or bytes changed since: here, once.
                     match self.bytes.check_through(i).await? {
                         Ok(()) => i.pass(self.bytes.generation()),

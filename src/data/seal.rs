@@ -13,7 +13,7 @@
 //! is not known) and the pass starts over.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use sha2::Digest;
@@ -35,6 +35,8 @@ struct State {
 #[derive(Default)]
 pub struct SealPass {
     state: Mutex<State>,
+    /// `state.at`, readable without waiting for a pass under way.
+    at: AtomicU64,
     /// Kicks not finished yet.
     running: AtomicUsize,
     /// How many times bad bytes of the blob were dropped (by this pass or a failed check).
@@ -45,6 +47,13 @@ impl SealPass {
     /// Starts over (bytes the pass hashed were found bad).
     pub fn reset(&self) {
         *self.state.lock().unwrap() = State::default();
+        self.at.store(0, Ordering::SeqCst);
+    }
+
+    /// The next block the pass has to hash (the blocks before it are hashed): a reader
+    /// holds what it took from there on for it (see `readahead`).
+    pub fn at(&self) -> u64 {
+        self.at.load(Ordering::SeqCst)
     }
 
     /// Counts a drop of bad bytes: fetches under way for them stop (see
@@ -82,6 +91,14 @@ impl SealPass {
         self.running.fetch_sub(1, Ordering::SeqCst);
     }
 
+    /// Hashes block `st.at` (`b`, whose checksum is `sum`) and moves on to the next.
+    fn hash(&self, st: &mut State, b: &[u8], sum: u32) {
+        st.hasher.update(b);
+        st.sums.push(sum);
+        st.at += 1;
+        self.at.store(st.at, Ordering::SeqCst);
+    }
+
     /// Goes as far as the cached blocks allow (blocking), reading at most `from_disk` of
     /// them back; `fed`: blocks from `.0` on, just stored.
     pub(super) fn advance(
@@ -101,9 +118,7 @@ impl SealPass {
             while st.at >= first && (st.at - first) * BLOCK_SIZE < bytes.len() as u64 {
                 let from = ((st.at - first) * BLOCK_SIZE) as usize;
                 let b = &bytes[from..from + file.block_len(st.at) as usize];
-                st.hasher.update(b);
-                st.sums.push(checksum(b));
-                st.at += 1;
+                self.hash(&mut st, b, checksum(b));
             }
         }
         while st.at < file.block_count() {
@@ -114,9 +129,7 @@ impl SealPass {
             let evictions = file.evictions();
             match file.read_block(i) {
                 Ok((b, sum)) => {
-                    st.hasher.update(&b);
-                    st.sums.push(sum);
-                    st.at += 1;
+                    self.hash(&mut st, &b, sum);
                     from_disk -= 1;
                 }
                 Err(e) if bad_block(&e).is_some() && file.evictions() != evictions => {} // look again
@@ -130,6 +143,7 @@ impl SealPass {
             }
         }
         let done = std::mem::take(&mut *st);
+        self.at.store(0, Ordering::SeqCst);
         drop(st);
         let got = hex::encode(done.hasher.finalize());
         let Expected::Sha256(want) = &whole.expected else {

@@ -567,3 +567,6 @@ mod copy_tests;
 
 #[path = "cap_tests.rs"]
 mod cap_tests;
+
+#[path = "fetch_once_tests.rs"]
+mod fetch_once_tests;

@@ -125,8 +125,9 @@ impl DiskCache {
     /// sealed in memory only (checked all the same while this process runs).
     pub fn seal_pieces(&self, key: &BlobKey, file: &BlockFile, pieces: &[Piece]) -> io::Result<()> {
         let stem = key.stem();
-        let now = blob_overhead(file.map_len());
-        let most = blob_overhead(file.map_len() + (pieces.len() * Piece::ENCODED) as u64);
+        let map_len = file.map_len();
+        let now = blob_overhead(map_len);
+        let most = blob_overhead(map_len + (pieces.len() * Piece::ENCODED) as u64);
         let Some(r) = self.reserve(most - now, Some(self.pin_range(&stem, 0..0))) else {
             file.seal_pieces_unwritten(pieces);
             return Ok(());
